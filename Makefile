@@ -1,0 +1,69 @@
+# Orders: one command each to run, test, build and deploy.
+#
+#   make dev      the local stack (emulator + API on 127.0.0.1:${PORT:-3000}); Ctrl-C stops it
+#   make test     fmt, clippy, cfn-lint, then every test against a throw-away emulator
+#
+# Needs Rust and python3; everything else (moto, cfn-lint, cargo-lambda, pinned in
+# requirements-dev.txt) goes into .venv on first use. CARGO_TARGET_DIR is honoured.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+VENV := .venv
+BOOTSTRAP := scripts/bootstrap.sh
+# Must match Architectures in template.yaml.
+LAMBDA_ARCH ?= arm64
+LAMBDA_TRIPLE_arm64 := aarch64-unknown-linux-gnu
+LAMBDA_TRIPLE_x86_64 := x86_64-unknown-linux-gnu
+LAMBDA_TRIPLE := $(LAMBDA_TRIPLE_$(LAMBDA_ARCH))
+# Extra flags for `sam deploy`; the first time: make deploy SAM_DEPLOY_FLAGS=--guided
+SAM_DEPLOY_FLAGS ?=
+
+.PHONY: help bootstrap dev test lint fmt build deploy emulator
+
+help: ## List the targets
+	@printf 'Orders: make TARGET\n\n'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 14
+	@printf '\nSettings (env): PORT (API, 3000), MOTO_PORT (emulator, 4566), AWS_ENDPOINT_URL\n'
+	@printf '(use a running emulator), CARGO_TARGET_DIR, SAM_DEPLOY_FLAGS (e.g. --guided).\n'
+
+bootstrap: ## Create .venv and install the pinned dev tools (no-op when up to date)
+	@bash $(BOOTSTRAP)
+
+dev: ## Run the local stack: emulator, tables and seed from template.yaml, API on :3000
+	@bash scripts/dev.sh
+
+test: lint ## Lint, then run every test against a throw-away emulator (debug profile)
+	scripts/with-emulator.sh cargo test --workspace
+
+lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint template.yaml
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+fmt: ## Format the Rust code
+	cargo fmt --all
+
+build: bootstrap ## Release Lambda binaries (cargo lambda build) into target/lambda/ (or $CARGO_TARGET_DIR/lambda/)
+	@if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx '$(LAMBDA_TRIPLE)'; then \
+	  echo "build: adding the Rust target $(LAMBDA_TRIPLE) (rustup target add)"; \
+	  rustup target add $(LAMBDA_TRIPLE); \
+	fi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --target $(LAMBDA_TRIPLE) --package functions --bins
+
+# SAM's rust-cargolambda builder reads binaries from ./target/lambda/<name>/bootstrap, so
+# CARGO_TARGET_DIR is unset for it. beta_features is on in samconfig.toml (SAM still
+# marks the Rust builder as beta).
+deploy: bootstrap ## sam build && sam deploy (needs the AWS SAM CLI and AWS credentials)
+	@command -v sam >/dev/null 2>&1 || { \
+	  echo "deploy: the AWS SAM CLI ('sam') is not installed; make deploy needs it:" >&2; \
+	  echo "  https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html" >&2; \
+	  echo "  then, the first time: make deploy SAM_DEPLOY_FLAGS=--guided" >&2; \
+	  exit 1; }
+	env -u CARGO_TARGET_DIR PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build
+	sam deploy $(SAM_DEPLOY_FLAGS)
+
+emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
+	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}

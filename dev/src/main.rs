@@ -1,0 +1,81 @@
+//! `make dev`: provisions the emulator from template.yaml, seeds the demo cart,
+//! prints dev tokens and serves the API on 127.0.0.1:${PORT:-3000}.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orders::api::App;
+use orders::auth::{Authenticator, DEV_JWT_SECRET, issue_hs256_token};
+use orders::config::{CartsFrom, Config, DEV_CURSOR_SECRET};
+use orders_dev::provision::{self, DEMO_CART};
+use orders_dev::server::{self, Router};
+use orders_dev::template::Template;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        return Err("AWS_ENDPOINT_URL is not set: the local stack only talks to an emulator (run `make dev`)".into());
+    }
+    let template_path = var("ORDERS_TEMPLATE", "template.yaml");
+    let table = var("TABLE_NAME", "orders");
+    let port: u16 = var("PORT", "3000").parse()?;
+    let secret = var("JWT_SECRET", DEV_JWT_SECRET);
+    let carts = match std::env::var("CART_API_URL").ok().filter(|v| !v.is_empty()) {
+        Some(url) => CartsFrom::Api(url),
+        None => CartsFrom::Table(var("CARTS_TABLE", "carts")),
+    };
+
+    let template = Template::load(&template_path)?;
+    let router = Arc::new(Router::new(template.routes()?)?);
+    let sdk = orders::adapters::aws::sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    provision::ensure_table(&dynamodb, &table, &template.table("OrdersTable")?).await?;
+    if let CartsFrom::Table(carts_table) = &carts {
+        provision::ensure_table(&dynamodb, carts_table, &provision::carts_table_spec()).await?;
+        let (cart_id, user_id, lines) = DEMO_CART;
+        provision::put_cart(&dynamodb, carts_table, cart_id, user_id, "USD", lines).await?;
+    }
+
+    let config = Config {
+        table,
+        carts: Some(carts),
+        cursor_secret: var("CURSOR_SECRET", DEV_CURSOR_SECRET),
+    };
+    let app = Arc::new(App::new(
+        Authenticator::hs256(secret.as_bytes()),
+        config.order_service(true).await?,
+    ));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+
+    let day = Duration::from_secs(24 * 60 * 60);
+    let customer = issue_hs256_token(secret.as_bytes(), "user789", "", day);
+    let admin = issue_hs256_token(secret.as_bytes(), "admin", "orders:admin", day);
+    let fulfill = issue_hs256_token(secret.as_bytes(), "fulfillment", "orders:fulfill", day);
+    println!("\nOrders API on http://127.0.0.1:{port} (template: {template_path})");
+    for (route, _) in router.routes() {
+        println!("  {:<6} {}", route.method, route.path);
+    }
+    println!("\nDev tokens (HS256, valid 24 h):");
+    println!("  export TOKEN={customer}   # user789, the demo cart's owner");
+    println!("  export ADMIN_TOKEN={admin}");
+    println!("  export FULFILL_TOKEN={fulfill}");
+    println!(
+        "\nDemo cart: abc123 of user789 (2 x USB Cable 10.00, 1 x Keyboard 55.00). Ctrl-C stops.\n"
+    );
+
+    tokio::select! {
+        result = server::serve(listener, app, router) => result?,
+        _ = tokio::signal::ctrl_c() => println!("\nstopping"),
+    }
+    Ok(())
+}

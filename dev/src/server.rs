@@ -1,0 +1,205 @@
+//! The local API: `template.yaml`'s routes on one port, each answered by the same
+//! handler its Lambda function runs, with the request shaped as API Gateway
+//! would shape it (path and query parameters extracted).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use lambda_http::RequestExt;
+use orders::api::request::MAX_BODY_BYTES;
+use orders::api::{App, Endpoint};
+use tokio::net::TcpListener;
+
+use crate::template::Route;
+
+/// Matches a method and path against the template's routes.
+pub struct Router {
+    routes: Vec<(Route, Endpoint)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template.yaml routes {method} {path} to `{binary}`, which is not a function of this API")]
+pub struct UnknownFunction {
+    pub method: String,
+    pub path: String,
+    pub binary: String,
+}
+
+impl Router {
+    pub fn new(routes: Vec<Route>) -> Result<Router, UnknownFunction> {
+        let routes = routes
+            .into_iter()
+            .map(|route| match Endpoint::from_binary_name(&route.binary) {
+                Some(endpoint) => Ok((route, endpoint)),
+                None => Err(UnknownFunction {
+                    method: route.method,
+                    path: route.path,
+                    binary: route.binary,
+                }),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Router { routes })
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &(Route, Endpoint)> {
+        self.routes.iter()
+    }
+
+    /// The endpoint and the path parameters, decoded as API Gateway decodes them.
+    pub fn find(&self, method: &str, path: &str) -> Option<(Endpoint, HashMap<String, String>)> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        self.routes.iter().find_map(|(route, endpoint)| {
+            if route.method != method {
+                return None;
+            }
+            let pattern: Vec<&str> = route.path.split('/').collect();
+            if pattern.len() != segments.len() {
+                return None;
+            }
+            let mut params = HashMap::new();
+            for (p, s) in pattern.iter().zip(&segments) {
+                match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) if !s.is_empty() => {
+                        let value = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+                        params.insert(name.to_string(), value.into_owned());
+                    }
+                    Some(_) => return None,
+                    None if p == s => {}
+                    None => return None,
+                }
+            }
+            Some((*endpoint, params))
+        })
+    }
+}
+
+/// Serves until the listener fails; the caller stops it by dropping the task.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    router: Arc<Router>,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, _peer): (_, SocketAddr) = listener.accept().await?;
+        let app = Arc::clone(&app);
+        let router = Arc::clone(&router);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let app = Arc::clone(&app);
+                let router = Arc::clone(&router);
+                async move { Ok::<_, Infallible>(answer(&app, &router, request).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(app: &App, router: &Router, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    if request.method() == hyper::Method::GET && path == "/health" {
+        return plain(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
+    }
+    let Some((endpoint, path_params)) = router.find(request.method().as_str(), &path) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "application/problem+json",
+            r#"{"type":"/problems/route_not_found","title":"Not Found","status":404,"detail":"No route matches this method and path.","code":"route_not_found"}"#,
+        );
+    };
+    let query: HashMap<String, Vec<String>> = url::form_urlencoded::parse(
+        request.uri().query().unwrap_or("").as_bytes(),
+    )
+    .fold(HashMap::new(), |mut map, (k, v)| {
+        map.entry(k.into_owned()).or_default().push(v.into_owned());
+        map
+    });
+    let (parts, body) = request.into_parts();
+    // Read one byte past the limit so that the handler sees, and refuses, a body
+    // that is too large, as it would behind API Gateway.
+    let bytes = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]),
+    };
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => lambda_http::Body::Text(text),
+            Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+        }
+    };
+    let lambda_request = lambda_http::Request::from_parts(parts, body)
+        .with_raw_http_path(path)
+        .with_path_parameters(path_params)
+        .with_query_string_parameters(query);
+    let response = app.handle(endpoint, lambda_request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(text) => Bytes::from(text),
+        lambda_http::Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    Response::from_parts(parts, Full::new(bytes))
+}
+
+fn plain(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: &str, path: &str, binary: &str) -> Route {
+        Route {
+            method: method.into(),
+            path: path.into(),
+            binary: binary.into(),
+        }
+    }
+
+    #[test]
+    fn matches_templates_and_decodes_parameters() {
+        let router = Router::new(vec![
+            route("GET", "/api/orders", "list-orders"),
+            route("GET", "/api/orders/{order_id}", "get-order"),
+            route(
+                "PUT",
+                "/api/orders/{order_id}/status",
+                "update-order-status",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            router.find("GET", "/api/orders").unwrap().0,
+            Endpoint::ListOrders
+        );
+        let (endpoint, params) = router.find("PUT", "/api/orders/ORD%2F1/status").unwrap();
+        assert_eq!(endpoint, Endpoint::UpdateOrderStatus);
+        assert_eq!(params["order_id"], "ORD/1");
+        assert!(router.find("DELETE", "/api/orders/x").is_none());
+        assert!(router.find("GET", "/api/orders//status").is_none());
+        assert!(Router::new(vec![route("GET", "/x", "nope")]).is_err());
+    }
+}

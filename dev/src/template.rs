@@ -1,0 +1,177 @@
+//! Reads what the local stack needs from `template.yaml`, so the emulator runs
+//! exactly what would be deployed: the HTTP routes and the orders table.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_norway::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+}
+
+/// One HTTP route of the API and the function binary that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    /// As API Gateway writes it: `/api/orders/{order_id}`.
+    pub path: String,
+    pub binary: String,
+}
+
+/// An `AWS::DynamoDB::Table`'s properties, as CloudFormation names them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableSpec {
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    pub key_schema: Vec<KeyElement>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexSpec>,
+    #[serde(default)]
+    pub billing_mode: Option<String>,
+    #[serde(default)]
+    pub stream_specification: Option<StreamSpec>,
+    #[serde(default)]
+    pub time_to_live_specification: Option<TtlSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyElement {
+    pub attribute_name: String,
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexSpec {
+    pub index_name: String,
+    pub key_schema: Vec<KeyElement>,
+    pub projection: ProjectionSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionSpec {
+    pub projection_type: String,
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpec {
+    pub stream_view_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TtlSpec {
+    pub attribute_name: String,
+    pub enabled: bool,
+}
+
+pub struct Template {
+    resources: serde_norway::Mapping,
+}
+
+impl Template {
+    pub fn load(path: impl AsRef<Path>) -> Result<Template, TemplateError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Template::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        let document: Value = serde_norway::from_str(text)?;
+        let resources = document
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .ok_or_else(|| TemplateError::Shape("no Resources".into()))?;
+        Ok(Template { resources })
+    }
+
+    fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(name, resource)| (name.as_str().unwrap_or_default(), resource))
+    }
+
+    /// Every `HttpApi` event of every function, with the function's binary.
+    pub fn routes(&self) -> Result<Vec<Route>, TemplateError> {
+        let mut routes = Vec::new();
+        for (name, function) in self.resources_of_type("AWS::Serverless::Function") {
+            let binary = function
+                .get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    TemplateError::Shape(format!("{name} has no BuildProperties.Binary"))
+                })?;
+            let events = function
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|e| e.values()) {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let property = |key: &str| {
+                    event
+                        .get("Properties")
+                        .and_then(|p| p.get(key))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            TemplateError::Shape(format!("{name}: HttpApi event without {key}"))
+                        })
+                };
+                routes.push(Route {
+                    method: property("Method")?.to_ascii_uppercase(),
+                    path: property("Path")?,
+                    binary: binary.to_string(),
+                });
+            }
+        }
+        Ok(routes)
+    }
+
+    /// The properties of the one DynamoDB table named `logical_id`.
+    pub fn table(&self, logical_id: &str) -> Result<TableSpec, TemplateError> {
+        let resource = self
+            .resources
+            .get(logical_id)
+            .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
+            .ok_or_else(|| TemplateError::Shape(format!("no AWS::DynamoDB::Table {logical_id}")))?;
+        let properties = resource
+            .get("Properties")
+            .cloned()
+            .ok_or_else(|| TemplateError::Shape(format!("{logical_id} has no Properties")))?;
+        Ok(serde_norway::from_value(properties)?)
+    }
+}

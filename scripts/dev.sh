@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# `make dev`: the whole stack on this machine, stopped with one Ctrl-C.
+#
+#   1. bootstrap .venv (moto, pinned) unless it is up to date;
+#   2. unless AWS_ENDPOINT_URL is set (an emulator already running), start the emulator
+#      (scripts/emulator.py, moto with DynamoDB serialised) on 127.0.0.1:${MOTO_PORT:-4566};
+#   3. `cargo run -p orders-dev`: provisions what template.yaml declares, seeds the demo
+#      data, serves the API on 127.0.0.1:${PORT:-3000} and runs the event pipeline.
+#
+# Ctrl-C (or SIGTERM) stops the app, then the emulator this script started; nothing is
+# left running. Everything the emulator held is gone with it (it is in memory).
+#
+# Env: AWS_ENDPOINT_URL (use that emulator, start none), MOTO_PORT (default 4566),
+#      PORT (API, default 3000), CARGO_TARGET_DIR, plus whatever orders-dev reads.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="$root/.venv/bin/python"
+
+say() { printf 'dev: %s\n' "$*" >&2; }
+
+port_in_use() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+s.settimeout(0.5)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+PY
+}
+
+bash "$root/scripts/bootstrap.sh"
+
+api_port="${PORT:-3000}"
+if port_in_use "$api_port"; then
+  say "error: port $api_port (PORT) is already in use on 127.0.0.1; stop what holds it or run: PORT=<other> make dev"
+  exit 1
+fi
+
+workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-dev.XXXXXX")"
+emulator_pid=""
+app_pid=""
+
+# Stop a background job and everything it started (its process group): SIGNAL first,
+# then SIGTERM, then SIGKILL if it still holds on after the grace period.
+stop_group() {
+  local pid="$1" first="$2" grace="$3"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -"$first" -- "-$pid" 2>/dev/null || kill -"$first" "$pid" 2>/dev/null || true
+  local tries=$((grace * 10))
+  while ((tries-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    sleep 1
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM HUP
+  if [[ -n "$app_pid" ]]; then
+    say "stopping the API"
+    stop_group "$app_pid" INT 10 # SIGINT: the app's Ctrl-C path, a graceful shutdown
+  fi
+  if [[ -n "$emulator_pid" ]]; then
+    say "stopping the emulator"
+    stop_group "$emulator_pid" TERM 5
+  fi
+  rm -rf "$workdir"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+  say "using the emulator at AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (not starting one)"
+else
+  moto_port="${MOTO_PORT:-4566}"
+  if port_in_use "$moto_port"; then
+    say "error: port $moto_port (MOTO_PORT) is already in use on 127.0.0.1."
+    say "  If an emulator is running there, use it:  AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port make dev"
+    say "  or start a fresh one on another port:    MOTO_PORT=<other> make dev"
+    exit 1
+  fi
+  # Job control on for the background jobs only: each gets its own process group, so the
+  # cleanup can stop it with everything it spawned (rustc, the app) and a terminal Ctrl-C
+  # reaches this script, which then stops them in order.
+  set -m
+  "$python" "$root/scripts/emulator.py" --host 127.0.0.1 --port "$moto_port" \
+    --ready-file "$workdir/url" --log-file "$workdir/emulator.log" --exit-with-parent \
+    </dev/null >>"$workdir/emulator.log" 2>&1 &
+  emulator_pid=$!
+  set +m
+  if ! url="$("$python" "$root/scripts/emulator.py" --wait --ready-file "$workdir/url" \
+    --pid "$emulator_pid" --timeout 30)"; then
+    say "error: the emulator did not start; its log:"
+    tail -n 40 "$workdir/emulator.log" >&2 || true
+    exit 1
+  fi
+  export AWS_ENDPOINT_URL="$url"
+  : "${AWS_ACCESS_KEY_ID:=test}" "${AWS_SECRET_ACCESS_KEY:=test}"
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+  if [[ -z "${AWS_REGION:-}" && -z "${AWS_DEFAULT_REGION:-}" ]]; then
+    export AWS_REGION=us-east-1
+  fi
+  export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
+  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
+  export AWS_EC2_METADATA_DISABLED=true
+  say "emulator (moto) on $AWS_ENDPOINT_URL, pid $emulator_pid"
+fi
+
+say "cargo run -p orders-dev (API on 127.0.0.1:$api_port); Ctrl-C stops everything"
+set -m
+cargo run -p orders-dev </dev/null &
+app_pid=$!
+set +m
+
+# `wait` returns early when a trapped signal arrives; the EXIT trap then cleans up.
+app_status=0
+wait "$app_pid" || app_status=$?
+app_pid=""
+if [[ -n "$emulator_pid" ]] && ! kill -0 "$emulator_pid" 2>/dev/null; then
+  say "the emulator exited unexpectedly"
+fi
+exit "$app_status"

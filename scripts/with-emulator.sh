@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Usage: scripts/with-emulator.sh CMD [ARGS...]
+#
+# Runs CMD against a local AWS emulator and exits with CMD's status.
+#   - AWS_ENDPOINT_URL already set: an emulator is running (or real AWS is meant); just run CMD.
+#   - otherwise: start scripts/emulator.py (moto, DynamoDB serialised) on a free loopback
+#     port, wait until it answers, export AWS_ENDPOINT_URL (+ dummy credentials and region
+#     when none are set), run CMD, and always stop the emulator afterwards.
+# The emulator log (errors only) is kept and its path printed when CMD fails.
+set -euo pipefail
+
+if [[ $# -eq 0 ]]; then
+  echo "usage: $0 CMD [ARGS...]" >&2
+  exit 64
+fi
+
+if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+  exec "$@"
+fi
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python="$root/.venv/bin/python"
+if [[ ! -x "$python" ]]; then
+  bash "$root/scripts/bootstrap.sh"
+fi
+
+workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-emulator.XXXXXX")"
+log="$workdir/emulator.log"
+emulator_pid=""
+status=0
+
+stop_emulator() {
+  status=$?
+  trap - EXIT INT TERM
+  if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
+    kill -TERM "$emulator_pid" 2>/dev/null || true
+    # Give it up to 5 s to close, then insist.
+    for _ in $(seq 50); do
+      kill -0 "$emulator_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$emulator_pid" 2>/dev/null || true
+    wait "$emulator_pid" 2>/dev/null || true
+  fi
+  if [[ $status -eq 0 ]]; then
+    rm -rf "$workdir"
+  else
+    echo "with-emulator: exit status $status; emulator log kept at $log" >&2
+  fi
+  exit "$status"
+}
+trap stop_emulator EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Port 0: the emulator binds a free port itself and reports the URL in the ready file,
+# so no other process can take the port between choosing and binding it.
+"$python" "$root/scripts/emulator.py" --host 127.0.0.1 --port 0 \
+  --ready-file "$workdir/url" --log-file "$log" --exit-with-parent \
+  </dev/null >>"$log" 2>&1 &
+emulator_pid=$!
+
+if ! url="$("$python" "$root/scripts/emulator.py" --wait --ready-file "$workdir/url" \
+  --pid "$emulator_pid" --timeout 30)"; then
+  echo "with-emulator: the emulator did not start; its log:" >&2
+  tail -n 40 "$log" >&2 || true
+  exit 1
+fi
+
+export AWS_ENDPOINT_URL="$url"
+: "${AWS_ACCESS_KEY_ID:=test}" "${AWS_SECRET_ACCESS_KEY:=test}"
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+# Region: the Rust SDK reads AWS_REGION, botocore (python tools) AWS_DEFAULT_REGION.
+if [[ -z "${AWS_REGION:-}" && -z "${AWS_DEFAULT_REGION:-}" ]]; then
+  export AWS_REGION=us-east-1
+fi
+export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
+# No instance-metadata lookups when looking for credentials or region.
+export AWS_EC2_METADATA_DISABLED=true
+
+echo "with-emulator: moto at $AWS_ENDPOINT_URL (pid $emulator_pid)" >&2
+"$@"

@@ -1,0 +1,114 @@
+//! `CartSource` over the Shopping Cart API: `GET {CART_API_URL}/api/carts/{cart_id}`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::domain::{Cart, CartLine};
+use crate::ports::{CartSource, CartSourceError};
+
+pub struct CartApi {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl CartApi {
+    pub fn new(base_url: &str) -> Result<Self, String> {
+        let base = Url::parse(base_url).map_err(|e| format!("CART_API_URL: {e}"))?;
+        if base.cannot_be_a_base() {
+            return Err("CART_API_URL must be an http(s) URL".into());
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(CartApi { http, base })
+    }
+
+    fn url(&self, cart_id: &str) -> Url {
+        let mut url = self.base.clone();
+        // Pushing segments percent-encodes the id, whatever characters it holds.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["api", "carts", cart_id]);
+        }
+        url
+    }
+}
+
+/// The cart as the Shopping Cart API sends it. Prices are kept as the JSON text
+/// they arrived as (`10.00`), never passed through a float.
+#[derive(Deserialize)]
+struct CartBody {
+    cart_id: String,
+    user_id: String,
+    currency: String,
+    #[serde(default)]
+    items: Vec<CartLineBody>,
+}
+
+#[derive(Deserialize)]
+struct CartLineBody {
+    product_id: String,
+    name: String,
+    quantity: i64,
+    price: Box<RawValue>,
+}
+
+#[async_trait]
+impl CartSource for CartApi {
+    async fn cart(&self, cart_id: &str) -> Result<Option<Cart>, CartSourceError> {
+        let unavailable = |e: reqwest::Error| CartSourceError::Unavailable(e.to_string());
+        let response = self
+            .http
+            .get(self.url(cart_id))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                return Err(CartSourceError::Unavailable(format!(
+                    "cart API answered {s}"
+                )));
+            }
+            s => return Err(CartSourceError::Malformed(format!("cart API answered {s}"))),
+        }
+        let bytes = response.bytes().await.map_err(unavailable)?;
+        let body: CartBody = serde_json::from_slice(&bytes)
+            .map_err(|e| CartSourceError::Malformed(e.to_string()))?;
+        let items = body
+            .items
+            .into_iter()
+            .map(|line| {
+                Ok(CartLine {
+                    product_id: line.product_id,
+                    name: line.name,
+                    quantity: line.quantity,
+                    price: price_text(&line.price)?,
+                })
+            })
+            .collect::<Result<_, CartSourceError>>()?;
+        Ok(Some(Cart {
+            cart_id: body.cart_id,
+            user_id: body.user_id,
+            currency: body.currency,
+            items,
+        }))
+    }
+}
+
+/// `10.00` or `"10.00"` → `10.00`.
+fn price_text(raw: &RawValue) -> Result<String, CartSourceError> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        serde_json::from_str::<String>(text).map_err(|e| CartSourceError::Malformed(e.to_string()))
+    } else {
+        Ok(text.to_string())
+    }
+}

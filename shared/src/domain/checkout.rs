@@ -1,0 +1,432 @@
+//! Turning a validated checkout request and its cart into a pending order.
+
+use time::OffsetDateTime;
+
+use super::countries::is_iso_3166_alpha2;
+use super::lifecycle::OrderStatus;
+use super::money::{Currency, Money, MoneyError};
+use super::order::{
+    HistoryEntry, LineItem, Order, OrderId, PaymentMethod, PaymentStatus, ShippingAddress,
+    ShippingStatus,
+};
+
+/// A problem with one field of a request, named by its JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found in a request, so a client can fix them all at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// The checkout request's fields as they arrived, before any check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutInput {
+    pub cart_id: Option<String>,
+    pub user_id: Option<String>,
+    pub payment_method: Option<String>,
+    pub shipping_address: Option<AddressInput>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AddressInput {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+    pub country: Option<String>,
+}
+
+/// A checkout request that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub cart_id: String,
+    /// Who the order is for, when the request names them.
+    pub user_id: Option<String>,
+    pub payment_method: PaymentMethod,
+    pub shipping_address: ShippingAddress,
+}
+
+pub const MAX_ID_LEN: usize = 128;
+
+/// Ids from other systems (carts, users, products): printable, no spaces, bounded.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Free text a person typed: bounded, non-blank, no control characters.
+fn check_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        errors.add(field, "must not be blank");
+    } else if value.chars().count() > max {
+        errors.add(field, format!("must be at most {max} characters"));
+    } else if value.chars().any(char::is_control) {
+        errors.add(field, "must not contain control characters");
+    }
+}
+
+fn required<'a>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: &'a Option<String>,
+) -> Option<&'a str> {
+    match value {
+        Some(v) => Some(v.as_str()),
+        None => {
+            errors.add(field, "is required");
+            None
+        }
+    }
+}
+
+impl CheckoutInput {
+    pub fn validate(self) -> Result<Checkout, FieldErrors> {
+        let mut errors = FieldErrors::default();
+
+        if let Some(cart_id) = required(&mut errors, "cart_id", &self.cart_id)
+            && !is_valid_id(cart_id)
+        {
+            errors.add(
+                "cart_id",
+                format!("must be 1 to {MAX_ID_LEN} printable characters without spaces"),
+            );
+        }
+        if let Some(user_id) = &self.user_id
+            && !is_valid_id(user_id)
+        {
+            errors.add(
+                "user_id",
+                format!("must be 1 to {MAX_ID_LEN} printable characters without spaces"),
+            );
+        }
+        let payment_method = required(&mut errors, "payment_method", &self.payment_method)
+            .and_then(|m| {
+                let parsed = PaymentMethod::parse(m);
+                if parsed.is_none() {
+                    let known: Vec<_> = PaymentMethod::ALL.iter().map(|m| m.as_str()).collect();
+                    errors.add(
+                        "payment_method",
+                        format!("must be one of {}", known.join(", ")),
+                    );
+                }
+                parsed
+            });
+        let address = match &self.shipping_address {
+            None => {
+                errors.add("shipping_address", "is required");
+                None
+            }
+            Some(a) => validate_address(&mut errors, a),
+        };
+
+        match (self.cart_id, payment_method, address) {
+            (Some(cart_id), Some(payment_method), Some(shipping_address)) if errors.is_empty() => {
+                Ok(Checkout {
+                    cart_id,
+                    user_id: self.user_id,
+                    payment_method,
+                    shipping_address,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+fn validate_address(errors: &mut FieldErrors, a: &AddressInput) -> Option<ShippingAddress> {
+    let before = errors.0.len();
+    let mut text = |field: &str, value: &Option<String>, max: usize| -> String {
+        let path = format!("shipping_address.{field}");
+        match required(errors, &path, value) {
+            Some(v) => {
+                check_text(errors, &path, v, max);
+                v.trim().to_string()
+            }
+            None => String::new(),
+        }
+    };
+    let name = text("name", &a.name, 100);
+    let address = text("address", &a.address, 200);
+    let city = text("city", &a.city, 100);
+    let zip = text("zip", &a.zip, 20);
+    let country = required(errors, "shipping_address.country", &a.country)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if a.country.is_some() && !is_iso_3166_alpha2(&country) {
+        errors.add(
+            "shipping_address.country",
+            "must be an ISO 3166-1 alpha-2 code such as US",
+        );
+    }
+    let state = a.state.as_ref().map(|s| {
+        check_text(errors, "shipping_address.state", s, 100);
+        s.trim().to_string()
+    });
+    (errors.0.len() == before).then_some(ShippingAddress {
+        name,
+        address,
+        city,
+        state,
+        zip,
+        country,
+    })
+}
+
+/// A cart as the cart service describes it; prices are decimal text, exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cart {
+    pub cart_id: String,
+    pub user_id: String,
+    pub currency: String,
+    pub items: Vec<CartLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartLine {
+    pub product_id: String,
+    pub name: String,
+    pub quantity: i64,
+    pub price: String,
+}
+
+/// Why a cart cannot become an order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CartProblem {
+    #[error("cart {0} is empty")]
+    Empty(String),
+    #[error("cart {0} belongs to another user")]
+    NotYours(String),
+    #[error("cart currency `{0}` is not one this service prices in")]
+    UnknownCurrency(String),
+    #[error("cart line {line}: {message}")]
+    BadLine { line: usize, message: String },
+    #[error("cart has more than {MAX_LINES} lines")]
+    TooManyLines,
+    #[error("order total is too large")]
+    TotalTooLarge,
+}
+
+pub const MAX_LINES: usize = 100;
+pub const MAX_QUANTITY: i64 = 10_000;
+
+impl Checkout {
+    /// Prices and totals come from the cart alone, computed in minor units.
+    /// `customer` is the user the order is for.
+    pub fn place(
+        self,
+        cart: &Cart,
+        customer: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<Order, CartProblem> {
+        if cart.user_id != customer {
+            return Err(CartProblem::NotYours(cart.cart_id.clone()));
+        }
+        if cart.items.is_empty() {
+            return Err(CartProblem::Empty(cart.cart_id.clone()));
+        }
+        if cart.items.len() > MAX_LINES {
+            return Err(CartProblem::TooManyLines);
+        }
+        let currency = Currency::from_code(&cart.currency)
+            .ok_or_else(|| CartProblem::UnknownCurrency(cart.currency.clone()))?;
+
+        let mut items = Vec::with_capacity(cart.items.len());
+        let mut total = Money::zero(currency);
+        for (index, line) in cart.items.iter().enumerate() {
+            let item = line_item(line, currency).map_err(|message| CartProblem::BadLine {
+                line: index,
+                message,
+            })?;
+            total = item
+                .price
+                .checked_times(item.quantity)
+                .and_then(|subtotal| total.checked_add(subtotal))
+                .ok_or(CartProblem::TotalTooLarge)?;
+            items.push(item);
+        }
+
+        Ok(Order {
+            id: OrderId::for_cart(&self.cart_id),
+            user_id: customer.to_string(),
+            cart_id: self.cart_id,
+            status: OrderStatus::Pending,
+            payment_status: PaymentStatus::Unpaid,
+            shipping_status: ShippingStatus::NotStarted,
+            payment_method: self.payment_method,
+            items,
+            total,
+            shipping_address: self.shipping_address,
+            tracking_number: None,
+            carrier: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            history: vec![HistoryEntry {
+                at: now,
+                actor: actor.to_string(),
+                status: OrderStatus::Pending,
+                reason: None,
+            }],
+        })
+    }
+}
+
+fn line_item(line: &CartLine, currency: Currency) -> Result<LineItem, String> {
+    if !is_valid_id(&line.product_id) {
+        return Err("product_id is not a valid id".into());
+    }
+    if line.name.trim().is_empty() || line.name.chars().count() > 200 {
+        return Err("name must be 1 to 200 characters".into());
+    }
+    if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+        return Err(format!("quantity must be between 1 and {MAX_QUANTITY}"));
+    }
+    let price = Money::parse(&line.price, currency).map_err(|e: MoneyError| e.to_string())?;
+    Ok(LineItem {
+        product_id: line.product_id.clone(),
+        name: line.name.clone(),
+        quantity: line.quantity as u32,
+        price,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed_input() -> CheckoutInput {
+        let s = |v: &str| Some(v.to_string());
+        CheckoutInput {
+            cart_id: s("abc123"),
+            user_id: s("user789"),
+            payment_method: s("credit_card"),
+            shipping_address: Some(AddressInput {
+                name: s("Jane Doe"),
+                address: s("123 Main St"),
+                city: s("New York"),
+                state: s("NY"),
+                zip: s("10001"),
+                country: s("US"),
+            }),
+        }
+    }
+
+    fn cart(lines: &[(&str, i64, &str)]) -> Cart {
+        Cart {
+            cart_id: "abc123".into(),
+            user_id: "user789".into(),
+            currency: "USD".into(),
+            items: lines
+                .iter()
+                .map(|(id, q, p)| CartLine {
+                    product_id: id.to_string(),
+                    name: format!("Product {id}"),
+                    quantity: *q,
+                    price: p.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_seed_request_is_valid() {
+        let checkout = seed_input().validate().unwrap();
+        assert_eq!(checkout.payment_method, PaymentMethod::CreditCard);
+        assert_eq!(checkout.shipping_address.country, "US");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_by_its_path() {
+        let mut input = seed_input();
+        input.cart_id = None;
+        input.payment_method = Some("cash".into());
+        let address = input.shipping_address.as_mut().unwrap();
+        address.country = Some("USA".into());
+        address.name = Some(" ".into());
+        address.zip = Some("1".repeat(21));
+        let errors = input.validate().unwrap_err();
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "cart_id",
+                "payment_method",
+                "shipping_address.name",
+                "shipping_address.zip",
+                "shipping_address.country"
+            ]
+        );
+    }
+
+    #[test]
+    fn totals_come_from_cart_prices_exactly() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let checkout = seed_input().validate().unwrap();
+        let order = checkout
+            .place(
+                &cart(&[("p001", 3, "0.10"), ("p002", 1, "64.99")]),
+                "user789",
+                "user789",
+                now,
+            )
+            .unwrap();
+        assert_eq!(order.total.to_decimal_string(), "65.29");
+        assert_eq!(order.status, OrderStatus::Pending);
+        assert_eq!(order.version, 1);
+        assert_eq!(order.history.len(), 1);
+    }
+
+    #[test]
+    fn carts_that_cannot_become_orders() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let place = |c: &Cart, who: &str| seed_input().validate().unwrap().place(c, who, who, now);
+        assert!(matches!(
+            place(&cart(&[]), "user789"),
+            Err(CartProblem::Empty(_))
+        ));
+        assert!(matches!(
+            place(&cart(&[("p", 1, "1.00")]), "mallory"),
+            Err(CartProblem::NotYours(_))
+        ));
+        assert!(matches!(
+            place(&cart(&[("p", 0, "1.00")]), "user789"),
+            Err(CartProblem::BadLine { line: 0, .. })
+        ));
+        assert!(matches!(
+            place(&cart(&[("p", 1, "1.001")]), "user789"),
+            Err(CartProblem::BadLine { .. })
+        ));
+        let mut odd = cart(&[("p", 1, "1.00")]);
+        odd.currency = "XXX".into();
+        assert!(matches!(
+            place(&odd, "user789"),
+            Err(CartProblem::UnknownCurrency(_))
+        ));
+    }
+}

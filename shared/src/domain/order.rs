@@ -1,0 +1,183 @@
+//! The order and the facts it is made of.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use super::lifecycle::OrderStatus;
+use super::money::Money;
+
+/// `ORD` followed by 16 characters of Crockford base32.
+///
+/// Derived from the cart id, so that one cart can only ever become one order: two
+/// checkouts of the same cart name the same order and the store's conditional put
+/// lets exactly one of them in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+const ORDER_ID_PREFIX: &str = "ORD";
+const ORDER_ID_CHARS: usize = 16;
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+impl OrderId {
+    pub fn for_cart(cart_id: &str) -> Self {
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("cart:{cart_id}").as_bytes(),
+        );
+        // 16 base32 characters = 80 bits of the hash.
+        let mut bits: u128 = 0;
+        for byte in &digest.as_ref()[..10] {
+            bits = (bits << 8) | u128::from(*byte);
+        }
+        let mut id = String::from(ORDER_ID_PREFIX);
+        for i in (0..ORDER_ID_CHARS).rev() {
+            id.push(CROCKFORD[((bits >> (i * 5)) & 31) as usize] as char);
+        }
+        OrderId(id)
+    }
+
+    /// Accepts only what `for_cart` can produce, so a path segment that is not an
+    /// order id never reaches the store.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix(ORDER_ID_PREFIX)?;
+        (rest.len() == ORDER_ID_CHARS && rest.bytes().all(|b| CROCKFORD.contains(&b)))
+            .then(|| OrderId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Generates `as_str`/`parse` for a closed set of snake_case names.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use named_enum;
+
+named_enum! {
+    /// Whether the order has been paid for.
+    PaymentStatus { Unpaid => "unpaid", Paid => "paid" }
+}
+
+named_enum! {
+    /// Where the parcel is. `processing`/`backordered` are set by fulfillment.
+    ShippingStatus {
+        NotStarted => "not_started",
+        Processing => "processing",
+        Backordered => "backordered",
+        Shipped => "shipped",
+        Delivered => "delivered",
+        Cancelled => "cancelled",
+    }
+}
+
+named_enum! {
+    /// How the customer intends to pay. Card details never reach this service.
+    PaymentMethod {
+        CreditCard => "credit_card",
+        DebitCard => "debit_card",
+        Paypal => "paypal",
+        ApplePay => "apple_pay",
+        GooglePay => "google_pay",
+        BankTransfer => "bank_transfer",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    pub product_id: String,
+    pub name: String,
+    pub quantity: u32,
+    /// Unit price, taken from the cart.
+    pub price: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippingAddress {
+    pub name: String,
+    pub address: String,
+    pub city: String,
+    pub state: Option<String>,
+    pub zip: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+}
+
+/// One entry of the audit trail. The status it left is the previous entry's
+/// `status`, so it is derived on reading rather than stored twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: OffsetDateTime,
+    /// The `sub` of whoever made the change.
+    pub actor: String,
+    /// The order's status after the change.
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub user_id: String,
+    pub cart_id: String,
+    pub status: OrderStatus,
+    pub payment_status: PaymentStatus,
+    pub shipping_status: ShippingStatus,
+    pub payment_method: PaymentMethod,
+    pub items: Vec<LineItem>,
+    pub total: Money,
+    pub shipping_address: ShippingAddress,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Bumped by every change; equal to the number of history entries.
+    pub version: u64,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_are_stable_per_cart_and_parse_back() {
+        let a = OrderId::for_cart("abc123");
+        assert_eq!(a, OrderId::for_cart("abc123"));
+        assert_ne!(a, OrderId::for_cart("abc124"));
+        assert_eq!(a.as_str().len(), 3 + 16);
+        assert_eq!(OrderId::parse(a.as_str()), Some(a));
+        assert_eq!(OrderId::parse("ORD12345"), None);
+        assert_eq!(OrderId::parse("ORDabcdefghjkmnpqrst"), None);
+    }
+}

@@ -1,0 +1,395 @@
+//! The order service: the use cases of the API, over the ports. It decides what
+//! each outcome means; the HTTP layer only translates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+
+use crate::auth::Principal;
+use crate::domain::lifecycle::{reachable, sources};
+use crate::domain::{
+    CartProblem, Checkout, FieldErrors, Order, OrderId, OrderStatus, Refusal, Role, StatusChange,
+};
+use crate::ports::{
+    CartSource, CartSourceError, ChangeOutcome, CreateOutcome, IdempotencyKey, IdempotencyRecord,
+    OrderQuery, OrderStore, PagePosition, StoreError,
+};
+
+/// How long a retry with the same `Idempotency-Key` is answered from the record.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("the request is invalid")]
+    Invalid(FieldErrors),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("order not found")]
+    NotFound,
+    #[error("cart {0} was not found")]
+    CartNotFound(String),
+    #[error(transparent)]
+    Cart(#[from] CartProblem),
+    #[error("cart {cart_id} already became order {order_id}")]
+    CartAlreadyOrdered { cart_id: String, order_id: OrderId },
+    #[error("order {} is {}; it cannot become {to}", current.id, current.status)]
+    Conflict {
+        current: Box<Order>,
+        to: OrderStatus,
+    },
+    #[error("order {} is at version {}", current.id, current.version)]
+    StaleVersion { current: Box<Order> },
+    #[error("this Idempotency-Key was used with a different request")]
+    KeyReused,
+    #[error("a concurrent request is changing this order")]
+    Contention,
+    #[error("the cursor is not valid for this query")]
+    BadCursor,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    CartSource(#[from] CartSourceError),
+}
+
+impl From<StoreError> for OrderError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Contention => OrderError::Contention,
+            StoreError::BadPosition => OrderError::BadCursor,
+            other => OrderError::Store(other),
+        }
+    }
+}
+
+/// A create that was answered: freshly, or as a replay of the first request.
+#[derive(Debug)]
+pub struct Placed {
+    pub order_id: OrderId,
+    pub replayed: bool,
+}
+
+/// A status change that was answered; `changed` is false for a no-op.
+#[derive(Debug)]
+pub struct Moved {
+    pub order: Order,
+    pub changed: bool,
+}
+
+/// What the caller asks of a status change, beyond the target.
+#[derive(Debug, Clone, Default)]
+pub struct MoveRequest {
+    pub reason: Option<String>,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    pub expected_version: Option<u64>,
+}
+
+/// List filters as the caller gave them.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub user_id: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub created_after: Option<OffsetDateTime>,
+    pub created_before: Option<OffsetDateTime>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+pub struct Listed {
+    pub orders: Vec<Order>,
+    pub next_cursor: Option<String>,
+}
+
+/// `Idempotency-Key` on a create, with the fingerprint of the request it came with.
+pub struct IdempotentCreate {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+pub struct OrderService {
+    store: Arc<dyn OrderStore>,
+    carts: Option<Arc<dyn CartSource>>,
+    cursor_key: aws_lc_rs::hmac::Key,
+}
+
+impl OrderService {
+    pub fn new(
+        store: Arc<dyn OrderStore>,
+        carts: Option<Arc<dyn CartSource>>,
+        cursor_secret: &[u8],
+    ) -> Self {
+        OrderService {
+            store,
+            carts,
+            cursor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cursor_secret),
+        }
+    }
+
+    /// Checkout: one cart becomes at most one order, and one key at most one answer.
+    pub async fn place(
+        &self,
+        caller: &Principal,
+        checkout: Checkout,
+        idempotency: Option<IdempotentCreate>,
+    ) -> Result<Placed, OrderError> {
+        let customer = match &checkout.user_id {
+            Some(user) if *user != caller.user_id && !caller.admin => {
+                return Err(OrderError::Forbidden(
+                    "user_id must be your own user id".into(),
+                ));
+            }
+            Some(user) => user.clone(),
+            None => caller.user_id.clone(),
+        };
+        let key = idempotency.map(|i| {
+            (
+                IdempotencyKey {
+                    caller: caller.user_id.clone(),
+                    key: i.key,
+                },
+                i.fingerprint,
+            )
+        });
+
+        let carts = self
+            .carts
+            .as_ref()
+            .ok_or_else(|| CartSourceError::Unavailable("no cart source configured".into()))?;
+        let cart = match carts.cart(&checkout.cart_id).await? {
+            // Someone else's cart is as unknown to this caller as a missing one.
+            Some(cart) if cart.user_id == customer => cart,
+            _ => {
+                // A retry after the cart service dropped the checked-out cart must
+                // still be answered as the first request was.
+                if let Some((key, fingerprint)) = &key
+                    && let Some(record) = self.store.idempotency_record(key).await?
+                {
+                    return replay(record, fingerprint);
+                }
+                return Err(OrderError::CartNotFound(checkout.cart_id));
+            }
+        };
+
+        let now = OffsetDateTime::now_utc();
+        let cart_id = checkout.cart_id.clone();
+        let order = checkout.place(&cart, &customer, &caller.user_id, now)?;
+        let record = key.map(|(key, fingerprint)| IdempotencyRecord {
+            key,
+            fingerprint,
+            order_id: order.id.clone(),
+            expires_at: now + IDEMPOTENCY_TTL,
+        });
+        match self.store.create(&order, record.as_ref()).await? {
+            CreateOutcome::Created => Ok(Placed {
+                order_id: order.id,
+                replayed: false,
+            }),
+            CreateOutcome::KeySeen(first) => {
+                let fingerprint = record.map(|r| r.fingerprint).unwrap_or_default();
+                replay(first, &fingerprint)
+            }
+            CreateOutcome::CartOrdered(existing) => Err(OrderError::CartAlreadyOrdered {
+                cart_id,
+                order_id: existing.id,
+            }),
+        }
+    }
+
+    /// An order the caller may see; anyone else's is simply not found.
+    pub async fn get(&self, caller: &Principal, id: &str) -> Result<Order, OrderError> {
+        let id = OrderId::parse(id).ok_or(OrderError::NotFound)?;
+        match self.store.get(&id).await? {
+            Some(order) if caller.admin || order.user_id == caller.user_id => Ok(order),
+            _ => Err(OrderError::NotFound),
+        }
+    }
+
+    /// `PUT /status`: the moves of admins and of the fulfillment service.
+    pub async fn change_status(
+        &self,
+        caller: &Principal,
+        id: &str,
+        to: OrderStatus,
+        request: MoveRequest,
+    ) -> Result<Moved, OrderError> {
+        let role = if caller.admin {
+            Role::Admin
+        } else if caller.fulfillment {
+            Role::Fulfillment
+        } else {
+            return Err(OrderError::Forbidden(
+                "customers change an order only by cancelling it".into(),
+            ));
+        };
+        self.apply(caller, id, to, role, request).await
+    }
+
+    /// `DELETE`: the owner cancels a pending order, an admin a pending or confirmed one.
+    pub async fn cancel(
+        &self,
+        caller: &Principal,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<Moved, OrderError> {
+        let role = if caller.admin {
+            Role::Admin
+        } else {
+            Role::Owner
+        };
+        let request = MoveRequest {
+            reason,
+            ..MoveRequest::default()
+        };
+        self.apply(caller, id, OrderStatus::Cancelled, role, request)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        caller: &Principal,
+        id: &str,
+        to: OrderStatus,
+        role: Role,
+        request: MoveRequest,
+    ) -> Result<Moved, OrderError> {
+        let id = OrderId::parse(id).ok_or(OrderError::NotFound)?;
+        if (request.tracking_number.is_some() || request.carrier.is_some())
+            && to != OrderStatus::Shipped
+        {
+            let mut errors = FieldErrors::default();
+            errors.add("tracking_number", "only goes with status shipped");
+            return Err(OrderError::Invalid(errors));
+        }
+        let change = StatusChange {
+            to,
+            role,
+            actor: caller.user_id.clone(),
+            reason: request.reason,
+            tracking_number: request.tracking_number,
+            carrier: request.carrier,
+            expected_version: request.expected_version,
+            at: OffsetDateTime::now_utc(),
+        };
+        let from = sources(to, role);
+        let outcome = if from.is_empty() {
+            if reachable(to) {
+                return Err(OrderError::Forbidden(format!(
+                    "your role cannot move orders to {to}"
+                )));
+            }
+            // Nothing leads to `to` (it is `pending`): the only possible answers
+            // are 404, a no-op or 409, and all of them need the order as it is.
+            ChangeOutcome::Refused(self.store.get(&id).await?.map(Box::new))
+        } else {
+            self.store.change_status(&id, &change, &from).await?
+        };
+        match outcome {
+            ChangeOutcome::Changed(order) => Ok(Moved {
+                order: *order,
+                changed: true,
+            }),
+            ChangeOutcome::Refused(current) => {
+                let current = current.map(|o| *o);
+                match change.explain_refusal(current) {
+                    Refusal::NotFound => Err(OrderError::NotFound),
+                    Refusal::AlreadyThere(order) => Ok(Moved {
+                        order,
+                        changed: false,
+                    }),
+                    Refusal::StaleVersion(order) => Err(OrderError::StaleVersion {
+                        current: Box::new(order),
+                    }),
+                    Refusal::NotAllowed(order) => Err(OrderError::Conflict {
+                        current: Box::new(order),
+                        to,
+                    }),
+                    Refusal::Raced(_) => Err(OrderError::Contention),
+                }
+            }
+        }
+    }
+
+    /// A page of the orders the caller may list, newest first.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        request: ListRequest,
+    ) -> Result<Listed, OrderError> {
+        let user_id = match request.user_id {
+            Some(user) if user != caller.user_id && !caller.admin => {
+                return Err(OrderError::Forbidden(
+                    "you may list only your own orders".into(),
+                ));
+            }
+            Some(user) => Some(user),
+            None if caller.admin => None,
+            None => Some(caller.user_id.clone()),
+        };
+        let mut query = OrderQuery {
+            user_id,
+            status: request.status,
+            created_after: request.created_after,
+            created_before: request.created_before,
+            limit: request.limit,
+            after: None,
+        };
+        // A cursor is bound to the caller and the filters it was issued for.
+        let scope = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}",
+            caller.user_id, query.user_id, query.status, query.created_after, query.created_before
+        );
+        if let Some(cursor) = &request.cursor {
+            query.after = Some(self.open_cursor(cursor, &scope)?);
+        }
+        let page = self.store.list(&query).await?;
+        Ok(Listed {
+            orders: page.orders,
+            next_cursor: page.next.map(|p| self.seal_cursor(&p, &scope)),
+        })
+    }
+
+    fn seal_cursor(&self, position: &PagePosition, scope: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(
+            &self.cursor_key,
+            format!("{scope}\n{}", position.0).as_bytes(),
+        );
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&position.0),
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
+    }
+
+    fn open_cursor(&self, cursor: &str, scope: &str) -> Result<PagePosition, OrderError> {
+        let (body, tag) = cursor.split_once('.').ok_or(OrderError::BadCursor)?;
+        let position = URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(OrderError::BadCursor)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| OrderError::BadCursor)?;
+        aws_lc_rs::hmac::verify(
+            &self.cursor_key,
+            format!("{scope}\n{position}").as_bytes(),
+            &tag,
+        )
+        .map_err(|_| OrderError::BadCursor)?;
+        Ok(PagePosition(position))
+    }
+}
+
+/// The first request's answer, if this one is the same request.
+fn replay(first: IdempotencyRecord, fingerprint: &str) -> Result<Placed, OrderError> {
+    if first.fingerprint != fingerprint {
+        return Err(OrderError::KeyReused);
+    }
+    Ok(Placed {
+        order_id: first.order_id,
+        replayed: true,
+    })
+}
