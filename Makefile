@@ -20,6 +20,8 @@ LAMBDA_TRIPLE_x86_64 := x86_64-unknown-linux-gnu
 LAMBDA_TRIPLE := $(LAMBDA_TRIPLE_$(LAMBDA_ARCH))
 # Extra flags for `sam deploy`; the first time: make deploy SAM_DEPLOY_FLAGS=--guided
 SAM_DEPLOY_FLAGS ?=
+# rustfmt colours its diff even into a pipe; CARGO_TERM_COLOR=never (CI) turns that off.
+RUSTFMT_COLOR := $(if $(filter never,$(CARGO_TERM_COLOR)),--color never)
 
 .PHONY: help bootstrap dev test lint fmt build deploy emulator
 
@@ -39,7 +41,7 @@ test: lint ## Lint, then run every test against a throw-away emulator (debug pro
 	scripts/with-emulator.sh cargo test --workspace
 
 lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint template.yaml
-	cargo fmt --all -- --check
+	cargo fmt --all -- --check $(RUSTFMT_COLOR)
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 

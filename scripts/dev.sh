@@ -41,17 +41,19 @@ workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-dev.XXXXXX")"
 emulator_pid=""
 app_pid=""
 
-# Stop a background job and everything it started (its process group): SIGNAL first,
-# then SIGTERM, then SIGKILL if it still holds on after the grace period.
+# Stop a background job and everything it started (its process group): FIRST signal to
+# the group, up to GRACE seconds for the leader to exit, then SIGTERM and SIGKILL to
+# whatever is left in the group (children the leader left behind included).
 stop_group() {
   local pid="$1" first="$2" grace="$3"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -"$first" -- "-$pid" 2>/dev/null || kill -"$first" "$pid" 2>/dev/null || true
-  local tries=$((grace * 10))
-  while ((tries-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  [[ -n "$pid" ]] || return 0
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    sleep 1
+    kill -"$first" -- "-$pid" 2>/dev/null || kill -"$first" "$pid" 2>/dev/null || true
+    local tries=$((grace * 10))
+    while ((tries-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  if kill -TERM -- "-$pid" 2>/dev/null; then
+    sleep 0.5
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
@@ -61,7 +63,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM HUP
   if [[ -n "$app_pid" ]]; then
-    say "stopping the API"
+    kill -0 "$app_pid" 2>/dev/null && say "stopping the API"
     stop_group "$app_pid" INT 10 # SIGINT: the app's Ctrl-C path, a graceful shutdown
   fi
   if [[ -n "$emulator_pid" ]]; then
@@ -102,16 +104,18 @@ else
     exit 1
   fi
   export AWS_ENDPOINT_URL="$url"
-  : "${AWS_ACCESS_KEY_ID:=test}" "${AWS_SECRET_ACCESS_KEY:=test}"
-  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-  if [[ -z "${AWS_REGION:-}" && -z "${AWS_DEFAULT_REGION:-}" ]]; then
-    export AWS_REGION=us-east-1
-  fi
-  export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
-  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
-  export AWS_EC2_METADATA_DISABLED=true
   say "emulator (moto) on $AWS_ENDPOINT_URL, pid $emulator_pid"
 fi
+
+# Emulator defaults, each only when not set: dummy credentials (unless a profile is in
+# use), a region (the Rust SDK reads AWS_REGION, botocore AWS_DEFAULT_REGION), and no
+# instance-metadata lookups.
+if [[ -z "${AWS_ACCESS_KEY_ID:-}" && -z "${AWS_PROFILE:-}" ]]; then
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+fi
+export AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
+export AWS_EC2_METADATA_DISABLED="${AWS_EC2_METADATA_DISABLED:-true}"
 
 say "cargo run -p orders-dev (API on 127.0.0.1:$api_port); Ctrl-C stops everything"
 set -m
@@ -122,7 +126,6 @@ set +m
 # `wait` returns early when a trapped signal arrives; the EXIT trap then cleans up.
 app_status=0
 wait "$app_pid" || app_status=$?
-app_pid=""
 if [[ -n "$emulator_pid" ]] && ! kill -0 "$emulator_pid" 2>/dev/null; then
   say "the emulator exited unexpectedly"
 fi

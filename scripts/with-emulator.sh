@@ -2,10 +2,12 @@
 # Usage: scripts/with-emulator.sh CMD [ARGS...]
 #
 # Runs CMD against a local AWS emulator and exits with CMD's status.
-#   - AWS_ENDPOINT_URL already set: an emulator is running (or real AWS is meant); just run CMD.
+#   - AWS_ENDPOINT_URL already set: an emulator is running; just run CMD.
 #   - otherwise: start scripts/emulator.py (moto, DynamoDB serialised) on a free loopback
-#     port, wait until it answers, export AWS_ENDPOINT_URL (+ dummy credentials and region
-#     when none are set), run CMD, and always stop the emulator afterwards.
+#     port, wait until it answers, export AWS_ENDPOINT_URL, run CMD, and always stop the
+#     emulator afterwards (on exit, Ctrl-C or SIGTERM; on SIGKILL it stops by itself).
+# Either way, dummy credentials, a region and AWS_EC2_METADATA_DISABLED are exported when
+# not already set.
 # The emulator log (errors only) is kept and its path printed when CMD fails.
 set -euo pipefail
 
@@ -14,15 +16,26 @@ if [[ $# -eq 0 ]]; then
   exit 64
 fi
 
+# Emulator defaults, each only when not set: dummy credentials (unless a profile is in
+# use), a region (the Rust SDK reads AWS_REGION, botocore AWS_DEFAULT_REGION), and no
+# instance-metadata lookups.
+emulator_env_defaults() {
+  if [[ -z "${AWS_ACCESS_KEY_ID:-}" && -z "${AWS_PROFILE:-}" ]]; then
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  fi
+  export AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
+  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
+  export AWS_EC2_METADATA_DISABLED="${AWS_EC2_METADATA_DISABLED:-true}"
+}
+
 if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+  emulator_env_defaults
   exec "$@"
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="$root/.venv/bin/python"
-if [[ ! -x "$python" ]]; then
-  bash "$root/scripts/bootstrap.sh"
-fi
+bash "$root/scripts/bootstrap.sh" # fast no-op when .venv is up to date
 
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-emulator.XXXXXX")"
 log="$workdir/emulator.log"
@@ -68,16 +81,7 @@ if ! url="$("$python" "$root/scripts/emulator.py" --wait --ready-file "$workdir/
 fi
 
 export AWS_ENDPOINT_URL="$url"
-: "${AWS_ACCESS_KEY_ID:=test}" "${AWS_SECRET_ACCESS_KEY:=test}"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-# Region: the Rust SDK reads AWS_REGION, botocore (python tools) AWS_DEFAULT_REGION.
-if [[ -z "${AWS_REGION:-}" && -z "${AWS_DEFAULT_REGION:-}" ]]; then
-  export AWS_REGION=us-east-1
-fi
-export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
-export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
-# No instance-metadata lookups when looking for credentials or region.
-export AWS_EC2_METADATA_DISABLED=true
+emulator_env_defaults
 
 echo "with-emulator: moto at $AWS_ENDPOINT_URL (pid $emulator_pid)" >&2
 "$@"

@@ -116,13 +116,6 @@ async fn answer(app: &App, router: &Router, request: Request<Incoming>) -> Respo
             r#"{"type":"/problems/route_not_found","title":"Not Found","status":404,"detail":"No route matches this method and path.","code":"route_not_found"}"#,
         );
     };
-    let query: HashMap<String, Vec<String>> = url::form_urlencoded::parse(
-        request.uri().query().unwrap_or("").as_bytes(),
-    )
-    .fold(HashMap::new(), |mut map, (k, v)| {
-        map.entry(k.into_owned()).or_default().push(v.into_owned());
-        map
-    });
     let (parts, body) = request.into_parts();
     // Read one byte past the limit so that the handler sees, and refuses, a body
     // that is too large, as it would behind API Gateway.
@@ -130,18 +123,7 @@ async fn answer(app: &App, router: &Router, request: Request<Incoming>) -> Respo
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]),
     };
-    let body = if bytes.is_empty() {
-        lambda_http::Body::Empty
-    } else {
-        match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => lambda_http::Body::Text(text),
-            Err(e) => lambda_http::Body::Binary(e.into_bytes()),
-        }
-    };
-    let lambda_request = lambda_http::Request::from_parts(parts, body)
-        .with_raw_http_path(path)
-        .with_path_parameters(path_params)
-        .with_query_string_parameters(query);
+    let lambda_request = lambda_request(parts, bytes, path_params);
     let response = app.handle(endpoint, lambda_request).await;
     let (parts, body) = response.into_parts();
     let bytes = match body {
@@ -151,6 +133,35 @@ async fn answer(app: &App, router: &Router, request: Request<Incoming>) -> Respo
         _ => Bytes::new(),
     };
     Response::from_parts(parts, Full::new(bytes))
+}
+
+/// Shapes a request as API Gateway hands it to a function: the body as text (or
+/// bytes), path and query parameters extracted and decoded.
+pub fn lambda_request(
+    parts: http::request::Parts,
+    body: Bytes,
+    path_params: HashMap<String, String>,
+) -> lambda_http::Request {
+    let path = parts.uri.path().to_string();
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        query
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
+    }
+    let body = if body.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        match String::from_utf8(body.to_vec()) {
+            Ok(text) => lambda_http::Body::Text(text),
+            Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+        }
+    };
+    lambda_http::Request::from_parts(parts, body)
+        .with_raw_http_path(path)
+        .with_path_parameters(path_params)
+        .with_query_string_parameters(query)
 }
 
 fn plain(

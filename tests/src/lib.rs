@@ -1,1 +1,324 @@
+//! The test harness: a fresh, uniquely named orders table (created from
+//! template.yaml) and carts table on the emulator for each test, and requests
+//! routed by template.yaml's routes to the same handlers the Lambdas run.
+//!
+//! Needs `AWS_ENDPOINT_URL` pointing at the emulator; `make test` starts one.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use hyper::body::Bytes;
+use lambda_http::Body;
+use orders::adapters::{CartTable, DynamoOrderStore};
+use orders::api::App;
+use orders::auth::{Authenticator, issue_hs256_token};
+use orders::ports::CartSource;
+use orders::service::OrderService;
+use orders_dev::provision::{self, SeedLine};
+use orders_dev::server::Router;
+use orders_dev::template::Template;
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "orders-test-secret-at-least-32-bytes!";
+pub const ADMIN: &str = "orders:admin";
+pub const FULFILL: &str = "orders:fulfill";
+
+pub fn template_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+}
+
+pub fn template() -> Template {
+    Template::load(template_path()).expect("template.yaml loads")
+}
+
+/// A bearer token for `sub` with `scope` (space-separated, may be empty).
+pub fn token(sub: &str, scope: &str) -> String {
+    issue_hs256_token(SECRET.as_bytes(), sub, scope, Duration::from_secs(3600))
+}
+
+pub async fn dynamodb() -> Client {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
+    );
+    let sdk = orders::adapters::aws::sdk_config().await;
+    Client::new(&sdk)
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One isolated copy of the service on the emulator.
+pub struct Stack {
+    pub app: Arc<App>,
+    pub router: Arc<Router>,
+    pub dynamodb: Client,
+    pub table: String,
+    pub carts_table: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+    /// The body exactly as sent, for checks on its text (`"total":75.00`).
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `code` of a problem document.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+/// A request to the API, built up fluently.
+#[derive(Clone)]
+pub struct Call {
+    method: String,
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Call {
+    pub fn new(method: &str, uri: &str) -> Call {
+        Call {
+            method: method.into(),
+            uri: uri.into(),
+            headers: vec![],
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Call {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Call {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(self, body: &Value) -> Call {
+        self.raw_body("application/json", &body.to_string())
+    }
+
+    pub fn raw_body(mut self, content_type: &str, body: &str) -> Call {
+        self.headers
+            .push(("content-type".into(), content_type.into()));
+        self.body = Some(body.into());
+        self
+    }
+}
+
+impl Stack {
+    pub async fn new() -> Stack {
+        let dynamodb = dynamodb().await;
+        let cart_source = |client: Client, table: &str| -> Arc<dyn CartSource> {
+            Arc::new(CartTable::new(client, table))
+        };
+        Stack::with(dynamodb.clone(), |carts_table| {
+            Some(cart_source(dynamodb.clone(), carts_table))
+        })
+        .await
+    }
+
+    /// A stack whose carts come from `carts` (given the carts table's name).
+    pub async fn with(
+        store_client: Client,
+        carts: impl FnOnce(&str) -> Option<Arc<dyn CartSource>>,
+    ) -> Stack {
+        let dynamodb = dynamodb().await;
+        let template = template();
+        let table = unique("orders");
+        let carts_table = unique("carts");
+        provision::ensure_table(&dynamodb, &table, &template.table("OrdersTable").unwrap())
+            .await
+            .expect("orders table");
+        provision::ensure_table(&dynamodb, &carts_table, &provision::carts_table_spec())
+            .await
+            .expect("carts table");
+        let store = Arc::new(DynamoOrderStore::new(store_client, &table));
+        let orders = OrderService::new(store, carts(&carts_table), b"test-cursor-secret");
+        let app = App::new(Authenticator::hs256(SECRET.as_bytes()), orders);
+        Stack {
+            app: Arc::new(app),
+            router: Arc::new(Router::new(template.routes().unwrap()).unwrap()),
+            dynamodb,
+            table,
+            carts_table,
+        }
+    }
+
+    /// Sends `call` the way API Gateway would: routed by template.yaml, with path
+    /// and query parameters extracted, to the endpoint's handler.
+    pub async fn send(&self, call: Call) -> Reply {
+        let path = call.uri.split('?').next().unwrap_or_default();
+        let (endpoint, params) = self
+            .router
+            .find(&call.method, path)
+            .unwrap_or_else(|| panic!("no route for {} {path}", call.method));
+        let mut builder = http::Request::builder()
+            .method(call.method.as_str())
+            .uri(&call.uri);
+        for (name, value) in &call.headers {
+            builder = builder.header(name, value);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let body = call.body.map(Bytes::from).unwrap_or_default();
+        let request = orders_dev::server::lambda_request(parts, body, params);
+        let response = self.app.handle(endpoint, request).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = match response.body() {
+            Body::Text(text) => text.clone(),
+            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        };
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn put_cart(&self, cart_id: &str, user_id: &str, lines: &[SeedLine<'_>]) {
+        provision::put_cart(
+            &self.dynamodb,
+            &self.carts_table,
+            cart_id,
+            user_id,
+            "USD",
+            lines,
+        )
+        .await
+        .expect("cart stored");
+    }
+
+    /// Creates a one-line cart for `user` and checks it out; returns the order id.
+    pub async fn order_for(&self, user: &str, cart_id: &str) -> String {
+        self.put_cart(cart_id, user, &[("p001", "USB Cable", 2, "10.00")])
+            .await;
+        let reply = self
+            .send(
+                Call::new("POST", "/api/orders")
+                    .bearer(&token(user, ""))
+                    .json(&checkout(cart_id)),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body["order_id"].as_str().unwrap().to_string()
+    }
+
+    /// Moves an order, as an admin, along the lifecycle to `status`.
+    pub async fn advance(&self, order_id: &str, path: &[&str]) {
+        for status in path {
+            let reply = self
+                .set_status(order_id, status, &token("admin", ADMIN))
+                .await;
+            assert_eq!(reply.status, 200, "moving to {status}: {reply:?}");
+        }
+    }
+
+    pub async fn set_status(&self, order_id: &str, status: &str, token: &str) -> Reply {
+        self.send(
+            Call::new("PUT", &format!("/api/orders/{order_id}/status"))
+                .bearer(token)
+                .json(&json!({ "status": status })),
+        )
+        .await
+    }
+
+    /// The order's item as stored, read straight from the table.
+    pub async fn stored_order(&self, order_id: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", AttributeValue::S(format!("ORDER#{order_id}")))
+            .key("SK", AttributeValue::S("ORDER".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    /// Every item in this test's table (a test may scan; the product never does).
+    pub async fn all_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    /// The order items in this test's table.
+    pub async fn stored_orders(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.all_items()
+            .await
+            .into_iter()
+            .filter(|item| {
+                item.get("entity")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("order")
+            })
+            .collect()
+    }
+}
+
+/// The seed document's create body for `cart_id`, without `user_id`.
+pub fn checkout(cart_id: &str) -> Value {
+    json!({
+        "cart_id": cart_id,
+        "payment_method": "credit_card",
+        "shipping_address": {
+            "name": "Jane Doe",
+            "address": "123 Main St",
+            "city": "New York",
+            "state": "NY",
+            "zip": "10001",
+            "country": "US"
+        }
+    })
+}

@@ -101,9 +101,7 @@ impl App {
         let caller = self.caller(request).await?;
         let key = request::idempotency_key(request)?;
         let body = request::json_object(request, true)?.unwrap_or_default();
-        let checkout = request::checkout_input(&body)?
-            .validate()
-            .map_err(RequestError::Invalid)?;
+        let checkout = request::checkout(&body)?;
         let idempotency = key.map(|key| IdempotentCreate {
             key,
             fingerprint: request::fingerprint(&body),
@@ -112,11 +110,11 @@ impl App {
         let location = format!("/api/orders/{}", placed.order_id);
         let mut response = json_response(
             StatusCode::CREATED,
-            &json!({
-                "order_id": placed.order_id.as_str(),
-                "status": OrderStatus::Pending.as_str(),
-                "message": "Order received and pending payment.",
-            }),
+            &Acknowledgement {
+                order_id: placed.order_id.as_str(),
+                status: OrderStatus::Pending.as_str(),
+                message: "Order received and pending payment.".into(),
+            },
         );
         let headers = response.headers_mut();
         if let Ok(location) = HeaderValue::from_str(&location) {
@@ -215,11 +213,11 @@ impl App {
         Ok(with_etag(
             json_response(
                 StatusCode::OK,
-                &json!({
-                    "order_id": order.id.as_str(),
-                    "status": order.status.as_str(),
-                    "message": format!("Order {} cancelled successfully.", order.id),
-                }),
+                &Acknowledgement {
+                    order_id: order.id.as_str(),
+                    status: order.status.as_str(),
+                    message: format!("Order {} cancelled successfully.", order.id),
+                },
             ),
             order.version,
         ))
@@ -236,6 +234,14 @@ impl App {
             &json!({ "order_id": order.id.as_str(), "history": views::history(&order) }),
         ))
     }
+}
+
+/// The short answer to a create or a cancel, in the seed's words.
+#[derive(Serialize)]
+struct Acknowledgement<'a> {
+    order_id: &'a str,
+    status: &'static str,
+    message: String,
 }
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {

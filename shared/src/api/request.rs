@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{AddressInput, CheckoutInput, FieldErrors, OrderStatus};
+use crate::domain::{AddressInput, Checkout, CheckoutInput, FieldErrors, OrderStatus};
 use crate::service::ListRequest;
 
 /// The largest request body accepted. A checkout is well under 2 KiB.
@@ -160,8 +160,26 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The seed's create body.
-pub fn checkout_input(body: &Map<String, Value>) -> Result<CheckoutInput, RequestError> {
+/// The seed's create body. Shape errors (unknown members, wrong JSON types) and
+/// the domain's checks are reported together, one entry per field.
+pub fn checkout(body: &Map<String, Value>) -> Result<Checkout, RequestError> {
+    let (input, mut errors) = checkout_input(body);
+    match input.validate() {
+        Ok(checkout) if errors.is_empty() => Ok(checkout),
+        Ok(_) => Err(RequestError::Invalid(errors)),
+        Err(checks) => {
+            // A field already reported as the wrong type is not also "required".
+            for error in checks.0 {
+                if !errors.0.iter().any(|e| e.field == error.field) {
+                    errors.0.push(error);
+                }
+            }
+            Err(RequestError::Invalid(errors))
+        }
+    }
+}
+
+fn checkout_input(body: &Map<String, Value>) -> (CheckoutInput, FieldErrors) {
     let mut errors = FieldErrors::default();
     let fields = Fields::new(
         body,
@@ -191,7 +209,7 @@ pub fn checkout_input(body: &Map<String, Value>) -> Result<CheckoutInput, Reques
         payment_method: fields.string(&mut errors, "payment_method"),
         shipping_address,
     };
-    errors.into_result(input).map_err(RequestError::Invalid)
+    (input, errors)
 }
 
 /// SHA-256 of the body with its object keys in a fixed order, so that a retry

@@ -1,0 +1,215 @@
+//! The local stack matches what would be deployed: template.yaml's routes and
+//! table, the sample events in events/, and the HTTP server `make dev` runs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use orders::api::Endpoint;
+use orders_tests::{Stack, checkout, template, token};
+
+#[test]
+fn the_template_routes_every_endpoint_once() {
+    let routes: BTreeSet<(String, String, String)> = template()
+        .routes()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.binary))
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [
+        ("POST", "/api/orders", "create-order"),
+        ("GET", "/api/orders/{order_id}", "get-order"),
+        ("GET", "/api/orders", "list-orders"),
+        (
+            "PUT",
+            "/api/orders/{order_id}/status",
+            "update-order-status",
+        ),
+        ("DELETE", "/api/orders/{order_id}", "cancel-order"),
+        ("GET", "/api/orders/{order_id}/history", "get-order-history"),
+    ]
+    .into_iter()
+    .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(routes, expected);
+    let binaries: BTreeSet<&str> = Endpoint::ALL.iter().map(|e| e.binary_name()).collect();
+    assert_eq!(binaries, routes.iter().map(|r| r.2.as_str()).collect());
+}
+
+#[test]
+fn every_function_has_a_binary_and_a_sample_event_for_its_route() {
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    for route in template().routes().unwrap() {
+        let file = events.join(format!("{}.json", route.binary));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not an API Gateway event: {e}", file.display()));
+        assert_eq!(
+            request.method().as_str(),
+            route.method,
+            "{}",
+            file.display()
+        );
+        let router = orders_dev::server::Router::new(vec![route.clone()]).unwrap();
+        assert!(
+            router.find(&route.method, request.uri().path()).is_some(),
+            "{} does not match {} {}",
+            file.display(),
+            route.method,
+            route.path
+        );
+        let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(&route.binary)
+            .join("main.rs");
+        assert!(binary.exists(), "{} has no main", route.binary);
+    }
+}
+
+#[tokio::test]
+async fn the_local_table_is_the_template_table() {
+    let stack = Stack::new().await;
+    let spec = template().table("OrdersTable").unwrap();
+    let table = stack
+        .dynamodb
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_string(),
+                    k.key_type().as_str().to_string(),
+                )
+            })
+            .collect()
+    };
+    let spec_keys = |schema: &[orders_dev::template::KeyElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|k| (k.attribute_name.clone(), k.key_type.clone()))
+            .collect()
+    };
+    assert_eq!(keys(table.key_schema()), spec_keys(&spec.key_schema));
+    assert_eq!(
+        spec_keys(&spec.key_schema),
+        [
+            ("PK".to_string(), "HASH".to_string()),
+            ("SK".to_string(), "RANGE".to_string())
+        ]
+    );
+
+    let mut indexes: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| {
+            (
+                i.index_name().unwrap().to_string(),
+                keys(i.key_schema()),
+                i.projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|t| t.as_str().to_string()),
+            )
+        })
+        .collect();
+    indexes.sort();
+    let mut expected: Vec<_> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            (
+                i.index_name.clone(),
+                spec_keys(&i.key_schema),
+                Some(i.projection.projection_type.clone()),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(indexes, expected);
+    let names: Vec<&str> = expected.iter().map(|i| i.0.as_str()).collect();
+    assert_eq!(names, ["by_created", "by_status", "by_user"]);
+
+    let stream = table.stream_specification().expect("stream enabled");
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type().map(|v| v.as_str()),
+        spec.stream_specification
+            .as_ref()
+            .map(|s| s.stream_view_type.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_dev_server_serves_the_api_over_http() {
+    let stack = Stack::new().await;
+    stack
+        .put_cart("abc123", "user789", &[("p001", "USB Cable", 2, "10.00")])
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(orders_dev::server::serve(
+        listener,
+        Arc::clone(&stack.app),
+        Arc::clone(&stack.router),
+    ));
+    let http = reqwest::Client::new();
+
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let created = http
+        .post(format!("{base}/api/orders"))
+        .bearer_auth(token("user789", ""))
+        .header("content-type", "application/json")
+        .body(checkout("abc123").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let got = http
+        .get(format!("{base}{location}"))
+        .bearer_auth(token("user789", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(got.text().await.unwrap().contains(r#""total":20.00"#));
+
+    let listed = http
+        .get(format!("{base}/api/orders?status=pending&limit=5"))
+        .bearer_auth(token("user789", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+
+    let unknown = http
+        .get(format!("{base}/api/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let too_large = http
+        .post(format!("{base}/api/orders"))
+        .bearer_auth(token("user789", ""))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    server.abort();
+}
