@@ -256,12 +256,19 @@ impl OrderService {
         request: MoveRequest,
     ) -> Result<Moved, OrderError> {
         let id = OrderId::parse(id).ok_or(OrderError::NotFound)?;
-        if (request.tracking_number.is_some() || request.carrier.is_some())
-            && to != OrderStatus::Shipped
-        {
+        if to != OrderStatus::Shipped {
             let mut errors = FieldErrors::default();
-            errors.add("tracking_number", "only goes with status shipped");
-            return Err(OrderError::Invalid(errors));
+            for (field, value) in [
+                ("tracking_number", &request.tracking_number),
+                ("carrier", &request.carrier),
+            ] {
+                if value.is_some() {
+                    errors.add(field, "only goes with status shipped");
+                }
+            }
+            if !errors.is_empty() {
+                return Err(OrderError::Invalid(errors));
+            }
         }
         let change = StatusChange {
             to,

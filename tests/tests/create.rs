@@ -15,21 +15,11 @@ fn create(user: &str, body: &Value) -> Call {
         .json(body)
 }
 
-/// The seed's request body, word for word, with a token for user789.
+/// The seed's request body: its cart, user, address and payment method.
 fn seed_body() -> Value {
-    json!({
-        "cart_id": "abc123",
-        "user_id": "user789",
-        "shipping_address": {
-            "name": "Jane Doe",
-            "address": "123 Main St",
-            "city": "New York",
-            "state": "NY",
-            "zip": "10001",
-            "country": "US"
-        },
-        "payment_method": "credit_card"
-    })
+    let mut body = checkout("abc123");
+    body["user_id"] = json!("user789");
+    body
 }
 
 async fn seed_cart(stack: &Stack) {

@@ -44,6 +44,20 @@ impl DynamoOrderStore {
         }
     }
 
+    /// One strongly consistent read of one item.
+    async fn read(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(output.item)
+    }
+
     async fn put_order(&self, order: &Order) -> Result<CreateOutcome, StoreError> {
         let result = self
             .client
@@ -173,16 +187,11 @@ impl OrderStore for DynamoOrderStore {
     }
 
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item().map(order_from_item).transpose()
+        self.read(order_key(id))
+            .await?
+            .as_ref()
+            .map(order_from_item)
+            .transpose()
     }
 
     async fn change_status(
@@ -316,9 +325,12 @@ impl OrderStore for DynamoOrderStore {
         };
         let mut orders = Vec::with_capacity(query.limit);
         let mut more = false;
-        // A filter may thin a page out; keep reading until it is full or the index ends.
-        loop {
-            let wanted = (query.limit - orders.len()) as i32;
+        // Read one item past the page: DynamoDB reports a LastEvaluatedKey whenever it
+        // stops at Limit, so only an extra item proves that another page exists. A
+        // filter may thin a read out; keep reading until the page is full or the
+        // index ends.
+        while !more {
+            let wanted = (query.limit - orders.len()) as i32 + 1;
             let output = self
                 .client
                 .query()
@@ -329,21 +341,21 @@ impl OrderStore for DynamoOrderStore {
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(false)
-                .limit(wanted.max(1))
+                .limit(wanted)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(store_error)?;
             for item in output.items() {
-                orders.push(order_from_item(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) if orders.len() < query.limit => start = Some(key.clone()),
-                Some(_) => {
+                if orders.len() == query.limit {
                     more = true;
                     break;
                 }
-                None => break,
+                orders.push(order_from_item(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !more => start = Some(key.clone()),
+                _ => break,
             }
         }
         let next = match orders.last() {
@@ -357,18 +369,10 @@ impl OrderStore for DynamoOrderStore {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(idempotency_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let record = output
-            .item()
-            .map(|item| idempotency_from_item(key, item))
+        let record = self
+            .read(idempotency_key(key))
+            .await?
+            .map(|item| idempotency_from_item(key, &item))
             .transpose()?;
         Ok(record.filter(|r| r.expires_at > OffsetDateTime::now_utc()))
     }

@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::domain::{FieldErrors, OrderStatus};
 use crate::service::{IdempotentCreate, MoveRequest, Moved, OrderError, OrderService};
 use problem::{ApiError, Problem};
-use request::{Fields, RequestError};
+use request::{Fields, MAX_REASON_LEN, RequestError};
 use views::OrderView;
 
 /// The API's endpoints, one Lambda function each. The names are the binaries'
@@ -171,17 +171,10 @@ impl App {
                 None
             }),
         };
-        let short_text = |errors: &mut FieldErrors, name: &str| {
-            let value = fields.string(errors, name)?;
-            if value.trim().is_empty() || value.len() > 100 {
-                errors.add(name, "must be 1 to 100 characters");
-            }
-            Some(value)
-        };
         let move_request = MoveRequest {
-            reason: request::reason(&mut errors, &fields),
-            tracking_number: short_text(&mut errors, "tracking_number"),
-            carrier: short_text(&mut errors, "carrier"),
+            reason: request::text(&mut errors, &fields, "reason", MAX_REASON_LEN),
+            tracking_number: request::text(&mut errors, &fields, "tracking_number", 100),
+            carrier: request::text(&mut errors, &fields, "carrier", 100),
             expected_version,
         };
         let (Some(status), true) = (status, errors.is_empty()) else {
@@ -204,7 +197,7 @@ impl App {
         let mut errors = FieldErrors::default();
         let fields = Fields::new(&body, "", &["reason"]);
         fields.unknown(&mut errors);
-        let reason = request::reason(&mut errors, &fields);
+        let reason = request::text(&mut errors, &fields, "reason", MAX_REASON_LEN);
         if !errors.is_empty() {
             return Err(RequestError::Invalid(errors).into());
         }

@@ -149,7 +149,7 @@ fn request_problem(err: RequestError) -> Problem {
             "unsupported_media_type",
             detail,
         ),
-        RequestError::Malformed(_) => {
+        RequestError::MissingBody | RequestError::Malformed(_) => {
             Problem::new(StatusCode::BAD_REQUEST, "malformed_json", detail)
         }
         RequestError::Invalid(errors) => Problem::invalid(errors),

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::checkout::is_valid_id;
 use crate::domain::{AddressInput, Checkout, CheckoutInput, FieldErrors, OrderStatus};
 use crate::service::ListRequest;
 
@@ -22,6 +23,8 @@ pub enum RequestError {
     TooLarge { limit: usize },
     #[error("the body must be JSON (Content-Type: application/json)")]
     NotJson,
+    #[error("a JSON body is required")]
+    MissingBody,
     #[error("the body is not valid JSON: {0}")]
     Malformed(String),
     #[error("the request is invalid")]
@@ -56,7 +59,7 @@ pub fn json_object(
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return if required {
-            Err(RequestError::Malformed("a JSON body is required".into()))
+            Err(RequestError::MissingBody)
         } else {
             Ok(None)
         };
@@ -253,16 +256,16 @@ pub fn if_match(request: &Request) -> Result<Option<u64>, RequestError> {
         .map_err(|_| invalid("If-Match", "must be the order's ETag, such as \"3\""))
 }
 
-/// The optional `reason` of a status change or cancellation.
-pub fn reason(errors: &mut FieldErrors, fields: &Fields<'_>) -> Option<String> {
-    let reason = fields.string(errors, "reason")?;
-    if reason.chars().count() > MAX_REASON_LEN {
-        errors.add(
-            "reason",
-            format!("must be at most {MAX_REASON_LEN} characters"),
-        );
-    }
-    Some(reason)
+/// Optional free text, such as a change's `reason`: bounded, no control characters.
+pub fn text(
+    errors: &mut FieldErrors,
+    fields: &Fields<'_>,
+    name: &str,
+    max: usize,
+) -> Option<String> {
+    let value = fields.string(errors, name)?;
+    crate::domain::checkout::check_text(errors, name, &value, max);
+    Some(value)
 }
 
 pub fn path_parameter(request: &Request, name: &str) -> String {
@@ -314,7 +317,7 @@ pub fn list_request(request: &Request) -> Result<ListRequest, RequestError> {
     let limit = match one("limit") {
         None => DEFAULT_LIMIT,
         Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) && l.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => {
                 errors.add(
                     "limit",
@@ -324,11 +327,22 @@ pub fn list_request(request: &Request) -> Result<ListRequest, RequestError> {
             }
         },
     };
+    let user_id = one("user_id");
+    if user_id.as_deref().is_some_and(|u| !is_valid_id(u)) {
+        errors.add("user_id", "is not a valid user id");
+    }
+    let created_after = time(&mut errors, "created_after");
+    let created_before = time(&mut errors, "created_before");
+    if let (Some(after), Some(before)) = (created_after, created_before)
+        && after >= before
+    {
+        errors.add("created_before", "must be later than created_after");
+    }
     let list = ListRequest {
-        user_id: one("user_id"),
+        user_id,
         status,
-        created_after: time(&mut errors, "created_after"),
-        created_before: time(&mut errors, "created_before"),
+        created_after,
+        created_before,
         limit,
         cursor: one("cursor"),
     };

@@ -79,7 +79,7 @@ pub fn is_valid_id(id: &str) -> bool {
 }
 
 /// Free text a person typed: bounded, non-blank, no control characters.
-fn check_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) {
+pub fn check_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() {
         errors.add(field, "must not be blank");
     } else if value.chars().count() > max {
