@@ -7,6 +7,9 @@
 //! - [`adapters`]: the ports on DynamoDB and HTTP.
 //! - [`auth`]: who is calling, from a bearer JWT.
 //! - [`api`]: API Gateway requests in, problem details or JSON out.
+//! - [`events`]: the event published for every recorded change.
+//! - [`pipeline`]: the stream publisher and the queue consumers.
+//! - [`webhooks`]: outbound webhook subscriptions and their signatures.
 //! - [`config`]: the environment, and wiring it all together.
 
 pub mod adapters;
@@ -14,5 +17,8 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod events;
+pub mod pipeline;
 pub mod ports;
 pub mod service;
+pub mod webhooks;

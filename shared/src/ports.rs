@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::{Cart, Order, OrderId, OrderStatus, StatusChange};
 
 /// Where orders live.
@@ -28,6 +29,14 @@ pub trait OrderStore: Send + Sync {
         id: &OrderId,
         change: &StatusChange,
         from: &[OrderStatus],
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// Records fulfillment's progress on a confirmed order in one conditional write,
+    /// with its history entry, exactly as `change_status` records a move.
+    async fn update_shipping(
+        &self,
+        id: &OrderId,
+        update: &ShippingUpdate,
     ) -> Result<ChangeOutcome, StoreError>;
 
     /// One page of orders, newest first.

@@ -126,6 +126,9 @@ pub fn history_to_value(entry: &HistoryEntry) -> AttributeValue {
         ("actor".into(), s(&entry.actor)),
         ("status".into(), s(entry.status.as_str())),
     ]);
+    if let Some(shipping) = entry.shipping_status {
+        map.insert("shipping_status".into(), s(shipping.as_str()));
+    }
     if let Some(reason) = &entry.reason {
         map.insert("reason".into(), s(reason));
     }
@@ -159,6 +162,13 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
                 at: entry.time("at")?,
                 actor: entry.string("actor")?,
                 status: entry.parsed("status", OrderStatus::parse)?,
+                shipping_status: entry
+                    .optional("shipping_status")?
+                    .map(|s| {
+                        ShippingStatus::parse(&s)
+                            .ok_or_else(|| corrupt("history", "unknown shipping status"))
+                    })
+                    .transpose()?,
                 reason: entry.optional("reason")?,
             })
         })

@@ -19,6 +19,7 @@ use super::order_item::{
     ENTITY_ORDER, Item, PK, SK, history_to_value, idempotency_from_item, idempotency_key,
     idempotency_to_item, n, order_from_item, order_key, order_to_item, s, timestamp,
 };
+use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::{Order, OrderId, OrderStatus, StatusChange};
 use crate::ports::{
     ChangeOutcome, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderPage, OrderQuery,
@@ -41,6 +42,45 @@ impl DynamoOrderStore {
         DynamoOrderStore {
             client,
             table: table.into(),
+        }
+    }
+
+    /// One conditional UpdateItem of an order: the new order, or, if the condition
+    /// fails, the order as DynamoDB found it.
+    async fn record_change(
+        &self,
+        id: &OrderId,
+        set: &[&str],
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(order_key(id)))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output
+                    .attributes()
+                    .ok_or_else(|| StoreError::Other("update returned no attributes".into()))?;
+                Ok(ChangeOutcome::Changed(Box::new(order_from_item(item)?)))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    let current = e.item().map(order_from_item).transpose()?;
+                    Ok(ChangeOutcome::Refused(current.map(Box::new)))
+                }
+                _ => Err(store_error(err)),
+            },
         }
     }
 
@@ -252,34 +292,41 @@ impl OrderStore for DynamoOrderStore {
             values.insert(":expected".into(), n(version));
         }
 
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(id)))
-            .update_expression(format!("SET {}", update.join(", ")))
-            .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output
-                    .attributes()
-                    .ok_or_else(|| StoreError::Other("update returned no attributes".into()))?;
-                Ok(ChangeOutcome::Changed(Box::new(order_from_item(item)?)))
-            }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                    let current = e.item().map(order_from_item).transpose()?;
-                    Ok(ChangeOutcome::Refused(current.map(Box::new)))
-                }
-                _ => Err(store_error(err)),
-            },
+        self.record_change(id, &update, &condition, values).await
+    }
+
+    async fn update_shipping(
+        &self,
+        id: &OrderId,
+        update: &ShippingUpdate,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let mut values = HashMap::from([
+            (":shipping".to_string(), s(update.to.as_str())),
+            (":now".to_string(), s(timestamp(update.at))),
+            (":one".to_string(), n(1)),
+            (
+                ":entry".to_string(),
+                AttributeValue::L(vec![history_to_value(&update.history_entry())]),
+            ),
+            (":confirmed".to_string(), s(OrderStatus::Confirmed.as_str())),
+        ]);
+        let mut placeholders = Vec::new();
+        for (i, from) in update.sources().iter().enumerate() {
+            let name = format!(":from{i}");
+            values.insert(name.clone(), s(from.as_str()));
+            placeholders.push(name);
         }
+        let condition = format!(
+            "attribute_exists(PK) AND #status = :confirmed AND shipping_status IN ({})",
+            placeholders.join(", ")
+        );
+        let set = [
+            "shipping_status = :shipping",
+            "updated_at = :now",
+            "version = version + :one",
+            "history = list_append(history, :entry)",
+        ];
+        self.record_change(id, &set, &condition, values).await
     }
 
     async fn list(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {

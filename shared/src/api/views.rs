@@ -108,6 +108,9 @@ pub struct HistoryView {
     pub actor: String,
     pub from: Option<&'static str>,
     pub to: &'static str,
+    /// Set when the change moved the shipping status (fulfillment, shipping, delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -125,6 +128,7 @@ pub fn history(order: &Order) -> Vec<HistoryView> {
                 actor: entry.actor.clone(),
                 from: previous,
                 to: entry.status.as_str(),
+                shipping_status: entry.shipping_status.map(|s| s.as_str()),
                 reason: entry.reason.clone(),
             };
             previous = Some(entry.status.as_str());

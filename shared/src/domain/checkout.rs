@@ -291,6 +291,7 @@ impl Checkout {
                 at: now,
                 actor: actor.to_string(),
                 status: OrderStatus::Pending,
+                shipping_status: None,
                 reason: None,
             }],
         })

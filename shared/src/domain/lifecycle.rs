@@ -147,6 +147,7 @@ impl StatusChange {
             at: self.at,
             actor: self.actor.clone(),
             status: self.to,
+            shipping_status: self.side_effects().shipping_status,
             reason: self.reason.clone(),
         }
     }
@@ -174,6 +175,41 @@ impl StatusChange {
             return Refusal::Raced(order);
         }
         Refusal::NotAllowed(order)
+    }
+}
+
+/// Fulfillment's progress on a confirmed order. Not a move of the lifecycle, but
+/// recorded and published like one: one conditional write, one history entry, one
+/// event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippingUpdate {
+    pub to: ShippingStatus,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+impl ShippingUpdate {
+    /// The shipping statuses fulfillment may move from to reach `to`; the order's own
+    /// status must be `confirmed`.
+    pub fn sources(&self) -> &'static [ShippingStatus] {
+        match self.to {
+            ShippingStatus::Processing => {
+                &[ShippingStatus::NotStarted, ShippingStatus::Backordered]
+            }
+            ShippingStatus::Backordered => &[ShippingStatus::NotStarted],
+            _ => &[],
+        }
+    }
+
+    pub fn history_entry(&self) -> HistoryEntry {
+        HistoryEntry {
+            at: self.at,
+            actor: self.actor.clone(),
+            status: Confirmed,
+            shipping_status: Some(self.to),
+            reason: self.reason.clone(),
+        }
     }
 }
 

@@ -142,6 +142,8 @@ pub struct HistoryEntry {
     pub actor: String,
     /// The order's status after the change.
     pub status: OrderStatus,
+    /// The shipping status the change set, if it set one.
+    pub shipping_status: Option<ShippingStatus>,
     pub reason: Option<String>,
 }
 

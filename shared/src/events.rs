@@ -1,0 +1,83 @@
+//! The events this service publishes: exactly one for every recorded change of an
+//! order, derived from the change itself (the table's stream), never written twice.
+
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::order_item::timestamp;
+use crate::api::views::OrderView;
+use crate::domain::Order;
+
+/// EventBridge `source` of every event.
+pub const SOURCE: &str = "orders";
+
+/// `detail-type` of a change that moved the shipping status but not the order status
+/// (fulfillment: processing, backordered).
+pub const SHIPPING_STATUS_CHANGED: &str = "order.shipping_status_changed";
+
+/// The `detail` of an event. Documented in `docs/events.schema.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    /// `<order_id>:<sequence>`: the same change always has the same id, so a consumer
+    /// can drop a redelivery.
+    pub event_id: String,
+    pub order_id: String,
+    pub user_id: String,
+    /// The order's version after the change: 1, 2, 3… per order, without gaps.
+    pub sequence: u64,
+    pub occurred_at: String,
+    pub previous_status: Option<String>,
+    pub status: String,
+    pub previous_shipping_status: Option<String>,
+    pub shipping_status: String,
+    /// The `sub` of whoever made the change.
+    pub actor: String,
+    pub reason: Option<String>,
+    /// The order after the change, as `GET /api/orders/{order_id}` renders it.
+    pub order: serde_json::Value,
+}
+
+impl OrderEvent {
+    /// The event for the change from `before` (none for a new order) to `after`;
+    /// `None` when nothing was recorded (the same version).
+    pub fn for_change(before: Option<&Order>, after: &Order) -> Option<OrderEvent> {
+        if before.is_some_and(|b| b.version >= after.version) {
+            return None;
+        }
+        let entry = after.history.last()?;
+        Some(OrderEvent {
+            event_id: format!("{}:{}", after.id, after.version),
+            order_id: after.id.to_string(),
+            user_id: after.user_id.clone(),
+            sequence: after.version,
+            occurred_at: timestamp(entry.at),
+            previous_status: before.map(|b| b.status.as_str().to_string()),
+            status: after.status.as_str().to_string(),
+            previous_shipping_status: before.map(|b| b.shipping_status.as_str().to_string()),
+            shipping_status: after.shipping_status.as_str().to_string(),
+            actor: entry.actor.clone(),
+            reason: entry.reason.clone(),
+            order: serde_json::to_value(OrderView::from(after)).unwrap_or_default(),
+        })
+    }
+
+    /// `order.created`, `order.<status>` when the status moved, otherwise
+    /// `order.shipping_status_changed`.
+    pub fn detail_type(&self) -> String {
+        match &self.previous_status {
+            None => "order.created".to_string(),
+            Some(previous) if *previous != self.status => format!("order.{}", self.status),
+            Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
+        }
+    }
+}
+
+/// An EventBridge event as a rule delivers it to an SQS queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    pub time: String,
+    pub detail: OrderEvent,
+}
