@@ -1,6 +1,7 @@
 //! The local stack: everything `make dev` runs in one process, against an AWS
 //! emulator, built from `template.yaml` and the same handlers as the Lambdas.
 
+pub mod pipeline;
 pub mod provision;
 pub mod server;
 pub mod template;

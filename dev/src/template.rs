@@ -89,6 +89,7 @@ pub struct TtlSpec {
 
 pub struct Template {
     resources: serde_norway::Mapping,
+    globals: Value,
 }
 
 impl Template {
@@ -108,7 +109,8 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .ok_or_else(|| TemplateError::Shape("no Resources".into()))?;
-        Ok(Template { resources })
+        let globals = document.get("Globals").cloned().unwrap_or(Value::Null);
+        Ok(Template { resources, globals })
     }
 
     fn resources_of_type<'a>(
@@ -173,5 +175,164 @@ impl Template {
             .cloned()
             .ok_or_else(|| TemplateError::Shape(format!("{logical_id} has no Properties")))?;
         Ok(serde_norway::from_value(properties)?)
+    }
+}
+
+/// An `AWS::SQS::Queue`, named locally by its logical id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub visibility_timeout: Option<u32>,
+    /// The dead-letter queue's logical id and the receives before a message moves there.
+    pub dead_letter: Option<(String, u32)>,
+}
+
+/// An `AWS::Events::Rule` on the template's bus, with the queues it targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    pub logical_id: String,
+    pub pattern: serde_json::Value,
+    /// (target id, queue logical id)
+    pub targets: Vec<(String, String)>,
+}
+
+/// What invokes a non-HTTP function: the table's stream or a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Stream { batch_size: u32 },
+    Queue { queue: String, batch_size: u32 },
+}
+
+/// A function triggered by the stream or a queue, by its binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub binary: String,
+    pub trigger: Trigger,
+    /// The function's Timeout in seconds (its own, else the Globals').
+    pub timeout: Option<u32>,
+}
+
+/// The logical id an intrinsic points at: `!Ref X`, `!GetAtt X.Arn`, `Fn::GetAtt: [X, Arn]`.
+fn referenced(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => match &tagged.value {
+            Value::String(s) => Some(s.split('.').next().unwrap_or(s).to_string()),
+            Value::Sequence(parts) => parts.first().and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        },
+        Value::Mapping(map) => map
+            .get("Ref")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                map.get("Fn::GetAtt")
+                    .and_then(Value::as_sequence)
+                    .and_then(|p| p.first())
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
+        _ => None,
+    }
+}
+
+fn number(value: Option<&Value>) -> Option<u32> {
+    value
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+impl Template {
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        self.resources_of_type("AWS::SQS::Queue")
+            .map(|(name, queue)| {
+                let properties = queue.get("Properties");
+                let redrive = properties.and_then(|p| p.get("RedrivePolicy"));
+                QueueSpec {
+                    logical_id: name.to_string(),
+                    visibility_timeout: number(properties.and_then(|p| p.get("VisibilityTimeout"))),
+                    dead_letter: redrive.and_then(|r| {
+                        Some((
+                            referenced(r.get("deadLetterTargetArn")?)?,
+                            number(r.get("maxReceiveCount"))?,
+                        ))
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    pub fn rules(&self) -> Result<Vec<RuleSpec>, TemplateError> {
+        self.resources_of_type("AWS::Events::Rule")
+            .map(|(name, rule)| {
+                let properties = rule
+                    .get("Properties")
+                    .ok_or_else(|| TemplateError::Shape(format!("{name} has no Properties")))?;
+                let pattern: serde_json::Value =
+                    serde_norway::from_value(properties.get("EventPattern").cloned().ok_or_else(
+                        || TemplateError::Shape(format!("{name} has no EventPattern")),
+                    )?)?;
+                let targets = properties
+                    .get("Targets")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| {
+                        Some((
+                            t.get("Id")?.as_str()?.to_string(),
+                            referenced(t.get("Arn")?)?,
+                        ))
+                    })
+                    .collect();
+                Ok(RuleSpec {
+                    logical_id: name.to_string(),
+                    pattern,
+                    targets,
+                })
+            })
+            .collect()
+    }
+
+    /// Every function with a `DynamoDB` or `SQS` event.
+    pub fn consumers(&self) -> Vec<Consumer> {
+        let global_timeout = number(self.globals.get("Function").and_then(|f| f.get("Timeout")));
+        let mut consumers = Vec::new();
+        for (_, function) in self.resources_of_type("AWS::Serverless::Function") {
+            let Some(binary) = function
+                .get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            let events = function
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|e| e.values()) {
+                let properties = event.get("Properties");
+                let batch_size = number(properties.and_then(|p| p.get("BatchSize"))).unwrap_or(10);
+                let trigger = match event.get("Type").and_then(Value::as_str) {
+                    Some("DynamoDB") => Trigger::Stream { batch_size },
+                    Some("SQS") => {
+                        match properties.and_then(|p| p.get("Queue")).and_then(referenced) {
+                            Some(queue) => Trigger::Queue { queue, batch_size },
+                            None => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                consumers.push(Consumer {
+                    binary: binary.to_string(),
+                    trigger,
+                    timeout: number(function.get("Properties").and_then(|p| p.get("Timeout")))
+                        .or(global_timeout),
+                });
+            }
+        }
+        consumers
     }
 }

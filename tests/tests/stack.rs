@@ -213,3 +213,119 @@ async fn the_dev_server_serves_the_api_over_http() {
     assert_eq!(too_large.status(), 413);
     server.abort();
 }
+
+#[test]
+fn every_queue_has_a_dead_letter_queue_and_room_for_its_consumer() {
+    let template = template();
+    let queues = template.queues();
+    let consumers = template.consumers();
+    let queue_consumers: Vec<_> = consumers
+        .iter()
+        .filter_map(|c| match &c.trigger {
+            orders_dev::template::Trigger::Queue { queue, .. } => Some((queue.clone(), c)),
+            _ => None,
+        })
+        .collect();
+    assert!(queue_consumers.len() >= 2, "{consumers:?}");
+    for (queue, consumer) in queue_consumers {
+        let spec = queues
+            .iter()
+            .find(|q| q.logical_id == queue)
+            .expect("queue declared");
+        let (_, max_receives) = spec
+            .dead_letter
+            .as_ref()
+            .unwrap_or_else(|| panic!("{queue} has no DLQ"));
+        assert!(
+            *max_receives >= 5,
+            "{queue}: maxReceiveCount {max_receives}"
+        );
+        let timeout = consumer.timeout.expect("function timeout");
+        let visibility = spec.visibility_timeout.expect("visibility timeout");
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: visibility {visibility} < 6 x {timeout}"
+        );
+    }
+    assert!(consumers.iter().any(|c| c.binary == "publish-events"
+        && matches!(c.trigger, orders_dev::template::Trigger::Stream { .. })));
+}
+
+#[tokio::test]
+async fn the_local_pipeline_is_the_template_pipeline() {
+    let sdk = orders::adapters::aws::sdk_config().await;
+    orders_tests::dynamodb().await; // asserts the emulator is configured
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let template = template();
+    let bus = format!("orders-pipeline-test-{}", std::process::id());
+    let queues = orders_dev::pipeline::provision(
+        &sqs,
+        &events,
+        &bus,
+        &template.queues(),
+        &template.rules().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    for spec in template.queues() {
+        let (url, _) = &queues[&spec.logical_id];
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        let get = |name: aws_sdk_sqs::types::QueueAttributeName| attributes.get(&name).cloned();
+        if let Some(timeout) = spec.visibility_timeout {
+            assert_eq!(
+                get(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout),
+                Some(timeout.to_string())
+            );
+        }
+        if let Some((dead_letter, max_receives)) = &spec.dead_letter {
+            let policy: serde_json::Value = serde_json::from_str(
+                &get(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                policy["deadLetterTargetArn"],
+                queues[dead_letter].1.as_str()
+            );
+            assert_eq!(
+                policy["maxReceiveCount"].to_string().trim_matches('"'),
+                max_receives.to_string()
+            );
+        }
+    }
+    for rule in template.rules().unwrap() {
+        let described = events
+            .describe_rule()
+            .name(&rule.logical_id)
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .unwrap();
+        let pattern: serde_json::Value =
+            serde_json::from_str(described.event_pattern().unwrap()).unwrap();
+        assert_eq!(pattern, rule.pattern);
+        let targets = events
+            .list_targets_by_rule()
+            .rule(&rule.logical_id)
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .unwrap();
+        let arns: Vec<&str> = targets.targets().iter().map(|t| t.arn()).collect();
+        let expected: Vec<&str> = rule
+            .targets
+            .iter()
+            .map(|(_, q)| queues[q].1.as_str())
+            .collect();
+        assert_eq!(arns, expected);
+    }
+}

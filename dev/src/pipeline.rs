@@ -1,0 +1,373 @@
+//! The event pipeline, locally: the queues, bus and rules of template.yaml on the
+//! emulator, and in-process stand-ins for Lambda's two event source mappings —
+//! a DynamoDB stream poller and SQS pollers — that hand the functions' handlers the
+//! same events Lambda would, with the same partial-failure semantics.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::template::{QueueSpec, RuleSpec};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// A stream-triggered function's handler.
+pub type StreamHandler = Arc<dyn Fn(StreamEvent) -> BoxFuture<DynamoDbEventResponse> + Send + Sync>;
+/// A queue-triggered function's handler.
+pub type QueueHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Send + Sync>;
+
+/// How often an idle poller looks again: Lambda's pollers do the same.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// Attempts at a failing stream record before it goes to the on-failure queue
+/// (template.yaml allows more; locally the poison should surface quickly).
+const STREAM_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PipelineError(String);
+
+fn error<E: std::error::Error + 'static>(err: E) -> PipelineError {
+    PipelineError(orders::adapters::aws::describe(&err))
+}
+
+/// The queues as created: logical id → (url, arn).
+pub type Queues = HashMap<String, (String, String)>;
+
+/// Creates the template's queues (dead-letter queues first, redrive as declared),
+/// the bus, and its rules targeting the queues.
+pub async fn provision(
+    sqs: &aws_sdk_sqs::Client,
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    queues: &[QueueSpec],
+    rules: &[RuleSpec],
+) -> Result<Queues, PipelineError> {
+    let mut created: Queues = HashMap::new();
+    let mut ordered: Vec<&QueueSpec> = queues.iter().collect();
+    ordered.sort_by_key(|q| q.dead_letter.is_some());
+    for queue in ordered {
+        let mut request = sqs.create_queue().queue_name(&queue.logical_id);
+        if let Some(timeout) = queue.visibility_timeout {
+            request =
+                request.attributes(QueueAttributeName::VisibilityTimeout, timeout.to_string());
+        }
+        if let Some((dead_letter, max_receives)) = &queue.dead_letter {
+            let (_, arn) = created.get(dead_letter).ok_or_else(|| {
+                PipelineError(format!(
+                    "{} redrives to unknown {dead_letter}",
+                    queue.logical_id
+                ))
+            })?;
+            let policy = json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max_receives });
+            request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let url = request
+            .send()
+            .await
+            .map_err(error)?
+            .queue_url
+            .unwrap_or_default();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(error)?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default();
+        created.insert(queue.logical_id.clone(), (url, arn));
+    }
+
+    if events.describe_event_bus().name(bus).send().await.is_err() {
+        events
+            .create_event_bus()
+            .name(bus)
+            .send()
+            .await
+            .map_err(error)?;
+    }
+    for rule in rules {
+        events
+            .put_rule()
+            .name(&rule.logical_id)
+            .event_bus_name(bus)
+            .event_pattern(rule.pattern.to_string())
+            .send()
+            .await
+            .map_err(error)?;
+        let mut targets = Vec::new();
+        for (id, queue) in &rule.targets {
+            let (_, arn) = created.get(queue).ok_or_else(|| {
+                PipelineError(format!("{} targets unknown {queue}", rule.logical_id))
+            })?;
+            targets.push(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id(id)
+                    .arn(arn)
+                    .build()
+                    .map_err(error)?,
+            );
+        }
+        events
+            .put_targets()
+            .rule(&rule.logical_id)
+            .event_bus_name(bus)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .map_err(error)?;
+    }
+    Ok(created)
+}
+
+/// Polls the table's stream from now on and hands each batch to `handler`, like
+/// Lambda's DynamoDB event source mapping: in order, retrying from the first failed
+/// record, and after the last attempt sending that record to `on_failure`.
+pub async fn poll_stream(
+    streams: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    batch_size: u32,
+    handler: StreamHandler,
+    on_failure: Option<(aws_sdk_sqs::Client, String)>,
+) -> Result<(), PipelineError> {
+    let shards = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .map_err(error)?
+        .stream_description
+        .map(|d| d.shards.unwrap_or_default())
+        .unwrap_or_default();
+    let shard = shards
+        .last()
+        .and_then(|s| s.shard_id.clone())
+        .ok_or_else(|| PipelineError("the table's stream has no shard".into()))?;
+    let mut iterator = streams
+        .get_shard_iterator()
+        .stream_arn(&stream_arn)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::Latest)
+        .send()
+        .await
+        .map_err(error)?
+        .shard_iterator;
+
+    let mut pending: Vec<Record> = Vec::new();
+    let mut attempts = 0;
+    loop {
+        if pending.is_empty() {
+            let Some(current) = iterator.take() else {
+                return Ok(());
+            };
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .limit(batch_size as i32)
+                .send()
+                .await
+                .map_err(error)?;
+            iterator = page.next_shard_iterator;
+            pending = page.records.unwrap_or_default();
+            if pending.is_empty() {
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+        }
+        let event = stream_event(&pending, &stream_arn)?;
+        let response = handler(event).await;
+        let Some(failed) = response
+            .batch_item_failures
+            .first()
+            .and_then(|f| f.item_identifier.clone())
+        else {
+            pending.clear();
+            attempts = 0;
+            continue;
+        };
+        // Lambda retries from the failed record; everything before it is done.
+        let position = pending
+            .iter()
+            .position(|r| {
+                r.dynamodb
+                    .as_ref()
+                    .and_then(|d| d.sequence_number.as_deref())
+                    == Some(failed.as_str())
+            })
+            .unwrap_or(0);
+        pending.drain(..position);
+        attempts += 1;
+        if attempts >= STREAM_ATTEMPTS {
+            let poison = pending.remove(0);
+            tracing::error!(sequence = %failed, "stream record failed every attempt; sent to the on-failure queue");
+            if let Some((sqs, url)) = &on_failure {
+                let body = json!({
+                    "requestContext": { "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts },
+                    "DDBStreamBatchInfo": {
+                        "streamArn": stream_arn,
+                        "startSequenceNumber": failed,
+                        "endSequenceNumber": failed,
+                        "batchSize": 1
+                    },
+                    "record": record_json(&poison, &stream_arn),
+                });
+                sqs.send_message()
+                    .queue_url(url)
+                    .message_body(body.to_string())
+                    .send()
+                    .await
+                    .map_err(error)?;
+            }
+            attempts = 0;
+        }
+    }
+}
+
+/// Polls a queue and hands each batch to `handler`, like Lambda's SQS event source
+/// mapping with ReportBatchItemFailures: successes are deleted, failures stay to be
+/// received again after their visibility timeout (and redriven to the dead-letter
+/// queue by SQS after maxReceiveCount).
+pub async fn poll_queue(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    arn: String,
+    batch_size: u32,
+    handler: QueueHandler,
+) -> Result<(), PipelineError> {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(batch_size.clamp(1, 10) as i32)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(error)?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        let mut event = SqsEvent::default();
+        for message in &messages {
+            let mut record = SqsMessage::default();
+            record.message_id = message.message_id.clone();
+            record.receipt_handle = message.receipt_handle.clone();
+            record.body = message.body.clone();
+            record.md5_of_body = message.md5_of_body.clone();
+            record.attributes = message
+                .attributes
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect();
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(arn.clone());
+            event.records.push(record);
+        }
+        let response = handler(event).await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .filter(|m| {
+                !failed
+                    .iter()
+                    .any(|f| Some(f.as_str()) == m.message_id.as_deref())
+            })
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.clone()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !done.is_empty() {
+            sqs.delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(done))
+                .send()
+                .await
+                .map_err(error)?;
+        }
+    }
+}
+
+/// The records as Lambda delivers them: DynamoDB JSON images in its event shape.
+fn stream_event(records: &[Record], stream_arn: &str) -> Result<StreamEvent, PipelineError> {
+    let records: Vec<Value> = records.iter().map(|r| record_json(r, stream_arn)).collect();
+    serde_json::from_value(json!({ "Records": records })).map_err(|e| PipelineError(e.to_string()))
+}
+
+fn record_json(record: &Record, stream_arn: &str) -> Value {
+    let change = record.dynamodb.as_ref();
+    let image =
+        |m: Option<&HashMap<String, AttributeValue>>| m.map(item_json).unwrap_or(Value::Null);
+    json!({
+        "eventID": record.event_id,
+        "eventName": record.event_name.as_ref().map(|n| n.as_str()),
+        "eventVersion": record.event_version,
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.aws_region,
+        "eventSourceARN": stream_arn,
+        "dynamodb": {
+            "ApproximateCreationDateTime": change
+                .and_then(|c| c.approximate_creation_date_time)
+                .map(|t| t.secs())
+                .unwrap_or_default(),
+            "Keys": image(change.and_then(|c| c.keys.as_ref())),
+            "NewImage": image(change.and_then(|c| c.new_image.as_ref())),
+            "OldImage": image(change.and_then(|c| c.old_image.as_ref())),
+            "SequenceNumber": change.and_then(|c| c.sequence_number.clone()),
+            "SizeBytes": change.and_then(|c| c.size_bytes).unwrap_or_default(),
+            "StreamViewType": change.and_then(|c| c.stream_view_type.as_ref()).map(|v| v.as_str()),
+        }
+    })
+}
+
+fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), attribute_json(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn attribute_json(value: &AttributeValue) -> Value {
+    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
+        Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
+    };
+    match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": b64(b) }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::L(items) => {
+            json!({ "L": items.iter().map(attribute_json).collect::<Vec<_>>() })
+        }
+        AttributeValue::M(map) => json!({ "M": item_json(map) }),
+        AttributeValue::Ss(items) => json!({ "SS": items }),
+        AttributeValue::Ns(items) => json!({ "NS": items }),
+        AttributeValue::Bs(items) => json!({ "BS": items.iter().map(b64).collect::<Vec<_>>() }),
+        _ => Value::Null,
+    }
+}
