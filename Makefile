@@ -38,7 +38,7 @@ dev: ## Run the local stack: emulator, tables and seed from template.yaml, API o
 	@bash scripts/dev.sh
 
 test: lint ## Lint, then run every test against a throw-away emulator (debug profile)
-	scripts/with-emulator.sh cargo test --workspace 2>&1 | tee "$${TMPDIR:-/tmp}/orders-test.log"
+	scripts/with-emulator.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$${TMPDIR:-/tmp}/orders-test.log"
 	@# One closing line for the whole run, summed over every test binary.
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$${TMPDIR:-/tmp}/orders-test.log"
 

@@ -4,9 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orders::adapters::webhook_table::DynamoWebhookStore;
 use orders::api::App;
 use orders::auth::{Authenticator, DEV_JWT_SECRET, issue_hs256_token};
 use orders::config::{CartsFrom, Config, DEV_CURSOR_SECRET};
+use orders::webhooks::service::WebhookService;
+use orders::webhooks::target::TargetPolicy;
+use orders_dev::pipeline;
 use orders_dev::provision::{self, DEMO_CART};
 use orders_dev::server::{self, Router};
 use orders_dev::template::Template;
@@ -46,15 +50,47 @@ async fn main() -> Result<(), Error> {
         provision::put_cart(&dynamodb, carts_table, cart_id, user_id, "USD", lines).await?;
     }
 
+    // The event pipeline: queues, bus and rules as the template declares them, and
+    // the stream and queue consumers running in this process.
+    let bus = var("EVENT_BUS_NAME", "orders");
+    let queues = pipeline::provision(
+        &aws_sdk_sqs::Client::new(&sdk),
+        &aws_sdk_eventbridge::Client::new(&sdk),
+        &bus,
+        &template.queues(),
+        &template.rules()?,
+    )
+    .await?;
+    let inventory =
+        orders::adapters::inventory_table::DynamoInventory::new(dynamodb.clone(), &table);
+    for (product_id, _, _, _) in DEMO_CART.2 {
+        orders::pipeline::fulfillment::Inventory::set_stock(&inventory, product_id, 100).await?;
+    }
+    let wiring = pipeline::Wiring {
+        sdk: sdk.clone(),
+        table: table.clone(),
+        bus: bus.clone(),
+        queues,
+    };
+    let consumers = pipeline::start(wiring, &template.consumers()).await?;
+
     let config = Config {
         table,
         carts: Some(carts),
         cursor_secret: var("CURSOR_SECRET", DEV_CURSOR_SECRET),
     };
-    let app = Arc::new(App::new(
-        Authenticator::hs256(secret.as_bytes()),
-        config.order_service(true).await?,
-    ));
+    // Local mode: webhook receivers on this machine may subscribe.
+    let webhooks = WebhookService::new(
+        Arc::new(DynamoWebhookStore::new(dynamodb.clone(), &config.table)),
+        TargetPolicy::LOCAL,
+    );
+    let app = Arc::new(
+        App::new(
+            Authenticator::hs256(secret.as_bytes()),
+            config.order_service(&dynamodb, true)?,
+        )
+        .with_webhooks(webhooks),
+    );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
 
     let day = Duration::from_secs(24 * 60 * 60);
@@ -70,11 +106,22 @@ async fn main() -> Result<(), Error> {
     println!("  export ADMIN_TOKEN={admin}");
     println!("  export FULFILL_TOKEN={fulfill}");
     println!(
-        "\nDemo cart: abc123 of user789 (2 x USB Cable 10.00, 1 x Keyboard 55.00). Ctrl-C stops.\n"
+        "\nDemo cart: abc123 of user789 (2 x USB Cable 10.00, 1 x Keyboard 55.00), 100 of each in stock."
     );
+    println!(
+        "Events: table stream -> publisher -> bus `{bus}` -> queues -> fulfillment and webhooks,"
+    );
+    println!("all in this process; its log shows each step. Ctrl-C stops.\n");
 
+    let pipeline_stopped = async move {
+        for task in consumers {
+            task.await??;
+        }
+        Ok::<(), Error>(())
+    };
     tokio::select! {
         result = server::serve(listener, app, router) => result?,
+        result = pipeline_stopped => result?,
         _ = tokio::signal::ctrl_c() => println!("\nstopping"),
     }
     Ok(())

@@ -317,7 +317,8 @@ fn stream_event(records: &[Record], stream_arn: &str) -> Result<StreamEvent, Pip
     serde_json::from_value(json!({ "Records": records })).map_err(|e| PipelineError(e.to_string()))
 }
 
-fn record_json(record: &Record, stream_arn: &str) -> Value {
+/// One stream record as Lambda delivers it: DynamoDB JSON images in its event shape.
+pub fn record_json(record: &Record, stream_arn: &str) -> Value {
     let change = record.dynamodb.as_ref();
     let image =
         |m: Option<&HashMap<String, AttributeValue>>| m.map(item_json).unwrap_or(Value::Null);
@@ -370,4 +371,140 @@ fn attribute_json(value: &AttributeValue) -> Value {
         AttributeValue::Bs(items) => json!({ "BS": items.iter().map(b64).collect::<Vec<_>>() }),
         _ => Value::Null,
     }
+}
+
+/// What the local stack needs to run the pipeline.
+pub struct Wiring {
+    pub sdk: aws_config::SdkConfig,
+    pub table: String,
+    pub bus: String,
+    pub queues: Queues,
+}
+
+/// The handler of each stream- or queue-triggered function, by its binary name,
+/// built as its Lambda's `main` builds it but on the local clients.
+#[allow(clippy::type_complexity)]
+fn handlers(
+    wiring: &Wiring,
+) -> Result<(StreamHandler, HashMap<&'static str, QueueHandler>), PipelineError> {
+    use orders::adapters::DynamoOrderStore;
+    use orders::adapters::event_bus::EventBridgeBus;
+    use orders::adapters::inventory_table::DynamoInventory;
+    use orders::adapters::shipping::ManualShipping;
+    use orders::adapters::webhook_queue::SqsRetryDelay;
+    use orders::adapters::webhook_table::DynamoWebhookStore;
+    use orders::pipeline::fulfillment::Fulfillment;
+    use orders::pipeline::publisher::Publisher;
+    use orders::pipeline::webhooks::Deliveries;
+    use orders::webhooks::target::TargetPolicy;
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&wiring.sdk);
+    let events = aws_sdk_eventbridge::Client::new(&wiring.sdk);
+    let publisher = Arc::new(Publisher::new(Arc::new(EventBridgeBus::new(
+        events,
+        &wiring.bus,
+    ))));
+    let publish: StreamHandler = Arc::new(move |event| {
+        let publisher = Arc::clone(&publisher);
+        Box::pin(async move { publisher.handle(event).await })
+    });
+
+    let fulfillment = Arc::new(Fulfillment::new(
+        Arc::new(DynamoOrderStore::new(dynamodb.clone(), &wiring.table)),
+        Arc::new(DynamoInventory::new(dynamodb, &wiring.table)),
+        Arc::new(ManualShipping),
+    ));
+    let fulfill: QueueHandler = Arc::new(move |event| {
+        let fulfillment = Arc::clone(&fulfillment);
+        Box::pin(async move { fulfillment.handle(event).await })
+    });
+    // Local mode: receivers on this machine may subscribe (see README, Webhooks).
+    let sender = orders::adapters::webhook_sender::HttpWebhookSender::new(TargetPolicy::LOCAL)
+        .map_err(PipelineError)?;
+    let deliveries = Arc::new(Deliveries::new(
+        Arc::new(DynamoWebhookStore::new(
+            aws_sdk_dynamodb::Client::new(&wiring.sdk),
+            &wiring.table,
+        )),
+        Arc::new(sender),
+        Arc::new(SqsRetryDelay::new(
+            aws_sdk_sqs::Client::new(&wiring.sdk),
+            wiring
+                .queues
+                .get("WebhookQueue")
+                .map(|(url, _)| url.clone()),
+        )),
+    ));
+    let deliver: QueueHandler = Arc::new(move |event| {
+        let deliveries = Arc::clone(&deliveries);
+        Box::pin(async move { deliveries.handle(event).await })
+    });
+    Ok((
+        publish,
+        HashMap::from([("fulfill-orders", fulfill), ("deliver-webhooks", deliver)]),
+    ))
+}
+
+/// Starts the stream poller and one poller per queue-triggered function, as the
+/// template's event source mappings declare them.
+pub async fn start(
+    wiring: Wiring,
+    consumers: &[crate::template::Consumer],
+) -> Result<Vec<tokio::task::JoinHandle<Result<(), PipelineError>>>, PipelineError> {
+    use crate::template::Trigger;
+    let (publish, queue_handlers) = handlers(&wiring)?;
+    let sqs = aws_sdk_sqs::Client::new(&wiring.sdk);
+    let mut tasks = Vec::new();
+    for consumer in consumers {
+        match &consumer.trigger {
+            Trigger::Stream { batch_size } => {
+                if consumer.binary != "publish-events" {
+                    return Err(PipelineError(format!(
+                        "no local handler for stream consumer {}",
+                        consumer.binary
+                    )));
+                }
+                let stream_arn = aws_sdk_dynamodb::Client::new(&wiring.sdk)
+                    .describe_table()
+                    .table_name(&wiring.table)
+                    .send()
+                    .await
+                    .map_err(error)?
+                    .table
+                    .and_then(|t| t.latest_stream_arn)
+                    .ok_or_else(|| {
+                        PipelineError(format!("table {} has no stream", wiring.table))
+                    })?;
+                let on_failure = wiring
+                    .queues
+                    .get("PublisherFailures")
+                    .map(|(url, _)| (sqs.clone(), url.clone()));
+                tasks.push(tokio::spawn(poll_stream(
+                    aws_sdk_dynamodbstreams::Client::new(&wiring.sdk),
+                    stream_arn,
+                    *batch_size,
+                    Arc::clone(&publish),
+                    on_failure,
+                )));
+            }
+            Trigger::Queue { queue, batch_size } => {
+                let handler = queue_handlers
+                    .get(consumer.binary.as_str())
+                    .ok_or_else(|| {
+                        PipelineError(format!("no local handler for {}", consumer.binary))
+                    })?;
+                let (url, arn) = wiring.queues.get(queue).ok_or_else(|| {
+                    PipelineError(format!("{} reads unknown queue {queue}", consumer.binary))
+                })?;
+                tasks.push(tokio::spawn(poll_queue(
+                    sqs.clone(),
+                    url.clone(),
+                    arn.clone(),
+                    *batch_size,
+                    Arc::clone(handler),
+                )));
+            }
+        }
+    }
+    Ok(tasks)
 }

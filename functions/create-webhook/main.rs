@@ -1,3 +1,6 @@
-//! (being written)
+//! `POST /api/webhooks`: subscribe a URL to order events (admin); answers the secret once.
 
-fn main() {}
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    orders::api::serve(orders::api::Endpoint::CreateWebhook).await
+}

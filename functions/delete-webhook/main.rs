@@ -1,3 +1,6 @@
-//! (being written)
+//! `DELETE /api/webhooks/{webhook_id}`: unsubscribe; deliveries stop (admin).
 
-fn main() {}
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    orders::api::serve(orders::api::Endpoint::DeleteWebhook).await
+}

@@ -1,3 +1,16 @@
-//! (being written)
+//! Fulfillment queue consumer: `order.confirmed` reserves stock and marks the order
+//! processing (or backordered); `order.cancelled` releases the reservation.
 
-fn main() {}
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use orders::pipeline::fulfillment::Fulfillment;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let fulfillment = Fulfillment::from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(fulfillment.handle(event.payload).await)
+    }))
+    .await
+}

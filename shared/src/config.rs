@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{CartApi, CartTable, DynamoOrderStore, aws};
+use crate::adapters::{CartApi, CartTable, DynamoOrderStore};
 use crate::auth::AuthConfigError;
 use crate::ports::CartSource;
 use crate::service::OrderService;
@@ -63,10 +63,12 @@ impl Config {
         })
     }
 
-    /// Builds the order service on real AWS clients.
-    pub async fn order_service(&self, needs_carts: bool) -> Result<OrderService, ConfigError> {
-        let sdk = aws::sdk_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    /// Builds the order service on `dynamodb` (and, for checkout, the cart source).
+    pub fn order_service(
+        &self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        needs_carts: bool,
+    ) -> Result<OrderService, ConfigError> {
         let carts: Option<Arc<dyn CartSource>> = match (&self.carts, needs_carts) {
             (_, false) => None,
             (None, true) => return Err(ConfigError::Missing("CARTS_TABLE or CART_API_URL")),
@@ -77,7 +79,7 @@ impl Config {
                 Some(Arc::new(CartApi::new(url).map_err(ConfigError::Invalid)?))
             }
         };
-        let store = Arc::new(DynamoOrderStore::new(dynamodb, &self.table));
+        let store = Arc::new(DynamoOrderStore::new(dynamodb.clone(), &self.table));
         Ok(OrderService::new(
             store,
             carts,

@@ -2,6 +2,7 @@
 //! order, derived from the change itself (the table's stream), never written twice.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::adapters::order_item::timestamp;
 use crate::api::views::OrderView;
@@ -33,7 +34,7 @@ pub struct OrderEvent {
     pub actor: String,
     pub reason: Option<String>,
     /// The order after the change, as `GET /api/orders/{order_id}` renders it.
-    pub order: serde_json::Value,
+    pub order: OrderJson,
 }
 
 impl OrderEvent {
@@ -56,7 +57,7 @@ impl OrderEvent {
             shipping_status: after.shipping_status.as_str().to_string(),
             actor: entry.actor.clone(),
             reason: entry.reason.clone(),
-            order: serde_json::to_value(OrderView::from(after)).unwrap_or_default(),
+            order: OrderJson::of(after),
         })
     }
 
@@ -68,6 +69,44 @@ impl OrderEvent {
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
             Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
         }
+    }
+}
+
+/// An order as JSON text, exactly as `GET /api/orders/{order_id}` renders it.
+///
+/// Kept as text because a `serde_json::Value` holds numbers as floats: money would be
+/// converted to `f64` and `75.00` published as `75.0`. Being raw JSON, it deserializes
+/// with `serde_json::from_str`/`from_slice` only (not `from_value`); that is how an
+/// SQS body or a stream payload arrives anyway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderJson(Box<RawValue>);
+
+impl OrderJson {
+    pub fn of(order: &Order) -> OrderJson {
+        // Cannot fail: every field of the view is a string, an integer or a decimal
+        // rendered by `Money`.
+        let raw = serde_json::value::to_raw_value(&OrderView::from(order))
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
+        OrderJson(raw)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The order parsed, to read its fields (amounts become floats).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+/// The same order, however its JSON is spaced or its numbers written (an event bus
+/// may re-render `75.00` as `75.0` on the way).
+impl PartialEq for OrderJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
     }
 }
 

@@ -14,11 +14,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use hyper::body::Bytes;
 use lambda_http::Body;
+use orders::adapters::webhook_table::DynamoWebhookStore;
 use orders::adapters::{CartTable, DynamoOrderStore};
 use orders::api::App;
 use orders::auth::{Authenticator, issue_hs256_token};
 use orders::ports::CartSource;
 use orders::service::OrderService;
+use orders::webhooks::service::WebhookService;
+use orders::webhooks::target::TargetPolicy;
 use orders_dev::provision::{self, SeedLine};
 use orders_dev::server::Router;
 use orders_dev::template::Template;
@@ -166,7 +169,11 @@ impl Stack {
             .expect("carts table");
         let store = Arc::new(DynamoOrderStore::new(store_client, &table));
         let orders = OrderService::new(store, carts(&carts_table), b"test-cursor-secret");
-        let app = App::new(Authenticator::hs256(SECRET.as_bytes()), orders);
+        let webhooks = WebhookService::new(
+            Arc::new(DynamoWebhookStore::new(dynamodb.clone(), &table)),
+            TargetPolicy::STRICT,
+        );
+        let app = App::new(Authenticator::hs256(SECRET.as_bytes()), orders).with_webhooks(webhooks);
         Stack {
             app: Arc::new(app),
             router: Arc::new(Router::new(template.routes().unwrap()).unwrap()),

@@ -26,6 +26,15 @@ fn the_template_routes_every_endpoint_once() {
         ),
         ("DELETE", "/api/orders/{order_id}", "cancel-order"),
         ("GET", "/api/orders/{order_id}/history", "get-order-history"),
+        ("POST", "/api/webhooks", "create-webhook"),
+        ("GET", "/api/webhooks", "list-webhooks"),
+        ("GET", "/api/webhooks/{webhook_id}", "get-webhook"),
+        ("DELETE", "/api/webhooks/{webhook_id}", "delete-webhook"),
+        (
+            "GET",
+            "/api/webhooks/{webhook_id}/deliveries",
+            "list-webhook-deliveries",
+        ),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

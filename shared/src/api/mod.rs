@@ -4,6 +4,7 @@
 pub mod problem;
 pub mod request;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -12,10 +13,13 @@ use lambda_http::{Body, Request, Response, service_fn};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::adapters::webhook_table::DynamoWebhookStore;
 use crate::auth::{Authenticator, Principal};
 use crate::config::{Config, ConfigError};
 use crate::domain::{FieldErrors, OrderStatus};
 use crate::service::{IdempotentCreate, MoveRequest, Moved, OrderError, OrderService};
+use crate::webhooks::WebhookService;
+use crate::webhooks::target::TargetPolicy;
 use problem::{ApiError, Problem};
 use request::{Fields, MAX_REASON_LEN, RequestError};
 use views::OrderView;
@@ -30,16 +34,26 @@ pub enum Endpoint {
     UpdateOrderStatus,
     CancelOrder,
     GetOrderHistory,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    DeleteWebhook,
+    ListWebhookDeliveries,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
         Endpoint::UpdateOrderStatus,
         Endpoint::CancelOrder,
         Endpoint::GetOrderHistory,
+        Endpoint::CreateWebhook,
+        Endpoint::ListWebhooks,
+        Endpoint::GetWebhook,
+        Endpoint::DeleteWebhook,
+        Endpoint::ListWebhookDeliveries,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -50,7 +64,24 @@ impl Endpoint {
             Endpoint::UpdateOrderStatus => "update-order-status",
             Endpoint::CancelOrder => "cancel-order",
             Endpoint::GetOrderHistory => "get-order-history",
+            Endpoint::CreateWebhook => "create-webhook",
+            Endpoint::ListWebhooks => "list-webhooks",
+            Endpoint::GetWebhook => "get-webhook",
+            Endpoint::DeleteWebhook => "delete-webhook",
+            Endpoint::ListWebhookDeliveries => "list-webhook-deliveries",
         }
+    }
+
+    /// The `/api/webhooks` endpoints, which need the webhook service.
+    pub fn is_webhook(self) -> bool {
+        matches!(
+            self,
+            Endpoint::CreateWebhook
+                | Endpoint::ListWebhooks
+                | Endpoint::GetWebhook
+                | Endpoint::DeleteWebhook
+                | Endpoint::ListWebhookDeliveries
+        )
     }
 
     pub fn from_binary_name(name: &str) -> Option<Self> {
@@ -62,19 +93,37 @@ impl Endpoint {
 pub struct App {
     auth: Authenticator,
     orders: OrderService,
+    /// Only for the webhook endpoints.
+    webhooks: Option<WebhookService>,
 }
 
 impl App {
     pub fn new(auth: Authenticator, orders: OrderService) -> Self {
-        App { auth, orders }
+        App {
+            auth,
+            orders,
+            webhooks: None,
+        }
+    }
+
+    pub fn with_webhooks(mut self, webhooks: WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// Wires the adapters the configuration names. Only create-order reads carts.
     pub async fn from_env(endpoint: Option<Endpoint>) -> Result<App, ConfigError> {
         let auth = Authenticator::from_env()?;
         let needs_carts = endpoint.is_none_or(|e| e == Endpoint::CreateOrder);
-        let orders = Config::from_env()?.order_service(needs_carts).await?;
-        Ok(App::new(auth, orders))
+        let config = Config::from_env()?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&crate::adapters::aws::sdk_config().await);
+        let app = App::new(auth, config.order_service(&dynamodb, needs_carts)?);
+        if endpoint.is_none_or(Endpoint::is_webhook) {
+            let store = DynamoWebhookStore::new(dynamodb, &config.table);
+            let webhooks = WebhookService::new(Arc::new(store), TargetPolicy::from_env());
+            return Ok(app.with_webhooks(webhooks));
+        }
+        Ok(app)
     }
 
     /// Answers one request; every failure becomes a problem document here.
@@ -86,6 +135,11 @@ impl App {
             Endpoint::UpdateOrderStatus => self.update_order_status(&request).await,
             Endpoint::CancelOrder => self.cancel_order(&request).await,
             Endpoint::GetOrderHistory => self.get_order_history(&request).await,
+            Endpoint::CreateWebhook => self.create_webhook(&request).await,
+            Endpoint::ListWebhooks => self.list_webhooks(&request).await,
+            Endpoint::GetWebhook => self.get_webhook(&request).await,
+            Endpoint::DeleteWebhook => self.delete_webhook(&request).await,
+            Endpoint::ListWebhookDeliveries => self.list_webhook_deliveries(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

@@ -10,6 +10,7 @@ use crate::auth::AuthError;
 use crate::domain::{CartProblem, FieldErrors};
 use crate::ports::{CartSourceError, StoreError};
 use crate::service::OrderError;
+use crate::webhooks::WebhookError;
 
 use super::request::RequestError;
 use super::views::OrderView;
@@ -23,6 +24,8 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Order(#[from] OrderError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 /// A problem details document (`application/problem+json`).
@@ -134,6 +137,7 @@ impl From<ApiError> for Problem {
             ApiError::Request(e) => request_problem(e),
             ApiError::Auth(e) => auth_problem(e),
             ApiError::Order(e) => order_problem(e),
+            ApiError::Webhook(e) => webhook_problem(e),
         }
     }
 }
@@ -233,6 +237,21 @@ fn order_problem(err: OrderError) -> Problem {
                 "cart_service_error",
                 "The cart service sent a cart that could not be read.",
             )
+        }
+    }
+}
+
+fn webhook_problem(err: WebhookError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        WebhookError::Invalid(errors) => Problem::invalid(errors),
+        WebhookError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        WebhookError::NotFound => Problem::new(StatusCode::NOT_FOUND, "webhook_not_found", detail),
+        WebhookError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
+        WebhookError::Store(e) => store_problem(e),
+        WebhookError::NotConfigured | WebhookError::Secret(_) => {
+            tracing::error!(error = %detail, "webhook endpoint failure");
+            Problem::internal()
         }
     }
 }
