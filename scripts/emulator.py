@@ -78,6 +78,110 @@ class SerialiseDynamoDB:
         return [chunks]
 
 
+# --- make bench: DynamoDB request counting -------------------------------------------------
+# `GET /_bench/requests` answers every DynamoDB / DynamoDB Streams request seen since the last
+# `POST /_bench/reset` (at most BENCH_MAX_RECORDS, oldest dropped): its X-Amz-Target, the
+# tables its body names, its HTTP status and the ConsumedCapacity its response carried, if any;
+# plus counts per target. Used by bench/ to count DynamoDB requests per API call. It only
+# reads what passes by: it takes its own small lock, never the DynamoDB lock, and changes
+# neither request nor response. ("_bench" can never be an S3 bucket name, so no clash.)
+
+BENCH_PATH_PREFIX = "/_bench/"
+BENCH_MAX_RECORDS = 10_000
+
+
+class CountRequests:
+    """WSGI middleware: records DynamoDB requests for `make bench` (see above)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.records: list[dict] = []
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(BENCH_PATH_PREFIX):
+            return self._control(environ, path, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(SERIALISED_TARGET_PREFIXES):
+            return self.app(environ, start_response)
+
+        body = _read_body(environ)
+        if body is not None:
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        record = {"target": target, "tables": _tables_named(body), "status": None}
+
+        def recording_start_response(status, headers, exc_info=None):
+            record["status"] = int(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, recording_start_response)
+        try:
+            chunks = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        record["consumed_capacity"] = _consumed_capacity(chunks)
+        with self.lock:
+            self.records.append(record)
+            del self.records[:-BENCH_MAX_RECORDS]
+        return [chunks]
+
+    def _control(self, environ, path, start_response):
+        import json
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/_bench/requests" and method == "GET":
+            with self.lock:
+                records = list(self.records)
+            counts: dict[str, int] = {}
+            for r in records:
+                counts[r["target"]] = counts.get(r["target"], 0) + 1
+            payload = json.dumps({"requests": records, "counts": counts}).encode()
+            status = "200 OK"
+        elif path == "/_bench/reset" and method == "POST":
+            with self.lock:
+                self.records.clear()
+            payload, status = b"{}", "200 OK"
+        else:
+            payload, status = b'{"message": "unknown bench endpoint"}', "404 Not Found"
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+def _tables_named(body: bytes | None) -> list[str]:
+    """TableName, or the tables of RequestItems / TransactItems."""
+    import json
+
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(request, dict):
+        return []
+    if isinstance(request.get("TableName"), str):
+        return [request["TableName"]]
+    tables = list(request.get("RequestItems") or {})
+    for item in request.get("TransactItems") or []:
+        for op in (item or {}).values():
+            if isinstance(op, dict) and isinstance(op.get("TableName"), str):
+                tables.append(op["TableName"])
+    return sorted(set(tables))
+
+
+def _consumed_capacity(response: bytes):
+    import json
+
+    if b"ConsumedCapacity" not in response:
+        return None
+    try:
+        return json.loads(response).get("ConsumedCapacity")
+    except (ValueError, AttributeError):
+        return None
+
+
 def _read_body(environ) -> bytes | None:
     stream = environ.get("wsgi.input")
     if stream is None:
@@ -125,7 +229,7 @@ def serve(args) -> int:
     )
     from werkzeug.serving import make_server
 
-    app = SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app))
+    app = CountRequests(SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app)))
     try:
         # What werkzeug's run_simple(threaded=True) does, minus the reloader and banner,
         # so that the bound port is known before serving.

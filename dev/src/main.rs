@@ -57,6 +57,7 @@ async fn main() -> Result<(), Error> {
         &aws_sdk_sqs::Client::new(&sdk),
         &aws_sdk_eventbridge::Client::new(&sdk),
         &bus,
+        "",
         &template.queues(),
         &template.rules()?,
     )

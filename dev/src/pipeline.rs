@@ -45,11 +45,13 @@ fn error<E: std::error::Error + 'static>(err: E) -> PipelineError {
 pub type Queues = HashMap<String, (String, String)>;
 
 /// Creates the template's queues (dead-letter queues first, redrive as declared),
-/// the bus, and its rules targeting the queues.
+/// the bus, and its rules targeting the queues. Queues and rules are named
+/// `{prefix}{logical id}`, so that several stacks can share one emulator.
 pub async fn provision(
     sqs: &aws_sdk_sqs::Client,
     events: &aws_sdk_eventbridge::Client,
     bus: &str,
+    prefix: &str,
     queues: &[QueueSpec],
     rules: &[RuleSpec],
 ) -> Result<Queues, PipelineError> {
@@ -57,7 +59,9 @@ pub async fn provision(
     let mut ordered: Vec<&QueueSpec> = queues.iter().collect();
     ordered.sort_by_key(|q| q.dead_letter.is_some());
     for queue in ordered {
-        let mut request = sqs.create_queue().queue_name(&queue.logical_id);
+        let mut request = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}{}", queue.logical_id));
         if let Some(timeout) = queue.visibility_timeout {
             request =
                 request.attributes(QueueAttributeName::VisibilityTimeout, timeout.to_string());
@@ -102,7 +106,7 @@ pub async fn provision(
     for rule in rules {
         events
             .put_rule()
-            .name(&rule.logical_id)
+            .name(format!("{prefix}{}", rule.logical_id))
             .event_bus_name(bus)
             .event_pattern(rule.pattern.to_string())
             .send()
@@ -123,7 +127,7 @@ pub async fn provision(
         }
         events
             .put_targets()
-            .rule(&rule.logical_id)
+            .rule(format!("{prefix}{}", rule.logical_id))
             .event_bus_name(bus)
             .set_targets(Some(targets))
             .send()

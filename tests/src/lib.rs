@@ -142,13 +142,22 @@ impl Call {
 
 impl Stack {
     pub async fn new() -> Stack {
+        Stack::on_table_carts(TargetPolicy::STRICT).await
+    }
+
+    /// As `make dev` runs: webhook receivers on this machine may subscribe.
+    pub async fn local_mode() -> Stack {
+        Stack::on_table_carts(TargetPolicy::LOCAL).await
+    }
+
+    async fn on_table_carts(policy: TargetPolicy) -> Stack {
         let dynamodb = dynamodb().await;
-        let cart_source = |client: Client, table: &str| -> Arc<dyn CartSource> {
-            Arc::new(CartTable::new(client, table))
-        };
-        Stack::with(dynamodb.clone(), |carts_table| {
-            Some(cart_source(dynamodb.clone(), carts_table))
-        })
+        let carts = dynamodb.clone();
+        Stack::build(
+            dynamodb,
+            |table| Some(Arc::new(CartTable::new(carts, table)) as Arc<dyn CartSource>),
+            policy,
+        )
         .await
     }
 
@@ -156,6 +165,14 @@ impl Stack {
     pub async fn with(
         store_client: Client,
         carts: impl FnOnce(&str) -> Option<Arc<dyn CartSource>>,
+    ) -> Stack {
+        Stack::build(store_client, carts, TargetPolicy::STRICT).await
+    }
+
+    async fn build(
+        store_client: Client,
+        carts: impl FnOnce(&str) -> Option<Arc<dyn CartSource>>,
+        policy: TargetPolicy,
     ) -> Stack {
         let dynamodb = dynamodb().await;
         let template = template();
@@ -171,7 +188,7 @@ impl Stack {
         let orders = OrderService::new(store, carts(&carts_table), b"test-cursor-secret");
         let webhooks = WebhookService::new(
             Arc::new(DynamoWebhookStore::new(dynamodb.clone(), &table)),
-            TargetPolicy::STRICT,
+            policy,
         );
         let app = App::new(Authenticator::hs256(SECRET.as_bytes()), orders).with_webhooks(webhooks);
         Stack {

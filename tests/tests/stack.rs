@@ -268,10 +268,12 @@ async fn the_local_pipeline_is_the_template_pipeline() {
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let template = template();
     let bus = format!("orders-pipeline-test-{}", std::process::id());
+    let prefix = format!("stack{}-", std::process::id());
     let queues = orders_dev::pipeline::provision(
         &sqs,
         &events,
         &bus,
+        &prefix,
         &template.queues(),
         &template.rules().unwrap(),
     )
@@ -314,7 +316,7 @@ async fn the_local_pipeline_is_the_template_pipeline() {
     for rule in template.rules().unwrap() {
         let described = events
             .describe_rule()
-            .name(&rule.logical_id)
+            .name(format!("{prefix}{}", rule.logical_id))
             .event_bus_name(&bus)
             .send()
             .await
@@ -324,7 +326,7 @@ async fn the_local_pipeline_is_the_template_pipeline() {
         assert_eq!(pattern, rule.pattern);
         let targets = events
             .list_targets_by_rule()
-            .rule(&rule.logical_id)
+            .rule(format!("{prefix}{}", rule.logical_id))
             .event_bus_name(&bus)
             .send()
             .await
