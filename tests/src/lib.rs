@@ -53,7 +53,8 @@ pub async fn dynamodb() -> Client {
     Client::new(&sdk)
 }
 
-fn unique(prefix: &str) -> String {
+/// A name no other test (or test process) uses.
+pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

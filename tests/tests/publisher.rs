@@ -8,7 +8,6 @@
 //! PutEvents answering per-entry failures.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use orders::adapters::event_bus::{EventBridgeBus, EventBus, PublishError};
 use orders::events::{Envelope, OrderEvent, SOURCE};
 use orders::pipeline::publisher::Publisher;
-use orders_tests::{ADMIN, Call, FULFILL, Stack, token};
+use orders_tests::{ADMIN, Call, FULFILL, Stack, token, unique};
 use serde_json::{Value, json};
 
 const OWNER: &str = "alice";
@@ -388,19 +387,6 @@ async fn records_that_are_not_changes_of_an_order_publish_nothing() {
 // ----------------------------------------------------------------------------------
 // On the emulator: an integrator's queue subscribed to the bus
 // ----------------------------------------------------------------------------------
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A bus of its own, and an integrator's queue subscribed to every event of
 /// `source: orders` on it by a rule (on AWS the queue would also need a policy

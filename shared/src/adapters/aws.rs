@@ -26,6 +26,26 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
+/// One strongly consistent read of one item of `table`.
+pub async fn read_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Result<
+    Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    StoreError,
+> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(store_error)?;
+    Ok(output.item)
+}
+
 /// What a failed DynamoDB call means to the order service. Service errors the
 /// callers expect (conditional checks, cancelled transactions) are handled before
 /// this; everything left is infrastructure.

@@ -92,16 +92,7 @@ impl DynamoInventory {
     }
 
     async fn read(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(output.item)
+        super::aws::read_item(&self.client, &self.table, key).await
     }
 
     async fn transact(

@@ -86,16 +86,7 @@ impl DynamoOrderStore {
 
     /// One strongly consistent read of one item.
     async fn read(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(output.item)
+        super::aws::read_item(&self.client, &self.table, key).await
     }
 
     async fn put_order(&self, order: &Order) -> Result<CreateOutcome, StoreError> {

@@ -77,16 +77,11 @@ impl WebhookStore for DynamoWebhookStore {
     }
 
     async fn get(&self, id: &WebhookId) -> Result<Option<Subscription>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id, SUBSCRIPTION_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.as_ref().map(subscription_from_item).transpose()
+        super::aws::read_item(&self.client, &self.table, key(id, SUBSCRIPTION_SK))
+            .await?
+            .as_ref()
+            .map(subscription_from_item)
+            .transpose()
     }
 
     async fn list(&self) -> Result<Vec<Subscription>, StoreError> {
