@@ -70,6 +70,13 @@ async fn the_seed_request_creates_a_pending_order_priced_from_the_cart() {
     assert_eq!(got.body["items"].as_array().unwrap().len(), 2);
     assert_eq!(got.body["shipping_address"]["country"], "US");
     assert_eq!(got.header("etag"), Some("\"1\""));
+
+    // Lists render money exactly too.
+    let listed = stack
+        .send(Call::new("GET", "/api/orders").bearer(&token("user789", "")))
+        .await;
+    assert_eq!(listed.status, 200);
+    assert!(listed.text.contains(r#""total":75.00"#), "{}", listed.text);
 }
 
 #[tokio::test]

@@ -199,7 +199,10 @@ impl App {
         let orders: Vec<OrderView> = listed.orders.iter().map(OrderView::from).collect();
         Ok(json_response(
             StatusCode::OK,
-            &json!({ "orders": orders, "next_cursor": listed.next_cursor }),
+            &OrderPageView {
+                orders,
+                next_cursor: listed.next_cursor,
+            },
         ))
     }
 
@@ -281,6 +284,14 @@ impl App {
             &json!({ "order_id": order.id.as_str(), "history": views::history(&order) }),
         ))
     }
+}
+
+/// A page of orders. A struct, not `json!`: going through `serde_json::Value` would
+/// turn `75.00` into `75.0`.
+#[derive(Serialize)]
+struct OrderPageView {
+    orders: Vec<OrderView>,
+    next_cursor: Option<String>,
 }
 
 /// The short answer to a create or a cancel, in the seed's words.

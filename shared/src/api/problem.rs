@@ -13,7 +13,6 @@ use crate::service::OrderError;
 use crate::webhooks::WebhookError;
 
 use super::request::RequestError;
-use super::views::OrderView;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -209,10 +208,7 @@ fn order_problem(err: OrderError) -> Problem {
         OrderError::StaleVersion { current } => {
             Problem::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", detail)
                 .with("current_version", json!(current.version))
-                .with(
-                    "order",
-                    serde_json::to_value(OrderView::from(&*current)).unwrap_or_default(),
-                )
+                .with("current_status", json!(current.status.as_str()))
         }
         OrderError::KeyReused => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
