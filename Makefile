@@ -71,3 +71,17 @@ deploy: bootstrap ## sam build && sam deploy (needs the AWS SAM CLI and AWS cred
 
 emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
+
+# make bench: native release builds (the workspace profile as is; cargo-lambda would add
+# panic=abort) of the 14 functions and of bench/'s bare Lambda (the floor), in one cargo
+# invocation so they share dependency features; then bench/ runs each binary against a fake
+# Lambda Runtime API and a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of
+# scripts/emulator.py) and writes docs/bench.md. BENCH_RUNS: cold starts per binary.
+BENCH_RUNS ?= 15
+BENCH_NICE ?= nice -n 10
+.PHONY: bench
+bench: bootstrap ## Cold start, peak memory, size and DynamoDB requests per call of every function; writes docs/bench.md
+	$(BENCH_NICE) cargo build --release -p functions -p orders-bench --no-default-features --bins
+	$(BENCH_NICE) cargo build -p orders-bench --bin bench
+	scripts/with-emulator.sh cargo run -q -p orders-bench --bin bench -- --runs $(BENCH_RUNS) \
+	  --bin-dir "$${CARGO_TARGET_DIR:-target}/release" --out docs/bench.md --command "make bench"
