@@ -276,6 +276,23 @@ pub fn path_parameter(request: &Request, name: &str) -> String {
         .to_string()
 }
 
+/// A page size: 1 to 100 in plain digits, 20 when absent.
+pub fn limit(errors: &mut FieldErrors, text: Option<&str>) -> usize {
+    match text {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) && l.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => {
+                errors.add(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                );
+                DEFAULT_LIMIT
+            }
+        },
+    }
+}
+
 /// `GET /api/orders` query string.
 pub fn list_request(request: &Request) -> Result<ListRequest, RequestError> {
     const KNOWN: &[&str] = &[
@@ -314,19 +331,7 @@ pub fn list_request(request: &Request) -> Result<ListRequest, RequestError> {
         }
         parsed
     });
-    let limit = match one("limit") {
-        None => DEFAULT_LIMIT,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) && l.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => {
-                errors.add(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                );
-                DEFAULT_LIMIT
-            }
-        },
-    };
+    let limit = limit(&mut errors, one("limit").as_deref());
     let user_id = one("user_id");
     if user_id.as_deref().is_some_and(|u| !is_valid_id(u)) {
         errors.add("user_id", "is not a valid user id");

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::problem::ApiError;
-use super::request::{self, DEFAULT_LIMIT, Fields, MAX_LIMIT, RequestError};
+use super::request::{self, Fields, RequestError};
 use super::{App, json_response};
 use crate::adapters::order_item::timestamp;
 use crate::domain::FieldErrors;
@@ -170,19 +170,7 @@ fn page_request(request: &Request) -> Result<(usize, Option<String>), RequestErr
             errors.add(name, "is not a known query parameter");
         }
     }
-    let limit = match params.first("limit") {
-        None => DEFAULT_LIMIT,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) && l.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => {
-                errors.add(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                );
-                DEFAULT_LIMIT
-            }
-        },
-    };
+    let limit = request::limit(&mut errors, params.first("limit"));
     let cursor = params.first("cursor").map(str::to_string);
     errors
         .into_result((limit, cursor))
