@@ -46,6 +46,63 @@ pub async fn read_item(
     Ok(output.item)
 }
 
+/// A transaction DynamoDB cancelled: one reason per item, in the order they were sent.
+/// An item whose condition failed carries the item as it was, when the put or update
+/// asked for `ReturnValuesOnConditionCheckFailure = ALL_OLD`.
+#[derive(Debug)]
+pub struct Cancelled(pub Vec<aws_sdk_dynamodb::types::CancellationReason>);
+
+impl Cancelled {
+    /// The reason for item `index`, if it was its condition that failed.
+    pub fn refused(&self, index: usize) -> Option<&aws_sdk_dynamodb::types::CancellationReason> {
+        self.0
+            .get(index)
+            .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+    }
+
+    /// A cancellation that none of the caller's conditions explains.
+    pub fn into_error(self) -> StoreError {
+        let any = |codes: &[&str]| {
+            self.0
+                .iter()
+                .any(|r| r.code().is_some_and(|c| codes.contains(&c)))
+        };
+        if any(&["TransactionConflict"]) {
+            StoreError::Contention
+        } else if any(&["ThrottlingError", "ProvisionedThroughputExceeded"]) {
+            StoreError::Throttled
+        } else {
+            StoreError::Other(format!(
+                "transaction cancelled: {:?}",
+                self.0.iter().map(|r| r.code()).collect::<Vec<_>>()
+            ))
+        }
+    }
+}
+
+/// Runs one `TransactWriteItems`: `Ok(Ok(()))` committed, `Ok(Err(_))` cancelled
+/// (the caller reads why), `Err(_)` anything else.
+pub async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<Result<(), Cancelled>, StoreError> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(err) => match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                Ok(Err(Cancelled(cancelled.cancellation_reasons().to_vec())))
+            }
+            _ => Err(store_error(err)),
+        },
+    }
+}
+
 /// What a failed DynamoDB call means to the order service. Service errors the
 /// callers expect (conditional checks, cancelled transactions) are handled before
 /// this; everything left is infrastructure.
@@ -84,4 +141,42 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::{ErrorMetadata, SdkError};
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    /// A throttled table is a 503 with Retry-After for the caller, never a 500.
+    #[test]
+    fn throttling_and_unreachable_tables_are_not_internal_errors() {
+        let throttled = GetItemError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("ProvisionedThroughputExceededException")
+                        .build(),
+                )
+                .build(),
+        );
+        let raw = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty());
+        assert_eq!(
+            store_error(SdkError::service_error(throttled, raw)),
+            StoreError::Throttled
+        );
+
+        let unreachable: SdkError<GetItemError, Response> =
+            SdkError::timeout_error("no answer in 2 s");
+        assert!(matches!(
+            store_error(unreachable),
+            StoreError::Unavailable(_)
+        ));
+    }
 }

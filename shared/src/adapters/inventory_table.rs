@@ -13,8 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
@@ -93,19 +91,6 @@ impl DynamoInventory {
 
     async fn read(&self, key: Item) -> Result<Option<Item>, StoreError> {
         super::aws::read_item(&self.client, &self.table, key).await
-    }
-
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>>
-    {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(|_| ())
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
@@ -191,38 +176,32 @@ impl Inventory for DynamoInventory {
             )?);
         }
 
-        let err = match self.transact(items).await {
+        let cancelled = match super::aws::transact(&self.client, items).await? {
             Ok(()) => return Ok(ReserveOutcome::Reserved),
-            Err(err) => err,
+            Err(cancelled) => cancelled,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        else {
-            return Err(store_error(err));
-        };
-        let reasons = cancelled.cancellation_reasons();
         // The reservation speaks first: a redelivery must not read as a shortage
         // just because the stock it took is gone now.
-        if refused(reasons.first()) {
+        if cancelled.refused(0).is_some() {
             return Ok(ReserveOutcome::AlreadyReserved);
         }
         let short: Vec<Shortfall> = wanted
             .iter()
             .enumerate()
-            .filter(|(i, _)| refused(reasons.get(i + 1)))
+            .filter(|(i, _)| cancelled.refused(i + 1).is_some())
             .map(|(i, (product, quantity))| Shortfall {
                 product_id: product.to_string(),
                 wanted: *quantity,
                 // No item in the reason: the product has never been stocked.
-                available: reasons
-                    .get(i + 1)
+                available: cancelled
+                    .refused(i + 1)
                     .and_then(CancellationReason::item)
                     .and_then(|item| number(item, "available").ok())
                     .unwrap_or(0),
             })
             .collect();
         if short.is_empty() {
-            Err(cancellation_error(reasons))
+            Err(cancelled.into_error())
         } else {
             Ok(ReserveOutcome::Short(short))
         }
@@ -267,20 +246,14 @@ impl Inventory for DynamoInventory {
             )?);
         }
 
-        let err = match self.transact(items).await {
+        let cancelled = match super::aws::transact(&self.client, items).await? {
             Ok(()) => return Ok(ReleaseOutcome::Released),
-            Err(err) => err,
+            Err(cancelled) => cancelled,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        else {
-            return Err(store_error(err));
-        };
-        let reasons = cancelled.cancellation_reasons();
-        if refused(reasons.first()) {
+        if cancelled.refused(0).is_some() {
             return Ok(ReleaseOutcome::AlreadyReleased);
         }
-        Err(cancellation_error(reasons))
+        Err(cancelled.into_error())
     }
 
     async fn set_stock(&self, product_id: &str, available: u64) -> Result<(), StoreError> {
@@ -306,29 +279,6 @@ fn merge(lines: &[StockLine]) -> BTreeMap<&str, u64> {
         *wanted.entry(line.product_id.as_str()).or_insert(0) += line.quantity;
     }
     wanted
-}
-
-fn refused(reason: Option<&CancellationReason>) -> bool {
-    reason.is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
-}
-
-/// A cancelled transaction that no condition of ours explains.
-fn cancellation_error(reasons: &[CancellationReason]) -> StoreError {
-    let code = |wanted: &[&str]| {
-        reasons
-            .iter()
-            .any(|r| r.code().is_some_and(|c| wanted.contains(&c)))
-    };
-    if code(&["TransactionConflict"]) {
-        StoreError::Contention
-    } else if code(&["ThrottlingError", "ProvisionedThroughputExceeded"]) {
-        StoreError::Throttled
-    } else {
-        StoreError::Other(format!(
-            "transaction cancelled: {:?}",
-            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-        ))
-    }
 }
 
 fn stock_key(product_id: &str) -> Item {

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -145,30 +144,13 @@ impl DynamoOrderStore {
                 Some(HashMap::from([(":now".into(), n(now))])),
             )?,
         ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(CreateOutcome::Created),
-            Err(err) => err,
-        };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        else {
-            return Err(store_error(err));
-        };
-        let reasons = cancelled.cancellation_reasons();
-        let refused = |i: usize| {
-            reasons
-                .get(i)
-                .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+        let cancelled = match super::aws::transact(&self.client, items).await? {
+            Ok(()) => return Ok(CreateOutcome::Created),
+            Err(cancelled) => cancelled,
         };
         // The key speaks first: a retry must be answered as the first request was,
         // even though its cart is (by then) ordered too.
-        if let Some(reason) = refused(1) {
+        if let Some(reason) = cancelled.refused(1) {
             let item = reason.item().ok_or_else(|| {
                 StoreError::Other("idempotency record refused without the item".into())
             })?;
@@ -177,30 +159,13 @@ impl DynamoOrderStore {
                 item,
             )?));
         }
-        if let Some(reason) = refused(0) {
+        if let Some(reason) = cancelled.refused(0) {
             let item = reason
                 .item()
                 .ok_or_else(|| StoreError::Other("order refused without the item".into()))?;
             return Ok(CreateOutcome::CartOrdered(Box::new(order_from_item(item)?)));
         }
-        if reasons
-            .iter()
-            .any(|r| r.code() == Some("TransactionConflict"))
-        {
-            return Err(StoreError::Contention);
-        }
-        if reasons.iter().any(|r| {
-            matches!(
-                r.code(),
-                Some("ThrottlingError" | "ProvisionedThroughputExceeded")
-            )
-        }) {
-            return Err(StoreError::Throttled);
-        }
-        Err(StoreError::Other(format!(
-            "transaction cancelled: {:?}",
-            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-        )))
+        Err(cancelled.into_error())
     }
 }
 
