@@ -73,15 +73,35 @@ emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOT
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
 
 # make bench: native release builds (the workspace profile as is; cargo-lambda would add
-# panic=abort) of the 14 functions and of bench/'s bare Lambda (the floor), in one cargo
-# invocation so they share dependency features; then bench/ runs each binary against a fake
-# Lambda Runtime API and a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of
-# scripts/emulator.py) and writes docs/bench.md. BENCH_RUNS: cold starts per binary.
+# panic=abort) of the 14 functions and of bench/'s floors (a bare Lambda; the same plus the
+# SDK configuration and a DynamoDB client), in one cargo invocation so they share
+# dependency features; then bench/ runs each binary against a fake Lambda Runtime API and
+# a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of scripts/emulator.py) and
+# writes docs/bench.md. BENCH_RUNS: cold starts per binary.
 BENCH_RUNS ?= 15
 BENCH_NICE ?= nice -n 10
 .PHONY: bench
 bench: bootstrap ## Cold start, peak memory, size and DynamoDB requests per call of every function; writes docs/bench.md
-	$(BENCH_NICE) cargo build --release -p functions -p orders-bench --no-default-features --bins
+	$(BENCH_NICE) cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins
 	$(BENCH_NICE) cargo build -p orders-bench --bin bench
 	scripts/with-emulator.sh cargo run -q -p orders-bench --bin bench -- --runs $(BENCH_RUNS) \
 	  --bin-dir "$${CARGO_TARGET_DIR:-target}/release" --out docs/bench.md --command "make bench"
+
+# make load: the local stack under load and under faults (bench/src/load/). Builds orders-dev
+# with the release profile (the workspace's: fat LTO, a few minutes the first time) and the
+# driver, which starts its own emulator (so that it can pause it) and orders-dev on free
+# loopback ports, runs LOAD_CLIENTS clients for LOAD_SECONDS, then the fault runs (the
+# emulator stopped mid-load for LOAD_FAULT_SECONDS, a webhook receiver that hangs, a poison
+# stream record), checks that nothing was lost or doubled and writes docs/load.md. Exits
+# non-zero if a check fails. Not part of make test: it takes minutes.
+LOAD_CLIENTS ?= 8
+LOAD_SECONDS ?= 20
+LOAD_FAULT_SECONDS ?= 20
+LOAD_NICE ?= nice -n 10
+.PHONY: load
+load: bootstrap ## Load and fault runs on the local stack (throughput, latency, nothing lost); writes docs/load.md
+	$(LOAD_NICE) cargo build --release -p orders-dev
+	$(LOAD_NICE) cargo build -p orders-bench --bin load
+	cargo run -q -p orders-bench --bin load -- --clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) \
+	  --fault-seconds $(LOAD_FAULT_SECONDS) --dev-bin "$${CARGO_TARGET_DIR:-target}/release/orders-dev" \
+	  --out docs/load.md --command "make load"

@@ -1,6 +1,7 @@
-//! `make bench`: for every function's release binary (and a bare Rust Lambda as the
-//! floor) its cold start, peak memory after one invocation, binary and zip size; and the
-//! DynamoDB requests each API call makes, counted at the emulator.
+//! `make bench`: for every function's release binary (and two floors: a bare Rust Lambda,
+//! and the same with our SDK configuration and a DynamoDB client) its cold start, peak
+//! memory after one invocation, binary and zip size; and the DynamoDB requests each API
+//! call makes, counted at the emulator.
 //!
 //! Each binary runs as Lambda runs it: a fresh process, pointed by
 //! `AWS_LAMBDA_RUNTIME_API` at a Lambda Runtime API that this program serves on
@@ -36,6 +37,8 @@ use tokio::sync::{Notify, mpsc};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const BARE: &str = "bare-lambda";
+/// The bare Lambda plus our SDK configuration and a DynamoDB client (bench/src/bin/sdk-floor.rs).
+const SDK_FLOOR: &str = "sdk-floor";
 /// The cold-start runs' order: webhooks after the orders they are about, the floor first.
 const FUNCTIONS: [&str; 14] = [
     "create-order",
@@ -728,11 +731,11 @@ async fn main() -> Result<(), Error> {
         )
         .into());
     }
-    for name in FUNCTIONS.iter().chain([&BARE]) {
+    for name in FUNCTIONS.iter().chain([&BARE, &SDK_FLOOR]) {
         let path = args.bin_dir.join(name);
         if !path.is_file() {
             return Err(format!(
-                "{} is missing: build first (make bench does: cargo build --release -p functions -p orders-bench --no-default-features --bins)",
+                "{} is missing: build first (make bench does: cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins)",
                 path.display()
             )
             .into());
@@ -944,38 +947,28 @@ async fn main() -> Result<(), Error> {
         .await?;
     }
 
-    // 2. Cold start, peak memory and size of every binary.
+    // 2. Cold start, peak memory and size of every binary. The runs go in rounds (every
+    //    binary once per round, the floor first) so that whatever else the machine is
+    //    doing weighs on every row alike, and the ratios to the floor stay meaningful.
     eprintln!(
-        "bench: cold start over {} runs each (runtime API on {runtime_api})",
+        "bench: cold start over {} rounds of every binary (runtime API on {runtime_api})",
         args.runs
     );
-    let mut rows = Vec::new();
-    let plain = [BARE]
+    let plain = [BARE, SDK_FLOOR]
         .into_iter()
         .chain(FUNCTIONS)
         .map(|name| (name, name.to_string(), None));
-    let variants = variants(&work)?;
+    let variants = variants();
     let variants = variants
         .iter()
         .map(|(name, label, var, value)| (*name, label.clone(), Some((*var, value.as_str()))));
+    let mut entries = Vec::new();
     for (name, label, setting) in plain.chain(variants) {
-        let name = &name;
-        if *name != BARE && !selected(name) {
+        if name != BARE && name != SDK_FLOOR && !selected(name) {
             continue;
         }
-        bench.extra_env = setting
-            .map(|(k, v)| vec![(k.to_string(), v.to_string())])
-            .unwrap_or_default();
-        if *name == "get-webhook" && !ids.webhook.is_empty() {
-            prune_webhooks(&setup.table, &ids.webhook).await?;
-        }
-        let event = if *name == BARE {
-            json!({"bench": true})
-        } else {
-            sample(&events_dir, name, &ids)?
-        };
         let binary = bench.binary(name);
-        let mut row = Row {
+        let row = Row {
             name: label,
             cold_ms: Vec::new(),
             peak_kib: Vec::new(),
@@ -983,9 +976,24 @@ async fn main() -> Result<(), Error> {
             zip_bytes: zip_size(&binary, &work)?,
             answers: BTreeMap::new(),
         };
-        for _ in 0..args.runs {
+        entries.push((name, setting, row));
+    }
+    for _ in 0..args.runs {
+        for (name, setting, row) in &mut entries {
+            let name: &str = name;
+            bench.extra_env = setting
+                .map(|(k, v)| vec![(k.to_string(), v.to_string())])
+                .unwrap_or_default();
+            if name == "get-webhook" && !ids.webhook.is_empty() {
+                prune_webhooks(&setup.table, &ids.webhook).await?;
+            }
+            let event = if name == BARE || name == SDK_FLOOR {
+                json!({"bench": true})
+            } else {
+                sample(&events_dir, name, &ids)?
+            };
             let run = bench.run(name, &event).await?;
-            if *name == "create-webhook" {
+            if name == "create-webhook" {
                 let body = run.answer.body();
                 if let Some(id) = body["webhook_id"].as_str().or(body["id"].as_str()) {
                     ids.webhook = id.to_string();
@@ -995,6 +1003,9 @@ async fn main() -> Result<(), Error> {
             row.peak_kib.extend(run.peak_kib);
             *row.answers.entry(run.answer.summary()).or_default() += 1;
         }
+    }
+    let mut rows = Vec::new();
+    for (_, _, mut row) in entries {
         row.cold_ms.sort_by(f64::total_cmp);
         row.peak_kib.sort_unstable();
         eprintln!(
@@ -1019,14 +1030,13 @@ async fn main() -> Result<(), Error> {
 
 /// Extra rows: get-order under settings the plain rows leave out, to show what its cold
 /// start is made of (see docs/bench.md).
-/// - `SSL_CERT_FILE`: rustls-native-certs (the SDK's HTTPS client) then loads that one file
-///   instead of what openssl-probe finds (on Debian: the bundle and all of /etc/ssl/certs);
-///   once the system bundle, once a file of only the Amazon roots DynamoDB's certificates
-///   chain to.
+/// - `SSL_CERT_FILE` = the system bundle: every HTTPS client then trusts the platform's
+///   store (shared/src/adapters/tls.rs) and parses its ~150 roots at start, instead of the
+///   Amazon roots (AWS SDK) and the compiled-in roots (reqwest) it uses by default.
 /// - `JWT_JWKS_URL` (production token verification): the authenticator builds its HTTPS
-///   client (reqwest, rustls-platform-verifier) before the first poll; keys are only fetched
-///   on first use, and the bench's HS256 token is refused before that (401).
-fn variants(work: &Path) -> Result<Vec<(&'static str, String, &'static str, String)>, Error> {
+///   client before the first poll; keys are only fetched on first use, and the bench's
+///   HS256 token is refused before that (401).
+fn variants() -> Vec<(&'static str, String, &'static str, String)> {
     let mut variants = Vec::new();
     let bundle = "/etc/ssl/certs/ca-certificates.crt";
     if Path::new(bundle).is_file() {
@@ -1037,29 +1047,13 @@ fn variants(work: &Path) -> Result<Vec<(&'static str, String, &'static str, Stri
             bundle.to_string(),
         ));
     }
-    let mut amazon = String::new();
-    for n in 1..=4 {
-        if let Ok(pem) = std::fs::read_to_string(format!("/etc/ssl/certs/Amazon_Root_CA_{n}.pem")) {
-            amazon.push_str(&pem);
-        }
-    }
-    if !amazon.is_empty() {
-        let path = work.join("amazon-roots.pem");
-        std::fs::write(&path, amazon)?;
-        variants.push((
-            "get-order",
-            "get-order + SSL_CERT_FILE=Amazon roots".to_string(),
-            "SSL_CERT_FILE",
-            path.display().to_string(),
-        ));
-    }
     variants.push((
         "get-order",
         "get-order + JWT_JWKS_URL".to_string(),
         "JWT_JWKS_URL",
         "https://jwks.invalid/.well-known/jwks.json".to_string(),
     ));
-    Ok(variants)
+    variants
 }
 
 fn answers(answers: &BTreeMap<String, usize>) -> String {
@@ -1074,10 +1068,12 @@ fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str
     use std::fmt::Write;
     let (cpus, model) = machine();
     let mut out = String::new();
-    let floor = rows
-        .iter()
-        .find(|r| r.name == BARE)
-        .map(|r| median(&r.cold_ms));
+    let floor_of = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| median(&r.cold_ms))
+    };
+    let (floor, sdk_floor) = (floor_of(BARE), floor_of(SDK_FLOOR));
     let _ = writeln!(out, "# Benchmark figures\n");
     let _ = writeln!(
         out,
@@ -1090,32 +1086,39 @@ fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str
         "Release binaries built natively (`cargo build --release`, the workspace profile as is: \
          opt-level 3, fat LTO, 1 codegen unit, symbols stripped, unwinding panics — cargo-lambda \
          adds panic=abort for its builds, this does not). Cold start: spawn to the first \
-         `GET /2018-06-01/runtime/invocation/next`, {} runs each, SDK clients built. Peak: VmHWM \
+         `GET /2018-06-01/runtime/invocation/next`, {} runs each in rounds (every binary once a round), SDK clients built. Peak: VmHWM \
          after one invocation of the sample event in `events/` (highest of the runs). Zip: the \
          binary as `bootstrap`, deflated (python zipfile). Rows \
          `get-order + …`: the same binary with one more setting, to show what its cold start \
-         is made of (bench/src/main.rs, `variants`).\n",
+         is made of (bench/src/main.rs, `variants`). `sdk-floor`: the bare Lambda plus the \
+         shared SDK configuration and a DynamoDB client, built like the functions — what \
+         any of them pays before its own code.\n",
         args.runs
     );
     let _ = writeln!(
         out,
-        "| function | cold start median ms | min ms | max ms | × floor | peak RSS MiB | binary MiB | zip MiB | answers |"
+        "| function | cold start median ms | min ms | max ms | × floor | × SDK floor | peak RSS MiB | binary MiB | zip MiB | answers |"
     );
     let _ = writeln!(
         out,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
     for row in rows {
         let median = median(&row.cold_ms);
         let _ = writeln!(
             out,
-            "| {}{} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.2} | {:.2} | {} |",
+            "| {}{} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {:.2} | {:.2} | {} |",
             row.name,
-            if row.name == BARE { " (floor)" } else { "" },
+            match row.name.as_str() {
+                BARE => " (floor)",
+                SDK_FLOOR => " (SDK floor)",
+                _ => "",
+            },
             median,
             row.cold_ms.first().copied().unwrap_or(f64::NAN),
             row.cold_ms.last().copied().unwrap_or(f64::NAN),
             floor.map_or("".into(), |f| format!("{:.2}", median / f)),
+            sdk_floor.map_or("".into(), |f| format!("{:.2}", median / f)),
             row.peak_kib.last().copied().unwrap_or(0) as f64 / 1024.0,
             mib(row.binary_bytes),
             mib(row.zip_bytes),
@@ -1161,7 +1164,7 @@ fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str
     // The `+` rows are analysis (see `variants`), not functions as deployed.
     for row in rows
         .iter()
-        .filter(|r| r.name != BARE && !r.name.contains(" + "))
+        .filter(|r| r.name != BARE && r.name != SDK_FLOOR && !r.name.contains(" + "))
     {
         let ratio = floor.map(|f| median(&row.cold_ms) / f).unwrap_or(f64::NAN);
         if ratio.is_nan() || ratio > 1.5 {
@@ -1186,6 +1189,16 @@ fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str
             ));
         }
     }
+    if let (Some(bare), Some(sdk)) = (floor, sdk_floor) {
+        let _ = writeln!(
+            out,
+            "The SDK floor (a bare Lambda that also builds the shared SDK configuration and a \
+             DynamoDB client before its first poll, as every function must) starts in {sdk:.2} ms, \
+             {:.2} × the bare Lambda's {bare:.2} ms: that much of the target is the AWS SDK's \
+             before any of our code runs.\n",
+            sdk / bare
+        );
+    }
     if misses.is_empty() {
         let _ = writeln!(out, "Every figure meets its target.");
     } else {
@@ -1199,8 +1212,8 @@ fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str
          ```sh\n\
          make bench                 # BENCH_RUNS=15 cold starts per binary; AWS_ENDPOINT_URL: use that emulator\n\
          ```\n\n\
-         It builds the 14 functions and `bench/`'s bare Lambda with one \
-         `cargo build --release -p functions -p orders-bench --no-default-features --bins` (native, \
+         It builds the 14 functions and `bench/`'s two floors with one \
+         `cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins` (native, \
          not cross-compiled), starts scripts/emulator.py through scripts/with-emulator.sh unless \
          `AWS_ENDPOINT_URL` is set, provisions fresh tables from template.yaml, and runs \
          `bench/` (its source says how each figure is taken), which overwrites this file. The \

@@ -32,6 +32,10 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Attempts at a failing stream record before it goes to the on-failure queue
 /// (template.yaml allows more; locally the poison should surface quickly).
 const STREAM_ATTEMPTS: u32 = 3;
+/// Pauses between calls to a stream or queue that failed (the emulator gone, a
+/// timeout): the first, and the longest the pause grows to.
+const SOURCE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const SOURCE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -137,9 +141,32 @@ pub async fn provision(
     Ok(created)
 }
 
+/// Calls `call` until it succeeds, pausing longer after each failure. Lambda's event
+/// source mappings never stop polling because their source did not answer; neither
+/// may ours, or one emulator hiccup longer than the SDK's timeout ends the pipeline
+/// (and with it `make dev`). Failures are logged, so an outage shows.
+async fn until_ok<T, E, Fut>(what: &str, mut call: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: std::error::Error + 'static,
+{
+    let mut pause = SOURCE_RETRY_FIRST;
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(err) => {
+                tracing::warn!(error = %error(err), retry_in = ?pause, "{what} failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(SOURCE_RETRY_MAX);
+            }
+        }
+    }
+}
+
 /// Polls the table's stream from now on and hands each batch to `handler`, like
 /// Lambda's DynamoDB event source mapping: in order, retrying from the first failed
-/// record, and after the last attempt sending that record to `on_failure`.
+/// record, and after the last attempt sending that record to `on_failure`. A stream
+/// or queue that does not answer is retried, from where it was, until it does.
 pub async fn poll_stream(
     streams: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
@@ -174,16 +201,19 @@ pub async fn poll_stream(
     let mut attempts = 0;
     loop {
         if pending.is_empty() {
-            let Some(current) = iterator.take() else {
+            let Some(current) = iterator.as_deref() else {
                 return Ok(());
             };
-            let page = streams
-                .get_records()
-                .shard_iterator(current)
-                .limit(batch_size as i32)
-                .send()
-                .await
-                .map_err(error)?;
+            // The same iterator again after a failure: nothing is skipped. (The
+            // emulator's iterators do not expire; DynamoDB's last 15 minutes.)
+            let page = until_ok("reading the table's stream", || {
+                streams
+                    .get_records()
+                    .shard_iterator(current)
+                    .limit(batch_size as i32)
+                    .send()
+            })
+            .await;
             iterator = page.next_shard_iterator;
             pending = page.records.unwrap_or_default();
             if pending.is_empty() {
@@ -228,12 +258,13 @@ pub async fn poll_stream(
                     },
                     "record": record_json(&poison, &stream_arn),
                 });
-                sqs.send_message()
-                    .queue_url(url)
-                    .message_body(body.to_string())
-                    .send()
-                    .await
-                    .map_err(error)?;
+                until_ok("sending to the on-failure queue", || {
+                    sqs.send_message()
+                        .queue_url(url)
+                        .message_body(body.to_string())
+                        .send()
+                })
+                .await;
             }
             attempts = 0;
         }
@@ -243,7 +274,8 @@ pub async fn poll_stream(
 /// Polls a queue and hands each batch to `handler`, like Lambda's SQS event source
 /// mapping with ReportBatchItemFailures: successes are deleted, failures stay to be
 /// received again after their visibility timeout (and redriven to the dead-letter
-/// queue by SQS after maxReceiveCount).
+/// queue by SQS after maxReceiveCount). A queue that does not answer is polled again
+/// until it does.
 pub async fn poll_queue(
     sqs: aws_sdk_sqs::Client,
     url: String,
@@ -252,15 +284,15 @@ pub async fn poll_queue(
     handler: QueueHandler,
 ) -> Result<(), PipelineError> {
     loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(batch_size.clamp(1, 10) as i32)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .map_err(error)?;
+        let received = until_ok("receiving from a queue", || {
+            sqs.receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(batch_size.clamp(1, 10) as i32)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+        })
+        .await;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             continue;
@@ -304,13 +336,17 @@ pub async fn poll_queue(
                     .ok()
             })
             .collect();
-        if !done.is_empty() {
-            sqs.delete_message_batch()
+        // Not deleted, a handled message comes back after its visibility timeout and
+        // is handled again, harmlessly (consumers are idempotent): as with Lambda.
+        if !done.is_empty()
+            && let Err(err) = sqs
+                .delete_message_batch()
                 .queue_url(&url)
                 .set_entries(Some(done))
                 .send()
                 .await
-                .map_err(error)?;
+        {
+            tracing::warn!(error = %error(err), "deleting handled messages failed; they will be handled again");
         }
     }
 }

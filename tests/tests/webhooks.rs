@@ -1161,6 +1161,29 @@ async fn the_delivery_log_pages_newest_first() {
             "{cursor}: {reply:?}"
         );
     }
+
+    // The first page also tells a webhook without attempts from one that is gone,
+    // attempts or not (one Query: the subscription item sorts just above them).
+    let quiet = hooks.subscribe(&receiver.url, &["*"]).await;
+    let quiet_id = quiet["id"].as_str().unwrap();
+    let reply = hooks
+        .admin("GET", &format!("/api/webhooks/{quiet_id}/deliveries"), None)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["deliveries"], json!([]));
+    assert_eq!(reply.body["next_cursor"], Value::Null);
+    let deleted = hooks
+        .admin("DELETE", &format!("/api/webhooks/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    let reply = hooks
+        .admin("GET", &format!("/api/webhooks/{id}/deliveries"), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (404, "webhook_not_found"),
+        "{reply:?}"
+    );
 }
 
 #[tokio::test]

@@ -2,18 +2,26 @@
 
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::ports::StoreError;
 
 /// Loads region, credentials and `AWS_ENDPOINT_URL` from the environment, with
 /// timeouts short enough that an unreachable DynamoDB becomes a prompt 503 instead
-/// of an API Gateway timeout.
+/// of an API Gateway timeout. The HTTPS client trusts Amazon's roots only
+/// (see [`super::tls`]: the platform's store costs milliseconds of every cold start).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(super::tls::aws_endpoints())
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
@@ -21,9 +29,19 @@ pub async fn sdk_config() -> SdkConfig {
                 .operation_timeout(Duration::from_secs(5))
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    // Lambda puts the region and the role's credentials in the environment, where the
+    // default chains look first anyway. Taking them from there directly skips building
+    // the chains' other sources (an STS client, an instance-metadata client), which
+    // were a third of a function's start-up work (docs/bench.md).
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(region) = set("AWS_REGION") {
+        loader = loader.region(Region::new(region));
+    }
+    if set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some() {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
 }
 
 /// One strongly consistent read of one item of `table`.

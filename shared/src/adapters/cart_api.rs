@@ -21,7 +21,7 @@ impl CartApi {
         if base.cannot_be_a_base() {
             return Err("CART_API_URL must be an http(s) URL".into());
         }
-        let http = reqwest::Client::builder()
+        let http = super::tls::http_client_builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(3))
             .build()

@@ -8,6 +8,7 @@ pub mod inventory_table;
 pub mod order_item;
 pub mod order_table;
 pub mod shipping;
+pub mod tls;
 pub mod webhook_queue;
 pub mod webhook_sender;
 pub mod webhook_table;

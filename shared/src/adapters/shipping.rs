@@ -107,7 +107,7 @@ impl ShippoShipping {
             }
             Err(()) => return Err("SHIPPO_API_URL must be an http(s) URL".into()),
         }
-        let http = reqwest::Client::builder()
+        let http = super::tls::http_client_builder()
             .connect_timeout(Duration::from_secs(2))
             // Synchronous rating asks every carrier; Shippo documents answers in seconds.
             .timeout(Duration::from_secs(10))

@@ -35,7 +35,7 @@ impl HttpWebhookSender {
 
     /// The same sender with another total timeout (tests use a short one).
     pub fn with_timeout(policy: TargetPolicy, timeout: Duration) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
+        let mut builder = super::tls::http_client_builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
             // A 3xx is a failure to fix in the subscription, not a hop to follow

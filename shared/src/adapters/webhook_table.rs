@@ -32,6 +32,8 @@ pub const ENTITY_WEBHOOK: &str = "webhook";
 const SUBSCRIPTION_SK: &str = "WEBHOOK";
 const ATTEMPT_PREFIX: &str = "DELIVERY#";
 const DELIVERED_PREFIX: &str = "DELIVERED#";
+/// Sorts after every attempt's key and before the subscription's.
+const ATTEMPT_UPPER_BOUND: &str = "DELIVERY$";
 /// Attempts stay listable this long; markers outlive any retry of their message.
 const KEEP_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -172,7 +174,7 @@ impl WebhookStore for DynamoWebhookStore {
         id: &WebhookId,
         limit: usize,
         after: Option<&PagePosition>,
-    ) -> Result<AttemptPage, StoreError> {
+    ) -> Result<Option<AttemptPage>, StoreError> {
         let start = match after {
             Some(PagePosition(sort)) if sort.starts_with(ATTEMPT_PREFIX) => {
                 Some(key(id, sort.clone()))
@@ -180,21 +182,39 @@ impl WebhookStore for DynamoWebhookStore {
             Some(_) => return Err(StoreError::BadPosition),
             None => None,
         };
-        // One item past the page proves that another page exists.
+        // Newest first, so read the partition backwards. The first page starts at the
+        // subscription item, which sorts just above the attempts: one Query tells a
+        // missing webhook from one without attempts. One item past the page proves that
+        // another page exists.
+        let first_page = start.is_none();
+        let (upper, extra) = if first_page {
+            (SUBSCRIPTION_SK, 2)
+        } else {
+            (ATTEMPT_UPPER_BOUND, 1)
+        };
         let output = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .key_condition_expression("PK = :pk AND SK BETWEEN :attempts AND :upper")
             .expression_attribute_values(":pk", partition(id))
-            .expression_attribute_values(":prefix", s(ATTEMPT_PREFIX))
+            .expression_attribute_values(":attempts", s(ATTEMPT_PREFIX))
+            .expression_attribute_values(":upper", s(upper))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .limit(i32::try_from(limit + extra).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(store_error)?;
-        let items = output.items();
+        let mut items = output.items();
+        if first_page {
+            match items.split_first() {
+                Some((subscription, rest)) if text(subscription, SK)? == SUBSCRIPTION_SK => {
+                    items = rest;
+                }
+                _ => return Ok(None),
+            }
+        }
         let more = items.len() > limit || output.last_evaluated_key.is_some();
         let items = &items[..items.len().min(limit)];
         let attempts = items
@@ -205,7 +225,7 @@ impl WebhookStore for DynamoWebhookStore {
             Some(last) if more => Some(PagePosition(text(last, SK)?.to_string())),
             _ => None,
         };
-        Ok(AttemptPage { attempts, next })
+        Ok(Some(AttemptPage { attempts, next }))
     }
 
     async fn was_delivered(&self, id: &WebhookId, event_id: &str) -> Result<bool, StoreError> {

@@ -201,13 +201,14 @@ pub trait WebhookStore: Send + Sync {
 
     async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
 
-    /// A subscription's attempts, newest first.
+    /// A subscription's attempts, newest first. `None` when the subscription does not
+    /// exist, which only the first page can tell (later pages start past it).
     async fn attempts(
         &self,
         id: &WebhookId,
         limit: usize,
         after: Option<&PagePosition>,
-    ) -> Result<AttemptPage, StoreError>;
+    ) -> Result<Option<AttemptPage>, StoreError>;
 
     /// Whether `event_id` already reached this subscription.
     async fn was_delivered(&self, id: &WebhookId, event_id: &str) -> Result<bool, StoreError>;

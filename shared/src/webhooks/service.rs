@@ -217,12 +217,11 @@ impl WebhookService {
         self.authorize(caller)?;
         let id = WebhookId::parse(id).ok_or(WebhookError::NotFound)?;
         let after = cursor.map(decode_cursor).transpose()?;
-        let page = self.store.attempts(&id, limit, after.as_ref()).await?;
-        // One request when there are attempts; only an empty first page needs the
-        // subscription read that tells "none yet" from "no such webhook".
-        if page.attempts.is_empty() && after.is_none() && self.store.get(&id).await?.is_none() {
-            return Err(WebhookError::NotFound);
-        }
+        let page = self
+            .store
+            .attempts(&id, limit, after.as_ref())
+            .await?
+            .ok_or(WebhookError::NotFound)?;
         let next_cursor = page
             .next
             .as_ref()

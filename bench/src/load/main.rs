@@ -1,0 +1,827 @@
+//! `make load`: the local stack under load, and under faults, with everything the
+//! clients were told checked against what was stored and published.
+//!
+//! It starts its own emulator (scripts/emulator.py, so that it can pause it) and the
+//! local stack (`orders-dev`, what `make dev` runs) as child processes on free
+//! loopback ports, seeds carts and stock, subscribes a catch-all queue to the bus and a
+//! webhook receiver of its own, then runs four phases, each followed by a wait (polling,
+//! with a deadline) until the pipeline has caught up, and its checks:
+//!
+//! 1. steady load: N clients for a fixed time;
+//! 2. the emulator stopped (SIGSTOP) in the middle of the load, then resumed;
+//! 3. a webhook receiver that accepts connections and never answers;
+//! 4. a poison record (an unreadable order item) in the table's stream.
+//!
+//! It prints one report and writes it (`--out`, docs/load.md in `make load`); the exit
+//! status is 1 if a check failed, 2 if the run itself could not be done.
+//!
+//!     load [--clients 8] [--seconds 20] [--fault-seconds 20] [--short-seconds 10]
+//!          [--stop-after 5] [--stop-for 8] [--max-orders 1000] [--deadline 900]
+//!          [--dev-bin target/release/orders-dev] [--out docs/load.md] [--command "make load"]
+
+mod checks;
+mod clients;
+mod receivers;
+mod report;
+mod stack;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checks::{Check, Observer, Settled};
+use clients::{Carts, Placed, Traffic};
+use receivers::{Hanging, Healthy, Subscriptions};
+use report::Phase;
+use stack::{Emulator, Stack};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long the pipeline may take to catch up after a phase without faults.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+/// An item keyed as an order that is not one: the poison of phase 4.
+const POISON_PK: &str = "ORDER#ORDLOADPOISON0000000";
+
+pub struct Settings {
+    pub clients: usize,
+    /// The steady phase's window.
+    pub seconds: Duration,
+    /// The window of the phase with the emulator stopped.
+    pub fault_seconds: Duration,
+    /// The windows of the hanging-receiver and poison phases.
+    pub short_seconds: Duration,
+    /// When, in the fault phase, the emulator is stopped, and for how long.
+    pub stop_after: Duration,
+    pub stop_for: Duration,
+    /// Carts seeded: no run places more orders than this.
+    pub max_orders: usize,
+    /// The whole run's limit.
+    pub deadline: Duration,
+    pub dev_binary: PathBuf,
+    pub root: PathBuf,
+    pub out: Option<PathBuf>,
+    pub command: String,
+}
+
+fn main() -> ExitCode {
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match start(&settings) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Starts the emulator, then runs everything else under one deadline; answers
+/// whether every check passed.
+fn start(settings: &Settings) -> Result<bool, Error> {
+    let work = std::env::temp_dir().join(format!("orders-load-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    eprintln!("load: logs in {}", work.display());
+    let emulator = Emulator::start(&settings.root, &work)?;
+    eprintln!(
+        "load: emulator at {} (log: {})",
+        emulator.url,
+        emulator.log.display()
+    );
+    // Our own SDK clients read these; set before any other thread exists.
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL", emulator.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ] {
+        // SAFETY: single-threaded still: the runtime is built below.
+        unsafe { std::env::set_var(name, value) };
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let passed = runtime.block_on(async {
+        tokio::select! {
+            outcome = tokio::time::timeout(settings.deadline, run(settings, emulator, &work)) => {
+                outcome.map_err(|_| format!("the run took longer than {} s", settings.deadline.as_secs()))?
+            }
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
+    })?;
+    // The logs are kept for a failed run (its path was printed at the start).
+    if passed {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(passed)
+}
+
+/// Everything a phase needs.
+struct Run<'a> {
+    settings: &'a Settings,
+    stack: Stack,
+    carts: Arc<Carts>,
+    healthy: Healthy,
+    healthy_subscription: String,
+    subscriptions: Subscriptions,
+    observer: Observer,
+    /// Every order placed so far, across phases.
+    placed: Vec<Placed>,
+    /// The healthy receiver's deliveries per second in the steady phase.
+    steady_webhooks_per_second: f64,
+    http: reqwest::Client,
+}
+
+async fn run(
+    settings: &Settings,
+    emulator: Emulator,
+    work: &std::path::Path,
+) -> Result<bool, Error> {
+    let load_average = report::load_average();
+    let stack = Stack::start(emulator, &settings.dev_binary, &settings.root, work).await?;
+    eprintln!(
+        "load: orders-dev at {} (log: {})",
+        stack.api,
+        stack.dev_log.display()
+    );
+    let (carts, seeds) = Carts::new(settings.clients, settings.max_orders);
+    let seeding = Instant::now();
+    stack.seed(&seeds).await?;
+    eprintln!(
+        "load: {} carts seeded in {:.1} s",
+        seeds.len(),
+        seeding.elapsed().as_secs_f64()
+    );
+    let healthy = Healthy::start().await?;
+    let subscriptions = Subscriptions::new(&stack.api);
+    let subscription = subscriptions
+        .subscribe(&healthy.url, "load: a healthy receiver")
+        .await?;
+    healthy.set_secret(&subscription.secret)?;
+    let healthy_subscription = subscription.id;
+    let mut run = Run {
+        settings,
+        stack,
+        carts: Arc::new(carts),
+        healthy,
+        healthy_subscription,
+        subscriptions,
+        observer: Observer::default(),
+        placed: Vec::new(),
+        steady_webhooks_per_second: f64::NAN,
+        http: reqwest::Client::new(),
+    };
+
+    let phases = vec![
+        steady(&mut run).await?,
+        emulator_stopped(&mut run).await?,
+        hanging_receiver(&mut run).await?,
+        poison_record(&mut run).await?,
+    ];
+    let overall = overall(&mut run).await?;
+
+    let (cpus, cpu_model) = report::machine();
+    let context = report::Context {
+        date: report::now_utc(),
+        cpus,
+        cpu_model,
+        load_average,
+    };
+    let text = report::render(settings, &phases, &overall, &context);
+    println!("\n{text}");
+    if let Some(out) = &settings.out {
+        std::fs::write(out, &text)?;
+        eprintln!("load: wrote {}", out.display());
+    }
+    let passed = phases
+        .iter()
+        .flat_map(|p| &p.checks)
+        .chain(&overall)
+        .all(|c| c.passed);
+    Ok(passed)
+}
+
+impl Run<'_> {
+    /// Runs the clients for `window` while `fault` runs beside them (it gets the
+    /// phase's start); answers the traffic, the emulator's timings for the window and
+    /// what `fault` answered.
+    async fn load<T>(
+        &self,
+        window: Duration,
+        fault: impl AsyncFnOnce(Instant) -> Result<T, Error>,
+    ) -> Result<(Traffic, serde_json::Value, T), Error> {
+        self.stack.emulator.reset_timings(&self.http).await?;
+        let cpu_before = self.stack.cpu_seconds();
+        let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
+        let (traffic, faulted) = tokio::join!(
+            clients::run(
+                &self.stack.api,
+                &self.carts,
+                self.settings.clients,
+                started,
+                window
+            ),
+            fault(started)
+        );
+        let faulted = faulted?;
+        let mut traffic = traffic;
+        traffic.started_at = Some(started_at);
+        // Share of one CPU each process used over the window.
+        let seconds = started.elapsed().as_secs_f64();
+        traffic.cpu = cpu_before
+            .iter()
+            .zip(self.stack.cpu_seconds())
+            .map(|(before, after)| Some((after? - (*before)?) / seconds))
+            .collect();
+        let timings = self.stack.emulator.timings(&self.http).await?;
+        eprintln!(
+            "load:   {} requests, {} orders in {:.1} s",
+            traffic.samples.len(),
+            traffic.placed.len(),
+            traffic.elapsed.as_secs_f64()
+        );
+        Ok((traffic, timings, faulted))
+    }
+
+    /// Waits until the pipeline has caught up with every order placed so far.
+    async fn settle(&mut self, traffic: &Traffic, limit: Duration) -> Result<Settled, Error> {
+        self.placed.extend(traffic.placed.iter().cloned());
+        let settled = self
+            .observer
+            .settle(&self.stack, &self.placed, &self.healthy, limit)
+            .await?;
+        eprintln!(
+            "load:   pipeline {} after {:.1} s",
+            if settled.done {
+                "caught up"
+            } else {
+                "NOT caught up"
+            },
+            settled.waited.as_secs_f64()
+        );
+        Ok(settled)
+    }
+
+    /// The checks every phase makes of its orders. `exactly`: no duplicate allowed.
+    fn order_checks(&self, traffic: &Traffic, settled: &Settled, exactly: bool) -> Vec<Check> {
+        let deliveries = self.healthy.deliveries();
+        vec![
+            Check::new(
+                "the pipeline caught up",
+                settled.done,
+                if settled.done {
+                    format!("in {:.1} s", settled.waited.as_secs_f64())
+                } else {
+                    format!(
+                        "still waiting after {:.1} s for: {}",
+                        settled.waited.as_secs_f64(),
+                        settled.waiting_for.join("; ")
+                    )
+                },
+            ),
+            checks::stored_once(traffic, &settled.stored),
+            checks::whole(traffic, &settled.stored),
+            checks::events_per_change(traffic, &settled.stored, &self.observer, exactly),
+            checks::webhooks_once(traffic, &self.observer, &deliveries, exactly),
+        ]
+    }
+
+    /// The publisher gave up on no record: its on-failure queue is empty.
+    async fn publisher_gave_up_on_nothing(&self) -> Result<Check, Error> {
+        let failed = checks::failure_keys(&self.stack.drain(&self.stack.publisher_failures).await?);
+        Ok(Check::new(
+            "the publisher gave up on no record (PublisherFailures is empty)",
+            failed.is_empty(),
+            format!(
+                "{} record(s) there{}",
+                failed.len(),
+                checks::first_few(&failed)
+            ),
+        ))
+    }
+
+    /// Deliveries to the healthy receiver of `traffic`'s events that came from a second
+    /// or later receive of their message (the delivery log's `attempt`).
+    async fn redelivered(&self, traffic: &Traffic) -> Result<usize, Error> {
+        let orders: HashSet<&str> = traffic.placed.iter().map(|p| p.order_id.as_str()).collect();
+        let attempts = self
+            .subscriptions
+            .attempts(&self.healthy_subscription)
+            .await?;
+        Ok(attempts
+            .iter()
+            .filter(|a| a["outcome"] == "delivered" && a["attempt"].as_u64().unwrap_or(1) > 1)
+            .filter(|a| {
+                a["event_id"]
+                    .as_str()
+                    .and_then(|id| id.split_once(':'))
+                    .is_some_and(|(order, _)| orders.contains(order))
+            })
+            .count())
+    }
+
+    /// Deliveries to the healthy receiver during `traffic`'s window, per second.
+    fn webhooks_per_second(&self, traffic: &Traffic) -> f64 {
+        let Some(start) = traffic.started_at else {
+            return f64::NAN;
+        };
+        let end = start + traffic.elapsed;
+        let delivered = self
+            .healthy
+            .deliveries()
+            .iter()
+            .filter(|d| d.arrived >= start && d.arrived <= end)
+            .count();
+        delivered as f64 / traffic.elapsed.as_secs_f64()
+    }
+
+    fn webhook_lag(&self, traffic: &Traffic) -> Vec<f64> {
+        let ids: HashSet<&str> = traffic.placed.iter().map(|p| p.order_id.as_str()).collect();
+        report::webhook_lag_ms(&self.healthy.deliveries(), &ids)
+    }
+}
+
+/// Phase 1, steady load: nothing goes wrong, so everything must be exactly once.
+async fn steady(run: &mut Run<'_>) -> Result<Phase, Error> {
+    eprintln!(
+        "load: phase 1, steady load ({} clients)",
+        run.settings.clients
+    );
+    let (traffic, emulator, ()) = run.load(run.settings.seconds, async |_| Ok(())).await?;
+    let settled = run.settle(&traffic, SETTLE_LIMIT).await?;
+    let mut checks = checks::no_5xx(&traffic);
+    checks.extend(run.order_checks(&traffic, &settled, true));
+    checks.push(run.publisher_gave_up_on_nothing().await?);
+    let (wait, service) = report::emulator_wait_and_service(&emulator);
+    let cpu = traffic.cpu.first().copied().flatten();
+    let mut reading = format!(
+        "Where the time goes: the emulator used {} of one CPU over the window, and its DynamoDB \
+         requests waited p50 {wait:.1} ms for its lock against p50 {service:.1} ms of moto's work \
+         (table below).",
+        cpu.map_or("?".to_string(), |c| format!("{:.0} %", c * 100.0)),
+    );
+    if wait > 2.0 * service {
+        reading.push_str(
+            " The API's latencies are mostly that queue: these figures measure moto (one Python \
+             process, one interpreter lock) more than the stack.",
+        );
+    }
+    let notes = vec![reading];
+    run.steady_webhooks_per_second = run.webhooks_per_second(&traffic);
+    Ok(Phase {
+        title: "steady load",
+        about: format!(
+            "{} clients for {} s. Nothing is disturbed, so every change must be published, \
+             and delivered to the webhook receiver, exactly once.",
+            run.settings.clients,
+            run.settings.seconds.as_secs()
+        ),
+        webhook_lag_ms: run.webhook_lag(&traffic),
+        webhooks_per_second: run.webhooks_per_second(&traffic),
+        settled_after: settled.waited,
+        traffic,
+        emulator,
+        notes,
+        checks,
+    })
+}
+
+/// Phase 2: the emulator stopped in the middle of the load, then resumed.
+async fn emulator_stopped(run: &mut Run<'_>) -> Result<Phase, Error> {
+    let (after, stop_for) = (run.settings.stop_after, run.settings.stop_for);
+    eprintln!(
+        "load: phase 2, emulator stopped {} s into the load for {} s",
+        after.as_secs(),
+        stop_for.as_secs()
+    );
+    let emulator = &run.stack.emulator;
+    let (traffic, timings, (paused, resumed)) = run
+        .load(run.settings.fault_seconds, async |started: Instant| {
+            tokio::time::sleep(after).await;
+            let paused = started.elapsed();
+            emulator.pause()?;
+            // Resume however this ends, so that no check ever talks to a stopped emulator.
+            let _resume = Resume(emulator);
+            tokio::time::sleep(stop_for).await;
+            emulator.resume()?;
+            Ok((paused, started.elapsed()))
+        })
+        .await?;
+    // While the emulator is away the pipeline's requests time out and queue up in its
+    // socket: waiting out SQS's visibility timeout for a receive whose answer was lost
+    // is part of the recovery.
+    let limit = SETTLE_LIMIT + visibility_timeout(&run.settings.root)?;
+    let settled = run.settle(&traffic, limit).await?;
+
+    let timeout = run.stack.operation_timeout;
+    let margin = Duration::from_secs(2);
+    // Once resumed, the emulator first serves what queued up while it was stopped; a
+    // request may still time out then, but not for long.
+    let recovery = 2 * timeout;
+    let errors: Vec<&clients::Sample> = traffic
+        .samples
+        .iter()
+        .filter(|s| s.status >= 500 || s.status == 0)
+        .collect();
+    let bad: Vec<String> = errors
+        .iter()
+        .filter(|s| {
+            let codes = ["store_unavailable", "cart_service_unavailable"];
+            !(s.status == 503
+                && s.problem_json
+                && s.retry_after.is_some()
+                && s.code.as_deref().is_some_and(|c| codes.contains(&c))
+                && s.sent + timeout >= paused
+                && s.sent <= resumed + recovery
+                && s.latency <= timeout + margin)
+        })
+        .map(|s| {
+            format!(
+                "{} {} {} at {:.1} s after {:.1} s (Retry-After {:?})",
+                s.endpoint,
+                s.status,
+                s.code.as_deref().unwrap_or("-"),
+                s.sent.as_secs_f64(),
+                s.latency.as_secs_f64(),
+                s.retry_after
+            )
+        })
+        .collect();
+    let slowest = errors.iter().map(|s| s.latency).max().unwrap_or_default();
+    let retried: Vec<&Placed> = traffic
+        .placed
+        .iter()
+        .filter(|p| p.create_attempts > 1)
+        .collect();
+    let replayed = retried.iter().filter(|p| p.replayed).count();
+    let survived = run.stack.dev_exited();
+    let second_receives = run.redelivered(&traffic).await?;
+
+    let mut checks = vec![
+        Check::new(
+            "while the emulator was stopped: prompt 503s, each problem+json with Retry-After",
+            !errors.is_empty() && bad.is_empty(),
+            format!(
+                "{} 5xx answers, {} of them not a 503 problem+json with Retry-After sent between \
+                 the stop (less one operation timeout) and {} s after the resume and answered \
+                 within the SDK's {} s operation timeout + {} s; slowest {:.1} s; the last one \
+                 sent {}{}",
+                errors.len(),
+                bad.len(),
+                recovery.as_secs(),
+                timeout.as_secs(),
+                margin.as_secs(),
+                slowest.as_secs_f64(),
+                match errors.iter().map(|s| s.sent).max() {
+                    Some(last) if last >= resumed => {
+                        format!("{:.1} s after the resume", (last - resumed).as_secs_f64())
+                    }
+                    Some(last) =>
+                        format!("{:.1} s before the resume", (resumed - last).as_secs_f64()),
+                    None => "-".to_string(),
+                },
+                checks::first_few(&bad)
+            ),
+        ),
+        checks::expected_answers(&traffic, |s| s.status == 503),
+        Check::new(
+            "every create retried after a 503 (same Idempotency-Key) resolved to exactly one order",
+            traffic.not_created.is_empty(),
+            format!(
+                "{} creates retried, {replayed} of them answered as a replay of a create that had gone through; {} never resolved",
+                retried.len(),
+                traffic.not_created.len()
+            ),
+        ),
+        Check::new(
+            "orders-dev (API and pipeline) kept running",
+            survived.is_none(),
+            match survived {
+                None => "still running".to_string(),
+                Some(status) => format!("exited ({status}); see {}", run.stack.dev_log.display()),
+            },
+        ),
+    ];
+    checks.extend(run.order_checks(&traffic, &settled, false));
+    checks.push(run.publisher_gave_up_on_nothing().await?);
+    Ok(Phase {
+        title: "emulator stopped",
+        about: format!(
+            "{} clients for {} s; {} s in, the emulator is stopped (SIGSTOP) for {} s — longer \
+             than the SDK's {} s operation timeout — then resumed (SIGCONT). While it is away the \
+             API must answer 503 with `Retry-After`, and afterwards nothing may be lost. A \
+             request that timed out is still in the emulator's socket and is served when it \
+             resumes, so a create retried with its key may find itself already done (answered \
+             as a replay), an event may reach the bus twice, and a webhook whose delivery could \
+             not be recorded while the table was away is sent again: at-least-once, which the \
+             checks allow here and count (consumers drop duplicates by `event_id` / \
+             `webhook-id`).",
+            run.settings.clients,
+            run.settings.fault_seconds.as_secs(),
+            after.as_secs(),
+            stop_for.as_secs(),
+            timeout.as_secs()
+        ),
+        notes: vec![
+            format!(
+                "Stopped at {:.1} s, resumed at {:.1} s; {} answers were 5xx, {} creates were retried.",
+                paused.as_secs_f64(),
+                resumed.as_secs_f64(),
+                errors.len(),
+                retried.len()
+            ),
+            format!(
+                "The pipeline caught up {:.1} s after the window; {second_receives} of this phase's \
+                 deliveries to the healthy receiver came from a second or later receive of their \
+                 message. (A ReceiveMessage sent while the emulator is stopped is served when it \
+                 resumes, to nobody: the messages it took stay hidden for the queue's \
+                 VisibilityTimeout, {} s here — SQS's at-least-once, as for Lambda. When that \
+                 happens, catching up takes that long.)",
+                settled.waited.as_secs_f64(),
+                visibility_timeout(&run.settings.root)?.as_secs(),
+            ),
+        ],
+        webhook_lag_ms: run.webhook_lag(&traffic),
+        webhooks_per_second: run.webhooks_per_second(&traffic),
+        settled_after: settled.waited,
+        traffic,
+        emulator: timings,
+        checks,
+    })
+}
+
+/// Resumes the emulator when dropped.
+struct Resume<'a>(&'a Emulator);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.resume();
+    }
+}
+
+/// The longest VisibilityTimeout of the template's queues.
+fn visibility_timeout(root: &std::path::Path) -> Result<Duration, Error> {
+    let template = orders_dev::template::Template::load(root.join("template.yaml"))?;
+    let longest = template
+        .queues()
+        .iter()
+        .filter_map(|q| q.visibility_timeout)
+        .max()
+        .unwrap_or(30);
+    Ok(Duration::from_secs(u64::from(longest)))
+}
+
+/// Phase 3: a second webhook subscription whose receiver never answers.
+async fn hanging_receiver(run: &mut Run<'_>) -> Result<Phase, Error> {
+    eprintln!("load: phase 3, a webhook receiver that hangs");
+    let hanging = Hanging::start().await?;
+    let subscription = run
+        .subscriptions
+        .subscribe(&hanging.url, "load: a receiver that never answers")
+        .await?;
+    let (traffic, emulator, ()) = run
+        .load(run.settings.short_seconds, async |_| Ok(()))
+        .await?;
+    // Every delivery begun during the window times out and is then logged: wait until
+    // the log holds one attempt per connection accepted by the end of the window. (The
+    // log is read before the subscription is deleted: a deleted webhook has none.)
+    let begun = hanging.connections();
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut attempts = run.subscriptions.attempts(&subscription.id).await?;
+    while (attempts.is_empty() || attempts.len() < begun) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        attempts = run.subscriptions.attempts(&subscription.id).await?;
+    }
+    run.subscriptions.unsubscribe(&subscription.id).await?;
+    let settled = run.settle(&traffic, SETTLE_LIMIT).await?;
+    let connections = hanging.connections();
+    drop(hanging);
+
+    let timeout = orders::adapters::webhook_sender::TIMEOUT;
+    let margin = Duration::from_millis(1500);
+    let durations: Vec<u64> = attempts
+        .iter()
+        .filter_map(|a| a["duration_ms"].as_u64())
+        .collect();
+    let wrong: Vec<String> = attempts
+        .iter()
+        .filter(|a| {
+            let ms = a["duration_ms"].as_u64().unwrap_or(0);
+            !(a["outcome"] == "failed"
+                && a["error"].as_str().is_some_and(|e| e.contains("timed out"))
+                && ms + 50 >= timeout.as_millis() as u64
+                && ms <= (timeout + margin).as_millis() as u64)
+        })
+        .map(|a| a.to_string())
+        .collect();
+    let lag = report::webhook_lag_ms(&run.healthy.deliveries(), &{
+        traffic.placed.iter().map(|p| p.order_id.as_str()).collect()
+    });
+    let mut checks = checks::no_5xx(&traffic);
+    checks.push(Check::new(
+        "every delivery to the hanging receiver timed out after the sender's timeout and is logged as failed",
+        !attempts.is_empty() && attempts.len() >= begun && wrong.is_empty(),
+        format!(
+            "{} deliveries begun in the window, {} attempts logged at GET /api/webhooks/{{id}}/deliveries, durations {}–{} ms (timeout {} ms), {} not as expected{}",
+            begun,
+            attempts.len(),
+            durations.iter().min().copied().unwrap_or(0),
+            durations.iter().max().copied().unwrap_or(0),
+            timeout.as_millis(),
+            wrong.len(),
+            checks::first_few(&wrong)
+        ),
+    ));
+    checks.extend(run.order_checks(&traffic, &settled, true));
+    checks.push(run.publisher_gave_up_on_nothing().await?);
+    Ok(Phase {
+        title: "hanging webhook receiver",
+        about: format!(
+            "{} clients for {} s, with a second subscription (every event) whose receiver accepts \
+             the connection and never answers; it is deleted once the deliveries begun during the \
+             window are logged. Deliveries to it must fail after the sender's {} s timeout and be \
+             logged as failed attempts, while the healthy receiver still gets every event once.",
+            run.settings.clients,
+            run.settings.short_seconds.as_secs(),
+            timeout.as_secs()
+        ),
+        notes: vec![format!(
+            "The hanging receiver accepted {connections} connections in all. During the window the \
+             healthy receiver got {:.1} deliveries/s (steady phase: {:.1}/s): the webhook consumer \
+             answers a batch once every receiver has, and the local stack's poller (like one Lambda \
+             poller) takes one batch at a time, so a receiver that hangs holds every subscription to \
+             one batch per {} s.",
+            run.webhooks_per_second(&traffic),
+            run.steady_webhooks_per_second,
+            timeout.as_secs()
+        )],
+        webhook_lag_ms: lag,
+        webhooks_per_second: run.webhooks_per_second(&traffic),
+        settled_after: settled.waited,
+        traffic,
+        emulator,
+        checks,
+    })
+}
+
+/// Phase 4: an item keyed as an order that the publisher cannot read, written
+/// straight into the table before the load.
+async fn poison_record(run: &mut Run<'_>) -> Result<Phase, Error> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    eprintln!("load: phase 4, a poison record in the stream");
+    run.stack
+        .dynamodb
+        .put_item()
+        .table_name(stack::TABLE)
+        .item("PK", AttributeValue::S(POISON_PK.into()))
+        .item("SK", AttributeValue::S("ORDER".into()))
+        .item(
+            "note",
+            AttributeValue::S("not an order: written by make load".into()),
+        )
+        .send()
+        .await
+        .map_err(|e| orders::adapters::aws::describe(&e))?;
+    let (traffic, emulator, ()) = run
+        .load(run.settings.short_seconds, async |_| Ok(()))
+        .await?;
+    let settled = run.settle(&traffic, SETTLE_LIMIT).await?;
+    // The poison reaches the on-failure queue after its last attempt; poll for it.
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut failed = Vec::new();
+    while failed.is_empty() && Instant::now() < deadline {
+        failed = checks::failure_keys(&run.stack.drain(&run.stack.publisher_failures).await?);
+        if failed.is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // Anything else given up on would have arrived with it.
+    failed.extend(checks::failure_keys(
+        &run.stack.drain(&run.stack.publisher_failures).await?,
+    ));
+    let mut checks = checks::no_5xx(&traffic);
+    checks.push(Check::new(
+        "the poison record, and only it, is in the publisher's on-failure queue",
+        failed == [POISON_PK],
+        format!("PublisherFailures holds {failed:?}"),
+    ));
+    checks.extend(run.order_checks(&traffic, &settled, true));
+    Ok(Phase {
+        title: "poison record",
+        about: format!(
+            "An item keyed as an order (`{POISON_PK}`, `SK` = `ORDER`) but holding none of an \
+             order's attributes is written straight into the table, then {} clients run for {} s. \
+             The publisher cannot read it: the stream poller retries it, then sends its \
+             coordinates to the on-failure queue (template.yaml's PublisherFailures), and every \
+             change behind it must still be published exactly once.",
+            run.settings.clients,
+            run.settings.short_seconds.as_secs()
+        ),
+        notes: Vec::new(),
+        webhook_lag_ms: run.webhook_lag(&traffic),
+        webhooks_per_second: run.webhooks_per_second(&traffic),
+        settled_after: settled.waited,
+        traffic,
+        emulator,
+        checks,
+    })
+}
+
+/// Checks over the whole run, once every phase has settled.
+async fn overall(run: &mut Run<'_>) -> Result<Vec<Check>, Error> {
+    let settled = run
+        .observer
+        .settle(&run.stack, &run.placed, &run.healthy, SETTLE_LIMIT)
+        .await?;
+    let placed: Vec<&Placed> = run.placed.iter().collect();
+    let mut checks = vec![
+        checks::no_strays(&placed, &settled.stored, Some(POISON_PK)),
+        checks::stock_conserved(&run.stack, &settled.stored).await?,
+        Check::new(
+            "the bus carried nothing but order events, each with id <order_id>:<sequence>",
+            run.observer.strays.is_empty() && run.observer.misnamed.is_empty(),
+            format!(
+                "{} other message(s), {} misnamed event(s){}",
+                run.observer.strays.len(),
+                run.observer.misnamed.len(),
+                checks::first_few(&run.observer.misnamed)
+            ),
+        ),
+    ];
+    for (name, url) in &run.stack.dead_letters {
+        let depth = run.stack.queue_depth(url).await?;
+        checks.push(Check::new(
+            format!("nothing was dead-lettered in {name}"),
+            depth == 0,
+            format!("{depth} message(s)"),
+        ));
+    }
+    let exited = run.stack.dev_exited();
+    checks.push(Check::new(
+        "orders-dev ran to the end",
+        exited.is_none(),
+        match exited {
+            None => "still running".to_string(),
+            Some(status) => format!("exited ({status})"),
+        },
+    ));
+    Ok(checks)
+}
+
+fn settings() -> Result<Settings, Error> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let mut settings = Settings {
+        clients: 8,
+        seconds: Duration::from_secs(20),
+        fault_seconds: Duration::from_secs(20),
+        short_seconds: Duration::from_secs(10),
+        stop_after: Duration::from_secs(5),
+        stop_for: Duration::from_secs(8),
+        max_orders: 1000,
+        deadline: Duration::from_secs(900),
+        dev_binary: PathBuf::from(target).join("release/orders-dev"),
+        root: std::env::current_dir()?,
+        out: None,
+        command: "load".into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        let mut seconds =
+            || -> Result<Duration, Error> { Ok(Duration::from_secs(value()?.parse()?)) };
+        match flag.as_str() {
+            "--clients" => settings.clients = value()?.parse()?,
+            "--seconds" => settings.seconds = seconds()?,
+            "--fault-seconds" => settings.fault_seconds = seconds()?,
+            "--short-seconds" => settings.short_seconds = seconds()?,
+            "--stop-after" => settings.stop_after = seconds()?,
+            "--stop-for" => settings.stop_for = seconds()?,
+            "--max-orders" => settings.max_orders = value()?.parse()?,
+            "--deadline" => settings.deadline = seconds()?,
+            "--dev-bin" => settings.dev_binary = value()?.into(),
+            "--out" => settings.out = Some(value()?.into()),
+            "--command" => settings.command = value()?,
+            other => {
+                return Err(
+                    format!("unknown argument {other} (see bench/src/load/main.rs)").into(),
+                );
+            }
+        }
+    }
+    if settings.clients == 0 || settings.max_orders < settings.clients {
+        return Err("--clients must be at least 1, and --max-orders at least --clients".into());
+    }
+    if settings.stop_after + settings.stop_for >= settings.fault_seconds {
+        return Err("--stop-after + --stop-for must end before --fault-seconds".into());
+    }
+    Ok(settings)
+}

@@ -1,0 +1,527 @@
+//! The system under load: our own emulator (scripts/emulator.py, so that we can pause
+//! it) and the local stack (`orders-dev`, the process `make dev` runs) as child
+//! processes, plus what the run adds to them: carts, stock, a catch-all queue on the
+//! bus, and SDK clients for the checks.
+//!
+//! Both children die with this process: their handles kill them when dropped (end of
+//! the run, an error, a panic, Ctrl-C), and the kernel kills them if this process is
+//! killed outright (PR_SET_PDEATHSIG), even while the emulator is stopped.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orders::adapters::inventory_table::DynamoInventory;
+use orders::pipeline::fulfillment::Inventory;
+use orders_dev::provision::{self, SeedLine};
+use serde_json::{Value, json};
+
+use crate::Error;
+
+/// What every cart holds: two products, 75.00 in all, as the seed's cart.
+pub const CART_LINES: &[SeedLine<'static>] = &[
+    ("load-p1", "USB Cable", 2, "10.00"),
+    ("load-p2", "Keyboard", 1, "55.00"),
+];
+/// Enough that no order is ever backordered.
+pub const INITIAL_STOCK: u64 = 10_000_000;
+/// What the local stack is told to call its tables and bus (it creates them).
+pub const TABLE: &str = "orders";
+pub const CARTS_TABLE: &str = "carts";
+pub const BUS: &str = "orders";
+/// Our integrator's queue: every event on the bus lands here too.
+const CATCH_ALL_QUEUE: &str = "LoadEveryEvent";
+/// The HS256 secret the stack verifies tokens with (and we sign them with).
+pub const JWT_SECRET: &str = orders::auth::DEV_JWT_SECRET;
+
+/// A child process that is killed (and reaped) when dropped.
+pub struct ChildProcess {
+    child: Child,
+    name: &'static str,
+}
+
+impl ChildProcess {
+    /// Starts `command` so that it dies with this process, whatever ends it.
+    fn spawn(name: &'static str, mut command: Command) -> Result<ChildProcess, Error> {
+        // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(ChildProcess { child, name })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// CPU time it has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// `None` while it runs; its exit status once it has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    fn signal(&self, signal: i32) -> Result<(), Error> {
+        // SAFETY: kill(2) on our own child's pid.
+        if unsafe { libc::kill(self.pid(), signal) } != 0 {
+            return Err(format!(
+                "cannot signal {} ({}): {}",
+                self.name,
+                self.pid(),
+                std::io::Error::last_os_error()
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        // SIGKILL ends a stopped process too.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// scripts/emulator.py on a free loopback port, started before anything else.
+pub struct Emulator {
+    process: ChildProcess,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Emulator {
+    /// Starts it as scripts/with-emulator.sh does: port 0, the URL it bound written to
+    /// a ready file, and `--wait` to know when it answers.
+    pub fn start(root: &Path, work: &Path) -> Result<Emulator, Error> {
+        let python = root.join(".venv/bin/python");
+        let script = root.join("scripts/emulator.py");
+        let ready = work.join("emulator.url");
+        let log = work.join("emulator.log");
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0", "--exit-with-parent"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--log-file")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.join("emulator.stderr"))?);
+        let process = ChildProcess::spawn("the emulator", command)?;
+        let waited = Command::new(&python)
+            .arg(&script)
+            .arg("--wait")
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(["--pid", &process.pid().to_string(), "--timeout", "30"])
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !waited.status.success() {
+            return Err(format!(
+                "the emulator did not start (see {})",
+                work.join("emulator.stderr").display()
+            )
+            .into());
+        }
+        let url = String::from_utf8(waited.stdout)?.trim().to_string();
+        Ok(Emulator { process, url, log })
+    }
+
+    /// SIGSTOP: it keeps its sockets (connections queue in the kernel) but answers
+    /// nothing, as a DynamoDB that stopped answering would.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.process.signal(libc::SIGSTOP)
+    }
+
+    pub fn resume(&self) -> Result<(), Error> {
+        self.process.signal(libc::SIGCONT)
+    }
+
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.process.cpu_seconds()
+    }
+
+    /// Forgets the DynamoDB requests counted and timed so far.
+    pub async fn reset_timings(&self, http: &reqwest::Client) -> Result<(), Error> {
+        let response = http
+            .post(format!("{}/_bench/reset", self.url))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("POST /_bench/reset answered {}", response.status()).into());
+        }
+        Ok(())
+    }
+
+    /// Per DynamoDB operation, the emulator's own durations since the last reset (see
+    /// scripts/emulator.py, `/_bench/timings`).
+    pub async fn timings(&self, http: &reqwest::Client) -> Result<Value, Error> {
+        let response = http
+            .get(format!("{}/_bench/timings", self.url))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("GET /_bench/timings answered {}", response.status()).into());
+        }
+        Ok(serde_json::from_slice(&response.bytes().await?)?)
+    }
+}
+
+/// The local stack as `make dev` runs it (the orders-dev binary), on a free port.
+pub struct Stack {
+    pub emulator: Emulator,
+    dev: ChildProcess,
+    pub api: String,
+    pub dev_log: PathBuf,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub inventory: DynamoInventory,
+    /// Queue URLs: our catch-all, and the template's queues the checks look into.
+    pub catch_all: String,
+    pub publisher_failures: String,
+    pub dead_letters: Vec<(String, String)>,
+    /// The SDK's operation timeout: how long a call to a silent emulator may take.
+    pub operation_timeout: Duration,
+}
+
+impl Stack {
+    /// Starts orders-dev against `emulator` and waits until it answers `/health`, which
+    /// it does once its tables, queues, bus and rules exist and its pipeline runs.
+    pub async fn start(
+        emulator: Emulator,
+        dev_binary: &Path,
+        root: &Path,
+        work: &Path,
+    ) -> Result<Stack, Error> {
+        if !dev_binary.is_file() {
+            return Err(format!(
+                "{} is missing: build it first (make load does: cargo build --release -p orders-dev)",
+                dev_binary.display()
+            )
+            .into());
+        }
+        let port = free_port()?;
+        let dev_log = work.join("orders-dev.log");
+        let log = std::fs::File::create(&dev_log)?;
+        let mut command = Command::new(dev_binary);
+        command
+            .current_dir(root)
+            .env("AWS_ENDPOINT_URL", &emulator.url)
+            .env("PORT", port.to_string())
+            .env("TABLE_NAME", TABLE)
+            .env("CARTS_TABLE", CARTS_TABLE)
+            .env("EVENT_BUS_NAME", BUS)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("ORDERS_TEMPLATE", root.join("template.yaml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let dev = ChildProcess::spawn("orders-dev", command)?;
+        let api = format!("http://127.0.0.1:{port}");
+
+        // The product's SDK configuration, to know its timeout; our own clients wait
+        // longer, since a check that gives up on a busy emulator proves nothing.
+        let sdk = orders::adapters::aws::sdk_config().await;
+        let operation_timeout = sdk
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .ok_or("the SDK configuration has no operation timeout")?;
+        let sdk = sdk
+            .into_builder()
+            .timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .build();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let mut stack = Stack {
+            emulator,
+            dev,
+            api,
+            dev_log,
+            inventory: DynamoInventory::new(dynamodb.clone(), TABLE),
+            dynamodb,
+            sqs,
+            catch_all: String::new(),
+            publisher_failures: String::new(),
+            dead_letters: Vec::new(),
+            operation_timeout,
+        };
+        stack.wait_until_healthy(Duration::from_secs(60)).await?;
+        stack.publisher_failures = stack.queue_url("PublisherFailures").await?;
+        for name in ["FulfillmentDeadLetters", "WebhookDeadLetters"] {
+            let url = stack.queue_url(name).await?;
+            stack.dead_letters.push((name.to_string(), url));
+        }
+        stack.catch_all =
+            subscribe_catch_all(&stack.sqs, &aws_sdk_eventbridge::Client::new(&sdk)).await?;
+        Ok(stack)
+    }
+
+    async fn wait_until_healthy(&mut self, limit: Duration) -> Result<(), Error> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.dev.exited() {
+                return Err(format!(
+                    "orders-dev exited ({status}) before it was ready; its log: {}",
+                    self.dev_log.display()
+                )
+                .into());
+            }
+            let health = http.get(format!("{}/health", self.api)).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "orders-dev did not answer /health within {} s; its log: {}",
+                    limit.as_secs(),
+                    self.dev_log.display()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `None` while orders-dev runs; its exit status if it has ended.
+    pub fn dev_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.dev.exited()
+    }
+
+    /// CPU seconds used so far by the emulator, orders-dev and this process.
+    pub fn cpu_seconds(&self) -> [Option<f64>; 3] {
+        [
+            self.emulator.cpu_seconds(),
+            self.dev.cpu_seconds(),
+            cpu_seconds("/proc/self/stat"),
+        ]
+    }
+
+    async fn queue_url(&self, name: &str) -> Result<String, Error> {
+        Ok(self
+            .sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| format!("queue {name}: {}", orders::adapters::aws::describe(&e)))?
+            .queue_url
+            .unwrap_or_default())
+    }
+
+    /// Puts `carts` (cart id, user) into the carts table, a few at a time, and stocks
+    /// the products they hold.
+    pub async fn seed(&self, carts: &[(String, String)]) -> Result<(), Error> {
+        for chunk in carts.chunks(32) {
+            let mut puts = tokio::task::JoinSet::new();
+            for (cart_id, user) in chunk {
+                let (dynamodb, cart_id, user) =
+                    (self.dynamodb.clone(), cart_id.clone(), user.clone());
+                puts.spawn(async move {
+                    provision::put_cart(&dynamodb, CARTS_TABLE, &cart_id, &user, "USD", CART_LINES)
+                        .await
+                });
+            }
+            while let Some(done) = puts.join_next().await {
+                done??;
+            }
+        }
+        for (product_id, _, _, _) in CART_LINES {
+            self.inventory.set_stock(product_id, INITIAL_STOCK).await?;
+        }
+        Ok(())
+    }
+
+    /// Messages waiting in `queue` (visible or in flight).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u64, Error> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| orders::adapters::aws::describe(&e))?
+            .attributes
+            .unwrap_or_default();
+        let count = |name: &A| {
+            attributes
+                .get(name)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(count(&A::ApproximateNumberOfMessages)
+            + count(&A::ApproximateNumberOfMessagesNotVisible))
+    }
+
+    /// Receives and deletes what `queue` holds now (bodies, parsed), until it answers
+    /// empty.
+    pub async fn drain(&self, queue: &str) -> Result<Vec<Value>, Error> {
+        let mut bodies = Vec::new();
+        loop {
+            let page = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .map_err(|e| orders::adapters::aws::describe(&e))?;
+            let messages = page.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(bodies);
+            }
+            let mut done = Vec::new();
+            for (i, message) in messages.iter().enumerate() {
+                let body = message.body.as_deref().unwrap_or("null");
+                bodies.push(serde_json::from_str(body).unwrap_or(json!({ "unparsed": body })));
+                if let Some(receipt) = &message.receipt_handle {
+                    done.push(
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(receipt)
+                            .build()?,
+                    );
+                }
+            }
+            self.sqs
+                .delete_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(done))
+                .send()
+                .await
+                .map_err(|e| orders::adapters::aws::describe(&e))?;
+        }
+    }
+
+    /// Every item of the orders table whose sort key is one of `sort_keys`. (A check
+    /// may scan; the product never does.)
+    pub async fn scan(
+        &self,
+        sort_keys: &[&str],
+    ) -> Result<Vec<orders::adapters::order_item::Item>, Error> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut items = Vec::new();
+        let mut start = None;
+        let placeholders: Vec<String> = (0..sort_keys.len()).map(|i| format!(":sk{i}")).collect();
+        loop {
+            // Small pages: each one holds the emulator's DynamoDB lock while moto reads it.
+            let mut request = self
+                .dynamodb
+                .scan()
+                .table_name(TABLE)
+                .limit(100)
+                .filter_expression(format!("SK IN ({})", placeholders.join(", ")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            for (name, value) in placeholders.iter().zip(sort_keys) {
+                request =
+                    request.expression_attribute_values(name, AttributeValue::S(value.to_string()));
+            }
+            let page = request
+                .send()
+                .await
+                .map_err(|e| orders::adapters::aws::describe(&e))?;
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+/// An integrator's queue on the bus with a rule that matches every order event, as
+/// tests/tests/publisher.rs subscribes one: what the bus carried, to count per change.
+async fn subscribe_catch_all(
+    sqs: &aws_sdk_sqs::Client,
+    events: &aws_sdk_eventbridge::Client,
+) -> Result<String, Error> {
+    let describe = |e: &(dyn std::error::Error + 'static)| orders::adapters::aws::describe(e);
+    let url = sqs
+        .create_queue()
+        .queue_name(CATCH_ALL_QUEUE)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?
+        .queue_url
+        .unwrap_or_default();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .ok_or("the catch-all queue has no ARN")?;
+    events
+        .put_rule()
+        .name(CATCH_ALL_QUEUE)
+        .event_bus_name(BUS)
+        .event_pattern(json!({ "source": [orders::events::SOURCE] }).to_string())
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    events
+        .put_targets()
+        .rule(CATCH_ALL_QUEUE)
+        .event_bus_name(BUS)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("load")
+                .arn(arn)
+                .build()?,
+        )
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(url)
+}
+
+/// CPU time (user + system) of the process whose `stat` file is `path`, in seconds.
+pub fn cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th, in clock ticks.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / per_second)
+}
+
+/// A port nothing listens on now (the small race until orders-dev binds it is fine for
+/// a loopback-only run; a clash shows as orders-dev failing to start).
+fn free_port() -> Result<u16, Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
