@@ -18,6 +18,8 @@
 //!     bench [--runs 15] [--bin-dir target/release] [--out docs/bench.md]
 //!           [--only create-order,get-order] [--command "make bench"]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -514,12 +516,7 @@ fn sample(events_dir: &Path, name: &str, ids: &Ids) -> Result<Value, Error> {
 }
 
 fn token(sub: &str, scope: &str) -> String {
-    orders::auth::issue_hs256_token(
-        JWT_SECRET.as_bytes(),
-        sub,
-        scope,
-        Duration::from_secs(24 * 60 * 60),
-    )
+    common::token(JWT_SECRET, sub, scope)
 }
 
 /// Replaces an HTTP event's JSON body (and its content-length).
@@ -644,37 +641,6 @@ fn zip_size(binary: &Path, work: &Path) -> Result<u64, Error> {
         return Err(format!("zipping {} failed", binary.display()).into());
     }
     Ok(std::fs::metadata(&zip)?.len())
-}
-
-fn machine() -> (String, String) {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    (cpus, model)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn date() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1018,7 +984,7 @@ async fn main() -> Result<(), Error> {
         rows.push(row);
     }
 
-    let report = report(&args, &rows, &calls, &load_average());
+    let report = report(&args, &rows, &calls, &common::load_average());
     println!("\n{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report)?;
@@ -1066,7 +1032,7 @@ fn answers(answers: &BTreeMap<String, usize>) -> String {
 
 fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str) -> String {
     use std::fmt::Write;
-    let (cpus, model) = machine();
+    let (cpus, model) = common::machine();
     let mut out = String::new();
     let floor_of = |name: &str| {
         rows.iter()
@@ -1078,7 +1044,7 @@ fn report(args: &Args, rows: &[Row], calls: &[(String, String, Run)], load: &str
     let _ = writeln!(
         out,
         "Measured {} on {cpus} CPUs ({model}), load average before the report {load}, with `{}`.",
-        date(),
+        common::now_utc(),
         args.command
     );
     let _ = writeln!(

@@ -110,12 +110,7 @@ pub fn user(client: usize) -> String {
 }
 
 pub fn token(sub: &str, scope: &str) -> String {
-    orders::auth::issue_hs256_token(
-        JWT_SECRET.as_bytes(),
-        sub,
-        scope,
-        Duration::from_secs(24 * 60 * 60),
-    )
+    crate::common::token(JWT_SECRET, sub, scope)
 }
 
 /// Runs `clients` clients against `api` for `window` from `started` (each finishes

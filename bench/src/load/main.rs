@@ -21,6 +21,8 @@
 
 mod checks;
 mod clients;
+#[path = "../common.rs"]
+mod common;
 mod receivers;
 mod report;
 mod stack;
@@ -145,7 +147,7 @@ async fn run(
     emulator: Emulator,
     work: &std::path::Path,
 ) -> Result<bool, Error> {
-    let load_average = report::load_average();
+    let load_average = common::load_average();
     let stack = Stack::start(emulator, &settings.dev_binary, &settings.root, work).await?;
     eprintln!(
         "load: orders-dev at {} (log: {})",
@@ -188,9 +190,9 @@ async fn run(
     ];
     let overall = overall(&mut run).await?;
 
-    let (cpus, cpu_model) = report::machine();
+    let (cpus, cpu_model) = common::machine();
     let context = report::Context {
-        date: report::now_utc(),
+        date: common::now_utc(),
         cpus,
         cpu_model,
         load_average,
