@@ -876,6 +876,40 @@ async fn a_receiver_that_fails_then_recovers_gets_every_delivery_exactly_once() 
 }
 
 #[tokio::test]
+async fn an_event_twice_in_one_batch_is_sent_once() {
+    let hooks = Hooks::local().await;
+    let steady = Receiver::ok().await;
+    hooks.subscribe(&steady.url, &["*"]).await;
+    let event = hooks.order_event("cart-twice", false).await;
+    let response = hooks
+        .local_deliverer()
+        .handle(batch(vec![
+            event_message("m1", &event, 1),
+            event_message("m2", &event, 1),
+        ]))
+        .await;
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(steady.received().len(), 1, "one delivery for two copies");
+
+    // A copy shares its first copy's outcome: both come back to be retried.
+    let hooks = Hooks::local().await;
+    let failing = Receiver::start(&[Answer::Status(500)]).await;
+    hooks.subscribe(&failing.url, &["*"]).await;
+    let event = hooks.order_event("cart-twice-failing", false).await;
+    let response = hooks
+        .local_deliverer()
+        .handle(batch(vec![
+            event_message("m1", &event, 1),
+            event_message("m2", &event, 1),
+        ]))
+        .await;
+    let mut failed = failed_ids(&response);
+    failed.sort();
+    assert_eq!(failed, ["m1", "m2"]);
+    assert_eq!(failing.received().len(), 1);
+}
+
+#[tokio::test]
 async fn gone_disables_the_subscription() {
     let hooks = Hooks::local().await;
     let gone = Receiver::start(&[Answer::Status(410)]).await;

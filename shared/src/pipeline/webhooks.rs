@@ -152,6 +152,11 @@ impl Deliveries {
         let limit = Arc::new(Semaphore::new(CONCURRENT_SENDS));
         let mut tasks = JoinSet::new();
         let mut owner = HashMap::new();
+        // An event can arrive twice in one batch (the bus and the queue deliver at least
+        // once). Its copies are sent once, and share the first copy's outcome: two
+        // concurrent sends would both pass the delivered-marker check.
+        let mut first_copy: HashMap<String, usize> = HashMap::new();
+        let mut copies = Vec::new();
         for (i, message) in messages.iter().enumerate() {
             let event = match read_event(message) {
                 Ok(event) => Arc::new(event),
@@ -161,6 +166,11 @@ impl Deliveries {
                     continue;
                 }
             };
+            if let Some(&first) = first_copy.get(&event.id) {
+                copies.push((i, first));
+                continue;
+            }
+            first_copy.insert(event.id.clone(), i);
             let attempt = receive_count(message).unwrap_or(1);
             for subscription in &subscriptions {
                 if !subscription.wants(&event.detail_type, event.occurred_at) {
@@ -203,6 +213,9 @@ impl Deliveries {
                     failed[i] = Some(failed[i].flatten());
                 }
             }
+        }
+        for (copy, first) in copies {
+            failed[copy] = failed[first];
         }
         self.respond(&messages, failed).await
     }
