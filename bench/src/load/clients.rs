@@ -220,17 +220,13 @@ impl Client {
         let key = format!("load-{cart_id}");
         let body = checkout(cart_id).to_string();
         let token = self.user_token.clone();
-        let (created, attempts) = self
-            .call(
-                "create",
-                Method::POST,
-                "/api/orders",
-                &token,
-                Some(&body),
-                Some(&key),
-                201,
-            )
-            .await;
+        let create = Call {
+            body: Some(&body),
+            idempotency_key: Some(&key),
+            expected: 201,
+            ..Call::new("create", Method::POST, "/api/orders", &token)
+        };
+        let (created, attempts) = self.call(&create).await;
         let not_created = NotCreated {
             cart_id: cart_id.to_string(),
             status: created.status,
@@ -252,21 +248,15 @@ impl Client {
             expected_status: Some("pending"),
         };
         let this = format!("/api/orders/{order_id}");
-        self.call("get", Method::GET, &this, &token, None, None, 200)
+        self.call(&Call::new("get", Method::GET, &this, &token))
             .await;
 
         for step in self.path(path, &order_id) {
-            let (answer, _) = self
-                .call(
-                    step.endpoint,
-                    step.method,
-                    &step.path,
-                    &step.token,
-                    Some(&step.body),
-                    None,
-                    200,
-                )
-                .await;
+            let call = Call {
+                body: Some(&step.body),
+                ..Call::new(step.endpoint, step.method, &step.path, &step.token)
+            };
+            let (answer, _) = self.call(&call).await;
             if answer.status != 200 {
                 order.expected_status = None;
                 break;
@@ -274,25 +264,15 @@ impl Client {
             order.expected_status = Some(step.to);
         }
 
-        self.call(
-            "history",
-            Method::GET,
-            &format!("{this}/history"),
-            &token,
-            None,
-            None,
-            200,
-        )
-        .await;
-        self.call(
+        let history = format!("{this}/history");
+        self.call(&Call::new("history", Method::GET, &history, &token))
+            .await;
+        self.call(&Call::new(
             "list",
             Method::GET,
             "/api/orders?limit=10",
             &token,
-            None,
-            None,
-            200,
-        )
+        ))
         .await;
         Ok(order)
     }
@@ -358,31 +338,11 @@ impl Client {
     /// Sends one request; while it is answered 503 and retries are still allowed,
     /// waits `Retry-After` and sends it again. Answers the last answer and how many
     /// requests it took.
-    #[allow(clippy::too_many_arguments)]
-    async fn call(
-        &mut self,
-        endpoint: &'static str,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<&str>,
-        idempotency_key: Option<&str>,
-        expected: u16,
-    ) -> (Answer, u32) {
+    async fn call(&mut self, call: &Call<'_>) -> (Answer, u32) {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (answer, retry_after) = self
-                .send(
-                    endpoint,
-                    method.clone(),
-                    path,
-                    token,
-                    body,
-                    idempotency_key,
-                    expected,
-                )
-                .await;
+            let (answer, retry_after) = self.send(call).await;
             if answer.status != 503 || Instant::now() >= self.retry_until {
                 return (answer, attempts);
             }
@@ -391,20 +351,19 @@ impl Client {
     }
 
     /// One request, recorded.
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &mut self,
-        endpoint: &'static str,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<&str>,
-        idempotency_key: Option<&str>,
-        expected: u16,
-    ) -> (Answer, Option<Duration>) {
+    async fn send(&mut self, call: &Call<'_>) -> (Answer, Option<Duration>) {
+        let Call {
+            endpoint,
+            ref method,
+            path,
+            token,
+            body,
+            idempotency_key,
+            expected,
+        } = *call;
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.api))
+            .request(method.clone(), format!("{}{path}", self.api))
             .header("authorization", format!("Bearer {token}"));
         if let Some(body) = body {
             request = request
@@ -457,6 +416,33 @@ impl Client {
             replayed: replayed.as_deref() == Some("true"),
         };
         (answer, wait)
+    }
+}
+
+/// One API request of a client, and the status it should get.
+struct Call<'a> {
+    /// The endpoint's name in the report.
+    endpoint: &'static str,
+    method: Method,
+    path: &'a str,
+    token: &'a str,
+    body: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    expected: u16,
+}
+
+impl<'a> Call<'a> {
+    /// A request without a body or key, expected to be answered 200.
+    fn new(endpoint: &'static str, method: Method, path: &'a str, token: &'a str) -> Self {
+        Call {
+            endpoint,
+            method,
+            path,
+            token,
+            body: None,
+            idempotency_key: None,
+            expected: 200,
+        }
     }
 }
 
