@@ -439,9 +439,8 @@ fn handlers(
     use orders::webhooks::target::TargetPolicy;
 
     let dynamodb = aws_sdk_dynamodb::Client::new(&wiring.sdk);
-    let events = aws_sdk_eventbridge::Client::new(&wiring.sdk);
-    let publisher = Arc::new(Publisher::new(Arc::new(EventBridgeBus::new(
-        events,
+    let publisher = Arc::new(Publisher::new(Arc::new(EventBridgeBus::from_sdk(
+        &wiring.sdk,
         &wiring.bus,
     ))));
     let publish: StreamHandler = Arc::new(move |event| {

@@ -46,6 +46,23 @@ pub struct EventBridgeBus {
 }
 
 impl EventBridgeBus {
+    /// The bus over a client of its own: the API's 2 s attempt timeout would abandon a
+    /// slow `PutEvents` that may still go through, and the SDK's retry then publishes
+    /// its events twice. The publisher answers no caller, so it can wait (within the
+    /// function's 30 s timeout).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
+        let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(1))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(10))
+                    .operation_timeout(std::time::Duration::from_secs(20))
+                    .build(),
+            )
+            .build();
+        Self::new(aws_sdk_eventbridge::Client::from_conf(config), bus_name)
+    }
+
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
         EventBridgeBus {
             client,

@@ -70,10 +70,8 @@ impl Publisher {
             .ok()
             .filter(|v| !v.trim().is_empty())
             .ok_or(ConfigError::Missing("EVENT_BUS_NAME"))?;
-        let client = aws_sdk_eventbridge::Client::new(&aws::sdk_config().await);
-        Ok(Publisher::new(Arc::new(EventBridgeBus::new(
-            client, bus_name,
-        ))))
+        let bus = EventBridgeBus::from_sdk(&aws::sdk_config().await, bus_name);
+        Ok(Publisher::new(Arc::new(bus)))
     }
 
     /// Handles one batch of stream records (see the module documentation).
