@@ -31,7 +31,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use orders::webhooks::WebhookStore;
+use orders::ports::WebhookStore;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
@@ -548,7 +548,7 @@ struct Setup {
 }
 
 async fn provision(template: &Path, setup: &Setup) -> Result<(), Error> {
-    use orders::pipeline::fulfillment::Inventory;
+    use orders::ports::Inventory;
     use orders_dev::provision as p;
 
     let sdk = orders::adapters::aws::sdk_config().await;
@@ -561,7 +561,7 @@ async fn provision(template: &Path, setup: &Setup) -> Result<(), Error> {
         p::put_cart(&dynamodb, &setup.carts, cart, USER, "USD", lines).await?;
     }
     let inventory =
-        orders::adapters::inventory_table::DynamoInventory::new(dynamodb.clone(), &setup.table);
+        orders::adapters::dynamo::inventory::DynamoInventory::new(dynamodb.clone(), &setup.table);
     for (product_id, _, _, _) in lines {
         inventory.set_stock(product_id, 1_000_000).await?;
     }
@@ -578,7 +578,7 @@ async fn provision(template: &Path, setup: &Setup) -> Result<(), Error> {
 /// create-webhook make one each), so deliver-webhooks delivers to one receiver.
 async fn prune_webhooks(table: &str, keep: &str) -> Result<(), Error> {
     let sdk = orders::adapters::aws::sdk_config().await;
-    let store = orders::adapters::webhook_table::DynamoWebhookStore::new(
+    let store = orders::adapters::dynamo::webhooks::DynamoWebhookStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         table,
     );

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orders::adapters::webhook_table::DynamoWebhookStore;
-use orders::api::App;
-use orders::auth::{Authenticator, DEV_JWT_SECRET, issue_hs256_token};
-use orders::config::{CartsFrom, Config, DEV_CURSOR_SECRET};
-use orders::webhooks::service::WebhookService;
-use orders::webhooks::target::TargetPolicy;
+use orders::adapters::dynamo::DynamoInventory;
+use orders::auth::{DEV_JWT_SECRET, issue_hs256_token};
+use orders::ports::Inventory;
+use orders::wiring::{CartsFrom, LOCAL_MODE, Settings, Wiring};
 use orders_dev::pipeline;
 use orders_dev::provision::{self, DEMO_CART};
 use orders_dev::server::{self, Router};
@@ -34,10 +32,17 @@ async fn main() -> Result<(), Error> {
     let table = var("TABLE_NAME", "orders");
     let port: u16 = var("PORT", "3000").parse()?;
     let secret = var("JWT_SECRET", DEV_JWT_SECRET);
-    let carts = match std::env::var("CART_API_URL").ok().filter(|v| !v.is_empty()) {
-        Some(url) => CartsFrom::Api(url),
-        None => CartsFrom::Table(var("CARTS_TABLE", "carts")),
-    };
+    // The local stack's settings: the environment, with local mode on and the
+    // defaults `make dev` documents. The functions are built from them by the same
+    // wiring as on Lambda.
+    let mut settings = Settings::from_env()
+        .with(LOCAL_MODE, "true")
+        .with("TABLE_NAME", &table)
+        .with("JWT_SECRET", &secret);
+    if settings.get("CART_API_URL").is_none() {
+        settings = settings.with("CARTS_TABLE", var("CARTS_TABLE", "carts"));
+    }
+    let carts = CartsFrom::from_settings(&settings)?;
 
     let template = Template::load(&template_path)?;
     let router = Arc::new(Router::new(template.routes()?)?);
@@ -62,36 +67,21 @@ async fn main() -> Result<(), Error> {
         &template.rules()?,
     )
     .await?;
-    let inventory =
-        orders::adapters::inventory_table::DynamoInventory::new(dynamodb.clone(), &table);
+    let inventory = DynamoInventory::new(dynamodb.clone(), &table);
     for (product_id, _, _, _) in DEMO_CART.2 {
-        orders::pipeline::fulfillment::Inventory::set_stock(&inventory, product_id, 100).await?;
+        inventory.set_stock(product_id, 100).await?;
     }
-    let wiring = pipeline::Wiring {
+    if let Some((url, _)) = queues.get("WebhookQueue") {
+        settings = settings.with("WEBHOOK_QUEUE_URL", url);
+    }
+    let wiring = Wiring::new(settings.with("EVENT_BUS_NAME", &bus), sdk.clone());
+    let local = pipeline::Local {
         sdk: sdk.clone(),
         table: table.clone(),
-        bus: bus.clone(),
         queues,
     };
-    let consumers = pipeline::start(wiring, &template.consumers()).await?;
-
-    let config = Config {
-        table,
-        carts: Some(carts),
-        cursor_secret: var("CURSOR_SECRET", DEV_CURSOR_SECRET),
-    };
-    // Local mode: webhook receivers on this machine may subscribe.
-    let webhooks = WebhookService::new(
-        Arc::new(DynamoWebhookStore::new(dynamodb.clone(), &config.table)),
-        TargetPolicy::LOCAL,
-    );
-    let app = Arc::new(
-        App::new(
-            Authenticator::hs256(secret.as_bytes()),
-            config.order_service(&dynamodb, true)?,
-        )
-        .with_webhooks(webhooks),
-    );
+    let consumers = pipeline::start(local, &wiring, &template.consumers()).await?;
+    let app = Arc::new(wiring.api()?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
 
     let day = Duration::from_secs(24 * 60 * 60);

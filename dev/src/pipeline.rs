@@ -19,6 +19,8 @@ use aws_sdk_sqs::types::{
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use orders::wiring::Wiring;
+
 use crate::template::{QueueSpec, RuleSpec};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -413,70 +415,35 @@ fn attribute_json(value: &AttributeValue) -> Value {
     }
 }
 
-/// What the local stack needs to run the pipeline.
-pub struct Wiring {
+/// Where the local pipeline runs: the emulator's clients, the orders table and the
+/// queues as provisioned.
+pub struct Local {
     pub sdk: aws_config::SdkConfig,
     pub table: String,
-    pub bus: String,
     pub queues: Queues,
 }
 
 /// The handler of each stream- or queue-triggered function, by its binary name,
-/// built as its Lambda's `main` builds it but on the local clients.
+/// built by the same `wiring` as its Lambda's `main`.
 #[allow(clippy::type_complexity)]
 fn handlers(
     wiring: &Wiring,
 ) -> Result<(StreamHandler, HashMap<&'static str, QueueHandler>), PipelineError> {
-    use orders::adapters::DynamoOrderStore;
-    use orders::adapters::event_bus::EventBridgeBus;
-    use orders::adapters::inventory_table::DynamoInventory;
-    use orders::adapters::shipping::ManualShipping;
-    use orders::adapters::webhook_queue::SqsRetryDelay;
-    use orders::adapters::webhook_table::DynamoWebhookStore;
-    use orders::pipeline::fulfillment::Fulfillment;
-    use orders::pipeline::publisher::Publisher;
-    use orders::pipeline::webhooks::Deliveries;
-    use orders::webhooks::target::TargetPolicy;
-
-    let dynamodb = aws_sdk_dynamodb::Client::new(&wiring.sdk);
-    let publisher = Arc::new(Publisher::new(Arc::new(EventBridgeBus::from_sdk(
-        &wiring.sdk,
-        &wiring.bus,
-    ))));
+    let error = |err: orders::wiring::ConfigError| PipelineError(err.to_string());
+    let publisher = Arc::new(wiring.publisher().map_err(error)?);
     let publish: StreamHandler = Arc::new(move |event| {
         let publisher = Arc::clone(&publisher);
-        Box::pin(async move { publisher.handle(event).await })
+        Box::pin(async move { orders::inbound::stream::publish(&publisher, event).await })
     });
-
-    let fulfillment = Arc::new(Fulfillment::new(
-        Arc::new(DynamoOrderStore::new(dynamodb.clone(), &wiring.table)),
-        Arc::new(DynamoInventory::new(dynamodb, &wiring.table)),
-        Arc::new(ManualShipping),
-    ));
+    let fulfillment = Arc::new(wiring.fulfillment().map_err(error)?);
     let fulfill: QueueHandler = Arc::new(move |event| {
         let fulfillment = Arc::clone(&fulfillment);
-        Box::pin(async move { fulfillment.handle(event).await })
+        Box::pin(async move { orders::inbound::sqs::fulfill(&fulfillment, event).await })
     });
-    // Local mode: receivers on this machine may subscribe (see README, Webhooks).
-    let sender = orders::adapters::webhook_sender::HttpWebhookSender::new(TargetPolicy::LOCAL)
-        .map_err(PipelineError)?;
-    let deliveries = Arc::new(Deliveries::new(
-        Arc::new(DynamoWebhookStore::new(
-            aws_sdk_dynamodb::Client::new(&wiring.sdk),
-            &wiring.table,
-        )),
-        Arc::new(sender),
-        Arc::new(SqsRetryDelay::new(
-            aws_sdk_sqs::Client::new(&wiring.sdk),
-            wiring
-                .queues
-                .get("WebhookQueue")
-                .map(|(url, _)| url.clone()),
-        )),
-    ));
+    let deliveries = Arc::new(wiring.deliveries().map_err(error)?);
     let deliver: QueueHandler = Arc::new(move |event| {
         let deliveries = Arc::clone(&deliveries);
-        Box::pin(async move { deliveries.handle(event).await })
+        Box::pin(async move { orders::inbound::sqs::deliver(&deliveries, event).await })
     });
     Ok((
         publish,
@@ -487,12 +454,13 @@ fn handlers(
 /// Starts the stream poller and one poller per queue-triggered function, as the
 /// template's event source mappings declare them.
 pub async fn start(
-    wiring: Wiring,
+    local: Local,
+    wiring: &Wiring,
     consumers: &[crate::template::Consumer],
 ) -> Result<Vec<tokio::task::JoinHandle<Result<(), PipelineError>>>, PipelineError> {
     use crate::template::Trigger;
-    let (publish, queue_handlers) = handlers(&wiring)?;
-    let sqs = aws_sdk_sqs::Client::new(&wiring.sdk);
+    let (publish, queue_handlers) = handlers(wiring)?;
+    let sqs = aws_sdk_sqs::Client::new(&local.sdk);
     let mut tasks = Vec::new();
     for consumer in consumers {
         match &consumer.trigger {
@@ -503,23 +471,21 @@ pub async fn start(
                         consumer.binary
                     )));
                 }
-                let stream_arn = aws_sdk_dynamodb::Client::new(&wiring.sdk)
+                let stream_arn = aws_sdk_dynamodb::Client::new(&local.sdk)
                     .describe_table()
-                    .table_name(&wiring.table)
+                    .table_name(&local.table)
                     .send()
                     .await
                     .map_err(error)?
                     .table
                     .and_then(|t| t.latest_stream_arn)
-                    .ok_or_else(|| {
-                        PipelineError(format!("table {} has no stream", wiring.table))
-                    })?;
-                let on_failure = wiring
+                    .ok_or_else(|| PipelineError(format!("table {} has no stream", local.table)))?;
+                let on_failure = local
                     .queues
                     .get("PublisherFailures")
                     .map(|(url, _)| (sqs.clone(), url.clone()));
                 tasks.push(tokio::spawn(poll_stream(
-                    aws_sdk_dynamodbstreams::Client::new(&wiring.sdk),
+                    aws_sdk_dynamodbstreams::Client::new(&local.sdk),
                     stream_arn,
                     *batch_size,
                     Arc::clone(&publish),
@@ -532,7 +498,7 @@ pub async fn start(
                     .ok_or_else(|| {
                         PipelineError(format!("no local handler for {}", consumer.binary))
                     })?;
-                let (url, arn) = wiring.queues.get(queue).ok_or_else(|| {
+                let (url, arn) = local.queues.get(queue).ok_or_else(|| {
                     PipelineError(format!("{} reads unknown queue {queue}", consumer.binary))
                 })?;
                 tasks.push(tokio::spawn(poll_queue(

@@ -14,8 +14,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use lambda_http::RequestExt;
-use orders::api::request::MAX_BODY_BYTES;
-use orders::api::{App, Endpoint};
+use orders::inbound::http::request::MAX_BODY_BYTES;
+use orders::inbound::http::{Api, Endpoint};
 use tokio::net::TcpListener;
 
 use crate::template::Route;
@@ -84,7 +84,7 @@ impl Router {
 /// Serves until the listener fails; the caller stops it by dropping the task.
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<Api>,
     router: Arc<Router>,
 ) -> std::io::Result<()> {
     loop {
@@ -104,7 +104,7 @@ pub async fn serve(
     }
 }
 
-async fn answer(app: &App, router: &Router, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(app: &Api, router: &Router, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
     if request.method() == hyper::Method::GET && path == "/health" {
         return plain(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);

@@ -1,6 +1,14 @@
-//! `DELETE /api/orders/{order_id}`: cancel an order; it is kept, as cancelled.
+//! `DELETE /api/orders/{order_id}`: cancel an order (it is kept, status cancelled).
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::CancelOrder).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.order_api()?;
+    http::serve(api, |api, request| async move {
+        api.cancel_order(&request).await
+    })
+    .await
 }

@@ -1,6 +1,14 @@
-//! `POST /api/webhooks`: subscribe a URL to order events (admin); answers the secret once.
+//! `POST /api/webhooks`: subscribe a URL to order events.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::CreateWebhook).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.webhook_api()?;
+    http::serve(api, |api, request| async move {
+        api.create_webhook(&request).await
+    })
+    .await
 }

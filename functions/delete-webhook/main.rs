@@ -1,6 +1,14 @@
-//! `DELETE /api/webhooks/{webhook_id}`: unsubscribe; deliveries stop (admin).
+//! `DELETE /api/webhooks/{webhook_id}`: unsubscribe.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::DeleteWebhook).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.webhook_api()?;
+    http::serve(api, |api, request| async move {
+        api.delete_webhook(&request).await
+    })
+    .await
 }

@@ -1,16 +1,16 @@
-//! The webhook queue's consumer: every order event, signed, to each subscription that
-//! wants it; failed messages are reported and retried later.
+//! Webhook queue consumer: every order event, signed, to each subscription that wants it.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use orders::pipeline::webhooks::Deliveries;
+use orders::inbound::sqs;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deliveries = Deliveries::from_env().await?;
+    let deliveries = Wiring::from_env().await.deliveries()?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(deliveries.handle(event.payload).await)
+        Ok::<_, Error>(sqs::deliver(&deliveries, event.payload).await)
     }))
     .await
 }

@@ -3,14 +3,15 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use orders::pipeline::fulfillment::Fulfillment;
+use orders::inbound::sqs;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let fulfillment = Fulfillment::from_env().await?;
+    let fulfillment = Wiring::from_env().await.fulfillment()?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(fulfillment.handle(event.payload).await)
+        Ok::<_, Error>(sqs::fulfill(&fulfillment, event.payload).await)
     }))
     .await
 }

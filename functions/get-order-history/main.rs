@@ -1,6 +1,14 @@
-//! `GET /api/orders/{order_id}/history`: an order's audit trail.
+//! `GET /api/orders/{order_id}/history`: the order's audit trail.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::GetOrderHistory).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.order_api()?;
+    http::serve(api, |api, request| async move {
+        api.get_order_history(&request).await
+    })
+    .await
 }

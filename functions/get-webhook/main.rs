@@ -1,6 +1,14 @@
-//! `GET /api/webhooks/{webhook_id}`: one webhook subscription, without its secret (admin).
+//! `GET /api/webhooks/{webhook_id}`: one subscription.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::GetWebhook).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.webhook_api()?;
+    http::serve(api, |api, request| async move {
+        api.get_webhook(&request).await
+    })
+    .await
 }

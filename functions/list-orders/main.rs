@@ -1,6 +1,14 @@
 //! `GET /api/orders`: a page of orders, newest first.
 
+use orders::inbound::http;
+use orders::wiring::Wiring;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::ListOrders).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.order_api()?;
+    http::serve(api, |api, request| async move {
+        api.list_orders(&request).await
+    })
+    .await
 }

@@ -1,6 +1,14 @@
-//! `GET /api/webhooks/{webhook_id}/deliveries`: a subscription's delivery attempts, newest first (admin).
+//! `GET /api/webhooks/{webhook_id}/deliveries`: the delivery log.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::ListWebhookDeliveries).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.webhook_api()?;
+    http::serve(api, |api, request| async move {
+        api.list_webhook_deliveries(&request).await
+    })
+    .await
 }

@@ -1,6 +1,14 @@
-//! `GET /api/webhooks`: every webhook subscription, newest first (admin).
+//! `GET /api/webhooks`: every subscription.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::ListWebhooks).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.webhook_api()?;
+    http::serve(api, |api, request| async move {
+        api.list_webhooks(&request).await
+    })
+    .await
 }

@@ -1,16 +1,16 @@
-//! The stream publisher: each recorded change of an order in the table's stream
-//! becomes one EventBridge event on `EVENT_BUS_NAME` (see `orders::pipeline::publisher`).
+//! DynamoDB stream consumer: every recorded order change becomes one event on the bus.
 
 use aws_lambda_events::event::dynamodb::Event;
-use lambda_runtime::{LambdaEvent, service_fn};
-use orders::pipeline::publisher::Publisher;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use orders::inbound::stream;
+use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let publisher = &Publisher::from_env().await?;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<_, std::convert::Infallible>(publisher.handle(event.payload).await)
+    let publisher = Wiring::from_env().await.publisher()?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async {
+        Ok::<_, Error>(stream::publish(&publisher, event.payload).await)
     }))
     .await
 }

@@ -1,6 +1,14 @@
 //! `PUT /api/orders/{order_id}/status`: move an order along its lifecycle.
 
+use orders::inbound::http;
+use orders::wiring::Wiring;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    orders::api::serve(orders::api::Endpoint::UpdateOrderStatus).await
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.order_api()?;
+    http::serve(api, |api, request| async move {
+        api.update_order_status(&request).await
+    })
+    .await
 }

@@ -377,7 +377,7 @@ struct FetchOutcome {
 
 impl JwksCache {
     fn new(url: String) -> Self {
-        let client = crate::adapters::tls::http_client_builder()
+        let client = crate::adapters::http::tls::http_client_builder()
             .timeout(JWKS_FETCH_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"));

@@ -1,24 +1,22 @@
 //! Orders: a serverless order management API.
 //!
-//! Read top-down:
-//! - [`domain`]: the order, its lifecycle and money; no AWS, no HTTP.
-//! - [`ports`]: what the service needs from outside (an order store, a cart source).
-//! - [`service`]: the use cases, over the ports.
-//! - [`adapters`]: the ports on DynamoDB and HTTP.
+//! Read top-down; arrows point inward only (`docs/architecture.md`):
+//! - [`domain`]: the order, its lifecycle, money, validation, stock, webhooks; no AWS,
+//!   no HTTP, no Lambda.
+//! - [`events`]: the event published for every recorded change, and the order view it
+//!   carries (the API answers with the same view).
+//! - [`ports`]: every trait the services need from outside, with its outcomes.
+//! - [`services`]: the use cases, over the ports.
+//! - [`adapters`]: the ports on DynamoDB, EventBridge, SQS and HTTP.
 //! - [`auth`]: who is calling, from a bearer JWT.
-//! - [`api`]: API Gateway requests in, problem details or JSON out.
-//! - [`events`]: the event published for every recorded change.
-//! - [`pipeline`]: the stream publisher and the queue consumers.
-//! - [`webhooks`]: outbound webhook subscriptions and their signatures.
-//! - [`config`]: the environment, and wiring it all together.
+//! - [`inbound`]: Lambda's requests and batches in, answers and partial failures out.
+//! - [`wiring`]: the configuration, read once, and a builder per function.
 
 pub mod adapters;
-pub mod api;
 pub mod auth;
-pub mod config;
 pub mod domain;
 pub mod events;
-pub mod pipeline;
+pub mod inbound;
 pub mod ports;
-pub mod service;
-pub mod webhooks;
+pub mod services;
+pub mod wiring;

@@ -1,11 +1,17 @@
-//! The ports: what the order service needs from the outside world, as small traits.
-//! Adapters in `adapters/` implement them for DynamoDB and HTTP.
+//! The ports: every trait the services need from the outside world, with the outcomes
+//! and errors they answer. Adapters in `adapters/` implement them on AWS and HTTP;
+//! nothing here knows which.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use std::time::Duration;
+
 use crate::domain::lifecycle::ShippingUpdate;
-use crate::domain::{Cart, Order, OrderId, OrderStatus, StatusChange};
+use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
+use crate::domain::webhook::{Attempt, Subscription, WebhookId};
+use crate::domain::{Cart, Order, OrderId, OrderStatus, ShippingAddress, StatusChange};
+use crate::events::OrderEvent;
 
 /// Where orders live.
 #[async_trait]
@@ -131,4 +137,170 @@ pub enum CartSourceError {
     Unavailable(String),
     #[error("the cart service sent an unreadable cart: {0}")]
     Malformed(String),
+}
+
+// ----------------------------------------------------------------------------------
+// Fulfillment: stock and shipping.
+// ----------------------------------------------------------------------------------
+
+/// Stock per product, and reservations of it per order.
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    /// Takes `lines` out of stock for `order_id`, all or nothing, at most once per
+    /// order. Shortage and a second reservation are outcomes, not errors.
+    async fn reserve(
+        &self,
+        order_id: &OrderId,
+        lines: &[StockLine],
+    ) -> Result<ReserveOutcome, StoreError>;
+
+    /// Puts an order's reserved stock back, at most once; a no-op when there is
+    /// nothing reserved.
+    async fn release(&self, order_id: &OrderId) -> Result<ReleaseOutcome, StoreError>;
+
+    /// Sets a product's available stock (seeding, restocking).
+    async fn set_stock(&self, product_id: &str, available: u64) -> Result<(), StoreError>;
+}
+
+/// Who ships the parcel.
+#[async_trait]
+pub trait ShippingProvider: Send + Sync {
+    /// Asks for a shipment of an order whose stock is reserved. `None`: nothing to
+    /// ask (a person ships).
+    async fn request_shipment(
+        &self,
+        order_id: &OrderId,
+        to: &ShippingAddress,
+    ) -> Result<Option<ShipmentRequest>, ShippingError>;
+}
+
+/// The provider's handle on the shipment, recorded in the order's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentRequest {
+    pub provider_ref: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShippingError {
+    /// Worth retrying: unreachable, timed out, 5xx, rate limited.
+    #[error("the shipping provider is unavailable: {0}")]
+    Unavailable(String),
+    /// Retrying will not help: the provider said no (4xx) or answered nonsense.
+    #[error("the shipping provider refused the shipment: {0}")]
+    Refused(String),
+}
+
+// ----------------------------------------------------------------------------------
+// Events and webhooks.
+// ----------------------------------------------------------------------------------
+
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes `events` in their order. The outcome of `events[i]` is at index `i`.
+    async fn publish(&self, events: &[OrderEvent]) -> Vec<Result<(), PublishError>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The bus refused this entry (PutEvents' per-entry `ErrorCode`), e.g. throttled.
+    #[error("the event bus rejected the event: {code}: {message}")]
+    Rejected { code: String, message: String },
+    /// The request did not go through, or was not sent because an earlier one in the
+    /// same call did not.
+    #[error("the event bus is unavailable: {0}")]
+    Unavailable(String),
+    /// The event cannot be sent as it is (too large for a PutEvents request).
+    #[error("the event cannot be published: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptPage {
+    pub attempts: Vec<Attempt>,
+    pub next: Option<PagePosition>,
+}
+
+/// Where subscriptions, attempts and delivered markers are kept.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new subscription (its id is fresh, so it cannot exist).
+    async fn create(&self, subscription: &Subscription) -> Result<(), StoreError>;
+
+    async fn get(&self, id: &WebhookId) -> Result<Option<Subscription>, StoreError>;
+
+    /// Every subscription, newest first.
+    async fn list(&self) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Removes a subscription; `false` when there was none.
+    async fn delete(&self, id: &WebhookId) -> Result<bool, StoreError>;
+
+    /// Stops deliveries to a subscription (a deleted one stays deleted).
+    async fn disable(
+        &self,
+        id: &WebhookId,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn record_attempt(&self, attempt: &Attempt) -> Result<(), StoreError>;
+
+    /// A subscription's attempts, newest first. `None` when the subscription does not
+    /// exist, which only the first page can tell (later pages start past it).
+    async fn attempts(
+        &self,
+        id: &WebhookId,
+        limit: usize,
+        after: Option<&PagePosition>,
+    ) -> Result<Option<AttemptPage>, StoreError>;
+
+    /// Whether `event_id` already reached this subscription.
+    async fn was_delivered(&self, id: &WebhookId, event_id: &str) -> Result<bool, StoreError>;
+
+    /// Remembers that `event_id` reached this subscription (idempotent).
+    async fn mark_delivered(
+        &self,
+        id: &WebhookId,
+        event_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// One signed POST, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What became of a POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// The receiver answered (any status; redirects are not followed).
+    Answered {
+        status: u16,
+        /// From `Retry-After` (in seconds), when the receiver asks for a pause.
+        retry_after: Option<Duration>,
+    },
+    /// No answer: refused target, DNS, connection, TLS or timeout.
+    Failed(String),
+}
+
+/// Sends webhooks over HTTP (`adapters::http::webhook_sender`).
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    async fn send(&self, request: &Outgoing) -> Sent;
+}
+
+/// Keeps a received queue message hidden for a while, so that its next attempt
+/// comes later (`adapters::webhook_queue`).
+#[async_trait]
+pub trait RetryDelay: Send + Sync {
+    /// `queue_arn` is the message's `eventSourceARN`.
+    async fn postpone(
+        &self,
+        queue_arn: Option<&str>,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), String>;
 }

@@ -14,14 +14,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use hyper::body::Bytes;
 use lambda_http::Body;
-use orders::adapters::webhook_table::DynamoWebhookStore;
-use orders::adapters::{CartTable, DynamoOrderStore};
-use orders::api::App;
-use orders::auth::{Authenticator, issue_hs256_token};
-use orders::ports::CartSource;
-use orders::service::OrderService;
-use orders::webhooks::service::WebhookService;
-use orders::webhooks::target::TargetPolicy;
+use orders::auth::issue_hs256_token;
+use orders::inbound::http::Api;
+use orders::wiring::{LOCAL_MODE, Settings, Wiring};
 use orders_dev::provision::{self, SeedLine};
 use orders_dev::server::Router;
 use orders_dev::template::Template;
@@ -67,10 +62,15 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// One isolated copy of the service on the emulator.
+/// The cursor secret the tests' stacks sign with.
+pub const CURSOR_SECRET: &str = "test-cursor-secret";
+
+/// One isolated copy of the service on the emulator, built by the same wiring as the
+/// Lambda functions, from settings naming this copy's own tables.
 pub struct Stack {
-    pub app: Arc<App>,
+    pub app: Arc<Api>,
     pub router: Arc<Router>,
+    pub wiring: Wiring,
     pub dynamodb: Client,
     pub table: String,
     pub carts_table: String,
@@ -142,38 +142,27 @@ impl Call {
 }
 
 impl Stack {
+    /// As deployed: public webhook receivers only, carts from a carts table.
     pub async fn new() -> Stack {
-        Stack::on_table_carts(TargetPolicy::STRICT).await
+        Stack::with_settings(|settings| settings).await
     }
 
-    /// As `make dev` runs: webhook receivers on this machine may subscribe.
+    /// As `make dev` runs: local mode, so webhook receivers on this machine may
+    /// subscribe.
     pub async fn local_mode() -> Stack {
-        Stack::on_table_carts(TargetPolicy::LOCAL).await
+        Stack::with_settings(|settings| settings.with(LOCAL_MODE, "true")).await
     }
 
-    async fn on_table_carts(policy: TargetPolicy) -> Stack {
-        let dynamodb = dynamodb().await;
-        let carts = dynamodb.clone();
-        Stack::build(
-            dynamodb,
-            |table| Some(Arc::new(CartTable::new(carts, table)) as Arc<dyn CartSource>),
-            policy,
-        )
-        .await
+    /// A stack whose settings `adjust` changes (another cart source, say).
+    pub async fn with_settings(adjust: impl FnOnce(Settings) -> Settings) -> Stack {
+        Stack::on_sdk(orders::adapters::aws::sdk_config().await, adjust).await
     }
 
-    /// A stack whose carts come from `carts` (given the carts table's name).
-    pub async fn with(
-        store_client: Client,
-        carts: impl FnOnce(&str) -> Option<Arc<dyn CartSource>>,
-    ) -> Stack {
-        Stack::build(store_client, carts, TargetPolicy::STRICT).await
-    }
-
-    async fn build(
-        store_client: Client,
-        carts: impl FnOnce(&str) -> Option<Arc<dyn CartSource>>,
-        policy: TargetPolicy,
+    /// A stack whose functions reach AWS through `sdk` (a dead endpoint, say), while
+    /// the harness provisions and reads through the emulator.
+    pub async fn on_sdk(
+        sdk: aws_config::SdkConfig,
+        adjust: impl FnOnce(Settings) -> Settings,
     ) -> Stack {
         let dynamodb = dynamodb().await;
         let template = template();
@@ -185,16 +174,22 @@ impl Stack {
         provision::ensure_table(&dynamodb, &carts_table, &provision::carts_table_spec())
             .await
             .expect("carts table");
-        let store = Arc::new(DynamoOrderStore::new(store_client, &table));
-        let orders = OrderService::new(store, carts(&carts_table), b"test-cursor-secret");
-        let webhooks = WebhookService::new(
-            Arc::new(DynamoWebhookStore::new(dynamodb.clone(), &table)),
-            policy,
-        );
-        let app = App::new(Authenticator::hs256(SECRET.as_bytes()), orders).with_webhooks(webhooks);
+        let mut settings = Settings::default()
+            .with("TABLE_NAME", &table)
+            .with("JWT_SECRET", SECRET)
+            .with("CURSOR_SECRET", CURSOR_SECRET);
+        settings = adjust(settings);
+        if settings.get("CART_API_URL").is_none() && settings.get("CARTS_TABLE").is_none() {
+            settings = settings.with("CARTS_TABLE", &carts_table);
+        }
+        let wiring = Wiring::new(settings, sdk);
+        let app = wiring
+            .api()
+            .expect("the test stack's settings are complete");
         Stack {
             app: Arc::new(app),
             router: Arc::new(Router::new(template.routes().unwrap()).unwrap()),
+            wiring,
             dynamodb,
             table,
             carts_table,

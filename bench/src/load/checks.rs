@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use orders::adapters::inventory_table::ReservationState;
-use orders::adapters::order_item::{idempotency_key, order_from_item};
+use orders::adapters::dynamo::inventory::ReservationState;
+use orders::adapters::dynamo::order_item::{idempotency_key, order_from_item};
 use orders::domain::{Order, OrderId, OrderStatus};
 use orders::ports::IdempotencyKey;
 use serde_json::Value;

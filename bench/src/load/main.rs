@@ -608,7 +608,7 @@ async fn hanging_receiver(run: &mut Run<'_>) -> Result<Phase, Error> {
     let connections = hanging.connections();
     drop(hanging);
 
-    let timeout = orders::adapters::webhook_sender::TIMEOUT;
+    let timeout = orders::adapters::http::webhook_sender::TIMEOUT;
     let margin = Duration::from_millis(1500);
     let durations: Vec<u64> = attempts
         .iter()

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use orders::webhooks::signature::{Secret, verify};
+use orders::domain::webhook::signature::{Secret, verify};
 use tokio::net::TcpListener;
 
 use crate::Error;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orders::adapters::inventory_table::DynamoInventory;
-use orders::pipeline::fulfillment::Inventory;
+use orders::adapters::dynamo::inventory::DynamoInventory;
+use orders::ports::Inventory;
 use orders_dev::provision::{self, SeedLine};
 use serde_json::{Value, json};
 
@@ -422,7 +422,7 @@ impl Stack {
     pub async fn scan(
         &self,
         sort_keys: &[&str],
-    ) -> Result<Vec<orders::adapters::order_item::Item>, Error> {
+    ) -> Result<Vec<orders::adapters::dynamo::order_item::Item>, Error> {
         use aws_sdk_dynamodb::types::AttributeValue;
         let mut items = Vec::new();
         let mut start = None;

@@ -18,7 +18,7 @@ use crate::ports::StoreError;
 pub async fn sdk_config() -> SdkConfig {
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(super::tls::aws_endpoints())
+        .tls_context(super::http::tls::aws_endpoints())
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https)

@@ -1,7 +1,7 @@
-//! Where order events go: the [`EventBus`] port and its EventBridge adapter.
+//! Where order events go: the `EventBus` port on EventBridge.
 //!
 //! One call makes one attempt at each event and answers one outcome per event. Retrying
-//! the failures is the stream publisher's business (`pipeline::publisher`), because
+//! the failures is the stream publisher's business (`services::publisher`), because
 //! what a failure means depends on the stream batch it came from; it also lets a test
 //! inject the per-entry failures that PutEvents can answer and the emulator never does.
 
@@ -13,26 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::adapters::aws::describe;
 use crate::events::{OrderEvent, SOURCE};
-
-#[async_trait]
-pub trait EventBus: Send + Sync {
-    /// Publishes `events` in their order. The outcome of `events[i]` is at index `i`.
-    async fn publish(&self, events: &[OrderEvent]) -> Vec<Result<(), PublishError>>;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    /// The bus refused this entry (PutEvents' per-entry `ErrorCode`), e.g. throttled.
-    #[error("the event bus rejected the event: {code}: {message}")]
-    Rejected { code: String, message: String },
-    /// The request did not go through, or was not sent because an earlier one in the
-    /// same call did not.
-    #[error("the event bus is unavailable: {0}")]
-    Unavailable(String),
-    /// The event cannot be sent as it is (too large for a PutEvents request).
-    #[error("the event cannot be published: {0}")]
-    Invalid(String),
-}
+use crate::ports::{EventBus, PublishError};
 
 /// PutEvents takes at most 10 entries and 256 KiB per request.
 const MAX_ENTRIES: usize = 10;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::aws::describe;
-use crate::webhooks::RetryDelay;
+use crate::ports::RetryDelay;
 
 /// SQS refuses a visibility timeout past 12 hours from the receive.
 pub const MAX_DELAY: Duration = Duration::from_secs(11 * 60 * 60);

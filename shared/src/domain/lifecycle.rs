@@ -10,17 +10,7 @@
 
 use time::OffsetDateTime;
 
-use super::order::{HistoryEntry, Order, PaymentStatus, ShippingStatus, named_enum};
-
-named_enum! {
-    OrderStatus {
-        Pending => "pending",
-        Confirmed => "confirmed",
-        Shipped => "shipped",
-        Delivered => "delivered",
-        Cancelled => "cancelled",
-    }
-}
+use super::order::{HistoryEntry, Order, OrderStatus, PaymentStatus, ShippingStatus};
 
 /// The part a caller plays towards one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,6 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use super::lifecycle::OrderStatus;
 use super::money::Money;
 
 /// `ORD` followed by 16 characters of Crockford base32.
@@ -82,7 +81,17 @@ macro_rules! named_enum {
         }
     };
 }
-pub(crate) use named_enum;
+
+named_enum! {
+    /// Where an order is in its lifecycle (`lifecycle` has the moves between them).
+    OrderStatus {
+        Pending => "pending",
+        Confirmed => "confirmed",
+        Shipped => "shipped",
+        Delivered => "delivered",
+        Cancelled => "cancelled",
+    }
+}
 
 named_enum! {
     /// Whether the order has been paid for.

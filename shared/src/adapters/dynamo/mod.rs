@@ -1,0 +1,14 @@
+//! The DynamoDB side: one table holds orders, idempotency records, stock,
+//! reservations and webhooks (`docs/data-design.md`); carts may have their own.
+
+pub mod carts;
+pub mod inventory;
+pub mod order_item;
+pub mod orders;
+pub mod stream;
+pub mod webhooks;
+
+pub use carts::CartTable;
+pub use inventory::DynamoInventory;
+pub use orders::DynamoOrderStore;
+pub use webhooks::DynamoWebhookStore;

@@ -1,0 +1,310 @@
+//! How an order is laid out as a DynamoDB item (see docs/data-design.md).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::time::timestamp;
+use crate::domain::{
+    Currency, HistoryEntry, LineItem, Money, Order, OrderId, OrderStatus, PaymentMethod,
+    PaymentStatus, ShippingAddress, ShippingStatus,
+};
+use crate::ports::{IdempotencyKey, IdempotencyRecord, StoreError};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+/// Marks order items; the `by_created` index is keyed on it.
+pub const ENTITY_ORDER: &str = "order";
+const ORDER_SK: &str = "ORDER";
+const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+
+pub fn order_key(id: &OrderId) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("ORDER#{id}"))),
+        (SK.into(), s(ORDER_SK)),
+    ])
+}
+
+/// Keys are hashed so that any key text a client sends fits DynamoDB's key rules
+/// and two callers' keys can never collide.
+pub fn idempotency_key(key: &IdempotencyKey) -> Item {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{}\0{}", key.caller, key.key).as_bytes(),
+    );
+    HashMap::from([
+        (
+            PK.into(),
+            s(format!("IDEMPOTENCY#{}", hex(digest.as_ref()))),
+        ),
+        (SK.into(), s(IDEMPOTENCY_SK)),
+    ])
+}
+
+/// Sort key of the list indexes: newest first by time, order id as tie-breaker.
+pub fn created_key(order: &Order) -> String {
+    format!("{}#{}", timestamp(order.created_at), order.id)
+}
+
+pub fn order_to_item(order: &Order) -> Item {
+    let mut item = order_key(&order.id);
+    item.insert("entity".into(), s(ENTITY_ORDER));
+    item.insert("order_id".into(), s(order.id.as_str()));
+    item.insert("user_id".into(), s(&order.user_id));
+    item.insert("cart_id".into(), s(&order.cart_id));
+    item.insert("status".into(), s(order.status.as_str()));
+    item.insert("payment_status".into(), s(order.payment_status.as_str()));
+    item.insert("shipping_status".into(), s(order.shipping_status.as_str()));
+    item.insert("payment_method".into(), s(order.payment_method.as_str()));
+    item.insert("currency".into(), s(order.total.currency().code()));
+    item.insert("total".into(), n(order.total.minor()));
+    item.insert(
+        "items".into(),
+        AttributeValue::L(order.items.iter().map(line_to_value).collect()),
+    );
+    item.insert(
+        "shipping_address".into(),
+        address_to_value(&order.shipping_address),
+    );
+    if let Some(t) = &order.tracking_number {
+        item.insert("tracking_number".into(), s(t));
+    }
+    if let Some(c) = &order.carrier {
+        item.insert("carrier".into(), s(c));
+    }
+    item.insert("created_at".into(), s(timestamp(order.created_at)));
+    item.insert("updated_at".into(), s(timestamp(order.updated_at)));
+    item.insert("created_key".into(), s(created_key(order)));
+    item.insert("version".into(), n(order.version));
+    item.insert(
+        "history".into(),
+        AttributeValue::L(order.history.iter().map(history_to_value).collect()),
+    );
+    item
+}
+
+fn line_to_value(line: &LineItem) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("product_id".into(), s(&line.product_id)),
+        ("name".into(), s(&line.name)),
+        ("quantity".into(), n(line.quantity)),
+        ("price".into(), n(line.price.minor())),
+    ]))
+}
+
+fn address_to_value(a: &ShippingAddress) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("name".into(), s(&a.name)),
+        ("address".into(), s(&a.address)),
+        ("city".into(), s(&a.city)),
+        ("zip".into(), s(&a.zip)),
+        ("country".into(), s(&a.country)),
+    ]);
+    if let Some(state) = &a.state {
+        map.insert("state".into(), s(state));
+    }
+    AttributeValue::M(map)
+}
+
+pub fn history_to_value(entry: &HistoryEntry) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("at".into(), s(timestamp(entry.at))),
+        ("actor".into(), s(&entry.actor)),
+        ("status".into(), s(entry.status.as_str())),
+    ]);
+    if let Some(shipping) = entry.shipping_status {
+        map.insert("shipping_status".into(), s(shipping.as_str()));
+    }
+    if let Some(reason) = &entry.reason {
+        map.insert("reason".into(), s(reason));
+    }
+    AttributeValue::M(map)
+}
+
+pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
+    let f = Fields(item);
+    let currency = Currency::from_code(f.str("currency")?)
+        .ok_or_else(|| corrupt("currency", "unknown code"))?;
+    let items = f
+        .list("items")?
+        .iter()
+        .map(|v| {
+            let line = Fields(as_map(v, "items")?);
+            Ok(LineItem {
+                product_id: line.string("product_id")?,
+                name: line.string("name")?,
+                quantity: line.number("quantity")?,
+                price: Money::from_minor(line.number("price")?, currency),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let address = Fields(as_map(f.get("shipping_address")?, "shipping_address")?);
+    let history = f
+        .list("history")?
+        .iter()
+        .map(|v| {
+            let entry = Fields(as_map(v, "history")?);
+            Ok(HistoryEntry {
+                at: entry.time("at")?,
+                actor: entry.string("actor")?,
+                status: entry.parsed("status", OrderStatus::parse)?,
+                shipping_status: entry
+                    .optional("shipping_status")?
+                    .map(|s| {
+                        ShippingStatus::parse(&s)
+                            .ok_or_else(|| corrupt("history", "unknown shipping status"))
+                    })
+                    .transpose()?,
+                reason: entry.optional("reason")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Order {
+        id: f.parsed("order_id", OrderId::parse)?,
+        user_id: f.string("user_id")?,
+        cart_id: f.string("cart_id")?,
+        status: f.parsed("status", OrderStatus::parse)?,
+        payment_status: f.parsed("payment_status", PaymentStatus::parse)?,
+        shipping_status: f.parsed("shipping_status", ShippingStatus::parse)?,
+        payment_method: f.parsed("payment_method", PaymentMethod::parse)?,
+        items,
+        total: Money::from_minor(f.number("total")?, currency),
+        shipping_address: ShippingAddress {
+            name: address.string("name")?,
+            address: address.string("address")?,
+            city: address.string("city")?,
+            state: address.optional("state")?,
+            zip: address.string("zip")?,
+            country: address.string("country")?,
+        },
+        tracking_number: f.optional("tracking_number")?,
+        carrier: f.optional("carrier")?,
+        created_at: f.time("created_at")?,
+        updated_at: f.time("updated_at")?,
+        version: f.number("version")?,
+        history,
+    })
+}
+
+pub fn idempotency_to_item(record: &IdempotencyRecord) -> Item {
+    let mut item = idempotency_key(&record.key);
+    item.insert("fingerprint".into(), s(&record.fingerprint));
+    item.insert("order_id".into(), s(record.order_id.as_str()));
+    // DynamoDB's TTL deletes the record a while after this; reads check it too.
+    item.insert("expires_at".into(), n(record.expires_at.unix_timestamp()));
+    item
+}
+
+pub fn idempotency_from_item(
+    key: &IdempotencyKey,
+    item: &Item,
+) -> Result<IdempotencyRecord, StoreError> {
+    let f = Fields(item);
+    let expires_at: i64 = f.number("expires_at")?;
+    Ok(IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: f.string("fingerprint")?,
+        order_id: f.parsed("order_id", OrderId::parse)?,
+        expires_at: OffsetDateTime::from_unix_timestamp(expires_at)
+            .map_err(|_| corrupt("expires_at", "out of range"))?,
+    })
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn corrupt(field: &str, why: &str) -> StoreError {
+    StoreError::Corrupt(format!("{field}: {why}"))
+}
+
+fn as_map<'a>(value: &'a AttributeValue, field: &str) -> Result<&'a Item, StoreError> {
+    value.as_m().map_err(|_| corrupt(field, "not a map"))
+}
+
+/// Typed reads of an item's attributes, naming the attribute when one is off.
+struct Fields<'a>(&'a Item);
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Result<&'a AttributeValue, StoreError> {
+        self.0.get(name).ok_or_else(|| corrupt(name, "missing"))
+    }
+
+    fn str(&self, name: &str) -> Result<&'a str, StoreError> {
+        self.get(name)?
+            .as_s()
+            .map(String::as_str)
+            .map_err(|_| corrupt(name, "not a string"))
+    }
+
+    fn string(&self, name: &str) -> Result<String, StoreError> {
+        self.str(name).map(str::to_string)
+    }
+
+    fn optional(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => self.string(name).map(Some),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        self.get(name)?
+            .as_n()
+            .map_err(|_| corrupt(name, "not a number"))?
+            .parse()
+            .map_err(|_| corrupt(name, "number out of range"))
+    }
+
+    fn list(&self, name: &str) -> Result<&'a Vec<AttributeValue>, StoreError> {
+        self.get(name)?
+            .as_l()
+            .map_err(|_| corrupt(name, "not a list"))
+    }
+
+    fn time(&self, name: &str) -> Result<OffsetDateTime, StoreError> {
+        OffsetDateTime::parse(self.str(name)?, &Rfc3339).map_err(|_| corrupt(name, "not a time"))
+    }
+
+    fn parsed<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, StoreError> {
+        parse(self.str(name)?).ok_or_else(|| corrupt(name, "unknown value"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_have_fixed_width_so_they_sort_as_text() {
+        assert_eq!(
+            timestamp(datetime!(2026-11-25 20:31:00 UTC)),
+            "2026-11-25T20:31:00.000Z"
+        );
+        assert_eq!(
+            timestamp(datetime!(2026-11-25 20:31:00.5 UTC)),
+            "2026-11-25T20:31:00.500Z"
+        );
+        assert_eq!(
+            timestamp(datetime!(2026-11-25 20:31:00.123456 UTC)),
+            "2026-11-25T20:31:00.123Z"
+        );
+        assert_eq!(
+            timestamp(datetime!(2026-11-25 21:31:00.1 +01:00)),
+            "2026-11-25T20:31:00.100Z"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The HTTP side: the Shopping Cart API, the shipping provider, webhook receivers,
+//! and the TLS configuration every client shares.
+
+pub mod cart_api;
+pub mod shipping;
+pub mod tls;
+pub mod webhook_sender;
+
+pub use cart_api::CartApi;
+pub use webhook_sender::HttpWebhookSender;

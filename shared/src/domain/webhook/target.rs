@@ -1,0 +1,291 @@
+//! Where a webhook may be sent. A subscription URL is chosen by whoever holds an admin
+//! token, and the deliverer runs inside our network, so an unchecked URL would let it
+//! call internal services or the instance metadata endpoint (SSRF). Targets must be
+//! public: checked on the URL at subscription and on every resolved address at
+//! delivery (so a name that later resolves somewhere private is refused too).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use reqwest::Url;
+
+/// `true` turns on local mode: `http://` URLs and private, loopback and link-local
+/// targets are allowed, so a receiver on the developer's machine can subscribe.
+/// Never set it in a deployed stack.
+pub const ALLOW_PRIVATE_TARGETS_ENV: &str = "WEBHOOKS_ALLOW_PRIVATE_TARGETS";
+
+pub const MAX_URL_LEN: usize = 2048;
+
+/// How long a subscription waits for DNS before accepting a name it cannot resolve
+/// yet (delivery checks the addresses again anyway).
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TargetPolicy {
+    /// Local mode (see [`ALLOW_PRIVATE_TARGETS_ENV`]).
+    pub allow_private: bool,
+}
+
+impl TargetPolicy {
+    /// Public HTTPS receivers only: what a deployed stack runs with.
+    pub const STRICT: TargetPolicy = TargetPolicy {
+        allow_private: false,
+    };
+    /// Local mode: any http(s) receiver, including this machine.
+    pub const LOCAL: TargetPolicy = TargetPolicy {
+        allow_private: true,
+    };
+
+    /// Checks a subscription URL without network access: its form, its scheme and,
+    /// when it names an address or a local name, that address. The error is the
+    /// message for the `url` field.
+    pub fn check_url(&self, text: &str) -> Result<Url, String> {
+        if text.len() > MAX_URL_LEN {
+            return Err(format!("must be at most {MAX_URL_LEN} characters"));
+        }
+        let url = Url::parse(text).map_err(|e| format!("must be an absolute URL ({e})"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_private => {}
+            "http" => return Err("must use https".into()),
+            _ if self.allow_private => return Err("must use http or https".into()),
+            _ => return Err("must use https".into()),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // URLs are shown in listings and logs; a credential does not belong there.
+            return Err("must not contain credentials".into());
+        }
+        match host(&url) {
+            None => return Err("must name a host".into()),
+            Some(Target::Ip(ip)) => self.check_ip(ip)?,
+            Some(Target::Name(name)) => {
+                if !self.allow_private && is_local_name(name) {
+                    return Err(format!(
+                        "must be a public host; {name} is a local name (allowed only in local mode)"
+                    ));
+                }
+            }
+        }
+        Ok(url)
+    }
+
+    /// Refuses an address that is not on the public internet, unless in local mode.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+        match non_public(ip) {
+            Some(kind) if !self.allow_private => Err(format!(
+                "must be a public address; {ip} is {kind} (allowed only in local mode)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves a checked URL's host name and refuses it when any address it has is
+    /// not public. A name that does not resolve (yet) is accepted: delivery resolves
+    /// again and refuses then.
+    pub async fn check_resolved(&self, url: &Url) -> Result<(), String> {
+        let (true, Some(Target::Name(name))) = (!self.allow_private, host(url)) else {
+            return Ok(());
+        };
+        let port = url.port_or_known_default().unwrap_or(443);
+        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, port)));
+        let addresses: Vec<IpAddr> = match lookup.await {
+            Ok(Ok(addresses)) => addresses.map(|a| a.ip()).collect(),
+            Ok(Err(why)) => {
+                tracing::info!(%name, %why, "webhook host does not resolve yet; accepted");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::info!(%name, "webhook host lookup timed out; accepted");
+                return Ok(());
+            }
+        };
+        for ip in addresses {
+            if let Some(kind) = non_public(ip) {
+                return Err(format!(
+                    "must be a public host; {name} resolves to {ip}, {kind} (allowed only in local mode)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A URL's host: an address, or a name to resolve.
+pub enum Target<'a> {
+    Ip(IpAddr),
+    Name(&'a str),
+}
+
+/// The URL parser has already normalised every spelling of an address
+/// (`2130706433`, `0x7f.1`, `[::ffff:7f00:1]`) into its canonical text.
+pub fn host(url: &Url) -> Option<Target<'_>> {
+    let host = url.host_str()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    Some(match bare.parse::<IpAddr>() {
+        Ok(ip) => Target::Ip(ip),
+        Err(_) => Target::Name(host),
+    })
+}
+
+/// Names that always mean this machine or a private network.
+fn is_local_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    // A single label ("intranet", "metadata") is resolved through search domains.
+    !name.contains('.')
+        || ["localhost", "local", "internal", "home.arpa"]
+            .iter()
+            .any(|suffix| name == *suffix || name.ends_with(&format!(".{suffix}")))
+}
+
+/// What kind of non-public address `ip` is, or `None` for a public one.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(ip) => non_public_v4(ip),
+        IpAddr::V6(ip) => non_public_v6(ip),
+    }
+}
+
+fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_private() {
+        Some("a private address")
+    } else if ip.is_link_local() {
+        // 169.254.169.254 is the cloud metadata endpoint.
+        Some("a link-local address")
+    } else if a == 0 {
+        Some("an unspecified address")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("a shared (carrier-grade NAT) address")
+    } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
+        Some("a multicast or reserved address")
+    } else if (a, b, c) == (192, 0, 0) || (a == 198 && (18..20).contains(&b)) {
+        Some("a reserved address")
+    } else if ip.is_documentation() {
+        Some("a documentation address")
+    } else {
+        None
+    }
+}
+
+fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let segments = ip.segments();
+    // Addresses that carry an IPv4 address are judged by it: IPv4-mapped
+    // (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and
+    // 6to4 (2002:AABB:CCDD::).
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return non_public_v4(v4);
+    }
+    if ip.is_loopback() {
+        return Some("a loopback address");
+    }
+    if ip.is_unspecified() {
+        return Some("an unspecified address");
+    }
+    if segments[..6] == [0; 6] {
+        return non_public_v4(embedded(segments[6], segments[7]));
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return non_public_v4(embedded(segments[6], segments[7]));
+    }
+    if segments[0] == 0x2002 {
+        return non_public_v4(embedded(segments[1], segments[2]));
+    }
+    if ip.is_unique_local() {
+        Some("a unique-local address")
+    } else if ip.is_unicast_link_local() || segments[0] & 0xffc0 == 0xfec0 {
+        Some("a link-local address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+        Some("a documentation address")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:c0a8:0101::1",
+            "ff02::1",
+        ] {
+            assert!(
+                non_public(ip(private)).is_some(),
+                "{private} counted as public"
+            );
+        }
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert_eq!(non_public(ip(public)), None, "{public} counted as private");
+        }
+    }
+
+    #[test]
+    fn strict_urls_are_https_to_public_hosts() {
+        let strict = TargetPolicy::STRICT;
+        assert!(strict.check_url("https://hooks.example.com/orders").is_ok());
+        for refused in [
+            "http://hooks.example.com/orders",
+            "ftp://hooks.example.com/",
+            "https://127.0.0.1/hook",
+            "https://[::1]/hook",
+            "https://[::ffff:7f00:1]/hook",
+            "https://169.254.169.254/latest/meta-data",
+            "https://2130706433/",
+            "https://0x7f.1/",
+            "https://localhost/hook",
+            "https://api.localhost/hook",
+            "https://printer.local/hook",
+            "https://intranet/hook",
+            "https://user:pass@hooks.example.com/",
+            "hooks.example.com/orders",
+        ] {
+            assert!(strict.check_url(refused).is_err(), "{refused} accepted");
+        }
+    }
+
+    #[test]
+    fn local_mode_allows_http_and_this_machine() {
+        let local = TargetPolicy::LOCAL;
+        assert!(local.check_url("http://127.0.0.1:8080/hook").is_ok());
+        assert!(local.check_url("http://localhost:8080/hook").is_ok());
+        assert!(local.check_url("ftp://localhost/").is_err());
+    }
+}

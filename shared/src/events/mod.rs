@@ -1,0 +1,134 @@
+//! The events this service publishes: exactly one for every recorded change of an
+//! order, derived from the change itself (the table's stream), never written twice.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub mod view;
+
+use crate::domain::Order;
+use crate::domain::time::timestamp;
+use view::OrderView;
+
+/// EventBridge `source` of every event.
+pub const SOURCE: &str = "orders";
+
+/// `detail-type` of a change that moved the shipping status but not the order status
+/// (fulfillment: processing, backordered).
+pub const SHIPPING_STATUS_CHANGED: &str = "order.shipping_status_changed";
+
+/// The event types a subscription may ask for (the events' `detail-type`s).
+pub const EVENT_TYPES: [&str; 6] = [
+    "order.created",
+    "order.confirmed",
+    "order.shipped",
+    "order.delivered",
+    "order.cancelled",
+    SHIPPING_STATUS_CHANGED,
+];
+
+/// The `detail` of an event. Documented in `docs/events.schema.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    /// `<order_id>:<sequence>`: the same change always has the same id, so a consumer
+    /// can drop a redelivery.
+    pub event_id: String,
+    pub order_id: String,
+    pub user_id: String,
+    /// The order's version after the change: 1, 2, 3… per order, without gaps.
+    pub sequence: u64,
+    pub occurred_at: String,
+    pub previous_status: Option<String>,
+    pub status: String,
+    pub previous_shipping_status: Option<String>,
+    pub shipping_status: String,
+    /// The `sub` of whoever made the change.
+    pub actor: String,
+    pub reason: Option<String>,
+    /// The order after the change, as `GET /api/orders/{order_id}` renders it.
+    pub order: OrderJson,
+}
+
+impl OrderEvent {
+    /// The event for the change from `before` (none for a new order) to `after`;
+    /// `None` when nothing was recorded (the same version).
+    pub fn for_change(before: Option<&Order>, after: &Order) -> Option<OrderEvent> {
+        if before.is_some_and(|b| b.version >= after.version) {
+            return None;
+        }
+        let entry = after.history.last()?;
+        Some(OrderEvent {
+            event_id: format!("{}:{}", after.id, after.version),
+            order_id: after.id.to_string(),
+            user_id: after.user_id.clone(),
+            sequence: after.version,
+            occurred_at: timestamp(entry.at),
+            previous_status: before.map(|b| b.status.as_str().to_string()),
+            status: after.status.as_str().to_string(),
+            previous_shipping_status: before.map(|b| b.shipping_status.as_str().to_string()),
+            shipping_status: after.shipping_status.as_str().to_string(),
+            actor: entry.actor.clone(),
+            reason: entry.reason.clone(),
+            order: OrderJson::of(after),
+        })
+    }
+
+    /// `order.created`, `order.<status>` when the status moved, otherwise
+    /// `order.shipping_status_changed`.
+    pub fn detail_type(&self) -> String {
+        match &self.previous_status {
+            None => "order.created".to_string(),
+            Some(previous) if *previous != self.status => format!("order.{}", self.status),
+            Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
+        }
+    }
+}
+
+/// An order as JSON text, exactly as `GET /api/orders/{order_id}` renders it.
+///
+/// Kept as text because a `serde_json::Value` holds numbers as floats: money would be
+/// converted to `f64` and `75.00` published as `75.0`. Being raw JSON, it deserializes
+/// with `serde_json::from_str`/`from_slice` only (not `from_value`); that is how an
+/// SQS body or a stream payload arrives anyway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderJson(Box<RawValue>);
+
+impl OrderJson {
+    pub fn of(order: &Order) -> OrderJson {
+        // Cannot fail: every field of the view is a string, an integer or a decimal
+        // rendered by `Money`.
+        let raw = serde_json::value::to_raw_value(&OrderView::from(order))
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
+        OrderJson(raw)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The order parsed, to read its fields (amounts become floats).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+/// The same order, however its JSON is spaced or its numbers written (an event bus
+/// may re-render `75.00` as `75.0` on the way).
+impl PartialEq for OrderJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+/// An EventBridge event as a rule delivers it to an SQS queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    pub time: String,
+    pub detail: OrderEvent,
+}

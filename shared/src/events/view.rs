@@ -1,0 +1,138 @@
+//! An order as the API answers it and the events carry it, rendered as the seed shows.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::domain::time::timestamp;
+use crate::domain::{Money, Order};
+
+/// An amount as a JSON number with the currency's minor digits: `75.00`, never
+/// `75.0` or `74.99999`.
+#[derive(Debug)]
+pub struct Amount(Money);
+
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw =
+            RawValue::from_string(self.0.to_decimal_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub order_id: String,
+    pub user_id: String,
+    pub status: &'static str,
+    pub payment_status: &'static str,
+    pub shipping_status: &'static str,
+    pub payment_method: &'static str,
+    pub total: Amount,
+    pub currency: &'static str,
+    pub items: Vec<LineItemView>,
+    pub shipping_address: AddressView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    pub cart_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LineItemView {
+    pub product_id: String,
+    pub name: String,
+    pub quantity: u32,
+    pub price: Amount,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddressView {
+    pub name: String,
+    pub address: String,
+    pub city: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub zip: String,
+    pub country: String,
+}
+
+impl From<&Order> for OrderView {
+    fn from(order: &Order) -> Self {
+        let a = &order.shipping_address;
+        OrderView {
+            order_id: order.id.to_string(),
+            user_id: order.user_id.clone(),
+            status: order.status.as_str(),
+            payment_status: order.payment_status.as_str(),
+            shipping_status: order.shipping_status.as_str(),
+            payment_method: order.payment_method.as_str(),
+            total: Amount(order.total),
+            currency: order.total.currency().code(),
+            items: order
+                .items
+                .iter()
+                .map(|i| LineItemView {
+                    product_id: i.product_id.clone(),
+                    name: i.name.clone(),
+                    quantity: i.quantity,
+                    price: Amount(i.price),
+                })
+                .collect(),
+            shipping_address: AddressView {
+                name: a.name.clone(),
+                address: a.address.clone(),
+                city: a.city.clone(),
+                state: a.state.clone(),
+                zip: a.zip.clone(),
+                country: a.country.clone(),
+            },
+            tracking_number: order.tracking_number.clone(),
+            carrier: order.carrier.clone(),
+            cart_id: order.cart_id.clone(),
+            created_at: timestamp(order.created_at),
+            updated_at: timestamp(order.updated_at),
+            version: order.version,
+        }
+    }
+}
+
+/// One change in the audit trail. `from` is the status before it (none for creation).
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub version: u64,
+    pub at: String,
+    pub actor: String,
+    pub from: Option<&'static str>,
+    pub to: &'static str,
+    /// Set when the change moved the shipping status (fulfillment, shipping, delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub fn history(order: &Order) -> Vec<HistoryView> {
+    let mut previous = None;
+    order
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let view = HistoryView {
+                version: i as u64 + 1,
+                at: timestamp(entry.at),
+                actor: entry.actor.clone(),
+                from: previous,
+                to: entry.status.as_str(),
+                shipping_status: entry.shipping_status.map(|s| s.as_str()),
+                reason: entry.reason.clone(),
+            };
+            previous = Some(entry.status.as_str());
+            view
+        })
+        .collect()
+}

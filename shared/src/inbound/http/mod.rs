@@ -1,0 +1,156 @@
+//! The HTTP API: API Gateway requests in, JSON or problem details out.
+//!
+//! - [`orders`]: the order endpoints; [`webhooks`]: the webhook subscriptions;
+//! - [`request`]: reading requests; [`problem`]: every failure as RFC 9457, mapped in
+//!   one place.
+//!
+//! Each Lambda function serves one endpoint: its `main` builds that endpoint's API
+//! (`wiring`) and hands [`serve`] the one handler, so its binary holds only what that
+//! handler uses. The local stack and the tests serve every endpoint through [`Api`].
+
+pub mod orders;
+pub mod problem;
+pub mod request;
+pub mod webhooks;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response, service_fn};
+use serde::Serialize;
+
+use crate::auth::Authenticator;
+use crate::auth::Principal;
+pub use orders::{CheckoutApi, OrderApi};
+use problem::{ApiError, Problem};
+pub use webhooks::WebhookApi;
+
+/// The API's endpoints, one Lambda function each. The names are the binaries'
+/// names in `functions/` and `template.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    CreateOrder,
+    GetOrder,
+    ListOrders,
+    UpdateOrderStatus,
+    CancelOrder,
+    GetOrderHistory,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    DeleteWebhook,
+    ListWebhookDeliveries,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 11] = [
+        Endpoint::CreateOrder,
+        Endpoint::GetOrder,
+        Endpoint::ListOrders,
+        Endpoint::UpdateOrderStatus,
+        Endpoint::CancelOrder,
+        Endpoint::GetOrderHistory,
+        Endpoint::CreateWebhook,
+        Endpoint::ListWebhooks,
+        Endpoint::GetWebhook,
+        Endpoint::DeleteWebhook,
+        Endpoint::ListWebhookDeliveries,
+    ];
+
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Endpoint::CreateOrder => "create-order",
+            Endpoint::GetOrder => "get-order",
+            Endpoint::ListOrders => "list-orders",
+            Endpoint::UpdateOrderStatus => "update-order-status",
+            Endpoint::CancelOrder => "cancel-order",
+            Endpoint::GetOrderHistory => "get-order-history",
+            Endpoint::CreateWebhook => "create-webhook",
+            Endpoint::ListWebhooks => "list-webhooks",
+            Endpoint::GetWebhook => "get-webhook",
+            Endpoint::DeleteWebhook => "delete-webhook",
+            Endpoint::ListWebhookDeliveries => "list-webhook-deliveries",
+        }
+    }
+
+    pub fn from_binary_name(name: &str) -> Option<Self> {
+        Endpoint::ALL.into_iter().find(|e| e.binary_name() == name)
+    }
+}
+
+/// Every endpoint, for the local stack's server and the tests.
+pub struct Api {
+    pub orders: OrderApi,
+    pub checkout: CheckoutApi,
+    pub webhooks: WebhookApi,
+}
+
+impl Api {
+    /// Answers one request; every failure becomes a problem document here.
+    pub async fn handle(&self, endpoint: Endpoint, request: Request) -> Response<Body> {
+        let result = match endpoint {
+            Endpoint::CreateOrder => self.checkout.create_order(&request).await,
+            Endpoint::GetOrder => self.orders.get_order(&request).await,
+            Endpoint::ListOrders => self.orders.list_orders(&request).await,
+            Endpoint::UpdateOrderStatus => self.orders.update_order_status(&request).await,
+            Endpoint::CancelOrder => self.orders.cancel_order(&request).await,
+            Endpoint::GetOrderHistory => self.orders.get_order_history(&request).await,
+            Endpoint::CreateWebhook => self.webhooks.create_webhook(&request).await,
+            Endpoint::ListWebhooks => self.webhooks.list_webhooks(&request).await,
+            Endpoint::GetWebhook => self.webhooks.get_webhook(&request).await,
+            Endpoint::DeleteWebhook => self.webhooks.delete_webhook(&request).await,
+            Endpoint::ListWebhookDeliveries => {
+                self.webhooks.list_webhook_deliveries(&request).await
+            }
+        };
+        result.unwrap_or_else(|err| Problem::from(err).into_response())
+    }
+}
+
+/// A Lambda function's whole life: the API built once, then `handler` for every
+/// request, its failures answered as problem documents.
+pub async fn serve<A, H, F>(api: A, handler: H) -> Result<(), lambda_http::Error>
+where
+    A: Send + Sync + 'static,
+    H: Fn(Arc<A>, Request) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Body>, ApiError>> + Send,
+{
+    let api = Arc::new(api);
+    let handler = Arc::new(handler);
+    lambda_http::run(service_fn(move |request: Request| {
+        let (api, handler) = (Arc::clone(&api), Arc::clone(&handler));
+        async move {
+            let response = handler(api, request).await;
+            Ok::<_, std::convert::Infallible>(
+                response.unwrap_or_else(|err| Problem::from(err).into_response()),
+            )
+        }
+    }))
+    .await
+}
+
+/// The caller, from the request's bearer token.
+async fn caller(auth: &Authenticator, request: &Request) -> Result<Principal, ApiError> {
+    Ok(auth
+        .authenticate(request::header(request, "authorization"))
+        .await?)
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_default();
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn with_etag(mut response: Response<Body>, version: u64) -> Response<Body> {
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
+}

@@ -1,0 +1,271 @@
+//! RFC 9457 problem details, and the one place where every error becomes an HTTP
+//! status.
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::AuthError;
+use crate::domain::{CartProblem, FieldErrors};
+use crate::ports::{CartSourceError, StoreError};
+use crate::services::orders::OrderError;
+use crate::services::webhooks::WebhookError;
+
+use super::request::RequestError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+}
+
+/// A problem details document (`application/problem+json`).
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Stable and machine-readable; `type` is `/problems/{code}`.
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldErrorView>>,
+    /// Extension members, such as the order's current status on a conflict.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+    #[serde(skip)]
+    retry_after: Option<u32>,
+    #[serde(skip)]
+    bearer_challenge: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FieldErrorView {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code,
+            errors: None,
+            extra: Map::new(),
+            retry_after: None,
+            bearer_challenge: false,
+        }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    fn invalid(errors: FieldErrors) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "One or more fields are invalid.",
+        );
+        problem.errors = Some(
+            errors
+                .0
+                .into_iter()
+                .map(|e| FieldErrorView {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect(),
+        );
+        problem
+    }
+
+    fn unavailable(code: &'static str, detail: &str, retry_after: u32) -> Self {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).retry_after(retry_after)
+    }
+
+    fn internal() -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side; it has been logged.",
+        )
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body = serde_json::to_string(&self).unwrap_or_default();
+        let mut response = Response::new(Body::Text(body));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.bearer_challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ApiError> for Problem {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::Request(e) => request_problem(e),
+            ApiError::Auth(e) => auth_problem(e),
+            ApiError::Order(e) => order_problem(e),
+            ApiError::Webhook(e) => webhook_problem(e),
+        }
+    }
+}
+
+fn request_problem(err: RequestError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        RequestError::TooLarge { .. } => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", detail)
+        }
+        RequestError::NotJson => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        ),
+        RequestError::MissingBody | RequestError::Malformed(_) => {
+            Problem::new(StatusCode::BAD_REQUEST, "malformed_json", detail)
+        }
+        RequestError::Invalid(errors) => Problem::invalid(errors),
+    }
+}
+
+fn auth_problem(err: AuthError) -> Problem {
+    match err {
+        AuthError::KeysUnavailable(why) => {
+            tracing::warn!(%why, "signing keys unavailable");
+            Problem::unavailable(
+                "auth_unavailable",
+                "The token issuer's signing keys cannot be fetched right now.",
+                5,
+            )
+        }
+        other => {
+            let mut problem =
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", other.to_string());
+            problem.bearer_challenge = true;
+            problem
+        }
+    }
+}
+
+fn order_problem(err: OrderError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        OrderError::Invalid(errors) => Problem::invalid(errors),
+        OrderError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        OrderError::NotFound => Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail),
+        OrderError::CartNotFound(_) => {
+            Problem::new(StatusCode::BAD_REQUEST, "cart_not_found", detail)
+        }
+        OrderError::Cart(problem) => {
+            let code = match problem {
+                CartProblem::Empty(_) => "cart_empty",
+                CartProblem::NotYours(_) => "cart_not_found",
+                _ => "cart_invalid",
+            };
+            Problem::new(StatusCode::BAD_REQUEST, code, detail)
+        }
+        OrderError::CartAlreadyOrdered { order_id, .. } => {
+            Problem::new(StatusCode::CONFLICT, "cart_already_ordered", detail)
+                .with("order_id", json!(order_id.as_str()))
+        }
+        OrderError::Conflict { current, to } => {
+            Problem::new(StatusCode::CONFLICT, "invalid_transition", detail)
+                .with("current_status", json!(current.status.as_str()))
+                .with("requested_status", json!(to.as_str()))
+                .with("version", json!(current.version))
+        }
+        OrderError::StaleVersion { current } => {
+            Problem::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", detail)
+                .with("current_version", json!(current.version))
+                .with("current_status", json!(current.status.as_str()))
+        }
+        OrderError::KeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            detail,
+        ),
+        OrderError::Contention => Problem::new(StatusCode::CONFLICT, "concurrent_change", detail),
+        OrderError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
+        OrderError::Store(e) => store_problem(e),
+        OrderError::CartSource(CartSourceError::Unavailable(why)) => {
+            tracing::warn!(%why, "cart source unavailable");
+            Problem::unavailable(
+                "cart_service_unavailable",
+                "The cart service is unavailable.",
+                2,
+            )
+        }
+        OrderError::CartSource(CartSourceError::Malformed(why)) => {
+            tracing::error!(%why, "cart source sent a malformed cart");
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "cart_service_error",
+                "The cart service sent a cart that could not be read.",
+            )
+        }
+    }
+}
+
+fn webhook_problem(err: WebhookError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        WebhookError::Invalid(errors) => Problem::invalid(errors),
+        WebhookError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        WebhookError::NotFound => Problem::new(StatusCode::NOT_FOUND, "webhook_not_found", detail),
+        WebhookError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
+        WebhookError::Store(e) => store_problem(e),
+        WebhookError::Secret(_) => {
+            tracing::error!(error = %detail, "webhook endpoint failure");
+            Problem::internal()
+        }
+    }
+}
+
+fn store_problem(err: StoreError) -> Problem {
+    match err {
+        StoreError::Unavailable(why) => {
+            tracing::warn!(%why, "order store unavailable");
+            Problem::unavailable("store_unavailable", "The order store is unavailable.", 1)
+        }
+        StoreError::Throttled => Problem::unavailable(
+            "store_throttled",
+            "The order store is busy; retry shortly.",
+            2,
+        ),
+        other => {
+            tracing::error!(error = %other, "order store failure");
+            Problem::internal()
+        }
+    }
+}

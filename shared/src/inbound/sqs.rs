@@ -1,0 +1,52 @@
+//! The queue consumers' entry points: an SQS batch, as Lambda's event source delivers
+//! it (`ReportBatchItemFailures`), handed to a service; the messages that failed go
+//! back as batch item failures, so only those are received again.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+
+use crate::services::deliveries::{Deliveries, QueuedEvent};
+use crate::services::fulfillment::Fulfillment;
+
+/// The fulfillment queue: each message on its own.
+pub async fn fulfill(fulfillment: &Fulfillment, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        match fulfillment.handle(message.body.as_deref()).await {
+            Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "handled"),
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
+                response.add_failure(id);
+            }
+        }
+    }
+    response
+}
+
+/// The webhook queue: the batch at once (its receivers are called concurrently).
+pub async fn deliver(deliveries: &Deliveries, event: SqsEvent) -> SqsBatchResponse {
+    let messages: Vec<QueuedEvent> = event.records.iter().map(queued_event).collect();
+    let failed = deliveries.handle(&messages).await;
+    let mut response = SqsBatchResponse::default();
+    for (message, failed) in event.records.into_iter().zip(failed) {
+        if failed {
+            // Without an id Lambda cannot tell which message failed; an empty one
+            // makes it retry the whole batch, which the delivered markers make harmless.
+            response.add_failure(message.message_id.unwrap_or_default());
+        }
+    }
+    response
+}
+
+fn queued_event(message: &SqsMessage) -> QueuedEvent {
+    QueuedEvent {
+        id: message.message_id.clone(),
+        body: message.body.clone(),
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok()),
+        receipt_handle: message.receipt_handle.clone(),
+        queue_arn: message.event_source_arn.clone(),
+    }
+}

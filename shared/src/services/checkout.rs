@@ -1,0 +1,116 @@
+//! Checkout: a cart becomes an order. One cart becomes at most one order, and one
+//! `Idempotency-Key` at most one answer, however often and concurrently it is sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::orders::OrderError;
+use crate::auth::Principal;
+use crate::domain::{Checkout, OrderId};
+use crate::ports::{CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore};
+
+/// How long a retry with the same `Idempotency-Key` is answered from the record.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A create that was answered: freshly, or as a replay of the first request.
+#[derive(Debug)]
+pub struct Placed {
+    pub order_id: OrderId,
+    pub replayed: bool,
+}
+
+/// `Idempotency-Key` on a create, with the fingerprint of the request it came with.
+pub struct IdempotentCreate {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+pub struct CheckoutService {
+    store: Arc<dyn OrderStore>,
+    carts: Arc<dyn CartSource>,
+}
+
+impl CheckoutService {
+    pub fn new(store: Arc<dyn OrderStore>, carts: Arc<dyn CartSource>) -> Self {
+        CheckoutService { store, carts }
+    }
+
+    /// Places the order of `checkout`'s cart, for the caller or, for an admin, anyone.
+    pub async fn place(
+        &self,
+        caller: &Principal,
+        checkout: Checkout,
+        idempotency: Option<IdempotentCreate>,
+    ) -> Result<Placed, OrderError> {
+        let customer = match &checkout.user_id {
+            Some(user) if *user != caller.user_id && !caller.admin => {
+                return Err(OrderError::Forbidden(
+                    "user_id must be your own user id".into(),
+                ));
+            }
+            Some(user) => user.clone(),
+            None => caller.user_id.clone(),
+        };
+        let key = idempotency.map(|i| {
+            (
+                IdempotencyKey {
+                    caller: caller.user_id.clone(),
+                    key: i.key,
+                },
+                i.fingerprint,
+            )
+        });
+
+        let cart = match self.carts.cart(&checkout.cart_id).await? {
+            // Someone else's cart is as unknown to this caller as a missing one.
+            Some(cart) if cart.user_id == customer => cart,
+            _ => {
+                // A retry after the cart service dropped the checked-out cart must
+                // still be answered as the first request was.
+                if let Some((key, fingerprint)) = &key
+                    && let Some(record) = self.store.idempotency_record(key).await?
+                {
+                    return replay(record, fingerprint);
+                }
+                return Err(OrderError::CartNotFound(checkout.cart_id));
+            }
+        };
+
+        let now = OffsetDateTime::now_utc();
+        let cart_id = checkout.cart_id.clone();
+        let order = checkout.place(&cart, &customer, &caller.user_id, now)?;
+        let record = key.map(|(key, fingerprint)| IdempotencyRecord {
+            key,
+            fingerprint,
+            order_id: order.id.clone(),
+            expires_at: now + IDEMPOTENCY_TTL,
+        });
+        match self.store.create(&order, record.as_ref()).await? {
+            CreateOutcome::Created => Ok(Placed {
+                order_id: order.id,
+                replayed: false,
+            }),
+            CreateOutcome::KeySeen(first) => {
+                let fingerprint = record.map(|r| r.fingerprint).unwrap_or_default();
+                replay(first, &fingerprint)
+            }
+            CreateOutcome::CartOrdered(existing) => Err(OrderError::CartAlreadyOrdered {
+                cart_id,
+                order_id: existing.id,
+            }),
+        }
+    }
+}
+
+/// The first request's answer, if this one is the same request.
+fn replay(first: IdempotencyRecord, fingerprint: &str) -> Result<Placed, OrderError> {
+    if first.fingerprint != fingerprint {
+        return Err(OrderError::KeyReused);
+    }
+    Ok(Placed {
+        order_id: first.order_id,
+        replayed: true,
+    })
+}

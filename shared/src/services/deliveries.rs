@@ -1,0 +1,373 @@
+//! The webhook deliverer, on the queue every order event reaches (a message body is
+//! the EventBridge event; `inbound::sqs` hands over the batch). Each event is POSTed, signed, to every enabled
+//! subscription that wants it.
+//!
+//! - Only a 2xx answer delivers; redirects are not followed; 410 Gone disables the
+//!   subscription.
+//! - Every attempt is recorded, and listable at `GET /api/webhooks/{id}/deliveries`.
+//! - Idempotent per event and subscription: a delivered marker is written after a 2xx
+//!   and checked before sending, so a redelivered message skips the subscriptions
+//!   that already have it, and only the failed ones make the message fail.
+//! - A failed message is reported as a batch item failure, and its visibility is set
+//!   to the next delay of a growing schedule, so the queue retries it later; after the
+//!   queue's `maxReceiveCount` it moves to the dead-letter queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::domain::webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
+use crate::domain::webhook::{Attempt, Outcome, Subscription};
+use crate::events::{Envelope, OrderEvent};
+use crate::ports::{Outgoing, RetryDelay, Sent, StoreError, WebhookSender, WebhookStore};
+
+/// Delays before the 2nd, 3rd… attempt: the example schedule of Standard Webhooks,
+/// capped by how long SQS can hide a message. With the queue's maxReceiveCount of 8
+/// the last attempt comes about 29 hours after the first.
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 60 * 60),
+    Duration::from_secs(5 * 60 * 60),
+    Duration::from_secs(10 * 60 * 60),
+    MAX_RETRY_DELAY,
+];
+
+/// The longest delay: SQS hides a message for at most 12 hours from its receive.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(11 * 60 * 60);
+
+/// Receivers called at the same time, across the batch.
+const CONCURRENT_SENDS: usize = 16;
+
+/// The delay after attempt `attempt` (1-based) failed, before jitter.
+pub fn retry_delay(attempt: u32) -> Duration {
+    let index = (attempt.max(1) - 1) as usize;
+    RETRY_SCHEDULE[index.min(RETRY_SCHEDULE.len() - 1)]
+}
+
+/// Up to a tenth more, so receivers that failed together are not retried together.
+fn with_jitter(delay: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => (delay + delay.mul_f64(f64::from(byte[0]) / 2550.0)).min(MAX_RETRY_DELAY),
+        Err(_) => delay,
+    }
+}
+
+/// A queued event, as the deliverer needs it from its queue message.
+#[derive(Debug, Clone, Default)]
+pub struct QueuedEvent {
+    /// The queue's message id, for the log.
+    pub id: Option<String>,
+    pub body: Option<String>,
+    /// 1 on the first delivery of the message.
+    pub receive_count: Option<u32>,
+    /// What the queue needs to hide the message for a while.
+    pub receipt_handle: Option<String>,
+    pub queue_arn: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Deliveries {
+    store: Arc<dyn WebhookStore>,
+    sender: Arc<dyn WebhookSender>,
+    retry: Arc<dyn RetryDelay>,
+}
+
+/// One event, ready to send: the same body goes to every subscription.
+struct Event {
+    id: String,
+    detail_type: String,
+    occurred_at: Option<OffsetDateTime>,
+    body: Vec<u8>,
+}
+
+/// What became of one event for one subscription.
+enum Delivery {
+    Delivered,
+    /// An earlier attempt delivered it.
+    AlreadyDelivered,
+    /// 410 Gone: disabled, nothing more to do.
+    Gone,
+    /// To retry, no sooner than `retry_after` when the receiver asked for it.
+    Failed {
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Deliveries {
+    pub fn new(
+        store: Arc<dyn WebhookStore>,
+        sender: Arc<dyn WebhookSender>,
+        retry: Arc<dyn RetryDelay>,
+    ) -> Self {
+        Deliveries {
+            store,
+            sender,
+            retry,
+        }
+    }
+
+    /// Handles one batch. Answers, per message, whether it failed (and is to be
+    /// received again, later); the others are done.
+    pub async fn handle(&self, messages: &[QueuedEvent]) -> Vec<bool> {
+        // Read afresh for every batch, so a deleted or disabled subscription stops.
+        let subscriptions: Vec<Arc<Subscription>> = match self.store.list().await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|s| s.enabled)
+                .map(Arc::new)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read webhook subscriptions; the batch will be retried");
+                let all = vec![Some(None); messages.len()];
+                return self.respond(messages, all).await;
+            }
+        };
+
+        // failed[i]: None while message i is fine, Some(retry_after) once it failed.
+        let mut failed: Vec<Option<Option<Duration>>> = vec![None; messages.len()];
+        let limit = Arc::new(Semaphore::new(CONCURRENT_SENDS));
+        let mut tasks = JoinSet::new();
+        let mut owner = HashMap::new();
+        // An event can arrive twice in one batch (the bus and the queue deliver at least
+        // once). Its copies are sent once, and share the first copy's outcome: two
+        // concurrent sends would both pass the delivered-marker check.
+        let mut first_copy: HashMap<String, usize> = HashMap::new();
+        let mut copies = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            let event = match read_event(message) {
+                Ok(event) => Arc::new(event),
+                Err(why) => {
+                    tracing::error!(message_id = ?message.id, %why, "unreadable webhook message");
+                    failed[i] = Some(None);
+                    continue;
+                }
+            };
+            if let Some(&first) = first_copy.get(&event.id) {
+                copies.push((i, first));
+                continue;
+            }
+            first_copy.insert(event.id.clone(), i);
+            let attempt = message.receive_count.unwrap_or(1);
+            for subscription in &subscriptions {
+                if !subscription.wants(&event.detail_type, event.occurred_at) {
+                    continue;
+                }
+                let (this, subscription, event, limit) = (
+                    self.clone(),
+                    Arc::clone(subscription),
+                    Arc::clone(&event),
+                    Arc::clone(&limit),
+                );
+                let task = tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    this.deliver(&subscription, &event, attempt).await
+                });
+                owner.insert(task.id(), i);
+            }
+        }
+
+        while let Some(done) = tasks.join_next_with_id().await {
+            let (i, result) = match done {
+                Ok((id, delivery)) => (owner.get(&id).copied(), delivery),
+                Err(err) => {
+                    tracing::error!(error = %err, "a webhook delivery task failed");
+                    (
+                        owner.get(&err.id()).copied(),
+                        Ok(Delivery::Failed { retry_after: None }),
+                    )
+                }
+            };
+            let Some(i) = i else { continue };
+            match result {
+                Ok(Delivery::Delivered | Delivery::AlreadyDelivered | Delivery::Gone) => {}
+                Ok(Delivery::Failed { retry_after }) => {
+                    let earlier = failed[i].flatten();
+                    failed[i] = Some(earlier.max(retry_after));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "webhook delivery not recorded; will retry");
+                    failed[i] = Some(failed[i].flatten());
+                }
+            }
+        }
+        for (copy, first) in copies {
+            failed[copy] = failed[first];
+        }
+        self.respond(messages, failed).await
+    }
+
+    /// Delays each failed message's next attempt; answers which failed.
+    async fn respond(
+        &self,
+        messages: &[QueuedEvent],
+        failed: Vec<Option<Option<Duration>>>,
+    ) -> Vec<bool> {
+        for (message, failure) in messages.iter().zip(&failed) {
+            let Some(retry_after) = *failure else {
+                continue;
+            };
+            let (Some(attempt), Some(receipt)) =
+                (message.receive_count, message.receipt_handle.as_deref())
+            else {
+                continue;
+            };
+            let delay = with_jitter(retry_delay(attempt)).max(retry_after.unwrap_or_default());
+            if let Err(why) = self
+                .retry
+                .postpone(message.queue_arn.as_deref(), receipt, delay)
+                .await
+            {
+                // The queue's own visibility timeout still brings it back.
+                tracing::warn!(message_id = ?message.id, %why, "cannot delay the retry");
+            }
+        }
+        failed.iter().map(Option::is_some).collect()
+    }
+
+    /// One event to one subscription: skipped when already delivered, else sent,
+    /// recorded and, on 2xx, marked.
+    async fn deliver(
+        &self,
+        subscription: &Subscription,
+        event: &Event,
+        attempt: u32,
+    ) -> Result<Delivery, StoreError> {
+        if self
+            .store
+            .was_delivered(&subscription.id, &event.id)
+            .await?
+        {
+            return Ok(Delivery::AlreadyDelivered);
+        }
+        let at = OffsetDateTime::now_utc();
+        let timestamp = at.unix_timestamp();
+        let request = Outgoing {
+            url: subscription.url.clone(),
+            headers: vec![
+                (HEADER_ID, event.id.clone()),
+                (HEADER_TIMESTAMP, timestamp.to_string()),
+                (
+                    HEADER_SIGNATURE,
+                    sign(&subscription.secret, &event.id, timestamp, &event.body),
+                ),
+            ],
+            body: event.body.clone(),
+        };
+        let started = Instant::now();
+        let sent = self.sender.send(&request).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+        let (outcome, status_code, error, retry_after) = match sent {
+            Sent::Answered { status, .. } if (200..300).contains(&status) => {
+                (Outcome::Delivered, Some(status), None, None)
+            }
+            Sent::Answered { status: 410, .. } => (Outcome::Gone, Some(410), None, None),
+            Sent::Answered {
+                status,
+                retry_after,
+            } => {
+                let why = if (300..400).contains(&status) {
+                    format!("the receiver answered {status}; redirects are not followed")
+                } else {
+                    format!("the receiver answered {status}")
+                };
+                (Outcome::Failed, Some(status), Some(why), retry_after)
+            }
+            Sent::Failed(why) => (Outcome::Failed, None, Some(why), None),
+        };
+        let record = Attempt {
+            webhook_id: subscription.id.clone(),
+            event_id: event.id.clone(),
+            event_type: event.detail_type.clone(),
+            attempt,
+            at,
+            duration_ms,
+            status_code,
+            error,
+            outcome,
+        };
+        self.store.record_attempt(&record).await?;
+        match outcome {
+            Outcome::Delivered => {
+                self.store
+                    .mark_delivered(&subscription.id, &event.id, at)
+                    .await?;
+                tracing::info!(webhook_id = %subscription.id, event_id = %event.id, attempt, duration_ms, "webhook delivered");
+                Ok(Delivery::Delivered)
+            }
+            Outcome::Gone => {
+                self.store
+                    .disable(&subscription.id, at, "the receiver answered 410 Gone")
+                    .await?;
+                tracing::warn!(webhook_id = %subscription.id, "receiver answered 410 Gone; subscription disabled");
+                Ok(Delivery::Gone)
+            }
+            Outcome::Failed => {
+                tracing::warn!(webhook_id = %subscription.id, event_id = %event.id, attempt, status = ?record.status_code, error = ?record.error, "webhook delivery failed");
+                Ok(Delivery::Failed { retry_after })
+            }
+        }
+    }
+}
+
+/// The body every receiver gets, in the Standard Webhooks payload shape: the event
+/// type, when it happened, and the event (`OrderEvent`) as `data`.
+#[derive(Debug, Serialize)]
+pub struct Payload<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub timestamp: &'a str,
+    pub data: &'a OrderEvent,
+}
+
+impl<'a> Payload<'a> {
+    pub fn of(envelope: &'a Envelope) -> Payload<'a> {
+        Payload {
+            kind: &envelope.detail_type,
+            timestamp: &envelope.detail.occurred_at,
+            data: &envelope.detail,
+        }
+    }
+}
+
+/// The message's event and the body every receiver gets.
+fn read_event(message: &QueuedEvent) -> Result<Event, String> {
+    let body = message.body.as_deref().ok_or("the message has no body")?;
+    let envelope: Envelope =
+        serde_json::from_str(body).map_err(|e| format!("not an order event: {e}"))?;
+    let payload = serde_json::to_vec(&Payload::of(&envelope)).map_err(|e| e.to_string())?;
+    Ok(Event {
+        occurred_at: OffsetDateTime::parse(&envelope.detail.occurred_at, &Rfc3339).ok(),
+        id: envelope.detail.event_id,
+        detail_type: envelope.detail_type,
+        body: payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_spread_out_and_stay_within_what_sqs_allows() {
+        assert_eq!(retry_delay(1), Duration::from_secs(5));
+        assert_eq!(retry_delay(2), Duration::from_secs(300));
+        assert!((1..20).all(|n| retry_delay(n) <= retry_delay(n + 1)));
+        assert_eq!(retry_delay(100), Duration::from_secs(11 * 60 * 60));
+        for n in 1..10 {
+            let jittered = with_jitter(retry_delay(n));
+            assert!(jittered >= retry_delay(n));
+            assert!(jittered <= retry_delay(n).mul_f64(1.1));
+            assert!(jittered <= MAX_RETRY_DELAY);
+        }
+    }
+}

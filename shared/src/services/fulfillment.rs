@@ -1,0 +1,252 @@
+//! Fulfillment: what happens on `order.confirmed` and `order.cancelled` (the
+//! fulfillment queue's messages; `inbound::sqs` hands them over one by one).
+//!
+//! On `order.confirmed` it reserves stock for every line in one conditional
+//! transaction, then records the shipping status (processing, or backordered when
+//! stock is short) through the store's conditional `update_shipping`, so the change
+//! has its history entry and its event like any other. On `order.cancelled` of a
+//! confirmed order it releases the reservation.
+//!
+//! Redeliveries have no second effect because every step is conditional on the
+//! state it moves from: the reservation exists at most once per order, the shipping
+//! status moves only from where it was, a release happens only while reserved.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::domain::lifecycle::ShippingUpdate;
+use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
+use crate::domain::{OrderId, OrderStatus, ShippingAddress, ShippingStatus};
+use crate::events::{Envelope, OrderEvent};
+use crate::ports::{
+    ChangeOutcome, Inventory, OrderStore, ShippingError, ShippingProvider, StoreError,
+};
+
+/// The `actor` of every change fulfillment records.
+pub const ACTOR: &str = "fulfillment";
+
+pub struct Fulfillment {
+    store: Arc<dyn OrderStore>,
+    inventory: Arc<dyn Inventory>,
+    shipping: Arc<dyn ShippingProvider>,
+}
+
+/// Why one message could not be handled. Every variant leaves the message on the
+/// queue: transient ones succeed on a later receive, poison ones reach the
+/// dead-letter queue after `maxReceiveCount`.
+#[derive(Debug, thiserror::Error)]
+pub enum FulfillmentError {
+    #[error("not a fulfillment message: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Shipping(#[from] ShippingError),
+}
+
+/// What handling one message did, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Recorded(ShippingStatus),
+    /// A redelivery, or the order moved on: nothing left to do.
+    NothingToDo {
+        status: OrderStatus,
+        shipping: ShippingStatus,
+    },
+    Released(ReleaseOutcome),
+    Ignored(String),
+}
+
+impl Fulfillment {
+    pub fn new(
+        store: Arc<dyn OrderStore>,
+        inventory: Arc<dyn Inventory>,
+        shipping: Arc<dyn ShippingProvider>,
+    ) -> Self {
+        Fulfillment {
+            store,
+            inventory,
+            shipping,
+        }
+    }
+
+    /// Handles one message of the fulfillment queue (an EventBridge event as a rule
+    /// delivers it). An error leaves the message on the queue.
+    pub async fn handle(&self, body: Option<&str>) -> Result<Outcome, FulfillmentError> {
+        let body = body.ok_or_else(|| FulfillmentError::Poison("no body".into()))?;
+        let envelope: Envelope =
+            serde_json::from_str(body).map_err(|e| FulfillmentError::Poison(e.to_string()))?;
+        let event = &envelope.detail;
+        let order_id = OrderId::parse(&event.order_id).ok_or_else(|| {
+            FulfillmentError::Poison(format!("not an order id: {:?}", event.order_id))
+        })?;
+        let confirmed = Some(OrderStatus::Confirmed.as_str());
+        match envelope.detail_type.as_str() {
+            "order.confirmed" => self.fulfill(&order_id, event).await,
+            "order.cancelled" if event.previous_status.as_deref() == confirmed => {
+                Ok(Outcome::Released(self.inventory.release(&order_id).await?))
+            }
+            other => Ok(Outcome::Ignored(other.to_string())),
+        }
+    }
+
+    async fn fulfill(&self, id: &OrderId, event: &OrderEvent) -> Result<Outcome, FulfillmentError> {
+        // Lines and address never change after checkout: the event's copy is as good
+        // as the stored order, and saves a read.
+        let order: OrderSnapshot = serde_json::from_str(event.order.as_str())
+            .map_err(|e| FulfillmentError::Poison(format!("order in the event: {e}")))?;
+        let address = order.shipping_address.into_domain();
+        let lines: Vec<StockLine> = order
+            .items
+            .into_iter()
+            .map(|line| StockLine {
+                product_id: line.product_id,
+                quantity: u64::from(line.quantity),
+            })
+            .collect();
+
+        let update = match self.inventory.reserve(id, &lines).await? {
+            ReserveOutcome::Reserved => self.start_processing(id, &address).await?,
+            ReserveOutcome::AlreadyReserved => {
+                // A redelivery, or a retry after a failure between reserving and
+                // recording. Only the order knows which; ask before calling the
+                // shipping provider a second time.
+                match self.store.get(id).await? {
+                    Some(current)
+                        if current.status == OrderStatus::Confirmed
+                            && matches!(
+                                current.shipping_status,
+                                ShippingStatus::NotStarted | ShippingStatus::Backordered
+                            ) =>
+                    {
+                        self.start_processing(id, &address).await?
+                    }
+                    Some(current) if current.status == OrderStatus::Cancelled => {
+                        return Ok(Outcome::Released(self.inventory.release(id).await?));
+                    }
+                    Some(current) => {
+                        return Ok(Outcome::NothingToDo {
+                            status: current.status,
+                            shipping: current.shipping_status,
+                        });
+                    }
+                    None => return Err(self.no_such_order(id).await),
+                }
+            }
+            ReserveOutcome::Short(shortfalls) => {
+                let short: Vec<String> = shortfalls
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} ({} wanted, {} available)",
+                            s.product_id, s.wanted, s.available
+                        )
+                    })
+                    .collect();
+                self.update(
+                    ShippingStatus::Backordered,
+                    format!("insufficient stock: {}", short.join(", ")),
+                )
+            }
+            ReserveOutcome::TooLarge { products } => self.update(
+                ShippingStatus::Backordered,
+                format!("{products} products are more than one reservation holds; reserve by hand"),
+            ),
+        };
+
+        match self.store.update_shipping(id, &update).await? {
+            ChangeOutcome::Changed(_) => Ok(Outcome::Recorded(update.to)),
+            // Cancelled between confirmation and now: give the stock back.
+            ChangeOutcome::Refused(Some(current)) if current.status == OrderStatus::Cancelled => {
+                Ok(Outcome::Released(self.inventory.release(id).await?))
+            }
+            // Already processing or backordered (a redelivery), or moved on (shipped).
+            ChangeOutcome::Refused(Some(current)) => Ok(Outcome::NothingToDo {
+                status: current.status,
+                shipping: current.shipping_status,
+            }),
+            ChangeOutcome::Refused(None) => Err(self.no_such_order(id).await),
+        }
+    }
+
+    /// Stock is reserved: ask the shipping provider to ship, and say so in the
+    /// history entry that marks the order processing.
+    async fn start_processing(
+        &self,
+        id: &OrderId,
+        address: &ShippingAddress,
+    ) -> Result<ShippingUpdate, FulfillmentError> {
+        let reason = match self.shipping.request_shipment(id, address).await {
+            Ok(Some(request)) => format!(
+                "stock reserved; shipment {} requested",
+                request.provider_ref
+            ),
+            Ok(None) => "stock reserved; awaiting manual shipment".to_string(),
+            // Retrying will not help; the order still goes ahead, shipped by hand.
+            Err(ShippingError::Refused(why)) => {
+                tracing::warn!(order_id = %id, error = %why, "shipment request refused");
+                "stock reserved; the shipping provider refused the shipment: ship by hand"
+                    .to_string()
+            }
+            Err(err @ ShippingError::Unavailable(_)) => return Err(err.into()),
+        };
+        Ok(self.update(ShippingStatus::Processing, reason))
+    }
+
+    fn update(&self, to: ShippingStatus, reason: String) -> ShippingUpdate {
+        ShippingUpdate {
+            to,
+            actor: ACTOR.to_string(),
+            reason: Some(reason),
+            at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// An event about an order that is not stored: give back anything reserved for
+    /// it, and let the message go to the dead-letter queue for a person to look at.
+    async fn no_such_order(&self, id: &OrderId) -> FulfillmentError {
+        if let Err(err) = self.inventory.release(id).await {
+            return err.into();
+        }
+        FulfillmentError::Poison(format!("no order {id}"))
+    }
+}
+
+/// The parts of the event's order (`GET /api/orders/{id}`'s rendering) fulfillment reads.
+#[derive(Deserialize)]
+struct OrderSnapshot {
+    items: Vec<SnapshotLine>,
+    shipping_address: SnapshotAddress,
+}
+
+#[derive(Deserialize)]
+struct SnapshotLine {
+    product_id: String,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+struct SnapshotAddress {
+    name: String,
+    address: String,
+    city: String,
+    #[serde(default)]
+    state: Option<String>,
+    zip: String,
+    country: String,
+}
+
+impl SnapshotAddress {
+    fn into_domain(self) -> ShippingAddress {
+        ShippingAddress {
+            name: self.name,
+            address: self.address,
+            city: self.city,
+            state: self.state,
+            zip: self.zip,
+            country: self.country,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The use cases, over the ports. Free of Lambda event types: `inbound/` hands them
+//! requests and message bodies, and turns their outcomes into answers.
+
+pub mod checkout;
+pub mod deliveries;
+pub mod fulfillment;
+pub mod orders;
+pub mod publisher;
+pub mod webhooks;

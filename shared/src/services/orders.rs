@@ -1,0 +1,279 @@
+//! The order service: reading, listing, moving and cancelling orders, over the order
+//! store. It decides what each outcome means; the HTTP layer only translates.
+//! Placing an order is `checkout`'s.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+
+use crate::auth::Principal;
+use crate::domain::lifecycle::{reachable, sources};
+use crate::domain::{
+    CartProblem, FieldErrors, Order, OrderId, OrderStatus, Refusal, Role, StatusChange,
+};
+use crate::ports::{
+    CartSourceError, ChangeOutcome, OrderQuery, OrderStore, PagePosition, StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("the request is invalid")]
+    Invalid(FieldErrors),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("order not found")]
+    NotFound,
+    #[error("cart {0} was not found")]
+    CartNotFound(String),
+    #[error(transparent)]
+    Cart(#[from] CartProblem),
+    #[error("cart {cart_id} already became order {order_id}")]
+    CartAlreadyOrdered { cart_id: String, order_id: OrderId },
+    #[error("order {} is {}; it cannot become {to}", current.id, current.status)]
+    Conflict {
+        current: Box<Order>,
+        to: OrderStatus,
+    },
+    #[error("order {} is at version {}", current.id, current.version)]
+    StaleVersion { current: Box<Order> },
+    #[error("this Idempotency-Key was used with a different request")]
+    KeyReused,
+    #[error("a concurrent request is changing this order")]
+    Contention,
+    #[error("the cursor is not valid for this query")]
+    BadCursor,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    CartSource(#[from] CartSourceError),
+}
+
+impl From<StoreError> for OrderError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Contention => OrderError::Contention,
+            StoreError::BadPosition => OrderError::BadCursor,
+            other => OrderError::Store(other),
+        }
+    }
+}
+
+/// A status change that was answered; `changed` is false for a no-op.
+#[derive(Debug)]
+pub struct Moved {
+    pub order: Order,
+    pub changed: bool,
+}
+
+/// What the caller asks of a status change, beyond the target.
+#[derive(Debug, Clone, Default)]
+pub struct MoveRequest {
+    pub reason: Option<String>,
+    pub tracking_number: Option<String>,
+    pub carrier: Option<String>,
+    pub expected_version: Option<u64>,
+}
+
+pub struct Listed {
+    pub orders: Vec<Order>,
+    pub next_cursor: Option<String>,
+}
+
+pub struct OrderService {
+    store: Arc<dyn OrderStore>,
+    cursor_key: aws_lc_rs::hmac::Key,
+}
+
+impl OrderService {
+    pub fn new(store: Arc<dyn OrderStore>, cursor_secret: &[u8]) -> Self {
+        OrderService {
+            store,
+            cursor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cursor_secret),
+        }
+    }
+
+    /// An order the caller may see; anyone else's is simply not found.
+    pub async fn get(&self, caller: &Principal, id: &str) -> Result<Order, OrderError> {
+        let id = OrderId::parse(id).ok_or(OrderError::NotFound)?;
+        match self.store.get(&id).await? {
+            Some(order) if caller.admin || order.user_id == caller.user_id => Ok(order),
+            _ => Err(OrderError::NotFound),
+        }
+    }
+
+    /// `PUT /status`: the moves of admins and of the fulfillment service.
+    pub async fn change_status(
+        &self,
+        caller: &Principal,
+        id: &str,
+        to: OrderStatus,
+        request: MoveRequest,
+    ) -> Result<Moved, OrderError> {
+        let role = if caller.admin {
+            Role::Admin
+        } else if caller.fulfillment {
+            Role::Fulfillment
+        } else {
+            return Err(OrderError::Forbidden(
+                "customers change an order only by cancelling it".into(),
+            ));
+        };
+        self.apply(caller, id, to, role, request).await
+    }
+
+    /// `DELETE`: the owner cancels a pending order, an admin a pending or confirmed one.
+    pub async fn cancel(
+        &self,
+        caller: &Principal,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<Moved, OrderError> {
+        let role = if caller.admin {
+            Role::Admin
+        } else {
+            Role::Owner
+        };
+        let request = MoveRequest {
+            reason,
+            ..MoveRequest::default()
+        };
+        self.apply(caller, id, OrderStatus::Cancelled, role, request)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        caller: &Principal,
+        id: &str,
+        to: OrderStatus,
+        role: Role,
+        request: MoveRequest,
+    ) -> Result<Moved, OrderError> {
+        let id = OrderId::parse(id).ok_or(OrderError::NotFound)?;
+        if to != OrderStatus::Shipped {
+            let mut errors = FieldErrors::default();
+            for (field, value) in [
+                ("tracking_number", &request.tracking_number),
+                ("carrier", &request.carrier),
+            ] {
+                if value.is_some() {
+                    errors.add(field, "only goes with status shipped");
+                }
+            }
+            if !errors.is_empty() {
+                return Err(OrderError::Invalid(errors));
+            }
+        }
+        let change = StatusChange {
+            to,
+            role,
+            actor: caller.user_id.clone(),
+            reason: request.reason,
+            tracking_number: request.tracking_number,
+            carrier: request.carrier,
+            expected_version: request.expected_version,
+            at: OffsetDateTime::now_utc(),
+        };
+        let from = sources(to, role);
+        let outcome = if from.is_empty() {
+            if reachable(to) {
+                return Err(OrderError::Forbidden(format!(
+                    "your role cannot move orders to {to}"
+                )));
+            }
+            // Nothing leads to `to` (it is `pending`): the only possible answers
+            // are 404, a no-op or 409, and all of them need the order as it is.
+            ChangeOutcome::Refused(self.store.get(&id).await?.map(Box::new))
+        } else {
+            self.store.change_status(&id, &change, &from).await?
+        };
+        match outcome {
+            ChangeOutcome::Changed(order) => Ok(Moved {
+                order: *order,
+                changed: true,
+            }),
+            ChangeOutcome::Refused(current) => {
+                let current = current.map(|o| *o);
+                match change.explain_refusal(current) {
+                    Refusal::NotFound => Err(OrderError::NotFound),
+                    Refusal::AlreadyThere(order) => Ok(Moved {
+                        order,
+                        changed: false,
+                    }),
+                    Refusal::StaleVersion(order) => Err(OrderError::StaleVersion {
+                        current: Box::new(order),
+                    }),
+                    Refusal::NotAllowed(order) => Err(OrderError::Conflict {
+                        current: Box::new(order),
+                        to,
+                    }),
+                    Refusal::Raced(_) => Err(OrderError::Contention),
+                }
+            }
+        }
+    }
+
+    /// A page of the orders the caller may list, newest first.
+    /// `query` holds the caller's filters; `cursor`, where the previous page ended.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        mut query: OrderQuery,
+        cursor: Option<&str>,
+    ) -> Result<Listed, OrderError> {
+        query.user_id = match query.user_id.take() {
+            Some(user) if user != caller.user_id && !caller.admin => {
+                return Err(OrderError::Forbidden(
+                    "you may list only your own orders".into(),
+                ));
+            }
+            Some(user) => Some(user),
+            None if caller.admin => None,
+            None => Some(caller.user_id.clone()),
+        };
+        // A cursor is bound to the caller and the filters it was issued for.
+        let scope = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}",
+            caller.user_id, query.user_id, query.status, query.created_after, query.created_before
+        );
+        query.after = cursor.map(|c| self.open_cursor(c, &scope)).transpose()?;
+        let page = self.store.list(&query).await?;
+        Ok(Listed {
+            orders: page.orders,
+            next_cursor: page.next.map(|p| self.seal_cursor(&p, &scope)),
+        })
+    }
+
+    fn seal_cursor(&self, position: &PagePosition, scope: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(
+            &self.cursor_key,
+            format!("{scope}\n{}", position.0).as_bytes(),
+        );
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&position.0),
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
+    }
+
+    fn open_cursor(&self, cursor: &str, scope: &str) -> Result<PagePosition, OrderError> {
+        let (body, tag) = cursor.split_once('.').ok_or(OrderError::BadCursor)?;
+        let position = URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(OrderError::BadCursor)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| OrderError::BadCursor)?;
+        aws_lc_rs::hmac::verify(
+            &self.cursor_key,
+            format!("{scope}\n{position}").as_bytes(),
+            &tag,
+        )
+        .map_err(|_| OrderError::BadCursor)?;
+        Ok(PagePosition(position))
+    }
+}

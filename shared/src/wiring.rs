@@ -1,0 +1,310 @@
+//! The one place that turns configuration into running services: every function's
+//! `main`, the local stack (`dev/`) and the tests build what they run here, so the
+//! local stack runs exactly what Lambda runs.
+//!
+//! Settings are read once, into [`Settings`]. Each builder takes only what its function
+//! needs and refuses a missing or invalid setting with an error that names it, so a
+//! misconfigured function stops at init, before its first poll, instead of answering
+//! its first caller with a 500.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use crate::adapters::dynamo::{CartTable, DynamoInventory, DynamoOrderStore, DynamoWebhookStore};
+use crate::adapters::event_bus::EventBridgeBus;
+use crate::adapters::http::shipping::{
+    ManualShipping, SHIPPO_DEFAULT_URL, ShippoAddress, ShippoShipping,
+};
+use crate::adapters::http::{CartApi, HttpWebhookSender};
+use crate::adapters::webhook_queue::SqsRetryDelay;
+use crate::auth::{AuthConfigError, Authenticator};
+use crate::domain::webhook::TargetPolicy;
+use crate::inbound::http::{Api, CheckoutApi, OrderApi, WebhookApi};
+use crate::ports::{CartSource, ShippingProvider};
+use crate::services::checkout::CheckoutService;
+use crate::services::deliveries::Deliveries;
+use crate::services::fulfillment::Fulfillment;
+use crate::services::orders::OrderService;
+use crate::services::publisher::Publisher;
+use crate::services::webhooks::WebhookService;
+
+/// The documented local default for `CURSOR_SECRET` (local mode only).
+pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
+
+/// `true` on a developer's machine (`make dev`, the tests): webhooks may target this
+/// machine, and the published development secrets are accepted. Never in a deployed
+/// stack.
+pub const LOCAL_MODE: &str = "LOCAL_MODE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{setting}: {why}")]
+    Invalid { setting: &'static str, why: String },
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+}
+
+/// The settings, read once. Empty values count as unset.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// The process environment, as Lambda (or `make dev`) sets it.
+    pub fn from_env() -> Settings {
+        Settings {
+            values: std::env::vars().collect(),
+        }
+    }
+
+    /// The same settings with `name` set to `value` (the local stack's and the tests'
+    /// overrides).
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Settings {
+        self.values.insert(name.to_string(), value.into());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    pub fn local_mode(&self) -> bool {
+        self.get(LOCAL_MODE)
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"))
+    }
+}
+
+/// Where carts come from: `CARTS_TABLE` (a DynamoDB table of carts) or `CART_API_URL`
+/// (the Shopping Cart API), exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartsFrom {
+    Table(String),
+    Api(String),
+}
+
+impl CartsFrom {
+    pub fn from_settings(settings: &Settings) -> Result<CartsFrom, ConfigError> {
+        match (settings.get("CARTS_TABLE"), settings.get("CART_API_URL")) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid {
+                setting: "CARTS_TABLE",
+                why: "set CARTS_TABLE or CART_API_URL, not both".into(),
+            }),
+            (Some(table), None) => Ok(CartsFrom::Table(table.to_string())),
+            (None, Some(url)) => Ok(CartsFrom::Api(url.to_string())),
+            (None, None) => Err(ConfigError::Missing("CARTS_TABLE or CART_API_URL")),
+        }
+    }
+}
+
+/// The builders. One per function kind; each reads its settings and builds its
+/// adapters on one AWS SDK configuration.
+pub struct Wiring {
+    settings: Settings,
+    sdk: SdkConfig,
+}
+
+impl Wiring {
+    /// From the environment, with the SDK configured as every function uses it.
+    pub async fn from_env() -> Wiring {
+        Wiring::new(
+            Settings::from_env(),
+            crate::adapters::aws::sdk_config().await,
+        )
+    }
+
+    pub fn new(settings: Settings, sdk: SdkConfig) -> Wiring {
+        Wiring { settings, sdk }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn table(&self) -> Result<&str, ConfigError> {
+        self.settings.required("TABLE_NAME")
+    }
+
+    fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    fn target_policy(&self) -> TargetPolicy {
+        let policy = TargetPolicy {
+            allow_private: self.settings.local_mode(),
+        };
+        if policy.allow_private {
+            tracing::warn!("{LOCAL_MODE} is on: webhooks may target private networks");
+        }
+        policy
+    }
+
+    pub fn authenticator(&self) -> Result<Arc<Authenticator>, ConfigError> {
+        // INTERIM until auth reads Settings.
+        if let Some(secret) = self.settings.get("JWT_SECRET") {
+            return Ok(Arc::new(Authenticator::hs256(secret.as_bytes())));
+        }
+        Ok(Arc::new(Authenticator::from_env()?))
+    }
+
+    fn cursor_secret(&self) -> Result<String, ConfigError> {
+        match self.settings.get("CURSOR_SECRET") {
+            Some(secret) => Ok(secret.to_string()),
+            None if self.settings.local_mode() => Ok(DEV_CURSOR_SECRET.to_string()),
+            None => Err(ConfigError::Missing("CURSOR_SECRET")),
+        }
+    }
+
+    pub fn cart_source(&self) -> Result<Arc<dyn CartSource>, ConfigError> {
+        Ok(match CartsFrom::from_settings(&self.settings)? {
+            CartsFrom::Table(table) => Arc::new(CartTable::new(self.dynamodb(), table)),
+            CartsFrom::Api(url) => {
+                Arc::new(CartApi::new(&url).map_err(|why| ConfigError::Invalid {
+                    setting: "CART_API_URL",
+                    why,
+                })?)
+            }
+        })
+    }
+
+    fn order_store(&self) -> Result<Arc<DynamoOrderStore>, ConfigError> {
+        Ok(Arc::new(DynamoOrderStore::new(
+            self.dynamodb(),
+            self.table()?,
+        )))
+    }
+
+    pub fn order_service(&self) -> Result<OrderService, ConfigError> {
+        Ok(OrderService::new(
+            self.order_store()?,
+            self.cursor_secret()?.as_bytes(),
+        ))
+    }
+
+    pub fn checkout_service(&self) -> Result<CheckoutService, ConfigError> {
+        Ok(CheckoutService::new(
+            self.order_store()?,
+            self.cart_source()?,
+        ))
+    }
+
+    pub fn webhook_service(&self) -> Result<WebhookService, ConfigError> {
+        let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
+        Ok(WebhookService::new(Arc::new(store), self.target_policy()))
+    }
+
+    /// `GET`/`PUT`/`DELETE` of orders, lists and history.
+    pub fn order_api(&self) -> Result<OrderApi, ConfigError> {
+        Ok(OrderApi {
+            auth: self.authenticator()?,
+            orders: self.order_service()?,
+        })
+    }
+
+    /// `POST /api/orders`.
+    pub fn checkout_api(&self) -> Result<CheckoutApi, ConfigError> {
+        Ok(CheckoutApi {
+            auth: self.authenticator()?,
+            checkout: self.checkout_service()?,
+        })
+    }
+
+    /// `/api/webhooks`.
+    pub fn webhook_api(&self) -> Result<WebhookApi, ConfigError> {
+        Ok(WebhookApi {
+            auth: self.authenticator()?,
+            webhooks: self.webhook_service()?,
+        })
+    }
+
+    /// Every endpoint at once: the local stack's server and the tests.
+    pub fn api(&self) -> Result<Api, ConfigError> {
+        let auth = self.authenticator()?;
+        Ok(Api {
+            orders: OrderApi {
+                auth: auth.clone(),
+                orders: self.order_service()?,
+            },
+            checkout: CheckoutApi {
+                auth: auth.clone(),
+                checkout: self.checkout_service()?,
+            },
+            webhooks: WebhookApi {
+                auth,
+                webhooks: self.webhook_service()?,
+            },
+        })
+    }
+
+    /// The stream publisher, on the bus named by `EVENT_BUS_NAME`.
+    pub fn publisher(&self) -> Result<Publisher, ConfigError> {
+        let bus = EventBridgeBus::from_sdk(&self.sdk, self.settings.required("EVENT_BUS_NAME")?);
+        Ok(Publisher::new(Arc::new(bus)))
+    }
+
+    /// Fulfillment: orders and stock share `TABLE_NAME`; Shippo when
+    /// `SHIPPO_API_TOKEN` is set, manual shipping otherwise.
+    pub fn fulfillment(&self) -> Result<Fulfillment, ConfigError> {
+        let table = self.table()?;
+        Ok(Fulfillment::new(
+            self.order_store()?,
+            Arc::new(DynamoInventory::new(self.dynamodb(), table)),
+            self.shipping()?,
+        ))
+    }
+
+    /// `SHIPPO_API_TOKEN` (unset: manual shipping), `SHIPPO_API_URL` (default
+    /// [`SHIPPO_DEFAULT_URL`]) and `SHIPPO_ADDRESS_FROM` (the warehouse, as a JSON
+    /// Shippo address: `{"name", "street1", "city", "state", "zip", "country"}`).
+    fn shipping(&self) -> Result<Arc<dyn ShippingProvider>, ConfigError> {
+        let Some(token) = self.settings.get("SHIPPO_API_TOKEN") else {
+            if self.settings.get("SHIPPO_API_URL").is_some() {
+                return Err(ConfigError::Invalid {
+                    setting: "SHIPPO_API_URL",
+                    why: "is set but SHIPPO_API_TOKEN is not".into(),
+                });
+            }
+            return Ok(Arc::new(ManualShipping));
+        };
+        let url = self
+            .settings
+            .get("SHIPPO_API_URL")
+            .unwrap_or(SHIPPO_DEFAULT_URL);
+        let from = self.settings.required("SHIPPO_ADDRESS_FROM")?;
+        let invalid = |setting, why: String| ConfigError::Invalid { setting, why };
+        let address_from: ShippoAddress = serde_json::from_str(from)
+            .map_err(|e| invalid("SHIPPO_ADDRESS_FROM", e.to_string()))?;
+        let shippo = ShippoShipping::new(url, token, address_from)
+            .map_err(|why| invalid("SHIPPO_API_URL", why))?;
+        Ok(Arc::new(shippo))
+    }
+
+    /// The webhook deliverer: subscriptions in `TABLE_NAME`, retries delayed on
+    /// `WEBHOOK_QUEUE_URL` (else the queue is looked up from the message's ARN).
+    pub fn deliveries(&self) -> Result<Deliveries, ConfigError> {
+        let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
+        let sender =
+            HttpWebhookSender::new(self.target_policy()).map_err(|why| ConfigError::Invalid {
+                setting: LOCAL_MODE,
+                why,
+            })?;
+        let queue_url = self.settings.get("WEBHOOK_QUEUE_URL").map(str::to_string);
+        let retry = SqsRetryDelay::new(aws_sdk_sqs::Client::new(&self.sdk), queue_url);
+        Ok(Deliveries::new(
+            Arc::new(store),
+            Arc::new(sender),
+            Arc::new(retry),
+        ))
+    }
+}

@@ -1,0 +1,539 @@
+//! `POST /api/orders`: checkout, idempotency, one order per cart, and every way a
+//! create can be refused — each checked against what is stored on the emulator.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use orders_tests::{ADMIN, Call, Stack, checkout, token};
+use serde_json::{Value, json};
+
+fn create(user: &str, body: &Value) -> Call {
+    Call::new("POST", "/api/orders")
+        .bearer(&token(user, ""))
+        .json(body)
+}
+
+/// The seed's request body: its cart, user, address and payment method.
+fn seed_body() -> Value {
+    let mut body = checkout("abc123");
+    body["user_id"] = json!("user789");
+    body
+}
+
+async fn seed_cart(stack: &Stack) {
+    stack
+        .put_cart(
+            "abc123",
+            "user789",
+            &[
+                ("p001", "USB Cable", 2, "10.00"),
+                ("p002", "Keyboard", 1, "55.00"),
+            ],
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn the_seed_request_creates_a_pending_order_priced_from_the_cart() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+
+    let reply = stack.send(create("user789", &seed_body())).await;
+
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap();
+    assert_eq!(reply.body["status"], "pending");
+    assert_eq!(reply.body["message"], "Order received and pending payment.");
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/api/orders/{id}").as_str())
+    );
+    assert!(reply.header("idempotent-replayed").is_none());
+
+    let stored = stack.stored_order(id).await.expect("order stored");
+    assert_eq!(stored["total"].as_n().unwrap(), "7500");
+    assert_eq!(stored["currency"].as_s().unwrap(), "USD");
+    assert_eq!(stored["status"].as_s().unwrap(), "pending");
+    assert_eq!(stored["payment_status"].as_s().unwrap(), "unpaid");
+    assert_eq!(stored["version"].as_n().unwrap(), "1");
+    assert_eq!(stored["history"].as_l().unwrap().len(), 1);
+
+    let got = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}")).bearer(&token("user789", "")))
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(got.text.contains(r#""total":75.00"#), "{}", got.text);
+    assert!(got.text.contains(r#""price":10.00"#), "{}", got.text);
+    assert_eq!(got.body["currency"], "USD");
+    assert_eq!(got.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(got.body["shipping_address"]["country"], "US");
+    assert_eq!(got.header("etag"), Some("\"1\""));
+
+    // Lists render money exactly too.
+    let listed = stack
+        .send(Call::new("GET", "/api/orders").bearer(&token("user789", "")))
+        .await;
+    assert_eq!(listed.status, 200);
+    assert!(listed.text.contains(r#""total":75.00"#), "{}", listed.text);
+}
+
+#[tokio::test]
+async fn totals_are_exact_in_minor_units() {
+    let stack = Stack::new().await;
+    stack
+        .put_cart(
+            "dimes",
+            "ann",
+            &[("p1", "Dime", 3, "0.10"), ("p2", "Gum", 1, "0.05")],
+        )
+        .await;
+    let reply = stack.send(create("ann", &checkout("dimes"))).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap();
+    let got = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}")).bearer(&token("ann", "")))
+        .await;
+    assert!(got.text.contains(r#""total":0.35"#), "{}", got.text);
+    assert_eq!(
+        stack.stored_order(id).await.unwrap()["total"]
+            .as_n()
+            .unwrap(),
+        "35"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_replays_the_first_answer() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+    let first = stack
+        .send(create("user789", &seed_body()).header("idempotency-key", "k-1"))
+        .await;
+    assert_eq!(first.status, 201, "{first:?}");
+
+    // The same body, its keys in another order: the same request.
+    let reordered: Value = serde_json::from_str(
+        r#"{"payment_method":"credit_card","shipping_address":{"country":"US","zip":"10001","state":"NY","city":"New York","address":"123 Main St","name":"Jane Doe"},"user_id":"user789","cart_id":"abc123"}"#,
+    )
+    .unwrap();
+    let again = stack
+        .send(create("user789", &reordered).header("idempotency-key", "k-1"))
+        .await;
+
+    assert_eq!(again.status, 201);
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(stack.stored_orders().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_reused_with_another_body_is_422_and_writes_nothing() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+    stack
+        .put_cart("other", "user789", &[("p9", "Mouse", 1, "25.00")])
+        .await;
+    let first = stack
+        .send(create("user789", &seed_body()).header("idempotency-key", "k-2"))
+        .await;
+    assert_eq!(first.status, 201);
+
+    let other = stack
+        .send(create("user789", &checkout("other")).header("idempotency-key", "k-2"))
+        .await;
+
+    assert_eq!(other.status, 422, "{other:?}");
+    assert_eq!(other.code(), "idempotency_key_reused");
+    assert_eq!(
+        other.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(stack.stored_orders().await.len(), 1);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_caller() {
+    let stack = Stack::new().await;
+    stack
+        .put_cart("cart-a", "ann", &[("p1", "A", 1, "1.00")])
+        .await;
+    stack
+        .put_cart("cart-b", "bob", &[("p1", "A", 1, "1.00")])
+        .await;
+    let a = stack
+        .send(create("ann", &checkout("cart-a")).header("idempotency-key", "same"))
+        .await;
+    let b = stack
+        .send(create("bob", &checkout("cart-b")).header("idempotency-key", "same"))
+        .await;
+    assert_eq!((a.status, b.status), (201, 201));
+    assert_ne!(a.body["order_id"], b.body["order_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_creates_with_one_key_make_one_order() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+    let call = create("user789", &seed_body()).header("idempotency-key", "burst");
+
+    let replies = join_all((0..20).map(|_| stack.send(call.clone()))).await;
+
+    let order_ids: std::collections::HashSet<_> = replies
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.body["order_id"].clone())
+        .collect();
+    assert_eq!(order_ids.len(), 1, "{replies:?}");
+    assert!(
+        replies.iter().all(|r| r.status == 201 || r.status == 409),
+        "{replies:?}"
+    );
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.status == 201 && r.header("idempotent-replayed").is_none())
+            .count(),
+        1
+    );
+    assert_eq!(stack.stored_orders().await.len(), 1);
+    let records = stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["SK"].as_s().unwrap() == "IDEMPOTENCY")
+        .count();
+    assert_eq!(records, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_cart_becomes_at_most_one_order() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+
+    let replies = join_all((0..20).map(|_| stack.send(create("user789", &seed_body())))).await;
+
+    let created: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(created.len(), 1, "{replies:?}");
+    let id = &created[0].body["order_id"];
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        assert_eq!(refused.status, 409, "{refused:?}");
+        assert_eq!(refused.code(), "cart_already_ordered");
+        assert_eq!(&refused.body["order_id"], id);
+    }
+    // A new key does not make the cart orderable again.
+    let keyed = stack
+        .send(create("user789", &seed_body()).header("idempotency-key", "fresh"))
+        .await;
+    assert_eq!(keyed.status, 409, "{keyed:?}");
+    assert_eq!(stack.stored_orders().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_is_replayed_even_after_the_cart_is_gone() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+    let first = stack
+        .send(create("user789", &seed_body()).header("idempotency-key", "k-3"))
+        .await;
+    assert_eq!(first.status, 201);
+    stack
+        .dynamodb
+        .delete_item()
+        .table_name(&stack.carts_table)
+        .key(
+            "cart_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("abc123".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let again = stack
+        .send(create("user789", &seed_body()).header("idempotency-key", "k-3"))
+        .await;
+
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.text, first.text);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+}
+
+#[tokio::test]
+async fn carts_that_cannot_become_orders_are_refused_with_nothing_written() {
+    let stack = Stack::new().await;
+    stack.put_cart("empty", "user789", &[]).await;
+    stack
+        .put_cart("bobs", "bob", &[("p1", "A", 1, "1.00")])
+        .await;
+    stack
+        .put_cart("odd", "user789", &[("p1", "A", 1, "1.001")])
+        .await;
+
+    for (cart, status, code) in [
+        ("nope", 400, "cart_not_found"),
+        ("empty", 400, "cart_empty"),
+        ("bobs", 400, "cart_not_found"),
+        ("odd", 400, "cart_invalid"),
+    ] {
+        let reply = stack.send(create("user789", &checkout(cart))).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code),
+            "cart {cart}: {reply:?}"
+        );
+    }
+    assert!(stack.all_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn customers_order_for_themselves_and_admins_for_anyone() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+
+    let someone_else = stack.send(create("mallory", &seed_body())).await;
+    assert_eq!(
+        (someone_else.status, someone_else.code()),
+        (403, "forbidden")
+    );
+    assert!(stack.all_items().await.is_empty());
+
+    let by_admin = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token("support-1", ADMIN))
+                .json(&seed_body()),
+        )
+        .await;
+    assert_eq!(by_admin.status, 201, "{by_admin:?}");
+    let stored = stack
+        .stored_order(by_admin.body["order_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored["user_id"].as_s().unwrap(), "user789");
+    let history = stored["history"].as_l().unwrap();
+    assert_eq!(
+        history[0].as_m().unwrap()["actor"].as_s().unwrap(),
+        "support-1"
+    );
+}
+
+#[tokio::test]
+async fn invalid_fields_are_all_reported_and_nothing_is_written() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+    let body = json!({
+        "cart_id": "abc123",
+        "payment_method": "cash",
+        "shipping_address": {"name": "Jane", "address": "1 St", "city": "NY", "zip": 10001, "country": "USA"},
+        "coupon": "FREE"
+    });
+
+    let reply = stack.send(create("user789", &body)).await;
+
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "validation_failed"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["type"], "/problems/validation_failed");
+    let fields: Vec<&str> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for field in [
+        "coupon",
+        "payment_method",
+        "shipping_address.zip",
+        "shipping_address.country",
+    ] {
+        assert!(fields.contains(&field), "{field} missing from {fields:?}");
+    }
+    let missing = stack.send(create("user789", &json!({}))).await;
+    let fields: Vec<&str> = missing.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["cart_id", "payment_method", "shipping_address"]);
+    assert!(stack.all_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_requests_get_clear_problems() {
+    let stack = Stack::new().await;
+    seed_cart(&stack).await;
+    let user = token("user789", "");
+    let post = || Call::new("POST", "/api/orders").bearer(&user);
+
+    let cases = [
+        (
+            post().raw_body("application/json", &"x".repeat(70 * 1024)),
+            413,
+            "body_too_large",
+        ),
+        (
+            post().raw_body("text/plain", &seed_body().to_string()),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            post().raw_body("application/json", "{\"cart_id\": "),
+            400,
+            "malformed_json",
+        ),
+        (
+            post().raw_body("application/json", "[1, 2]"),
+            400,
+            "malformed_json",
+        ),
+        (post(), 400, "malformed_json"),
+        (
+            post()
+                .json(&seed_body())
+                .header("idempotency-key", &"k".repeat(256)),
+            400,
+            "validation_failed",
+        ),
+        (
+            Call::new("POST", "/api/orders").json(&seed_body()),
+            401,
+            "unauthorized",
+        ),
+        (
+            Call::new("POST", "/api/orders")
+                .bearer("not-a-jwt")
+                .json(&seed_body()),
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (call, status, code) in cases {
+        let reply = stack.send(call).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{reply:?}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(reply.body["status"], status);
+    }
+    let unauthorized = stack
+        .send(Call::new("POST", "/api/orders").json(&seed_body()))
+        .await;
+    assert_eq!(unauthorized.header("www-authenticate"), Some("Bearer"));
+    assert!(stack.all_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_order_store_is_a_503_with_retry_after() {
+    // A DynamoDB endpoint where nothing listens: the emulator gone. The cart comes
+    // from the cart service, which is up.
+    let mut dead = orders::adapters::aws::sdk_config().await.into_builder();
+    dead.set_endpoint_url(Some("http://127.0.0.1:9".into()));
+    // Set here, it overrides AWS_ENDPOINT_URL, as a client setting would.
+    dead.insert_origin("endpoint_url", aws_types::origin::Origin::shared_config());
+    let dead = dead.build();
+    let carts = cart_api(vec![(
+        "abc123",
+        200,
+        r#"{"cart_id":"abc123","user_id":"user789","currency":"USD","items":[{"product_id":"p001","name":"USB Cable","quantity":2,"price":"10.00"},{"product_id":"p002","name":"Keyboard","quantity":1,"price":"55.00"}]}"#,
+    )])
+    .await;
+    let stack = Stack::on_sdk(dead, |settings| settings.with("CART_API_URL", &carts)).await;
+
+    let created = stack.send(create("user789", &seed_body())).await;
+    assert_eq!(
+        (created.status, created.code()),
+        (503, "store_unavailable"),
+        "{created:?}"
+    );
+    assert_eq!(created.header("retry-after"), Some("1"));
+
+    let got = stack
+        .send(Call::new("GET", "/api/orders/ORD0000000000000000").bearer(&token("user789", "")))
+        .await;
+    assert_eq!(got.status, 503);
+}
+
+/// A stand-in for the Shopping Cart API: `GET /api/carts/{id}` answered from a
+/// fixed table of (status, body), on a loopback port.
+async fn cart_api(answers: Vec<(&'static str, u16, &'static str)>) -> String {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answers = Arc::new(answers);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let answers = Arc::clone(&answers);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let answers = Arc::clone(&answers);
+                        async move {
+                            let path = request.uri().path().to_string();
+                            let (status, body) = answers
+                                .iter()
+                                .find(|(id, _, _)| path == format!("/api/carts/{id}"))
+                                .map(|(_, s, b)| (*s, *b))
+                                .unwrap_or((404, r#"{"error":"not found"}"#));
+                            let mut response = hyper::Response::new(Full::new(Bytes::from_static(
+                                body.as_bytes(),
+                            )));
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn carts_from_the_shopping_cart_api() {
+    let url = cart_api(vec![
+        (
+            "c-1",
+            200,
+            r#"{"cart_id":"c-1","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Dime","quantity":3,"price":0.10},{"product_id":"p2","name":"Cable","quantity":1,"price":"64.99"}]}"#,
+        ),
+        ("c-down", 500, "oops"),
+        ("c-bad", 200, "not json"),
+        ("c-empty", 200, r#"{"cart_id":"c-empty","user_id":"ann","currency":"USD","items":[]}"#),
+    ])
+    .await;
+    let stack = Stack::with_settings(|settings| settings.with("CART_API_URL", &url)).await;
+
+    let created = stack.send(create("ann", &checkout("c-1"))).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let stored = stack
+        .stored_order(created.body["order_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored["total"].as_n().unwrap(), "6529");
+
+    for (cart, status, code) in [
+        ("c-404", 400, "cart_not_found"),
+        ("c-empty", 400, "cart_empty"),
+        ("c-down", 503, "cart_service_unavailable"),
+        ("c-bad", 502, "cart_service_error"),
+    ] {
+        let reply = stack.send(create("ann", &checkout(cart))).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code),
+            "{cart}: {reply:?}"
+        );
+    }
+    assert_eq!(stack.stored_orders().await.len(), 1);
+}

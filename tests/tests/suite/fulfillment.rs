@@ -1,0 +1,859 @@
+//! The fulfillment consumer: SQS batches of EventBridge events, as Lambda delivers
+//! them, against a fresh table on the emulator. Each test checks what is stored: the
+//! stock, the reservation, the order's shipping status and its history.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use orders::adapters::dynamo::DynamoOrderStore;
+use orders::adapters::dynamo::inventory::{DynamoInventory, ReservationState};
+use orders::adapters::http::shipping::{ManualShipping, ShippoAddress, ShippoShipping};
+use orders::domain::stock::StockLine;
+use orders::domain::{Order, OrderId, OrderStatus, ShippingAddress};
+use orders::events::{Envelope, OrderEvent, SOURCE};
+use orders::inbound::sqs;
+use orders::ports::{Inventory, OrderStore, ShippingError, ShippingProvider};
+use orders::services::fulfillment::Fulfillment;
+use orders_tests::{ADMIN, Call, Stack, checkout, token};
+use serde_json::{Value, json};
+
+// ----------------------------------------------------------------------------------
+// Harness
+// ----------------------------------------------------------------------------------
+
+/// The consumer on the stack's table, with its inventory for seeding and checks.
+struct Consumer {
+    fulfillment: Fulfillment,
+    inventory: Arc<DynamoInventory>,
+    store: Arc<DynamoOrderStore>,
+}
+
+fn consumer(stack: &Stack, shipping: Arc<dyn ShippingProvider>) -> Consumer {
+    let store = Arc::new(DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table));
+    let inventory = Arc::new(DynamoInventory::new(stack.dynamodb.clone(), &stack.table));
+    Consumer {
+        fulfillment: Fulfillment::new(store.clone(), inventory.clone(), shipping),
+        inventory,
+        store,
+    }
+}
+
+impl Consumer {
+    async fn order(&self, id: &str) -> Order {
+        self.store
+            .get(&OrderId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .expect("order stored")
+    }
+
+    async fn stock(&self, product: &str) -> Option<u64> {
+        self.inventory.available(product).await.unwrap()
+    }
+
+    async fn reservation_state(&self, id: &str) -> Option<ReservationState> {
+        self.inventory
+            .reservation(&OrderId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .map(|r| r.state)
+    }
+
+    /// The `order.confirmed` message the pipeline would deliver for an order that
+    /// has just been confirmed.
+    async fn confirmed_message(&self, id: &str) -> SqsMessage {
+        let after = self.order(id).await;
+        assert_eq!(after.status, OrderStatus::Confirmed);
+        let mut before = after.clone();
+        before.status = OrderStatus::Pending;
+        before.version -= 1;
+        message(&envelope(&before, &after))
+    }
+
+    /// The `order.cancelled` message for an order cancelled from `confirmed`.
+    async fn cancelled_message(&self, id: &str) -> SqsMessage {
+        let after = self.order(id).await;
+        assert_eq!(after.status, OrderStatus::Cancelled);
+        let mut before = after.clone();
+        before.status = OrderStatus::Confirmed;
+        before.version -= 1;
+        message(&envelope(&before, &after))
+    }
+
+    async fn handle(&self, messages: Vec<SqsMessage>) -> Vec<String> {
+        failures(sqs::fulfill(&self.fulfillment, batch(messages)).await)
+    }
+}
+
+fn envelope(before: &Order, after: &Order) -> Envelope {
+    let detail = OrderEvent::for_change(Some(before), after).expect("a recorded change");
+    Envelope {
+        id: format!("evt-{}", detail.event_id),
+        detail_type: detail.detail_type(),
+        source: SOURCE.to_string(),
+        time: detail.occurred_at.clone(),
+        detail,
+    }
+}
+
+fn message(envelope: &Envelope) -> SqsMessage {
+    raw_message(
+        &format!("msg-{}", envelope.detail.event_id),
+        Some(&serde_json::to_string(envelope).unwrap()),
+    )
+}
+
+fn raw_message(id: &str, body: Option<&str>) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.to_string());
+    message.body = body.map(str::to_string);
+    message.event_source = Some("aws:sqs".into());
+    message
+}
+
+fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+fn failures(response: SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+fn admin() -> String {
+    token("admin", ADMIN)
+}
+
+/// A confirmed order for `user` of `lines` (product, quantity).
+async fn confirmed_order(stack: &Stack, user: &str, cart: &str, lines: &[(&str, u32)]) -> String {
+    let lines: Vec<_> = lines
+        .iter()
+        .map(|(product, quantity)| (*product, "Thing", *quantity, "10.00"))
+        .collect();
+    stack.put_cart(cart, user, &lines).await;
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(user, ""))
+                .json(&checkout(cart)),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    stack.advance(&id, &["confirmed"]).await;
+    id
+}
+
+async fn cancel(stack: &Stack, id: &str) {
+    let reply = stack
+        .send(
+            Call::new("DELETE", &format!("/api/orders/{id}"))
+                .bearer(&admin())
+                .json(&json!({ "reason": "customer called" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+async fn history(stack: &Stack, id: &str) -> Vec<Value> {
+    let reply = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/history")).bearer(&admin()))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body["history"].as_array().unwrap().clone()
+}
+
+// ----------------------------------------------------------------------------------
+// order.confirmed
+// ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_confirmed_order_in_stock_is_reserved_and_processing() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await; // 2 x p001
+    stack.advance(&id, &["confirmed"]).await;
+
+    let failed = c.handle(vec![c.confirmed_message(&id).await]).await;
+
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(c.stock("p001").await, Some(3));
+    let reservation = c
+        .inventory
+        .reservation(&OrderId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .expect("reservation stored");
+    assert_eq!(reservation.state, ReservationState::Reserved);
+    assert_eq!(
+        reservation.lines,
+        [StockLine {
+            product_id: "p001".into(),
+            quantity: 2
+        }]
+    );
+
+    let stored = stack.stored_order(&id).await.unwrap();
+    assert_eq!(stored["shipping_status"].as_s().unwrap(), "processing");
+    assert_eq!(stored["status"].as_s().unwrap(), "confirmed");
+    assert_eq!(stored["version"].as_n().unwrap(), "3");
+
+    let trail = history(&stack, &id).await;
+    assert_eq!(trail.len(), 3, "{trail:?}");
+    let last = &trail[2];
+    assert_eq!(last["version"], 3);
+    assert_eq!(last["actor"], "fulfillment");
+    assert_eq!(last["from"], "confirmed");
+    assert_eq!(last["to"], "confirmed");
+    assert_eq!(last["shipping_status"], "processing");
+    assert_eq!(last["reason"], "stock reserved; awaiting manual shipment");
+
+    let got = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}")).bearer(&admin()))
+        .await;
+    assert_eq!(got.body["shipping_status"], "processing");
+    assert_eq!(got.header("etag"), Some("\"3\""));
+}
+
+#[tokio::test]
+async fn a_redelivered_confirmation_has_no_second_effect() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+
+    // Twice in one batch (SQS at-least-once), and once more later.
+    let failed = c.handle(vec![confirmed.clone(), confirmed.clone()]).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let failed = c.handle(vec![confirmed]).await;
+    assert!(failed.is_empty(), "{failed:?}");
+
+    assert_eq!(c.stock("p001").await, Some(3));
+    let order = c.order(&id).await;
+    assert_eq!(order.version, 3);
+    assert_eq!(history(&stack, &id).await.len(), 3);
+    let reservations = stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|item| item["PK"].as_s().unwrap().starts_with("RESERVATION#"))
+        .count();
+    assert_eq!(reservations, 1);
+}
+
+#[tokio::test]
+async fn short_stock_backorders_the_order_and_takes_nothing() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 10).await.unwrap();
+    c.inventory.set_stock("p002", 1).await.unwrap();
+    // Enough p001, too few p002, no p003 at all: the whole order waits.
+    let id = confirmed_order(
+        &stack,
+        "ann",
+        "cart-1",
+        &[("p001", 2), ("p002", 3), ("p003", 1)],
+    )
+    .await;
+
+    let confirmed = c.confirmed_message(&id).await;
+    let failed = c.handle(vec![confirmed.clone()]).await;
+
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(c.stock("p001").await, Some(10));
+    assert_eq!(c.stock("p002").await, Some(1));
+    assert_eq!(c.stock("p003").await, None);
+    assert_eq!(c.reservation_state(&id).await, None);
+    let order = c.order(&id).await;
+    assert_eq!(order.shipping_status.as_str(), "backordered");
+    assert_eq!(order.version, 3);
+    let trail = history(&stack, &id).await;
+    assert_eq!(trail[2]["shipping_status"], "backordered");
+    assert_eq!(
+        trail[2]["reason"],
+        "insufficient stock: p002 (3 wanted, 1 available), p003 (1 wanted, 0 available)"
+    );
+
+    // Redelivered while still short: nothing new.
+    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
+    assert_eq!(c.order(&id).await.version, 3);
+
+    // Restocked, then delivered again (a replay from the DLQ): now it goes ahead.
+    c.inventory.set_stock("p002", 3).await.unwrap();
+    c.inventory.set_stock("p003", 1).await.unwrap();
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+    let order = c.order(&id).await;
+    assert_eq!(order.shipping_status.as_str(), "processing");
+    assert_eq!(order.version, 4);
+    assert_eq!(
+        (
+            c.stock("p001").await,
+            c.stock("p002").await,
+            c.stock("p003").await
+        ),
+        (Some(8), Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn lines_of_the_same_product_are_reserved_as_one() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 3).await.unwrap();
+    let id = confirmed_order(&stack, "ann", "cart-1", &[("p001", 2), ("p001", 1)]).await;
+
+    assert!(
+        c.handle(vec![c.confirmed_message(&id).await])
+            .await
+            .is_empty()
+    );
+
+    assert_eq!(c.stock("p001").await, Some(0));
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
+}
+
+#[tokio::test]
+async fn two_orders_racing_for_the_last_units_one_wins() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 2).await.unwrap();
+    let a = stack.order_for("ann", "cart-a").await; // 2 x p001 each
+    let b = stack.order_for("bob", "cart-b").await;
+    stack.advance(&a, &["confirmed"]).await;
+    stack.advance(&b, &["confirmed"]).await;
+    let (ma, mb) = (c.confirmed_message(&a).await, c.confirmed_message(&b).await);
+
+    // Two Lambda invocations at once, one message each.
+    let (fa, fb) = tokio::join!(c.handle(vec![ma]), c.handle(vec![mb]));
+
+    assert!(fa.is_empty() && fb.is_empty(), "{fa:?} {fb:?}");
+    let mut statuses = vec![
+        c.order(&a).await.shipping_status.as_str(),
+        c.order(&b).await.shipping_status.as_str(),
+    ];
+    statuses.sort();
+    assert_eq!(statuses, ["backordered", "processing"]);
+    assert_eq!(c.stock("p001").await, Some(0));
+}
+
+// ----------------------------------------------------------------------------------
+// order.cancelled
+// ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cancelling_a_reserved_order_releases_its_stock_once() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
+    assert_eq!(c.stock("p001").await, Some(3));
+
+    cancel(&stack, &id).await;
+    let cancelled = c.cancelled_message(&id).await;
+    assert!(c.handle(vec![cancelled.clone()]).await.is_empty());
+
+    assert_eq!(c.stock("p001").await, Some(5));
+    assert_eq!(
+        c.reservation_state(&id).await,
+        Some(ReservationState::Released)
+    );
+
+    // A redelivered cancellation, and a late confirmation: neither touches the stock.
+    let failed = c.handle(vec![cancelled, confirmed]).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(c.stock("p001").await, Some(5));
+    assert_eq!(
+        c.reservation_state(&id).await,
+        Some(ReservationState::Released)
+    );
+    let order = c.order(&id).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(order.shipping_status.as_str(), "cancelled");
+}
+
+#[tokio::test]
+async fn an_order_cancelled_before_fulfillment_ran_keeps_no_stock() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+    cancel(&stack, &id).await;
+    let cancelled = c.cancelled_message(&id).await;
+
+    // The cancellation overtakes the confirmation on the queue.
+    assert!(c.handle(vec![cancelled]).await.is_empty());
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+
+    assert_eq!(c.stock("p001").await, Some(5));
+    assert_eq!(
+        c.reservation_state(&id).await,
+        Some(ReservationState::Released)
+    );
+    let order = c.order(&id).await;
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(
+        order.version, 3,
+        "no fulfillment entry after the cancellation"
+    );
+}
+
+// ----------------------------------------------------------------------------------
+// Failures: poison and transient
+// ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn poison_messages_fail_alone_and_the_rest_of_the_batch_goes_ahead() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let good = c.confirmed_message(&id).await;
+
+    let mut bad_id: Value = serde_json::from_str(good.body.as_deref().unwrap()).unwrap();
+    bad_id["detail"]["order_id"] = json!("ORD12345");
+    let mut no_order: Value = serde_json::from_str(good.body.as_deref().unwrap()).unwrap();
+    no_order["detail"]["order"] = json!({ "items": "none" });
+    let mut created: Value = serde_json::from_str(good.body.as_deref().unwrap()).unwrap();
+    created["detail-type"] = json!("order.created");
+
+    let failed = c
+        .handle(vec![
+            raw_message("not-json", Some("{this is not json")),
+            raw_message("no-body", None),
+            raw_message("bad-id", Some(&bad_id.to_string())),
+            raw_message("bad-order", Some(&no_order.to_string())),
+            raw_message("created", Some(&created.to_string())),
+            good,
+        ])
+        .await;
+
+    assert_eq!(failed, ["not-json", "no-body", "bad-id", "bad-order"]);
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
+    assert_eq!(c.stock("p001").await, Some(3));
+}
+
+#[tokio::test]
+async fn an_unreachable_table_fails_the_message_and_a_retry_completes_it() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+
+    // The same consumer with DynamoDB gone (nothing listens on the discard port).
+    let sdk = orders::adapters::aws::sdk_config().await;
+    let gone = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
+    let offline = Fulfillment::new(
+        Arc::new(DynamoOrderStore::new(gone.clone(), &stack.table)),
+        Arc::new(DynamoInventory::new(gone, &stack.table)),
+        Arc::new(ManualShipping),
+    );
+    let failed = failures(sqs::fulfill(&offline, batch(vec![confirmed.clone()])).await);
+    assert_eq!(failed, [confirmed.message_id.clone().unwrap()]);
+    assert_eq!(c.order(&id).await.version, 2);
+
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
+    assert_eq!(c.stock("p001").await, Some(3));
+}
+
+#[test]
+fn the_sample_event_is_an_sqs_batch_of_one_order_confirmed() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/fulfill-orders.json");
+    let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(event.records.len(), 1);
+    let envelope: Envelope =
+        serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(envelope.detail_type, "order.confirmed");
+    assert_eq!(envelope.detail.detail_type(), "order.confirmed");
+    assert_eq!(envelope.source, SOURCE);
+    assert_eq!(
+        envelope.detail.order_id,
+        OrderId::for_cart("abc123").as_str()
+    );
+    assert!(envelope.detail.order.as_str().contains(r#""total":75.00"#));
+}
+
+// ----------------------------------------------------------------------------------
+// Shippo
+// ----------------------------------------------------------------------------------
+
+const SHIPPO_TOKEN: &str = "shippo_test_0123456789";
+
+/// A stand-in for Shippo's `POST /shipments/`: checks the token and the body's
+/// shape, records each request, and answers from a script (then like Shippo).
+struct ShippoStandIn {
+    url: String,
+    requests: Arc<Mutex<Vec<Value>>>,
+    script: Arc<Mutex<VecDeque<(u16, String)>>>,
+}
+
+impl ShippoStandIn {
+    async fn start() -> ShippoStandIn {
+        use http_body_util::{BodyExt, Full};
+        use hyper::body::Bytes;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (seen, answers) = (requests.clone(), script.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (seen, answers) = (seen.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let (seen, answers) = (seen.clone(), answers.clone());
+                            async move {
+                                let (status, body) = shippo_answer(request, &seen, &answers).await;
+                                let mut response =
+                                    hyper::Response::new(Full::new(Bytes::from(body)));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
+                                response.headers_mut().insert(
+                                    "content-type",
+                                    hyper::header::HeaderValue::from_static("application/json"),
+                                );
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+
+        async fn shippo_answer(
+            request: hyper::Request<hyper::body::Incoming>,
+            seen: &Mutex<Vec<Value>>,
+            answers: &Mutex<VecDeque<(u16, String)>>,
+        ) -> (u16, String) {
+            let authorized = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                == Some(&format!("ShippoToken {SHIPPO_TOKEN}"));
+            let json = request
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                == Some("application/json");
+            let route = (
+                request.method().to_string(),
+                request.uri().path().to_string(),
+            );
+            let bytes = request.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            seen.lock().unwrap().push(body.clone());
+            if route != ("POST".to_string(), "/shipments/".to_string()) {
+                return (404, r#"{"detail":"Not found."}"#.into());
+            }
+            if !authorized {
+                return (401, r#"{"detail":"Invalid token."}"#.into());
+            }
+            if !json || !is_shipment_request(&body) {
+                return (400, r#"{"detail":"Invalid shipment."}"#.into());
+            }
+            if let Some(scripted) = answers.lock().unwrap().pop_front() {
+                return scripted;
+            }
+            let n = seen.lock().unwrap().len();
+            (
+                201,
+                shipment_object(&format!("shp_{n:032}"), &body).to_string(),
+            )
+        }
+
+        ShippoStandIn {
+            url,
+            requests,
+            script,
+        }
+    }
+
+    fn then_answer(&self, status: u16, body: &str) {
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((status, body.to_string()));
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn shipping(&self, token: &str) -> ShippoShipping {
+        ShippoShipping::new(&self.url, token, warehouse()).unwrap()
+    }
+}
+
+/// The shape Shippo requires: both addresses, at least one parcel, and synchronous rating.
+fn is_shipment_request(body: &Value) -> bool {
+    let address = |a: &Value| {
+        ["name", "street1", "city", "zip", "country"]
+            .iter()
+            .all(|f| a[f].as_str().is_some_and(|s| !s.is_empty()))
+    };
+    let parcel = |p: &Value| {
+        [
+            "length",
+            "width",
+            "height",
+            "distance_unit",
+            "weight",
+            "mass_unit",
+        ]
+        .iter()
+        .all(|f| p[f].is_string())
+    };
+    address(&body["address_from"])
+        && address(&body["address_to"])
+        && body["parcels"]
+            .as_array()
+            .is_some_and(|ps| !ps.is_empty() && ps.iter().all(parcel))
+        && body["async"] == json!(false)
+}
+
+/// A Shipment object as Shippo documents it, with two rates.
+fn shipment_object(id: &str, request: &Value) -> Value {
+    let rate = |rid: &str, provider: &str, token: &str, amount: &str| {
+        json!({
+            "object_id": rid, "object_created": "2026-11-25T20:35:13Z", "shipment": id,
+            "amount": amount, "currency": "USD", "amount_local": amount, "currency_local": "USD",
+            "provider": provider, "servicelevel": { "name": token, "token": token, "terms": "" },
+            "estimated_days": 2, "duration_terms": "", "attributes": [], "messages": [],
+            "carrier_account": "078870331023437cb917f5187429b093", "test": true, "zone": "1"
+        })
+    };
+    json!({
+        "object_id": id,
+        "object_created": "2026-11-25T20:35:13Z",
+        "object_updated": "2026-11-25T20:35:13Z",
+        "object_owner": "shippotle@shippo.com",
+        "status": "SUCCESS",
+        "address_from": request["address_from"],
+        "address_to": request["address_to"],
+        "parcels": request["parcels"],
+        "shipment_date": "2026-11-25T20:35:13Z",
+        "extra": {},
+        "metadata": request["metadata"],
+        "rates": [
+            rate("rate_usps_priority", "USPS", "usps_priority", "7.85"),
+            rate("rate_ups_ground", "UPS", "ups_ground", "9.10"),
+        ],
+        "messages": [],
+        "test": true
+    })
+}
+
+fn warehouse() -> ShippoAddress {
+    ShippoAddress {
+        name: "Orders Warehouse".into(),
+        street1: "215 Clayton St.".into(),
+        city: "San Francisco".into(),
+        state: Some("CA".into()),
+        zip: "94117".into(),
+        country: "US".into(),
+    }
+}
+
+fn jane() -> ShippingAddress {
+    ShippingAddress {
+        name: "Jane Doe".into(),
+        address: "123 Main St".into(),
+        city: "New York".into(),
+        state: Some("NY".into()),
+        zip: "10001".into(),
+        country: "US".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_shippo_adapter_creates_a_shipment_and_reads_its_id() {
+    let shippo = ShippoStandIn::start().await;
+    let order = OrderId::for_cart("abc123");
+
+    let request = shippo
+        .shipping(SHIPPO_TOKEN)
+        .request_shipment(&order, &jane())
+        .await
+        .unwrap()
+        .expect("a shipment");
+
+    assert_eq!(request.provider_ref, format!("shp_{:032}", 1));
+    let sent = &shippo.requests()[0];
+    assert_eq!(
+        sent["address_to"],
+        json!({ "name": "Jane Doe", "street1": "123 Main St", "city": "New York",
+                "state": "NY", "zip": "10001", "country": "US" })
+    );
+    assert_eq!(sent["address_from"]["street1"], "215 Clayton St.");
+    assert_eq!(sent["parcels"].as_array().unwrap().len(), 1);
+    assert_eq!(sent["async"], false);
+    assert_eq!(sent["metadata"], format!("Order {order}"));
+}
+
+#[tokio::test]
+async fn shippo_failures_are_retryable_or_permanent() {
+    let shippo = ShippoStandIn::start().await;
+    let order = OrderId::for_cart("abc123");
+    let ask = |token: &str| {
+        let shipping = shippo.shipping(token);
+        let order = order.clone();
+        async move { shipping.request_shipment(&order, &jane()).await }
+    };
+
+    shippo.then_answer(503, r#"{"detail":"Service unavailable"}"#);
+    assert!(matches!(
+        ask(SHIPPO_TOKEN).await,
+        Err(ShippingError::Unavailable(_))
+    ));
+    shippo.then_answer(429, r#"{"detail":"Request was throttled."}"#);
+    assert!(matches!(
+        ask(SHIPPO_TOKEN).await,
+        Err(ShippingError::Unavailable(_))
+    ));
+    shippo.then_answer(400, r#"{"address_to":["Invalid zip"]}"#);
+    assert!(matches!(
+        ask(SHIPPO_TOKEN).await,
+        Err(ShippingError::Refused(_))
+    ));
+    assert!(
+        matches!(ask("wrong-token").await, Err(ShippingError::Refused(e)) if e.contains("401"))
+    );
+    shippo.then_answer(201, "not a shipment");
+    assert!(matches!(
+        ask(SHIPPO_TOKEN).await,
+        Err(ShippingError::Refused(_))
+    ));
+
+    // Nothing listening: unreachable is retryable too.
+    let gone = ShippoShipping::new("http://127.0.0.1:9", SHIPPO_TOKEN, warehouse()).unwrap();
+    assert!(matches!(
+        gone.request_shipment(&order, &jane()).await,
+        Err(ShippingError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn with_shippo_the_history_names_the_shipment_and_a_redelivery_asks_once() {
+    let shippo = ShippoStandIn::start().await;
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(shippo.shipping(SHIPPO_TOKEN)));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+
+    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+
+    assert_eq!(shippo.requests().len(), 1);
+    let trail = history(&stack, &id).await;
+    assert_eq!(trail.len(), 3);
+    assert_eq!(
+        trail[2]["reason"],
+        format!("stock reserved; shipment shp_{:032} requested", 1)
+    );
+    assert_eq!(c.stock("p001").await, Some(3));
+}
+
+#[tokio::test]
+async fn shippo_down_fails_the_message_until_it_is_back() {
+    let shippo = ShippoStandIn::start().await;
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(shippo.shipping(SHIPPO_TOKEN)));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+
+    shippo.then_answer(502, r#"{"detail":"Bad gateway"}"#);
+    let failed = c.handle(vec![confirmed.clone()]).await;
+    assert_eq!(failed, [confirmed.message_id.clone().unwrap()]);
+    // Stock stays reserved for the retry; the order has not moved yet.
+    assert_eq!(c.stock("p001").await, Some(3));
+    assert_eq!(c.order(&id).await.version, 2);
+
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+    assert_eq!(c.stock("p001").await, Some(3));
+    let order = c.order(&id).await;
+    assert_eq!(order.shipping_status.as_str(), "processing");
+    assert_eq!(
+        order.history.last().unwrap().reason.as_deref(),
+        Some(format!("stock reserved; shipment shp_{:032} requested", 2).as_str())
+    );
+}
+
+#[tokio::test]
+async fn shippo_refusing_the_shipment_still_starts_processing() {
+    let shippo = ShippoStandIn::start().await;
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(shippo.shipping(SHIPPO_TOKEN)));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+
+    shippo.then_answer(422, r#"{"address_to":["Address not found"]}"#);
+    assert!(
+        c.handle(vec![c.confirmed_message(&id).await])
+            .await
+            .is_empty()
+    );
+
+    let order = c.order(&id).await;
+    assert_eq!(order.shipping_status.as_str(), "processing");
+    assert_eq!(
+        order.history.last().unwrap().reason.as_deref(),
+        Some("stock reserved; the shipping provider refused the shipment: ship by hand")
+    );
+}
+
+#[tokio::test]
+async fn an_order_of_more_products_than_one_transaction_holds_is_backordered() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    // DynamoDB allows 100 actions per transaction: 99 products and the reservation.
+    // (The emulator copies the table for every action of a transaction, so a 99-product
+    // reservation is too slow to run here; the limit is DynamoDB's documented one.)
+    let products: Vec<String> = (0..100).map(|i| format!("sku-{i:03}")).collect();
+    let lines: Vec<(&str, u32)> = products.iter().map(|p| (p.as_str(), 1)).collect();
+    let id = confirmed_order(&stack, "ann", "cart-100", &lines).await;
+
+    assert!(
+        c.handle(vec![c.confirmed_message(&id).await])
+            .await
+            .is_empty()
+    );
+
+    let order = c.order(&id).await;
+    assert_eq!(order.shipping_status.as_str(), "backordered");
+    assert_eq!(
+        order.history.last().unwrap().reason.as_deref(),
+        Some("100 products are more than one reservation holds; reserve by hand")
+    );
+    assert_eq!(c.reservation_state(&id).await, None);
+}

@@ -1,0 +1,13 @@
+//! Every integration test, in one binary: one link of the AWS SDKs instead of one per
+//! area, and one harness (`orders_tests`, in `src/lib.rs`). Each module is one area;
+//! all of them run against the emulator that `make test` starts.
+
+mod create;
+mod fulfillment;
+mod lifecycle;
+mod lists;
+mod openapi;
+mod pipeline;
+mod publisher;
+mod stack;
+mod webhooks;

@@ -1,0 +1,342 @@
+//! The local stack matches what would be deployed: template.yaml's routes and
+//! table, the sample events in events/, and the HTTP server `make dev` runs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use orders::inbound::http::Endpoint;
+use orders_tests::{Stack, checkout, template, token};
+
+#[test]
+fn the_template_routes_every_endpoint_once() {
+    let routes: BTreeSet<(String, String, String)> = template()
+        .routes()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.binary))
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [
+        ("POST", "/api/orders", "create-order"),
+        ("GET", "/api/orders/{order_id}", "get-order"),
+        ("GET", "/api/orders", "list-orders"),
+        (
+            "PUT",
+            "/api/orders/{order_id}/status",
+            "update-order-status",
+        ),
+        ("DELETE", "/api/orders/{order_id}", "cancel-order"),
+        ("GET", "/api/orders/{order_id}/history", "get-order-history"),
+        ("POST", "/api/webhooks", "create-webhook"),
+        ("GET", "/api/webhooks", "list-webhooks"),
+        ("GET", "/api/webhooks/{webhook_id}", "get-webhook"),
+        ("DELETE", "/api/webhooks/{webhook_id}", "delete-webhook"),
+        (
+            "GET",
+            "/api/webhooks/{webhook_id}/deliveries",
+            "list-webhook-deliveries",
+        ),
+    ]
+    .into_iter()
+    .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(routes, expected);
+    let binaries: BTreeSet<&str> = Endpoint::ALL.iter().map(|e| e.binary_name()).collect();
+    assert_eq!(binaries, routes.iter().map(|r| r.2.as_str()).collect());
+}
+
+#[test]
+fn every_function_has_a_binary_and_a_sample_event_for_its_route() {
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    for route in template().routes().unwrap() {
+        let file = events.join(format!("{}.json", route.binary));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not an API Gateway event: {e}", file.display()));
+        assert_eq!(
+            request.method().as_str(),
+            route.method,
+            "{}",
+            file.display()
+        );
+        let router = orders_dev::server::Router::new(vec![route.clone()]).unwrap();
+        assert!(
+            router.find(&route.method, request.uri().path()).is_some(),
+            "{} does not match {} {}",
+            file.display(),
+            route.method,
+            route.path
+        );
+        let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(&route.binary)
+            .join("main.rs");
+        assert!(binary.exists(), "{} has no main", route.binary);
+    }
+}
+
+#[tokio::test]
+async fn the_local_table_is_the_template_table() {
+    let stack = Stack::new().await;
+    let spec = template().table("OrdersTable").unwrap();
+    let table = stack
+        .dynamodb
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|k| {
+                (
+                    k.attribute_name().to_string(),
+                    k.key_type().as_str().to_string(),
+                )
+            })
+            .collect()
+    };
+    let spec_keys = |schema: &[orders_dev::template::KeyElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|k| (k.attribute_name.clone(), k.key_type.clone()))
+            .collect()
+    };
+    assert_eq!(keys(table.key_schema()), spec_keys(&spec.key_schema));
+    assert_eq!(
+        spec_keys(&spec.key_schema),
+        [
+            ("PK".to_string(), "HASH".to_string()),
+            ("SK".to_string(), "RANGE".to_string())
+        ]
+    );
+
+    let mut indexes: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| {
+            (
+                i.index_name().unwrap().to_string(),
+                keys(i.key_schema()),
+                i.projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|t| t.as_str().to_string()),
+            )
+        })
+        .collect();
+    indexes.sort();
+    let mut expected: Vec<_> = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            (
+                i.index_name.clone(),
+                spec_keys(&i.key_schema),
+                Some(i.projection.projection_type.clone()),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(indexes, expected);
+    let names: Vec<&str> = expected.iter().map(|i| i.0.as_str()).collect();
+    assert_eq!(names, ["by_created", "by_status", "by_user"]);
+
+    let stream = table.stream_specification().expect("stream enabled");
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type().map(|v| v.as_str()),
+        spec.stream_specification
+            .as_ref()
+            .map(|s| s.stream_view_type.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_dev_server_serves_the_api_over_http() {
+    let stack = Stack::new().await;
+    stack
+        .put_cart("abc123", "user789", &[("p001", "USB Cable", 2, "10.00")])
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(orders_dev::server::serve(
+        listener,
+        Arc::clone(&stack.app),
+        Arc::clone(&stack.router),
+    ));
+    let http = reqwest::Client::new();
+
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let created = http
+        .post(format!("{base}/api/orders"))
+        .bearer_auth(token("user789", ""))
+        .header("content-type", "application/json")
+        .body(checkout("abc123").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let got = http
+        .get(format!("{base}{location}"))
+        .bearer_auth(token("user789", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(got.text().await.unwrap().contains(r#""total":20.00"#));
+
+    let listed = http
+        .get(format!("{base}/api/orders?status=pending&limit=5"))
+        .bearer_auth(token("user789", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+
+    let unknown = http
+        .get(format!("{base}/api/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let too_large = http
+        .post(format!("{base}/api/orders"))
+        .bearer_auth(token("user789", ""))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    server.abort();
+}
+
+#[test]
+fn every_queue_has_a_dead_letter_queue_and_room_for_its_consumer() {
+    let template = template();
+    let queues = template.queues();
+    let consumers = template.consumers();
+    let queue_consumers: Vec<_> = consumers
+        .iter()
+        .filter_map(|c| match &c.trigger {
+            orders_dev::template::Trigger::Queue { queue, .. } => Some((queue.clone(), c)),
+            _ => None,
+        })
+        .collect();
+    assert!(queue_consumers.len() >= 2, "{consumers:?}");
+    for (queue, consumer) in queue_consumers {
+        let spec = queues
+            .iter()
+            .find(|q| q.logical_id == queue)
+            .expect("queue declared");
+        let (_, max_receives) = spec
+            .dead_letter
+            .as_ref()
+            .unwrap_or_else(|| panic!("{queue} has no DLQ"));
+        assert!(
+            *max_receives >= 5,
+            "{queue}: maxReceiveCount {max_receives}"
+        );
+        let timeout = consumer.timeout.expect("function timeout");
+        let visibility = spec.visibility_timeout.expect("visibility timeout");
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: visibility {visibility} < 6 x {timeout}"
+        );
+    }
+    assert!(consumers.iter().any(|c| c.binary == "publish-events"
+        && matches!(c.trigger, orders_dev::template::Trigger::Stream { .. })));
+}
+
+#[tokio::test]
+async fn the_local_pipeline_is_the_template_pipeline() {
+    let sdk = orders::adapters::aws::sdk_config().await;
+    orders_tests::dynamodb().await; // asserts the emulator is configured
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let template = template();
+    let bus = format!("orders-pipeline-test-{}", std::process::id());
+    let prefix = format!("stack{}-", std::process::id());
+    let queues = orders_dev::pipeline::provision(
+        &sqs,
+        &events,
+        &bus,
+        &prefix,
+        &template.queues(),
+        &template.rules().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    for spec in template.queues() {
+        let (url, _) = &queues[&spec.logical_id];
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        let get = |name: aws_sdk_sqs::types::QueueAttributeName| attributes.get(&name).cloned();
+        if let Some(timeout) = spec.visibility_timeout {
+            assert_eq!(
+                get(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout),
+                Some(timeout.to_string())
+            );
+        }
+        if let Some((dead_letter, max_receives)) = &spec.dead_letter {
+            let policy: serde_json::Value = serde_json::from_str(
+                &get(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                policy["deadLetterTargetArn"],
+                queues[dead_letter].1.as_str()
+            );
+            assert_eq!(
+                policy["maxReceiveCount"].to_string().trim_matches('"'),
+                max_receives.to_string()
+            );
+        }
+    }
+    for rule in template.rules().unwrap() {
+        let described = events
+            .describe_rule()
+            .name(format!("{prefix}{}", rule.logical_id))
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .unwrap();
+        let pattern: serde_json::Value =
+            serde_json::from_str(described.event_pattern().unwrap()).unwrap();
+        assert_eq!(pattern, rule.pattern);
+        let targets = events
+            .list_targets_by_rule()
+            .rule(format!("{prefix}{}", rule.logical_id))
+            .event_bus_name(&bus)
+            .send()
+            .await
+            .unwrap();
+        let arns: Vec<&str> = targets.targets().iter().map(|t| t.arn()).collect();
+        let expected: Vec<&str> = rule
+            .targets
+            .iter()
+            .map(|(_, q)| queues[q].1.as_str())
+            .collect();
+        assert_eq!(arns, expected);
+    }
+}
