@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::adapters::webhook_table::DynamoWebhookStore;
-use crate::auth::{Authenticator, Principal};
+use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
-use crate::domain::{FieldErrors, OrderStatus};
+use crate::domain::{FieldErrors, OrderStatus, Principal};
 use crate::service::{IdempotentCreate, MoveRequest, Moved, OrderError, OrderService};
 use crate::webhooks::WebhookService;
 use crate::webhooks::target::TargetPolicy;

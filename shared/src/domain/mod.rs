@@ -6,6 +6,7 @@ pub mod countries;
 pub mod lifecycle;
 pub mod money;
 pub mod order;
+pub mod principal;
 
 pub use checkout::{
     AddressInput, Cart, CartLine, CartProblem, Checkout, CheckoutInput, FieldError, FieldErrors,
@@ -16,3 +17,4 @@ pub use order::{
     HistoryEntry, LineItem, Order, OrderId, PaymentMethod, PaymentStatus, ShippingAddress,
     ShippingStatus,
 };
+pub use principal::Principal;

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use super::signature::{Secret, SecretError};
 use super::target::TargetPolicy;
 use super::{ALL_EVENTS, AttemptPage, EVENT_TYPES, Subscription, WebhookId, WebhookStore};
-use crate::auth::Principal;
 use crate::domain::FieldErrors;
+use crate::domain::Principal;
 use crate::domain::checkout::check_text;
 use crate::ports::{PagePosition, StoreError};
 
