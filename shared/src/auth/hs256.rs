@@ -14,7 +14,7 @@ pub const DEV_JWT_SECRET: &str = "orders-local-dev-secret-change-me";
 pub(super) const MIN_SECRET_LEN: usize = 32;
 
 impl Authenticator {
-    /// HS256 with a shared secret (local and tests). No length check here; `from_env` has one.
+    /// HS256 with a shared secret (local and tests). No length check here; `from_settings` has one.
     pub fn hs256(secret: &[u8]) -> Self {
         install_crypto_provider();
         Self::with_keys(KeySource::Secret(VerifyingKey {

@@ -18,6 +18,9 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Minimum gap before retrying after a failed fetch; shorter, so a blip heals quickly.
 const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// Largest key set we read. Cognito's is about 1 KiB; the cap keeps a misbehaving or
+/// hostile endpoint from filling a 128 MB Lambda's memory.
+pub(super) const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 fn unknown_kid() -> AuthError {
     invalid("unknown key id")
@@ -45,6 +48,9 @@ impl JwksCache {
     pub(super) fn new(url: String) -> Self {
         let client = crate::adapters::tls::http_client_builder()
             .timeout(JWKS_FETCH_TIMEOUT)
+            // Keys come from the configured URL only: a redirect could send us to a key set
+            // the operator never chose (and a 3xx is then reported like any other status).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"));
         Self {
@@ -84,7 +90,8 @@ impl JwksCache {
             at: Instant::now(),
             error: fetched.as_ref().err().cloned(),
         });
-        // On failure the previous keys stay cached: known kids keep working.
+        // On failure (including a set with no usable key) the previous keys stay cached:
+        // known kids keep working.
         let fresh = fetched.map_err(AuthError::KeysUnavailable)?;
         let found = fresh.get(kid).cloned();
         // Replace rather than merge, so keys the issuer has withdrawn stop working.
@@ -104,7 +111,7 @@ impl JwksCache {
             tracing::warn!(url = %self.url, error = ?err, "JWKS {what} failed");
             format!("JWKS {what} failed")
         };
-        let response = client
+        let mut response = client
             .get(&self.url)
             .send()
             .await
@@ -114,7 +121,25 @@ impl JwksCache {
             tracing::warn!(url = %self.url, %status, "JWKS endpoint answered with an error");
             return Err(format!("JWKS endpoint answered HTTP {}", status.as_u16()));
         }
-        let body = response.bytes().await.map_err(|e| failed("download", e))?;
+        let too_large = || {
+            tracing::warn!(url = %self.url, limit = MAX_JWKS_BYTES, "JWKS response too large");
+            "JWKS response too large".to_owned()
+        };
+        // Content-Length may be absent or wrong, so the chunk loop below is the real limit;
+        // this only fails early when the server announces too much.
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed("download", e))? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         let keys = parse_jwks(&body)?;
         tracing::debug!(url = %self.url, keys = keys.len(), "JWKS loaded");
         Ok(keys)
@@ -125,6 +150,8 @@ impl JwksCache {
 /// EC P-256 (→ ES256), and whose declared `alg`, if any, agrees. Everything else (HMAC `oct`
 /// keys above all, encryption keys, other curves or algorithms, entries we cannot parse) is
 /// skipped rather than failing the whole set, so one exotic key cannot lock everybody out.
+/// A set with no usable key at all is an error: replacing the cache with it would lock
+/// everybody out (an issuer mid-deployment, a proxy's empty answer).
 fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
     #[derive(Deserialize)]
     struct RawSet {
@@ -139,7 +166,11 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, String>
         let key = DecodingKey::from_jwk(&jwk).ok()?;
         Some((kid, Arc::new(VerifyingKey { alg, key })))
     });
-    Ok(usable.collect())
+    let keys: HashMap<_, _> = usable.collect();
+    if keys.is_empty() {
+        return Err("JWKS has no usable signing key".to_owned());
+    }
+    Ok(keys)
 }
 
 /// The one algorithm a JWK may verify, implied by its key type and checked against its `alg`.

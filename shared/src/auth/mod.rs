@@ -14,17 +14,27 @@
 //!
 //! Rules: the algorithm is pinned by the key, never chosen by the token (`none` is never
 //! accepted); `exp` and a non-empty `sub` are required; `nbf` is honoured; `exp`/`nbf` allow
-//! [`CLOCK_LEEWAY_SECS`] of clock skew; `iss` / `aud` are required and checked when
-//! `JWT_ISSUER` / `JWT_AUDIENCE` are set (an `aud` claim is accepted as-is when no audience is
-//! configured, as Cognito access tokens carry none). Header fields that point at keys (`jku`,
-//! `jwk`, `x5u`) are ignored: keys only ever come from the configured source.
+//! [`CLOCK_LEEWAY_SECS`] of clock skew; `iss` is required and checked when `JWT_ISSUER` is
+//! set. When `JWT_AUDIENCE` is set, `aud` must be (or contain) it, or, for a token without
+//! `aud` (a Cognito access token), `client_id` must equal it; with no audience configured
+//! both are accepted as-is. `token_use`, where present, must be `access` or `id`, and an ID
+//! token grants no roles (see [`claims`]). Header fields that point at keys (`jku`, `jwk`,
+//! `x5u`) are ignored: keys only ever come from the configured source.
+//!
+//! Roles come from `scope`: [`AuthSettings::admin_scope`] grants everything,
+//! [`AuthSettings::fulfill_scope`] the shipping moves (settings `ADMIN_SCOPE` / `FULFILL_SCOPE`;
+//! Cognito resource-server scopes look like `orders/admin`).
+//!
+//! Outside `LOCAL_MODE`, the published [`DEV_JWT_SECRET`] is refused: anyone could mint an
+//! admin token with it.
 //!
 //! A header with another scheme (e.g. `Basic …`) is treated as [`AuthError::Missing`]: it carries
 //! no bearer token, and RFC 6750 §3.1 answers that case without an error code.
 //!
-//! Layout: this module holds the [`Authenticator`], its errors and the checks every token
-//! goes through; [`claims`] turns verified claims into a [`Principal`]; [`hs256`] holds the
-//! shared-secret keys and dev tokens; [`jwks`] the issuer's key set, fetched and cached.
+//! Layout: this module holds the [`Authenticator`], its settings and errors and the checks
+//! every token goes through; [`claims`] turns verified claims into a [`Principal`]; [`hs256`]
+//! holds the shared-secret keys and dev tokens; [`jwks`] the issuer's key set, fetched and
+//! cached.
 
 mod claims;
 mod hs256;
@@ -38,11 +48,11 @@ use std::sync::Once;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use crate::domain::Principal;
-pub use claims::{SCOPE_ADMIN, SCOPE_FULFILL};
+pub use claims::{DEFAULT_ADMIN_SCOPE, DEFAULT_FULFILL_SCOPE};
 pub use hs256::{DEV_JWT_SECRET, issue_hs256_token};
 
-use claims::Claims;
+use crate::domain::Principal;
+use claims::{Claims, Scopes};
 use hs256::MIN_SECRET_LEN;
 use jwks::JwksCache;
 
@@ -53,6 +63,9 @@ const ENV_JWKS_URL: &str = "JWT_JWKS_URL";
 const ENV_SECRET: &str = "JWT_SECRET";
 const ENV_ISSUER: &str = "JWT_ISSUER";
 const ENV_AUDIENCE: &str = "JWT_AUDIENCE";
+const ENV_ADMIN_SCOPE: &str = "ADMIN_SCOPE";
+const ENV_FULFILL_SCOPE: &str = "FULFILL_SCOPE";
+const ENV_LOCAL_MODE: &str = "LOCAL_MODE";
 
 /// Why a request could not be authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +81,8 @@ pub enum AuthError {
     KeysUnavailable(String),
 }
 
-/// Start-up configuration problems (see [`Authenticator::from_env`]).
+/// Start-up configuration problems (see [`Authenticator::from_settings`]). Each message names
+/// the setting to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
     /// Neither `JWT_JWKS_URL` nor `JWT_SECRET` is set.
@@ -82,6 +96,94 @@ pub enum AuthConfigError {
     /// `JWT_SECRET` is shorter than 32 bytes.
     #[error("JWT_SECRET must be at least {MIN_SECRET_LEN} bytes (HS256 needs a 256-bit key)")]
     WeakSecret,
+    /// `JWT_SECRET` is the published development default, outside local mode.
+    #[error(
+        "JWT_SECRET is the published development default, which lets anyone mint tokens; \
+         set a secret of your own (or LOCAL_MODE=true for a local run)"
+    )]
+    DevSecret,
+    /// `ADMIN_SCOPE` or `FULFILL_SCOPE` (the field names it) is empty or holds whitespace.
+    #[error("{0} must be one scope name: not empty, no spaces")]
+    InvalidScope(&'static str),
+}
+
+/// Everything the [`Authenticator`] is configured with, as plain data (see the README's
+/// configuration table). Empty strings count as unset.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// `JWT_SECRET`: HS256 key, at least 32 bytes (local runs and tests).
+    pub jwt_secret: Option<String>,
+    /// `JWT_JWKS_URL`: the issuer's key set (production); wins over `jwt_secret`.
+    pub jwks_url: Option<String>,
+    /// `JWT_ISSUER`: required `iss` when set.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: required `aud`, or `client_id` on a token without `aud`, when set.
+    pub audience: Option<String>,
+    /// `ADMIN_SCOPE`: the scope granting everything.
+    pub admin_scope: String,
+    /// `FULFILL_SCOPE`: the scope granting the shipping moves.
+    pub fulfill_scope: String,
+    /// `LOCAL_MODE` (`true` or `1`): a local run, where [`DEV_JWT_SECRET`] is allowed.
+    pub local_mode: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            admin_scope: DEFAULT_ADMIN_SCOPE.to_owned(),
+            fulfill_scope: DEFAULT_FULFILL_SCOPE.to_owned(),
+            local_mode: false,
+        }
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    // Hand-written so that the secret can never end up in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "(redacted)"),
+            )
+            .field("jwks_url", &self.jwks_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("admin_scope", &self.admin_scope)
+            .field("fulfill_scope", &self.fulfill_scope)
+            .field("local_mode", &self.local_mode)
+            .finish()
+    }
+}
+
+impl AuthSettings {
+    /// `JWT_SECRET`, `JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `ADMIN_SCOPE`,
+    /// `FULFILL_SCOPE` (defaults when unset or empty) and `LOCAL_MODE` from the environment.
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            jwt_secret: var(ENV_SECRET),
+            jwks_url: var(ENV_JWKS_URL),
+            issuer: var(ENV_ISSUER),
+            audience: var(ENV_AUDIENCE),
+            admin_scope: var(ENV_ADMIN_SCOPE).unwrap_or_else(|| DEFAULT_ADMIN_SCOPE.to_owned()),
+            fulfill_scope: var(ENV_FULFILL_SCOPE)
+                .unwrap_or_else(|| DEFAULT_FULFILL_SCOPE.to_owned()),
+            local_mode: var(ENV_LOCAL_MODE)
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        }
+    }
 }
 
 /// Verifies bearer tokens. Send + Sync; build once and share (e.g. in an `Arc`).
@@ -89,6 +191,7 @@ pub struct Authenticator {
     keys: KeySource,
     issuer: Option<String>,
     audience: Option<String>,
+    scopes: Scopes,
 }
 
 enum KeySource {
@@ -103,25 +206,36 @@ struct VerifyingKey {
 }
 
 impl Authenticator {
-    /// `JWT_JWKS_URL` (RS256/ES256 keys from a JWKS, production) or `JWT_SECRET` (HS256,
-    /// local/test, at least 32 bytes); `JWT_ISSUER` / `JWT_AUDIENCE` checked when set. If both
-    /// URL and secret are set, the JWKS wins and HS256 is NOT accepted. Empty values count as unset.
+    /// [`AuthSettings::from_env`], then [`Authenticator::from_settings`].
     pub fn from_env() -> Result<Self, AuthConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok())
+        Self::from_settings(&AuthSettings::from_env())
     }
 
-    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
-        let var = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
+    /// `jwks_url` (RS256/ES256 keys from a JWKS, production) or `jwt_secret` (HS256,
+    /// local/test, at least 32 bytes, not [`DEV_JWT_SECRET`] unless `local_mode`); `issuer` /
+    /// `audience` checked when set. If both URL and secret are set, the JWKS wins and HS256 is
+    /// NOT accepted (the unused secret is then not checked). Empty values count as unset.
+    pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
+        let set = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
+                .map(str::to_owned)
         };
-        let mut auth = if let Some(url) = var(ENV_JWKS_URL) {
+        let scopes = Scopes {
+            admin: scope_name(&settings.admin_scope, ENV_ADMIN_SCOPE)?,
+            fulfill: scope_name(&settings.fulfill_scope, ENV_FULFILL_SCOPE)?,
+        };
+        let mut auth = if let Some(url) = set(&settings.jwks_url) {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(AuthConfigError::InvalidJwksUrl);
             }
             Self::jwks(url)
-        } else if let Some(secret) = var(ENV_SECRET) {
+        } else if let Some(secret) = set(&settings.jwt_secret) {
+            if secret == DEV_JWT_SECRET && !settings.local_mode {
+                return Err(AuthConfigError::DevSecret);
+            }
             if secret.len() < MIN_SECRET_LEN {
                 return Err(AuthConfigError::WeakSecret);
             }
@@ -129,10 +243,11 @@ impl Authenticator {
         } else {
             return Err(AuthConfigError::NotConfigured);
         };
-        if let Some(iss) = var(ENV_ISSUER) {
+        auth.scopes = scopes;
+        if let Some(iss) = set(&settings.issuer) {
             auth = auth.with_issuer(iss);
         }
-        if let Some(aud) = var(ENV_AUDIENCE) {
+        if let Some(aud) = set(&settings.audience) {
             auth = auth.with_audience(aud);
         }
         Ok(auth)
@@ -149,6 +264,7 @@ impl Authenticator {
             keys,
             issuer: None,
             audience: None,
+            scopes: Scopes::default(),
         }
     }
 
@@ -158,9 +274,21 @@ impl Authenticator {
         self
     }
 
-    /// Require `aud` to be (or contain) `aud`.
+    /// Require `aud` to be (or contain) `aud`, or, on a token without `aud`, `client_id` to
+    /// equal it.
     pub fn with_audience(mut self, aud: impl Into<String>) -> Self {
         self.audience = Some(aud.into());
+        self
+    }
+
+    /// The scope names granting the admin and fulfillment roles (defaults
+    /// [`DEFAULT_ADMIN_SCOPE`], [`DEFAULT_FULFILL_SCOPE`]). Not validated here;
+    /// `from_settings` checks them.
+    pub fn with_scopes(mut self, admin: impl Into<String>, fulfill: impl Into<String>) -> Self {
+        self.scopes = Scopes {
+            admin: admin.into(),
+            fulfill: fulfill.into(),
+        };
         self
     }
 
@@ -195,29 +323,36 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(key.alg))
             .map_err(rejection)?
             .claims;
-        claims.into_principal()
+        if let Some(aud) = &self.audience {
+            claims.check_audience(aud)?;
+        }
+        claims.into_principal(&self.scopes)
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = CLOCK_LEEWAY_SECS;
         v.validate_nbf = true;
+        // The audience is ours to check: jsonwebtoken knows `aud` but not Cognito's `client_id`.
+        v.validate_aud = false;
         let mut required = vec!["exp", "sub"];
-        // jsonwebtoken only compares iss/aud when present, so make them required when configured.
+        // jsonwebtoken only compares iss when present, so make it required when configured.
         if let Some(iss) = &self.issuer {
             v.set_issuer(&[iss]);
             required.push("iss");
         }
-        match &self.audience {
-            Some(aud) => {
-                v.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => v.validate_aud = false,
-        }
         v.set_required_spec_claims(&required);
         v
     }
+}
+
+/// A scope setting, trimmed; one name, since `scope` claims are space-separated.
+fn scope_name(value: &str, setting: &'static str) -> Result<String, AuthConfigError> {
+    let name = value.trim();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(AuthConfigError::InvalidScope(setting));
+    }
+    Ok(name.to_owned())
 }
 
 impl fmt::Debug for Authenticator {
@@ -231,6 +366,7 @@ impl fmt::Debug for Authenticator {
             .field("keys", &keys)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
             .finish()
     }
 }

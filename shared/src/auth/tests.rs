@@ -97,8 +97,29 @@ fn assert_invalid(result: Result<Principal, AuthError>, detail: &str) {
 struct JwksServer {
     url: String,
     hits: Arc<AtomicUsize>,
-    /// (HTTP status, body) served to the next request; tests change it to rotate keys.
-    response: Arc<std::sync::Mutex<(u16, String)>>,
+    /// What the next request gets; tests change it to rotate keys or misbehave.
+    response: Arc<std::sync::Mutex<Reply>>,
+}
+
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    /// Extra header lines, each ending in CRLF.
+    headers: String,
+    body: String,
+    /// Send Content-Length; without it the body ends when the connection closes.
+    content_length: bool,
+}
+
+impl Reply {
+    fn new(status: u16, body: String) -> Self {
+        Self {
+            status,
+            headers: String::new(),
+            body,
+            content_length: true,
+        }
+    }
 }
 
 impl JwksServer {
@@ -110,20 +131,25 @@ impl JwksServer {
                 listener.local_addr().unwrap()
             ),
             hits: Arc::default(),
-            response: Arc::new(std::sync::Mutex::new((200, jwks_json(jwks)))),
+            response: Arc::new(std::sync::Mutex::new(Reply::new(200, jwks_json(jwks)))),
         };
         let (hits, response) = (server.hits.clone(), server.response.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 read_request(&stream).await;
                 hits.fetch_add(1, Ordering::SeqCst);
-                let (status, body) = response.lock().unwrap().clone();
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
+                let reply = response.lock().unwrap().clone();
+                let length = if reply.content_length {
+                    format!("Content-Length: {}\r\n", reply.body.len())
+                } else {
+                    String::new()
+                };
+                let bytes = format!(
+                    "HTTP/1.1 {} X\r\nContent-Type: application/json\r\n{}{length}\
+                     Connection: close\r\n\r\n{}",
+                    reply.status, reply.headers, reply.body
                 );
-                write_all(&stream, reply.as_bytes()).await;
+                write_all(&stream, bytes.as_bytes()).await;
             }
         });
         server
@@ -134,7 +160,11 @@ impl JwksServer {
     }
 
     fn serve(&self, status: u16, body: String) {
-        *self.response.lock().unwrap() = (status, body);
+        self.serve_reply(Reply::new(status, body));
+    }
+
+    fn serve_reply(&self, reply: Reply) {
+        *self.response.lock().unwrap() = reply;
     }
 
     fn auth(&self) -> Authenticator {
@@ -174,13 +204,17 @@ async fn read_request(stream: &TcpStream) {
     }
 }
 
+/// Stops quietly on a write error: a client that gives up early (the size cap) resets the
+/// connection, and the server must keep serving the next test request.
 async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        stream.writable().await.unwrap();
+        if stream.writable().await.is_err() {
+            return;
+        }
         match stream.try_write(bytes) {
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("write: {e}"),
+            Err(_) => return,
         }
     }
 }
@@ -438,6 +472,67 @@ async fn audience_is_checked_when_configured() {
     assert!(check(&open, &with_aud(json!("anything"))).await.is_ok());
 }
 
+// ---- Cognito token shapes ----
+
+/// A Cognito-shaped access token: `client_id`, no `aud`.
+fn access_token(client_id: &str, scope: &str) -> String {
+    hs(&json!({
+        "sub": "svc", "client_id": client_id, "token_use": "access",
+        "scope": scope, "exp": now() + 60,
+    }))
+}
+
+#[tokio::test]
+async fn access_token_matches_the_audience_by_client_id() {
+    let auth = Authenticator::hs256(SECRET).with_audience("client-1");
+    let p = check(&auth, &access_token("client-1", "orders:admin"))
+        .await
+        .unwrap();
+    assert_eq!((p.user_id.as_str(), p.admin), ("svc", true));
+    assert_invalid(
+        check(&auth, &access_token("client-2", "")).await,
+        "wrong audience",
+    );
+    // `aud` wins: a token for another audience cannot pass on its client_id.
+    let both =
+        hs(&json!({ "sub": "u", "aud": "other", "client_id": "client-1", "exp": now() + 60 }));
+    assert_invalid(check(&auth, &both).await, "wrong audience");
+    let neither = hs(&json!({ "sub": "u", "exp": now() + 60 }));
+    assert_invalid(check(&auth, &neither).await, "missing aud claim");
+    // With no audience configured, client_id is not looked at.
+    let open = Authenticator::hs256(SECRET);
+    check(&open, &access_token("anyone", "")).await.unwrap();
+}
+
+#[tokio::test]
+async fn id_tokens_are_accepted_without_roles() {
+    let auth = Authenticator::hs256(SECRET).with_audience("client-1");
+    let id_token = hs(&json!({
+        "sub": "alice", "aud": "client-1", "token_use": "id",
+        "scope": "orders:admin orders:fulfill", "exp": now() + 60,
+    }));
+    let p = check(&auth, &id_token).await.unwrap();
+    assert_eq!(
+        p,
+        Principal {
+            user_id: "alice".into(),
+            admin: false,
+            fulfillment: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn other_token_uses_are_rejected() {
+    let auth = Authenticator::hs256(SECRET);
+    for token_use in ["refresh", "ID", "", "admin"] {
+        let token = hs(&json!({ "sub": "u", "token_use": token_use, "exp": now() + 60 }));
+        assert_invalid(check(&auth, &token).await, "unsupported token_use");
+    }
+    let access = hs(&json!({ "sub": "u", "token_use": "access", "exp": now() + 60 }));
+    check(&auth, &access).await.unwrap();
+}
+
 // ---- JWKS mode ----
 
 #[tokio::test]
@@ -655,6 +750,85 @@ async fn failed_refetch_keeps_known_keys_and_retries_later() {
     assert_eq!(server.hits(), 3);
 }
 
+#[tokio::test]
+async fn jwks_redirects_are_not_followed() {
+    let elsewhere = JwksServer::start(&[RSA_JWK]).await;
+    let server = JwksServer::start(&[]).await;
+    let mut reply = Reply::new(302, String::new());
+    reply.headers = format!("Location: {}\r\n", elsewhere.url);
+    server.serve_reply(reply);
+    let result = check(&server.auth(), &rs(RSA_KID, &claims("u", ""))).await;
+    match result {
+        Err(AuthError::KeysUnavailable(reason)) => {
+            assert_eq!(reason, "JWKS endpoint answered HTTP 302")
+        }
+        other => panic!("expected KeysUnavailable, got {other:?}"),
+    }
+    assert_eq!(elsewhere.hits(), 0, "the redirect target was never asked");
+}
+
+/// A valid key set padded with trailing whitespace to exactly `len` bytes.
+fn padded_jwks(len: usize) -> String {
+    let mut body = jwks_json(&[RSA_JWK]);
+    assert!(body.len() <= len);
+    body.extend(std::iter::repeat_n(' ', len - body.len()));
+    body
+}
+
+#[tokio::test]
+async fn oversized_jwks_is_refused_with_or_without_content_length() {
+    let server = JwksServer::start(&[]).await;
+    let token = rs(RSA_KID, &claims("u", ""));
+    for content_length in [true, false] {
+        server.serve_reply(Reply {
+            content_length,
+            ..Reply::new(200, padded_jwks(jwks::MAX_JWKS_BYTES + 1))
+        });
+        match check(&server.eager_auth(), &token).await {
+            Err(AuthError::KeysUnavailable(reason)) => {
+                assert_eq!(reason, "JWKS response too large", "{content_length}")
+            }
+            other => panic!("content_length {content_length}: {other:?}"),
+        }
+        // Exactly at the cap is fine.
+        server.serve_reply(Reply {
+            content_length,
+            ..Reply::new(200, padded_jwks(jwks::MAX_JWKS_BYTES))
+        });
+        check(&server.eager_auth(), &token).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn refetch_without_usable_keys_keeps_the_cached_ones() {
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let auth = server.eager_auth();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+
+    let hmac_only = json!({ "keys": [{ "kty": "oct", "kid": "h", "k": "c2VjcmV0" }] });
+    for body in [r#"{"keys":[]}"#.to_owned(), hmac_only.to_string()] {
+        server.serve(200, body);
+        let result = check(&auth, &es(EC_KID, &claims("u", ""))).await;
+        match result {
+            Err(AuthError::KeysUnavailable(reason)) => {
+                assert_eq!(reason, "JWKS has no usable signing key")
+            }
+            other => panic!("expected KeysUnavailable, got {other:?}"),
+        }
+        // The key fetched before still verifies.
+        check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    }
+    assert_eq!(server.hits(), 3);
+
+    // On first use, an empty set is an outage, not "unknown key id".
+    let empty = JwksServer::start(&[]).await;
+    let result = check(&empty.auth(), &rs(RSA_KID, &claims("u", ""))).await;
+    assert!(
+        matches!(result, Err(AuthError::KeysUnavailable(_))),
+        "{result:?}"
+    );
+}
+
 // ---- configuration ----
 
 fn from(vars: &[(&str, &str)]) -> Result<Authenticator, AuthConfigError> {
@@ -662,7 +836,7 @@ fn from(vars: &[(&str, &str)]) -> Result<Authenticator, AuthConfigError> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Authenticator::from_vars(|name| vars.get(name).cloned())
+    Authenticator::from_settings(&AuthSettings::from_vars(|name| vars.get(name).cloned()))
 }
 
 #[test]
@@ -686,6 +860,7 @@ fn config_needs_a_key_source() {
 async fn config_secret_mode_with_issuer_and_audience() {
     let auth = from(&[
         (ENV_SECRET, DEV_JWT_SECRET),
+        (ENV_LOCAL_MODE, "true"),
         (ENV_ISSUER, "iss-1"),
         (ENV_AUDIENCE, "aud-1"),
     ])
@@ -709,6 +884,122 @@ async fn config_jwks_wins_over_secret() {
     let hs_token = sign(Algorithm::HS256, Some(RSA_KID), &claims("u", ""), &key);
     assert_invalid(check(&auth, &hs_token).await, "algorithm not allowed");
     check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+}
+
+#[test]
+fn settings_from_the_environment_and_their_defaults() {
+    let settings = AuthSettings::from_vars(|_| None);
+    assert_eq!(settings, AuthSettings::default());
+    assert_eq!(settings.admin_scope, DEFAULT_ADMIN_SCOPE);
+    assert_eq!(settings.fulfill_scope, DEFAULT_FULFILL_SCOPE);
+    assert!(!settings.local_mode);
+
+    let vars: HashMap<&str, &str> = [
+        (ENV_SECRET, " s "),
+        (ENV_JWKS_URL, "https://issuer.example/jwks.json"),
+        (ENV_ISSUER, "iss"),
+        (ENV_AUDIENCE, "aud"),
+        (ENV_ADMIN_SCOPE, "orders/admin"),
+        (ENV_FULFILL_SCOPE, " "),
+        (ENV_LOCAL_MODE, "TRUE"),
+    ]
+    .into();
+    let settings = AuthSettings::from_vars(|name| vars.get(name).map(|v| v.to_string()));
+    assert_eq!(
+        settings,
+        AuthSettings {
+            jwt_secret: Some("s".into()),
+            jwks_url: Some("https://issuer.example/jwks.json".into()),
+            issuer: Some("iss".into()),
+            audience: Some("aud".into()),
+            admin_scope: "orders/admin".into(),
+            // Empty counts as unset: the default.
+            fulfill_scope: DEFAULT_FULFILL_SCOPE.into(),
+            local_mode: true,
+        }
+    );
+    for (value, local) in [("1", true), ("true", true), ("0", false), ("yes", false)] {
+        let settings =
+            AuthSettings::from_vars(|name| (name == ENV_LOCAL_MODE).then(|| value.to_owned()));
+        assert_eq!(settings.local_mode, local, "LOCAL_MODE={value}");
+    }
+    assert!(
+        !format!("{settings:?}").contains("\"s\""),
+        "secret redacted"
+    );
+}
+
+#[tokio::test]
+async fn dev_secret_is_refused_outside_local_mode() {
+    for local in [None, Some("false"), Some("0")] {
+        let mut vars = vec![(ENV_SECRET, DEV_JWT_SECRET)];
+        vars.extend(local.map(|v| (ENV_LOCAL_MODE, v)));
+        let err = from(&vars).unwrap_err();
+        assert!(
+            matches!(err, AuthConfigError::DevSecret),
+            "{local:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+    }
+    for local in ["true", "1"] {
+        let auth = from(&[(ENV_SECRET, DEV_JWT_SECRET), (ENV_LOCAL_MODE, local)]).unwrap();
+        let token = issue_hs256_token(DEV_JWT_SECRET.as_bytes(), "u", "", Duration::from_secs(60));
+        check(&auth, &token).await.unwrap();
+    }
+    // Short secrets are refused in local mode too: there is no reason to allow them.
+    let short = [(ENV_SECRET, "short"), (ENV_LOCAL_MODE, "true")];
+    let err = from(&short).unwrap_err();
+    assert!(matches!(err, AuthConfigError::WeakSecret));
+    assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+    // A secret of one's own passes without local mode.
+    from(&[(ENV_SECRET, std::str::from_utf8(SECRET).unwrap())]).unwrap();
+}
+
+#[tokio::test]
+async fn scope_names_come_from_the_settings() {
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    let auth = from(&[
+        (ENV_SECRET, secret),
+        (ENV_ADMIN_SCOPE, "orders/admin"),
+        (ENV_FULFILL_SCOPE, "orders/fulfill"),
+    ])
+    .unwrap();
+    let roles = |scope: &'static str| {
+        let auth = &auth;
+        async move {
+            let p = check(auth, &hs(&claims("u", scope))).await.unwrap();
+            (p.admin, p.fulfillment)
+        }
+    };
+    assert_eq!(roles("orders/admin").await, (true, false));
+    assert_eq!(roles("openid orders/fulfill").await, (false, true));
+    // The defaults no longer grant anything once other names are configured.
+    assert_eq!(roles("orders:admin orders:fulfill").await, (false, false));
+}
+
+#[test]
+fn scope_settings_must_be_one_name() {
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    for (setting, value) in [
+        (ENV_ADMIN_SCOPE, "orders admin"),
+        (ENV_FULFILL_SCOPE, "a\tb"),
+    ] {
+        let err = from(&[(ENV_SECRET, secret), (setting, value)]).unwrap_err();
+        assert!(
+            matches!(err, AuthConfigError::InvalidScope(name) if name == setting),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(setting), "{err}");
+    }
+    let empty = AuthSettings {
+        jwt_secret: Some(secret.into()),
+        admin_scope: String::new(),
+        ..AuthSettings::default()
+    };
+    assert!(matches!(
+        Authenticator::from_settings(&empty),
+        Err(AuthConfigError::InvalidScope("ADMIN_SCOPE"))
+    ));
 }
 
 #[test]
