@@ -19,7 +19,7 @@ use crate::adapters::http::shipping::{
 };
 use crate::adapters::http::{CartApi, HttpWebhookSender};
 use crate::adapters::webhook_queue::SqsRetryDelay;
-use crate::auth::{AuthConfigError, Authenticator};
+use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
 use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, OrderApi, WebhookApi};
 use crate::ports::{CartSource, ShippingProvider};
@@ -36,7 +36,7 @@ pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
 /// `true` on a developer's machine (`make dev`, the tests): webhooks may target this
 /// machine, and the published development secrets are accepted. Never in a deployed
 /// stack.
-pub const LOCAL_MODE: &str = "LOCAL_MODE";
+pub const LOCAL_MODE: &str = crate::auth::ENV_LOCAL_MODE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -151,11 +151,8 @@ impl Wiring {
     }
 
     pub fn authenticator(&self) -> Result<Arc<Authenticator>, ConfigError> {
-        // INTERIM until auth reads Settings.
-        if let Some(secret) = self.settings.get("JWT_SECRET") {
-            return Ok(Arc::new(Authenticator::hs256(secret.as_bytes())));
-        }
-        Ok(Arc::new(Authenticator::from_env()?))
+        let settings = AuthSettings::from_vars(|name| self.settings.get(name).map(String::from));
+        Ok(Arc::new(Authenticator::from_settings(&settings)?))
     }
 
     fn cursor_secret(&self) -> Result<String, ConfigError> {

@@ -7,6 +7,7 @@ pub mod countries;
 pub mod lifecycle;
 pub mod money;
 pub mod order;
+pub mod principal;
 pub mod stock;
 pub mod time;
 pub mod validation;
@@ -19,4 +20,5 @@ pub use order::{
     HistoryEntry, LineItem, Order, OrderId, OrderStatus, PaymentMethod, PaymentStatus,
     ShippingAddress, ShippingStatus,
 };
+pub use principal::Principal;
 pub use validation::{FieldError, FieldErrors};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::orders::OrderError;
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::domain::{Checkout, OrderId};
 use crate::ports::{CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore};
 

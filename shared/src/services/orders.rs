@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::domain::lifecycle::{reachable, sources};
 use crate::domain::{
     CartProblem, FieldErrors, Order, OrderId, OrderStatus, Refusal, Role, StatusChange,

@@ -7,11 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use crate::auth::Principal;
-use crate::domain::FieldErrors;
 use crate::domain::validation::check_text;
 use crate::domain::webhook::signature::{Secret, SecretError};
 use crate::domain::webhook::{ALL_EVENTS, Subscription, TargetPolicy, WebhookId};
+use crate::domain::{FieldErrors, Principal};
 use crate::events::EVENT_TYPES;
 use crate::ports::{AttemptPage, PagePosition, StoreError, WebhookStore};
 

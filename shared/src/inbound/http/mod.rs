@@ -21,7 +21,7 @@ use lambda_http::{Body, Request, Response, service_fn};
 use serde::Serialize;
 
 use crate::auth::Authenticator;
-use crate::auth::Principal;
+use crate::domain::Principal;
 pub use orders::{CheckoutApi, OrderApi};
 use problem::{ApiError, Problem};
 pub use webhooks::WebhookApi;

@@ -1,0 +1,109 @@
+//! The claims we read from a verified token, and the [`Principal`] they make.
+//!
+//! Cognito shapes: an access token has `token_use: "access"`, `client_id` (no `aud`) and a
+//! `scope`; an ID token has `token_use: "id"`, `aud` (the client id) and no `scope`. We accept
+//! both, as API Gateway's JWT authorizer does, but an ID token never grants a role: roles are
+//! for callers an app client was authorised to act for, which only access tokens show.
+
+use serde::Deserialize;
+
+use super::{AuthError, invalid};
+use crate::domain::Principal;
+
+/// Default name of the scope granting every operation (setting `ADMIN_SCOPE`).
+pub const DEFAULT_ADMIN_SCOPE: &str = "orders:admin";
+/// Default name of the scope granting the shipping moves, confirmed → shipped → delivered
+/// (setting `FULFILL_SCOPE`).
+pub const DEFAULT_FULFILL_SCOPE: &str = "orders:fulfill";
+
+/// The configured scope names that grant roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Scopes {
+    pub(super) admin: String,
+    pub(super) fulfill: String,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Self {
+            admin: DEFAULT_ADMIN_SCOPE.to_owned(),
+            fulfill: DEFAULT_FULFILL_SCOPE.to_owned(),
+        }
+    }
+}
+
+/// The claims we read; `exp`, `nbf` and `iss` are checked by `jsonwebtoken` itself, the
+/// audience by [`Claims::check_audience`] (jsonwebtoken knows nothing of `client_id`).
+/// Optional here so that a missing claim is reported by name rather than as malformed JSON.
+#[derive(Deserialize)]
+pub(super) struct Claims {
+    sub: Option<String>,
+    scope: Option<String>,
+    aud: Option<Audience>,
+    client_id: Option<String>,
+    token_use: Option<String>,
+}
+
+/// RFC 7519 §4.1.3: one string or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, wanted: &str) -> bool {
+        match self {
+            Audience::One(aud) => aud == wanted,
+            Audience::Many(auds) => auds.iter().any(|aud| aud == wanted),
+        }
+    }
+}
+
+impl Claims {
+    /// `aud` must be (or contain) `expected`; a token without `aud` may name it in
+    /// `client_id` instead (Cognito access tokens). `aud` wins when both are present, so a
+    /// token issued to another audience cannot pass on its `client_id`.
+    pub(super) fn check_audience(&self, expected: &str) -> Result<(), AuthError> {
+        let matches = match (&self.aud, &self.client_id) {
+            (Some(aud), _) => aud.contains(expected),
+            (None, Some(client_id)) => client_id == expected,
+            (None, None) => return Err(invalid("missing aud claim")),
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(invalid("wrong audience"))
+        }
+    }
+
+    /// `sub` must be non-empty; `scope` grants the roles, except on an ID token.
+    pub(super) fn into_principal(self, scopes: &Scopes) -> Result<Principal, AuthError> {
+        // No `token_use` (our own HS256 tokens, non-Cognito issuers) reads like an access token.
+        let grants_roles = match self.token_use.as_deref() {
+            None | Some("access") => true,
+            Some("id") => false,
+            Some(_) => return Err(invalid("unsupported token_use")),
+        };
+        let user_id = self
+            .sub
+            .filter(|sub| !sub.trim().is_empty())
+            .ok_or_else(|| invalid("missing sub claim"))?;
+        let scope = match (grants_roles, self.scope.as_deref()) {
+            (true, Some(scope)) => scope,
+            _ => "",
+        };
+        Ok(principal(user_id, scope, scopes))
+    }
+}
+
+/// `scope` is space-separated (RFC 8693 §4.2); unknown scopes are ignored.
+fn principal(user_id: String, scope: &str, scopes: &Scopes) -> Principal {
+    let has = |wanted: &str| scope.split_whitespace().any(|s| s == wanted);
+    Principal {
+        user_id,
+        admin: has(&scopes.admin),
+        fulfillment: has(&scopes.fulfill),
+    }
+}
