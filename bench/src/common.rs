@@ -1,7 +1,11 @@
 //! What both drivers (`bench` and `load`) need: the machine a report was taken on, and
-//! tokens for the functions under test.
+//! carts and stock for the functions under test.
 
-use std::time::Duration;
+use orders::adapters::dynamo::inventory::DynamoInventory;
+use orders::ports::Inventory;
+use orders_dev::provision::{self, SeedLine};
+
+use crate::Error;
 
 /// The CPU count and model, for a report's heading.
 pub fn machine() -> (String, String) {
@@ -31,12 +35,37 @@ pub fn now_utc() -> String {
         .unwrap_or_default()
 }
 
-/// A day-long HS256 bearer token, as the functions under test verify them.
-pub fn token(secret: &str, sub: &str, scope: &str) -> String {
-    orders::auth::issue_hs256_token(
-        secret.as_bytes(),
-        sub,
-        scope,
-        Duration::from_secs(24 * 60 * 60),
-    )
+/// Puts `carts` (cart id, user), each holding `lines`, into `carts_table` as the
+/// Shopping Cart service would (a few at a time), and stocks `stock` of each of their
+/// products in `orders_table`'s inventory.
+pub async fn seed(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    carts_table: &str,
+    orders_table: &str,
+    carts: &[(String, String)],
+    lines: &'static [SeedLine<'static>],
+    stock: u64,
+) -> Result<(), Error> {
+    for chunk in carts.chunks(32) {
+        let mut puts = tokio::task::JoinSet::new();
+        for (cart_id, user) in chunk {
+            let (dynamodb, table, cart_id, user) = (
+                dynamodb.clone(),
+                carts_table.to_string(),
+                cart_id.clone(),
+                user.clone(),
+            );
+            puts.spawn(async move {
+                provision::put_cart(&dynamodb, &table, &cart_id, &user, "USD", lines).await
+            });
+        }
+        while let Some(done) = puts.join_next().await {
+            done??;
+        }
+    }
+    let inventory = DynamoInventory::new(dynamodb.clone(), orders_table);
+    for (product_id, _, _, _) in lines {
+        inventory.set_stock(product_id, stock).await?;
+    }
+    Ok(())
 }

@@ -17,9 +17,10 @@ use lambda_http::Body;
 use orders::auth::issue_hs256_token;
 use orders::inbound::http::Api;
 use orders::wiring::{LOCAL_MODE, Settings, Wiring};
+use orders_dev::pipeline::{self, PipelineError};
 use orders_dev::provision::{self, SeedLine};
 use orders_dev::server::Router;
-use orders_dev::template::Template;
+use orders_dev::template::{QueueSpec, RuleSpec, Template};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "orders-test-secret-at-least-32-bytes!";
@@ -341,4 +342,31 @@ pub fn checkout(cart_id: &str) -> Value {
             "country": "US"
         }
     })
+}
+
+/// An integrator's queue named `name` on `bus`, subscribed by a rule (also `name`) to
+/// every order event (`source: orders`); creates the bus if it is missing. Answers the
+/// queue's URL. (On AWS the queue would also need a policy letting events.amazonaws.com
+/// send to it; the emulator does not check.)
+pub async fn subscribe_queue(
+    sqs: &aws_sdk_sqs::Client,
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    name: &str,
+) -> Result<String, PipelineError> {
+    let queue = QueueSpec {
+        logical_id: name.to_string(),
+        visibility_timeout: None,
+        dead_letter: None,
+    };
+    let rule = RuleSpec {
+        logical_id: name.to_string(),
+        pattern: json!({ "source": [orders::events::SOURCE] }),
+        targets: vec![("integrator".to_string(), name.to_string())],
+    };
+    let queues = pipeline::provision(sqs, events, bus, "", &[queue], &[rule]).await?;
+    Ok(queues
+        .get(name)
+        .map(|(url, _)| url.clone())
+        .unwrap_or_default())
 }

@@ -16,10 +16,10 @@ use orders::domain::{Order, OrderId, OrderStatus};
 use orders::ports::IdempotencyKey;
 use serde_json::Value;
 
+use super::clients::{Placed, Sample, Traffic};
+use super::receivers::{Delivery, Healthy};
+use super::stack::{CART_LINES, INITIAL_STOCK, Stack};
 use crate::Error;
-use crate::clients::{Placed, Traffic};
-use crate::receivers::{Delivery, Healthy};
-use crate::stack::{CART_LINES, INITIAL_STOCK, Stack};
 
 /// One check's outcome, as the report lists it.
 #[derive(Debug, Clone)]
@@ -485,20 +485,23 @@ pub fn webhooks_once(
     )
 }
 
+/// A request's endpoint, status and problem code, for a check's detail.
+fn answer(sample: &Sample) -> String {
+    format!(
+        "{} {} {}",
+        sample.endpoint,
+        sample.status,
+        sample.code.as_deref().unwrap_or("")
+    )
+}
+
 /// No answer was a 5xx, and every answer was the one the flow expected.
 pub fn no_5xx(traffic: &Traffic) -> Vec<Check> {
     let errors: Vec<String> = traffic
         .samples
         .iter()
         .filter(|s| s.status >= 500 || s.status == 0)
-        .map(|s| {
-            format!(
-                "{} {} {}",
-                s.endpoint,
-                s.status,
-                s.code.as_deref().unwrap_or("")
-            )
-        })
+        .map(answer)
         .collect();
     vec![
         Check::new(
@@ -516,22 +519,12 @@ pub fn no_5xx(traffic: &Traffic) -> Vec<Check> {
 }
 
 /// Every answer was the one the flow expected, besides those `excused`.
-pub fn expected_answers(
-    traffic: &Traffic,
-    excused: impl Fn(&crate::clients::Sample) -> bool,
-) -> Check {
+pub fn expected_answers(traffic: &Traffic, excused: impl Fn(&Sample) -> bool) -> Check {
     let unexpected: Vec<String> = traffic
         .samples
         .iter()
         .filter(|s| !s.expected && !excused(s))
-        .map(|s| {
-            format!(
-                "{} {} {}",
-                s.endpoint,
-                s.status,
-                s.code.as_deref().unwrap_or("")
-            )
-        })
+        .map(answer)
         .collect();
     Check::new(
         "every other answer is the expected one (201 create, 200 otherwise)",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::stack::JWT_SECRET;
+use orders_tests::{ADMIN, FULFILL, checkout, token};
 
 /// How long a client waits for any one answer: far above any healthy latency, so a
 /// request that hits it is a hang, reported as status 0.
@@ -109,10 +109,6 @@ pub fn user(client: usize) -> String {
     format!("load-user-{client}")
 }
 
-pub fn token(sub: &str, scope: &str) -> String {
-    crate::common::token(JWT_SECRET, sub, scope)
-}
-
 /// Runs `clients` clients against `api` for `window` from `started` (each finishes
 /// the order it is on), or until their carts run out.
 pub async fn run(
@@ -187,8 +183,8 @@ impl Client {
             api: api.to_string(),
             phase_started,
             user_token: token(&user, ""),
-            admin_token: token("admin", "orders:admin"),
-            fulfill_token: token("fulfillment", "orders:fulfill"),
+            admin_token: token("admin", ADMIN),
+            fulfill_token: token("fulfillment", FULFILL),
             user,
             samples: Vec::new(),
             retry_until: phase_started,
@@ -444,20 +440,4 @@ impl<'a> Call<'a> {
             expected: 200,
         }
     }
-}
-
-/// The seed document's create body for `cart_id`.
-fn checkout(cart_id: &str) -> Value {
-    json!({
-        "cart_id": cart_id,
-        "payment_method": "credit_card",
-        "shipping_address": {
-            "name": "Jane Doe",
-            "address": "123 Main St",
-            "city": "New York",
-            "state": "NY",
-            "zip": "10001",
-            "country": "US"
-        }
-    })
 }

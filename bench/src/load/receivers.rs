@@ -163,7 +163,7 @@ impl Subscriptions {
         Subscriptions {
             http: reqwest::Client::new(),
             api: api.to_string(),
-            token: crate::clients::token("admin", "orders:admin"),
+            token: orders_tests::token("admin", orders_tests::ADMIN),
         }
     }
 

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::Settings;
-use crate::checks::Check;
-use crate::clients::{Sample, Traffic};
+use super::Settings;
+use super::checks::Check;
+use super::clients::{Sample, Traffic};
 
 /// One phase of the run, as reported.
 pub struct Phase {
@@ -69,7 +69,7 @@ pub fn emulator_wait_and_service(timings: &Value) -> (f64, f64) {
 
 /// The healthy receiver's lag for the events of `order_ids`.
 pub fn webhook_lag_ms(
-    deliveries: &[crate::receivers::Delivery],
+    deliveries: &[super::receivers::Delivery],
     order_ids: &std::collections::HashSet<&str>,
 ) -> Vec<f64> {
     use time::OffsetDateTime;
@@ -293,7 +293,7 @@ const ENDPOINT_ORDER: [&str; 8] = [
     "create", "get", "confirm", "ship", "deliver", "cancel", "history", "list",
 ];
 
-/// Per DynamoDB operation, the emulator's own durations (scripts/emulator.py).
+/// Per DynamoDB operation, the emulator's own durations (scripts/emulator_bench.py).
 fn emulator_table(out: &mut String, timings: &Value) {
     let Some(operations) = timings["operations"].as_object() else {
         return;

@@ -13,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orders::adapters::dynamo::inventory::DynamoInventory;
-use orders::ports::Inventory;
-use orders_dev::provision::{self, SeedLine};
+use orders_dev::provision::SeedLine;
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::emulator::Counters;
 
 /// What every cart holds: two products, 75.00 in all, as the seed's cart.
 pub const CART_LINES: &[SeedLine<'static>] = &[
@@ -32,8 +32,9 @@ pub const CARTS_TABLE: &str = "carts";
 pub const BUS: &str = "orders";
 /// Our integrator's queue: every event on the bus lands here too.
 const CATCH_ALL_QUEUE: &str = "LoadEveryEvent";
-/// The HS256 secret the stack verifies tokens with (and we sign them with).
-pub const JWT_SECRET: &str = orders::auth::DEV_JWT_SECRET;
+/// The HS256 secret the stack verifies tokens with: the test harness's, which its
+/// `token()` signs with.
+pub const JWT_SECRET: &str = orders_tests::SECRET;
 
 /// A child process that is killed (and reaped) when dropped.
 pub struct ChildProcess {
@@ -101,6 +102,8 @@ pub struct Emulator {
     process: ChildProcess,
     pub url: String,
     pub log: PathBuf,
+    /// Its DynamoDB requests, counted and timed.
+    pub counters: Counters,
 }
 
 impl Emulator {
@@ -139,7 +142,12 @@ impl Emulator {
             .into());
         }
         let url = String::from_utf8(waited.stdout)?.trim().to_string();
-        Ok(Emulator { process, url, log })
+        Ok(Emulator {
+            process,
+            counters: Counters::new(&url)?,
+            url,
+            log,
+        })
     }
 
     /// SIGSTOP: it keeps its sockets (connections queue in the kernel) but answers
@@ -154,31 +162,6 @@ impl Emulator {
 
     pub fn cpu_seconds(&self) -> Option<f64> {
         self.process.cpu_seconds()
-    }
-
-    /// Forgets the DynamoDB requests counted and timed so far.
-    pub async fn reset_timings(&self, http: &reqwest::Client) -> Result<(), Error> {
-        let response = http
-            .post(format!("{}/_bench/reset", self.url))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(format!("POST /_bench/reset answered {}", response.status()).into());
-        }
-        Ok(())
-    }
-
-    /// Per DynamoDB operation, the emulator's own durations since the last reset (see
-    /// scripts/emulator.py, `/_bench/timings`).
-    pub async fn timings(&self, http: &reqwest::Client) -> Result<Value, Error> {
-        let response = http
-            .get(format!("{}/_bench/timings", self.url))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(format!("GET /_bench/timings answered {}", response.status()).into());
-        }
-        Ok(serde_json::from_slice(&response.bytes().await?)?)
     }
 }
 
@@ -272,8 +255,15 @@ impl Stack {
             let url = stack.queue_url(name).await?;
             stack.dead_letters.push((name.to_string(), url));
         }
-        stack.catch_all =
-            subscribe_catch_all(&stack.sqs, &aws_sdk_eventbridge::Client::new(&sdk)).await?;
+        // An integrator's queue on the bus, subscribed to every order event, as
+        // tests/tests/publisher.rs subscribes one: what the bus carried, to count per change.
+        stack.catch_all = orders_tests::subscribe_queue(
+            &stack.sqs,
+            &aws_sdk_eventbridge::Client::new(&sdk),
+            BUS,
+            CATCH_ALL_QUEUE,
+        )
+        .await?;
         Ok(stack)
     }
 
@@ -330,27 +320,18 @@ impl Stack {
             .unwrap_or_default())
     }
 
-    /// Puts `carts` (cart id, user) into the carts table, a few at a time, and stocks
-    /// the products they hold.
+    /// Puts `carts` (cart id, user) into the carts table, and stocks the products they
+    /// hold.
     pub async fn seed(&self, carts: &[(String, String)]) -> Result<(), Error> {
-        for chunk in carts.chunks(32) {
-            let mut puts = tokio::task::JoinSet::new();
-            for (cart_id, user) in chunk {
-                let (dynamodb, cart_id, user) =
-                    (self.dynamodb.clone(), cart_id.clone(), user.clone());
-                puts.spawn(async move {
-                    provision::put_cart(&dynamodb, CARTS_TABLE, &cart_id, &user, "USD", CART_LINES)
-                        .await
-                });
-            }
-            while let Some(done) = puts.join_next().await {
-                done??;
-            }
-        }
-        for (product_id, _, _, _) in CART_LINES {
-            self.inventory.set_stock(product_id, INITIAL_STOCK).await?;
-        }
-        Ok(())
+        crate::common::seed(
+            &self.dynamodb,
+            CARTS_TABLE,
+            TABLE,
+            carts,
+            CART_LINES,
+            INITIAL_STOCK,
+        )
+        .await
     }
 
     /// Messages waiting in `queue` (visible or in flight).
@@ -452,58 +433,6 @@ impl Stack {
             }
         }
     }
-}
-
-/// An integrator's queue on the bus with a rule that matches every order event, as
-/// tests/tests/publisher.rs subscribes one: what the bus carried, to count per change.
-async fn subscribe_catch_all(
-    sqs: &aws_sdk_sqs::Client,
-    events: &aws_sdk_eventbridge::Client,
-) -> Result<String, Error> {
-    let describe = |e: &(dyn std::error::Error + 'static)| orders::adapters::aws::describe(e);
-    let url = sqs
-        .create_queue()
-        .queue_name(CATCH_ALL_QUEUE)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?
-        .queue_url
-        .unwrap_or_default();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .ok_or("the catch-all queue has no ARN")?;
-    events
-        .put_rule()
-        .name(CATCH_ALL_QUEUE)
-        .event_bus_name(BUS)
-        .event_pattern(json!({ "source": [orders::events::SOURCE] }).to_string())
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    events
-        .put_targets()
-        .rule(CATCH_ALL_QUEUE)
-        .event_bus_name(BUS)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("load")
-                .arn(arn)
-                .build()?,
-        )
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok(url)
 }
 
 /// CPU time (user + system) of the process whose `stat` file is `path`, in seconds.

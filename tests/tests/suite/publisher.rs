@@ -19,7 +19,7 @@ use orders::adapters::event_bus::EventBridgeBus;
 use orders::events::{Envelope, OrderEvent, SOURCE};
 use orders::ports::{EventBus, PublishError};
 use orders::services::publisher::Publisher;
-use orders_tests::{ADMIN, Call, FULFILL, Stack, token, unique};
+use orders_tests::{ADMIN, Call, FULFILL, Stack, subscribe_queue, token, unique};
 use serde_json::{Value, json};
 
 /// The publisher as its Lambda runs it: a stream batch in, partial failures out.
@@ -401,8 +401,7 @@ async fn records_that_are_not_changes_of_an_order_publish_nothing() {
 // ----------------------------------------------------------------------------------
 
 /// A bus of its own, and an integrator's queue subscribed to every event of
-/// `source: orders` on it by a rule (on AWS the queue would also need a policy
-/// letting events.amazonaws.com send to it; the emulator does not check).
+/// `source: orders` on it by a rule (the harness's `subscribe_queue`).
 struct Integrator {
     bus: String,
     events: aws_sdk_eventbridge::Client,
@@ -416,46 +415,7 @@ impl Integrator {
         let events = aws_sdk_eventbridge::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let bus = unique("orders-bus");
-        events.create_event_bus().name(&bus).send().await.unwrap();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("integrator"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
-        let rule = unique("every-order-event");
-        events
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(&bus)
-            .event_pattern(json!({ "source": [SOURCE] }).to_string())
-            .send()
-            .await
-            .unwrap();
-        events
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("integrator")
-                    .arn(queue_arn)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
+        let queue_url = subscribe_queue(&sqs, &events, &bus, &unique("integrator"))
             .await
             .unwrap();
         Integrator {

@@ -12,24 +12,18 @@
 //! 3. a webhook receiver that accepts connections and never answers;
 //! 4. a poison record (an unreadable order item) in the table's stream.
 //!
-//! It prints one report and writes it (`--out`, docs/load.md in `make load`); the exit
-//! status is 1 if a check failed, 2 if the run itself could not be done.
-//!
-//!     load [--clients 8] [--seconds 20] [--fault-seconds 20] [--short-seconds 10]
-//!          [--stop-after 5] [--stop-for 8] [--max-orders 1000] [--deadline 900]
-//!          [--dev-bin target/release/orders-dev] [--out docs/load.md] [--command "make load"]
+//! It prints one report and writes it (`Settings::out`, docs/load.md in `make load`);
+//! `start` answers whether every check passed. The `load` binary (src/bin/load.rs) reads
+//! the settings from its command line.
 
-mod checks;
-mod clients;
-#[path = "../common.rs"]
-mod common;
-mod receivers;
-mod report;
-mod stack;
+pub mod checks;
+pub mod clients;
+pub mod receivers;
+pub mod report;
+pub mod stack;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +33,7 @@ use receivers::{Hanging, Healthy, Subscriptions};
 use report::Phase;
 use stack::{Emulator, Stack};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::{Error, common};
 
 /// How long the pipeline may take to catch up after a phase without faults.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
@@ -67,27 +61,9 @@ pub struct Settings {
     pub command: String,
 }
 
-fn main() -> ExitCode {
-    let settings = match settings() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("load: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match start(&settings) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("load: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
 /// Starts the emulator, then runs everything else under one deadline; answers
 /// whether every check passed.
-fn start(settings: &Settings) -> Result<bool, Error> {
+pub fn start(settings: &Settings) -> Result<bool, Error> {
     let work = std::env::temp_dir().join(format!("orders-load-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     eprintln!("load: logs in {}", work.display());
@@ -139,7 +115,6 @@ struct Run<'a> {
     placed: Vec<Placed>,
     /// The healthy receiver's deliveries per second in the steady phase.
     steady_webhooks_per_second: f64,
-    http: reqwest::Client,
 }
 
 async fn run(
@@ -179,7 +154,6 @@ async fn run(
         observer: Observer::default(),
         placed: Vec::new(),
         steady_webhooks_per_second: f64::NAN,
-        http: reqwest::Client::new(),
     };
 
     let phases = vec![
@@ -220,7 +194,7 @@ impl Run<'_> {
         window: Duration,
         fault: impl AsyncFnOnce(Instant) -> Result<T, Error>,
     ) -> Result<(Traffic, serde_json::Value, T), Error> {
-        self.stack.emulator.reset_timings(&self.http).await?;
+        self.stack.emulator.counters.reset().await?;
         let cpu_before = self.stack.cpu_seconds();
         let started = Instant::now();
         let started_at = std::time::SystemTime::now();
@@ -244,7 +218,7 @@ impl Run<'_> {
             .zip(self.stack.cpu_seconds())
             .map(|(before, after)| Some((after? - (*before)?) / seconds))
             .collect();
-        let timings = self.stack.emulator.timings(&self.http).await?;
+        let timings = self.stack.emulator.counters.timings().await?;
         eprintln!(
             "load:   {} requests, {} orders in {:.1} s",
             traffic.samples.len(),
@@ -777,53 +751,4 @@ async fn overall(run: &mut Run<'_>) -> Result<Vec<Check>, Error> {
         },
     ));
     Ok(checks)
-}
-
-fn settings() -> Result<Settings, Error> {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let mut settings = Settings {
-        clients: 8,
-        seconds: Duration::from_secs(20),
-        fault_seconds: Duration::from_secs(20),
-        short_seconds: Duration::from_secs(10),
-        stop_after: Duration::from_secs(5),
-        stop_for: Duration::from_secs(8),
-        max_orders: 1000,
-        deadline: Duration::from_secs(900),
-        dev_binary: PathBuf::from(target).join("release/orders-dev"),
-        root: std::env::current_dir()?,
-        out: None,
-        command: "load".into(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-        let mut seconds =
-            || -> Result<Duration, Error> { Ok(Duration::from_secs(value()?.parse()?)) };
-        match flag.as_str() {
-            "--clients" => settings.clients = value()?.parse()?,
-            "--seconds" => settings.seconds = seconds()?,
-            "--fault-seconds" => settings.fault_seconds = seconds()?,
-            "--short-seconds" => settings.short_seconds = seconds()?,
-            "--stop-after" => settings.stop_after = seconds()?,
-            "--stop-for" => settings.stop_for = seconds()?,
-            "--max-orders" => settings.max_orders = value()?.parse()?,
-            "--deadline" => settings.deadline = seconds()?,
-            "--dev-bin" => settings.dev_binary = value()?.into(),
-            "--out" => settings.out = Some(value()?.into()),
-            "--command" => settings.command = value()?,
-            other => {
-                return Err(
-                    format!("unknown argument {other} (see bench/src/load/main.rs)").into(),
-                );
-            }
-        }
-    }
-    if settings.clients == 0 || settings.max_orders < settings.clients {
-        return Err("--clients must be at least 1, and --max-orders at least --clients".into());
-    }
-    if settings.stop_after + settings.stop_for >= settings.fault_seconds {
-        return Err("--stop-after + --stop-for must end before --fault-seconds".into());
-    }
-    Ok(settings)
 }

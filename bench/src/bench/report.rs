@@ -1,0 +1,180 @@
+//! docs/bench.md, from the bench's figures.
+
+use std::collections::BTreeMap;
+
+use super::coldstart::{Row, median};
+use super::requests::Call;
+use super::{Args, BARE, SDK_FLOOR};
+use crate::common;
+
+/// `summary ×count, …`
+pub fn answers(answers: &BTreeMap<String, usize>) -> String {
+    answers
+        .iter()
+        .map(|(a, n)| format!("{a} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// docs/bench.md: the cold-start rows, the calls' DynamoDB requests, the targets missed.
+pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
+    use std::fmt::Write;
+    let (cpus, model) = common::machine();
+    let mut out = String::new();
+    let floor_of = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| median(&r.cold_ms))
+    };
+    let (floor, sdk_floor) = (floor_of(BARE), floor_of(SDK_FLOOR));
+    let _ = writeln!(out, "# Benchmark figures\n");
+    let _ = writeln!(
+        out,
+        "Measured {} on {cpus} CPUs ({model}), load average before the report {load}, with `{}`.",
+        common::now_utc(),
+        args.command
+    );
+    let _ = writeln!(
+        out,
+        "Release binaries built natively (`cargo build --release`, the workspace profile as is: \
+         opt-level 3, fat LTO, 1 codegen unit, symbols stripped, unwinding panics — cargo-lambda \
+         adds panic=abort for its builds, this does not). Cold start: spawn to the first \
+         `GET /2018-06-01/runtime/invocation/next`, {} runs each in rounds (every binary once a round), SDK clients built. Peak: VmHWM \
+         after one invocation of the sample event in `events/` (highest of the runs). Zip: the \
+         binary as `bootstrap`, deflated (python zipfile). Rows \
+         `get-order + …`: the same binary with one more setting, to show what its cold start \
+         is made of (bench/src/bench/coldstart.rs, `variants`). `sdk-floor`: the bare Lambda plus the \
+         shared SDK configuration and a DynamoDB client, built like the functions — what \
+         any of them pays before its own code.\n",
+        args.runs
+    );
+    let _ = writeln!(
+        out,
+        "| function | cold start median ms | min ms | max ms | × floor | × SDK floor | peak RSS MiB | binary MiB | zip MiB | answers |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
+    for row in rows {
+        let median = median(&row.cold_ms);
+        let _ = writeln!(
+            out,
+            "| {}{} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {:.2} | {:.2} | {} |",
+            row.name,
+            match row.name.as_str() {
+                BARE => " (floor)",
+                SDK_FLOOR => " (SDK floor)",
+                _ => "",
+            },
+            median,
+            row.cold_ms.first().copied().unwrap_or(f64::NAN),
+            row.cold_ms.last().copied().unwrap_or(f64::NAN),
+            floor.map_or("".into(), |f| format!("{:.2}", median / f)),
+            sdk_floor.map_or("".into(), |f| format!("{:.2}", median / f)),
+            row.peak_kib.last().copied().unwrap_or(0) as f64 / 1024.0,
+            mib(row.binary_bytes),
+            mib(row.zip_bytes),
+            answers(&row.answers),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## DynamoDB requests per API call\n\n\
+         Counted at the emulator (scripts/emulator_bench.py, `/_bench/requests`), one fresh process per \
+         call; the HTTP status is the emulator's (400: a condition or transaction that did not \
+         hold, as intended). ConsumedCapacity is not reported: the handlers do not ask for it \
+         (no ReturnConsumedCapacity), and moto's figures are placeholders anyway (a fixed 0.5 \
+         on every UpdateItem, fixed 0.5/1.0 on Get/Put/Query/Delete only when asked, none for \
+         TransactWriteItems), not computed from item sizes.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| API call | function | requests | operations (HTTP status) | answer |"
+    );
+    let _ = writeln!(out, "| --- | --- | ---: | --- | --- |");
+    for (label, binary, run) in calls {
+        let operations = run
+            .dynamo
+            .iter()
+            .map(|r| format!("{} ({})", r.operation, r.status))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| {label} | {binary} | {} | {operations} | {}{} |",
+            run.dynamo.len(),
+            run.answer.summary(),
+            if run.answer.is_success() {
+                ""
+            } else {
+                " (not a success)"
+            },
+        );
+    }
+    let _ = writeln!(out, "\n## Against the targets (issue 4, item 4)\n");
+    let mut misses = Vec::new();
+    // The `+` rows are analysis (see `variants`), not functions as deployed.
+    for row in rows
+        .iter()
+        .filter(|r| r.name != BARE && r.name != SDK_FLOOR && !r.name.contains(" + "))
+    {
+        let ratio = floor.map(|f| median(&row.cold_ms) / f).unwrap_or(f64::NAN);
+        if ratio.is_nan() || ratio > 1.5 {
+            misses.push(format!(
+                "{}: median cold start {:.2} × the bare Lambda's (target ≤ 1.5 ×)",
+                row.name, ratio
+            ));
+        }
+        let peak = row.peak_kib.last().copied().unwrap_or(0) as f64 / 1024.0;
+        if peak >= 32.0 {
+            misses.push(format!(
+                "{}: peak {peak:.1} MiB (target < 32 MiB)",
+                row.name
+            ));
+        }
+    }
+    for (label, _, run) in calls {
+        let n = run.dynamo.iter().filter(|r| !r.cart_lookup).count();
+        if n != 1 {
+            misses.push(format!(
+                "{label}: {n} DynamoDB requests besides the cart lookup (target 1)"
+            ));
+        }
+    }
+    if let (Some(bare), Some(sdk)) = (floor, sdk_floor) {
+        let _ = writeln!(
+            out,
+            "The SDK floor (a bare Lambda that also builds the shared SDK configuration and a \
+             DynamoDB client before its first poll, as every function must) starts in {sdk:.2} ms, \
+             {:.2} × the bare Lambda's {bare:.2} ms: that much of the target is the AWS SDK's \
+             before any of our code runs.\n",
+            sdk / bare
+        );
+    }
+    if misses.is_empty() {
+        let _ = writeln!(out, "Every figure meets its target.");
+    } else {
+        for miss in &misses {
+            let _ = writeln!(out, "- miss: {miss}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n## Reproduce\n\n\
+         ```sh\n\
+         make bench                 # BENCH_RUNS=15 cold starts per binary; AWS_ENDPOINT_URL: use that emulator\n\
+         ```\n\n\
+         It builds the 14 functions and `bench/`'s two floors with one \
+         `cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins` (native, \
+         not cross-compiled), starts scripts/emulator.py through scripts/with-emulator.sh unless \
+         `AWS_ENDPOINT_URL` is set, provisions fresh tables from template.yaml, and runs \
+         `bench/` (its source says how each figure is taken), which overwrites this file. The \
+         figures depend on the machine and on its load: compare rows of one run, not runs."
+    );
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
