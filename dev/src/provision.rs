@@ -199,7 +199,7 @@ pub async fn put_cart(
     Ok(())
 }
 
-/// The seed document's cart: `abc123` of `user789`, totalling 75.00.
+/// The demo cart of the README walk-through: `abc123` of `user789`, totalling 75.00.
 pub const DEMO_CART: (&str, &str, &[SeedLine<'static>]) = (
     "abc123",
     "user789",

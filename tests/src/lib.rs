@@ -328,7 +328,7 @@ impl Stack {
     }
 }
 
-/// The seed document's create body for `cart_id`, without `user_id`.
+/// The README's example create body for `cart_id`, without `user_id`.
 pub fn checkout(cart_id: &str) -> Value {
     json!({
         "cart_id": cart_id,

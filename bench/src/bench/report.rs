@@ -112,7 +112,7 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
             },
         );
     }
-    let _ = writeln!(out, "\n## Against the targets (issue 4, item 4)\n");
+    let _ = writeln!(out, "\n## Against the targets\n");
     let mut misses = Vec::new();
     // The `+` rows are analysis (see `variants`), not functions as deployed.
     for row in rows

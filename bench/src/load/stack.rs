@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::emulator::Counters;
 
-/// What every cart holds: two products, 75.00 in all, as the seed's cart.
+/// What every cart holds: two products, 75.00 in all, as the demo cart.
 pub const CART_LINES: &[SeedLine<'static>] = &[
     ("load-p1", "USB Cable", 2, "10.00"),
     ("load-p2", "Keyboard", 1, "55.00"),

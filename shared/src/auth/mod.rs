@@ -1,4 +1,4 @@
-//! Bearer-token authentication (brief §4).
+//! Bearer-token authentication (README, Authentication).
 //!
 //! Every request carries `Authorization: Bearer <JWT>`. API Gateway's JWT authorizer checks it
 //! first; we verify it again here (defence in depth) and turn it into a [`Principal`].

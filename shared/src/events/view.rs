@@ -1,4 +1,5 @@
-//! An order as the API answers it and the events carry it, rendered as the seed shows.
+//! An order as the API answers it and the events carry it, money with its currency's
+//! digits (`75.00`).
 
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -13,7 +13,7 @@ fn create(user: &str, body: &Value) -> Call {
         .json(body)
 }
 
-/// The seed's request body: its cart, user, address and payment method.
+/// The README's example request body: its cart, user, address and payment method.
 fn seed_body() -> Value {
     let mut body = checkout("abc123");
     body["user_id"] = json!("user789");

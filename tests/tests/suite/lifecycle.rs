@@ -129,7 +129,7 @@ enum Outcome {
     NotFound,
 }
 
-/// What the seed's lifecycle promises, written out here rather than asked of the product.
+/// What the documented lifecycle (README) promises, written out here rather than asked of the product.
 fn expected(from: &str, to: &str, who: Who, method: Method) -> Outcome {
     use Outcome::*;
     const ADMIN_MOVES: &[(&str, &str)] = &[
@@ -317,7 +317,7 @@ async fn matrix_from(from: &'static str) {
     }
 }
 
-/// Every move of the seed's lifecycle works for exactly the roles it names; everything
+/// Every move of the documented lifecycle works for exactly the roles it names; everything
 /// else is a no-op (same status), 403 (the role never makes that move), 404 (a DELETE on
 /// someone else's order) or 409 — and a refusal leaves the stored order untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -345,7 +345,7 @@ async fn matrix_from_cancelled() {
     matrix_from("cancelled").await;
 }
 
-/// The expectation table itself says what the seed says (a guard against a typo in it).
+/// The expectation table itself says what the README says (a guard against a typo in it).
 #[test]
 fn the_expectation_table_is_the_seed_diagram() {
     use Outcome::*;

@@ -4,6 +4,7 @@
 
 mod create;
 mod fulfillment;
+mod layout;
 mod lifecycle;
 mod lists;
 mod openapi;

@@ -112,14 +112,14 @@ fn every_operation_documents_the_answers_any_request_can_get() {
 }
 
 /// The examples' order ids are ids the API can produce (and so would not answer
-/// with 404), and the seed's cart `abc123` becomes the order they show.
+/// with 404), and the demo cart `abc123` becomes the order they show.
 #[test]
 fn example_order_ids_are_real_order_ids() {
     let text = document_text();
     let seed_order = OrderId::for_cart("abc123");
     assert!(
         text.contains(seed_order.as_str()),
-        "the examples should show the seed cart's order {seed_order}"
+        "the examples should show the demo cart's order {seed_order}"
     );
     let mut rest = text.as_str();
     while let Some(at) = rest.find("ORD") {

@@ -176,7 +176,7 @@ struct OrderPageView {
     next_cursor: Option<String>,
 }
 
-/// The short answer to a create or a cancel, in the seed's words.
+/// The short answer to a create or a cancel, in the words the README documents.
 #[derive(Serialize)]
 struct Acknowledgement<'a> {
     order_id: &'a str,

@@ -163,21 +163,30 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The seed's create body. Shape errors (unknown members, wrong JSON types) and
+/// The create body (README's example request). Shape errors (unknown members, wrong JSON types) and
 /// the domain's checks are reported together, one entry per field.
 pub fn checkout(body: &Map<String, Value>) -> Result<Checkout, RequestError> {
-    let (input, mut errors) = checkout_input(body);
-    match input.validate() {
-        Ok(checkout) if errors.is_empty() => Ok(checkout),
-        Ok(_) => Err(RequestError::Invalid(errors)),
+    let (input, errors) = checkout_input(body);
+    with_checks(errors, input.validate())
+}
+
+/// A body's shape errors (unknown members, wrong JSON types) and the domain's checks
+/// of what could be read, reported together: a field already reported as the wrong
+/// type is not also "required".
+pub fn with_checks<T>(
+    mut shape: FieldErrors,
+    checked: Result<T, FieldErrors>,
+) -> Result<T, RequestError> {
+    match checked {
+        Ok(value) if shape.is_empty() => Ok(value),
+        Ok(_) => Err(RequestError::Invalid(shape)),
         Err(checks) => {
-            // A field already reported as the wrong type is not also "required".
             for error in checks.0 {
-                if !errors.0.iter().any(|e| e.field == error.field) {
-                    errors.0.push(error);
+                if !shape.0.iter().any(|e| e.field == error.field) {
+                    shape.0.push(error);
                 }
             }
-            Err(RequestError::Invalid(errors))
+            Err(RequestError::Invalid(shape))
         }
     }
 }

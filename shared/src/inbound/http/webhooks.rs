@@ -132,19 +132,7 @@ fn subscription_request(
         events,
         description: fields.string(&mut errors, "description"),
     };
-    match input.validate(policy) {
-        Ok(new) if errors.is_empty() => Ok(new),
-        Ok(_) => Err(RequestError::Invalid(errors)),
-        Err(checks) => {
-            // A field already reported as the wrong type is not also "required".
-            for error in checks.0 {
-                if !errors.0.iter().any(|e| e.field == error.field) {
-                    errors.0.push(error);
-                }
-            }
-            Err(RequestError::Invalid(errors))
-        }
-    }
+    request::with_checks(errors, input.validate(policy))
 }
 
 fn no_query(request: &Request) -> Result<(), RequestError> {
