@@ -38,7 +38,7 @@ pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
 /// stack.
 pub const LOCAL_MODE: &str = crate::auth::ENV_LOCAL_MODE;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     #[error("{0} must be set")]
     Missing(&'static str),
@@ -46,6 +46,14 @@ pub enum ConfigError {
     Invalid { setting: &'static str, why: String },
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
+}
+
+/// A function's `main` returns this error, and Rust prints an error's `Debug` on the
+/// way out: make that the sentence that names the setting.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The settings, read once. Empty values count as unset.
