@@ -313,7 +313,15 @@ pub fn list_request(request: &Request) -> Result<ListRequest, RequestError> {
     let one = |name: &str| params.first(name).map(str::to_string);
     let time = |errors: &mut FieldErrors, name: &str| {
         one(name).and_then(|t| match OffsetDateTime::parse(&t, &Rfc3339) {
-            Ok(t) => Some(t),
+            // Stored times are UTC with a four-digit year; an offset may push a valid
+            // RFC 3339 text out of that range (9999-12-31T23:59:59-01:00).
+            Ok(t) => match t.checked_to_offset(time::UtcOffset::UTC) {
+                Some(utc) if (0..=9999).contains(&utc.year()) => Some(utc),
+                _ => {
+                    errors.add(name, "must be within the years 0000 to 9999 in UTC");
+                    None
+                }
+            },
             Err(_) => {
                 errors.add(
                     name,
