@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod method_not_allowed;
 pub mod pipeline;
 pub mod ports;
 pub mod service;
