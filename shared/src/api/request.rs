@@ -249,11 +249,20 @@ pub fn if_match(request: &Request) -> Result<Option<u64>, RequestError> {
     if tag == "*" {
         return Ok(None);
     }
-    tag.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map(Some)
-        .map_err(|_| invalid("If-Match", "must be the order's ETag, such as \"3\""))
+    // Exactly `"3"`, `W/"3"`, `3` or `W/3` (the document's pattern).
+    let bare = tag.strip_prefix("W/").unwrap_or(tag);
+    let digits = bare
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(bare);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "If-Match",
+            "must be the order's ETag, such as \"3\"",
+        ));
+    }
+    // Too large to be any order's version: a mismatch (412), not a malformed header.
+    Ok(Some(digits.parse().unwrap_or(u64::MAX)))
 }
 
 /// Optional free text, such as a change's `reason`: bounded, no control characters.
