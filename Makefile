@@ -1,9 +1,9 @@
 # Orders: one command each to run, test, build and deploy.
 #
 #   make dev      the local stack (emulator + API on 127.0.0.1:${PORT:-3000}); Ctrl-C stops it
-#   make test     fmt, clippy, cfn-lint, then every test against a throw-away emulator
+#   make test     fmt, clippy, cfn-lint, every test against a throw-away emulator, the fuzz run
 #
-# Needs Rust and python3; everything else (moto, cfn-lint, cargo-lambda, pinned in
+# Needs Rust and python3; everything else (moto, cfn-lint, cargo-lambda, schemathesis, pinned in
 # requirements-dev.txt) goes into .venv on first use. CARGO_TARGET_DIR is honoured.
 
 SHELL := bash
@@ -37,10 +37,21 @@ bootstrap: ## Create .venv and install the pinned dev tools (no-op when up to da
 dev: ## Run the local stack: emulator, tables and seed from template.yaml, API on :3000
 	@bash scripts/dev.sh
 
-test: lint ## Lint, then run every test against a throw-away emulator (debug profile)
+# The fuzz step (scripts/fuzz.sh): schemathesis against the local stack (orders-dev, debug)
+# on its own throw-away emulator, as an admin and as a customer, fixed seed; FUZZ_EXAMPLES
+# cases per operation and phase (25: over 1,000 cases a pass). Its last line is the
+# closing line of `make test`; any failing check, 5xx or panic fails the target.
+FUZZ_EXAMPLES ?= 25
+
+test: lint ## Lint, then every test against a throw-away emulator (debug profile), then the schemathesis run
 	scripts/with-emulator.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$${TMPDIR:-/tmp}/orders-test.log"
 	@# One closing line for the whole run, summed over every test binary.
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$${TMPDIR:-/tmp}/orders-test.log"
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/fuzz.sh
+
+.PHONY: fuzz
+fuzz: bootstrap ## Only the schemathesis run of docs/openapi.yaml against the local stack
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/fuzz.sh
 
 lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint template.yaml
 	cargo fmt --all -- --check $(RUSTFMT_COLOR)

@@ -45,7 +45,9 @@ async fn main() -> Result<(), Error> {
     let carts = CartsFrom::from_settings(&settings)?;
 
     let template = Template::load(&template_path)?;
-    let router = Arc::new(Router::new(template.routes()?)?);
+    let router = Arc::new(
+        Router::new(template.routes()?)?.with_method_fallbacks(template.method_fallbacks()?)?,
+    );
     let sdk = orders::adapters::aws::sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     provision::ensure_table(&dynamodb, &table, &template.table("OrdersTable")?).await?;

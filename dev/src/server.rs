@@ -23,6 +23,20 @@ use crate::template::Route;
 /// Matches a method and path against the template's routes.
 pub struct Router {
     routes: Vec<(Route, Endpoint)>,
+    /// Paths with an `ANY` route to the method-not-allowed function.
+    fallbacks: Vec<String>,
+}
+
+/// What the router makes of a request, as API Gateway would.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// A route of this method and path: its endpoint and path parameters.
+    Endpoint(Endpoint, HashMap<String, String>),
+    /// A path with an `ANY` route but no route of this method: 405, with the route's
+    /// path and the methods it has (the `Allow` value).
+    MethodNotAllowed { path: String, allow: String },
+    /// No route: API Gateway's 404.
+    NotFound,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +60,52 @@ impl Router {
                 }),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Router { routes })
+        Ok(Router {
+            routes,
+            fallbacks: Vec::new(),
+        })
+    }
+
+    /// Adds template.yaml's `ANY` routes, each to the method-not-allowed function.
+    pub fn with_method_fallbacks(mut self, routes: Vec<Route>) -> Result<Router, UnknownFunction> {
+        for route in routes {
+            if route.binary != orders::inbound::http::method_not_allowed::BINARY {
+                return Err(UnknownFunction {
+                    method: route.method,
+                    path: route.path,
+                    binary: route.binary,
+                });
+            }
+            self.fallbacks.push(route.path);
+        }
+        Ok(self)
+    }
+
+    /// The endpoint for `method` and `path`, or else 405 when another method is routed
+    /// on this path and the template has an `ANY` route for it, or else 404.
+    pub fn resolve(&self, method: &str, path: &str) -> Resolved {
+        if let Some((endpoint, params)) = self.find(method, path) {
+            return Resolved::Endpoint(endpoint, params);
+        }
+        let Some(fallback) = self
+            .fallbacks
+            .iter()
+            .find(|p| orders::inbound::http::method_not_allowed::path_matches(p, path))
+        else {
+            return Resolved::NotFound;
+        };
+        let mut methods: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|(route, _)| &route.path == fallback)
+            .map(|(route, _)| route.method.as_str())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        Resolved::MethodNotAllowed {
+            path: fallback.clone(),
+            allow: methods.join(", "),
+        }
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &(Route, Endpoint)> {
@@ -109,12 +168,9 @@ async fn answer(app: &Api, router: &Router, request: Request<Incoming>) -> Respo
     if request.method() == hyper::Method::GET && path == "/health" {
         return plain(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
     }
-    let Some((endpoint, path_params)) = router.find(request.method().as_str(), &path) else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "application/problem+json",
-            r#"{"type":"/problems/route_not_found","title":"Not Found","status":404,"detail":"No route matches this method and path.","code":"route_not_found"}"#,
-        );
+    let (endpoint, path_params) = match router.resolve(request.method().as_str(), &path) {
+        Resolved::Endpoint(endpoint, params) => (endpoint, params),
+        unrouted => return to_hyper(unrouted_response(request.method().as_str(), &unrouted)),
     };
     let (parts, body) = request.into_parts();
     // Read one byte past the limit so that the handler sees, and refuses, a body
@@ -124,7 +180,10 @@ async fn answer(app: &Api, router: &Router, request: Request<Incoming>) -> Respo
         Err(_) => Bytes::from(vec![b' '; MAX_BODY_BYTES + 1]),
     };
     let lambda_request = lambda_request(parts, bytes, path_params);
-    let response = app.handle(endpoint, lambda_request).await;
+    to_hyper(app.handle(endpoint, lambda_request).await)
+}
+
+fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> Response<Full<Bytes>> {
     let (parts, body) = response.into_parts();
     let bytes = match body {
         lambda_http::Body::Empty => Bytes::new(),
@@ -133,6 +192,20 @@ async fn answer(app: &Api, router: &Router, request: Request<Incoming>) -> Respo
         _ => Bytes::new(),
     };
     Response::from_parts(parts, Full::new(bytes))
+}
+
+/// The answer to a request no endpoint takes: 405 with `Allow` (what the deployed
+/// method-not-allowed function answers), or a 404 problem `route_not_found`.
+pub fn unrouted_response(
+    method: &str,
+    resolved: &Resolved,
+) -> lambda_http::Response<lambda_http::Body> {
+    match resolved {
+        Resolved::MethodNotAllowed { path, allow } => {
+            orders::inbound::http::method_not_allowed::response(method, path, allow)
+        }
+        _ => orders::inbound::http::method_not_allowed::not_found(),
+    }
 }
 
 /// Shapes a request as API Gateway hands it to a function: the body as text (or
@@ -212,5 +285,28 @@ mod tests {
         assert!(router.find("DELETE", "/api/orders/x").is_none());
         assert!(router.find("GET", "/api/orders//status").is_none());
         assert!(Router::new(vec![route("GET", "/x", "nope")]).is_err());
+        assert_eq!(
+            router.resolve("DELETE", "/api/orders/x"),
+            Resolved::NotFound,
+            "no ANY route: 404, as API Gateway answers"
+        );
+        let router = router
+            .with_method_fallbacks(vec![
+                route("ANY", "/api/orders", "method-not-allowed"),
+                route("ANY", "/api/orders/{order_id}", "method-not-allowed"),
+            ])
+            .unwrap();
+        assert_eq!(
+            router.resolve("DELETE", "/api/orders/x"),
+            Resolved::MethodNotAllowed {
+                path: "/api/orders/{order_id}".into(),
+                allow: "GET".into()
+            }
+        );
+        assert!(matches!(
+            router.resolve("GET", "/api/orders/x"),
+            Resolved::Endpoint(Endpoint::GetOrder, _)
+        ));
+        assert_eq!(router.resolve("GET", "/api/nope"), Resolved::NotFound);
     }
 }

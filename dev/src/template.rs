@@ -123,8 +123,27 @@ impl Template {
             .map(|(name, resource)| (name.as_str().unwrap_or_default(), resource))
     }
 
-    /// Every `HttpApi` event of every function, with the function's binary.
+    /// Every `HttpApi` event of every function with a method, with the function's
+    /// binary: the API's endpoints.
     pub fn routes(&self) -> Result<Vec<Route>, TemplateError> {
+        Ok(self
+            .all_routes()?
+            .into_iter()
+            .filter(|r| r.method != "ANY")
+            .collect())
+    }
+
+    /// The `ANY` routes: for a method no route of that path has, API Gateway picks
+    /// these (their function answers 405 with `Allow`).
+    pub fn method_fallbacks(&self) -> Result<Vec<Route>, TemplateError> {
+        Ok(self
+            .all_routes()?
+            .into_iter()
+            .filter(|r| r.method == "ANY")
+            .collect())
+    }
+
+    fn all_routes(&self) -> Result<Vec<Route>, TemplateError> {
         let mut routes = Vec::new();
         for (name, function) in self.resources_of_type("AWS::Serverless::Function") {
             let binary = function

@@ -19,7 +19,7 @@ use orders::inbound::http::Api;
 use orders::wiring::{LOCAL_MODE, Settings, Wiring};
 use orders_dev::pipeline::{self, PipelineError};
 use orders_dev::provision::{self, SeedLine};
-use orders_dev::server::Router;
+use orders_dev::server::{Resolved, Router, unrouted_response};
 use orders_dev::template::{QueueSpec, RuleSpec, Template};
 use serde_json::{Value, json};
 
@@ -93,6 +93,25 @@ impl Reply {
     /// The `code` of a problem document.
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl From<lambda_http::Response<Body>> for Reply {
+    fn from(response: lambda_http::Response<Body>) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = match response.body() {
+            Body::Text(text) => text.clone(),
+            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        };
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 }
 
@@ -189,7 +208,11 @@ impl Stack {
             .expect("the test stack's settings are complete");
         Stack {
             app: Arc::new(app),
-            router: Arc::new(Router::new(template.routes().unwrap()).unwrap()),
+            router: Arc::new(
+                Router::new(template.routes().unwrap())
+                    .and_then(|r| r.with_method_fallbacks(template.method_fallbacks().unwrap()))
+                    .unwrap(),
+            ),
             wiring,
             dynamodb,
             table,
@@ -198,13 +221,15 @@ impl Stack {
     }
 
     /// Sends `call` the way API Gateway would: routed by template.yaml, with path
-    /// and query parameters extracted, to the endpoint's handler.
+    /// and query parameters extracted, to the endpoint's handler; a method the path
+    /// has no route for is 405 with `Allow`, an unknown path 404, as the local server
+    /// answers.
     pub async fn send(&self, call: Call) -> Reply {
         let path = call.uri.split('?').next().unwrap_or_default();
-        let (endpoint, params) = self
-            .router
-            .find(&call.method, path)
-            .unwrap_or_else(|| panic!("no route for {} {path}", call.method));
+        let (endpoint, params) = match self.router.resolve(&call.method, path) {
+            Resolved::Endpoint(endpoint, params) => (endpoint, params),
+            unrouted => return Reply::from(unrouted_response(&call.method, &unrouted)),
+        };
         let mut builder = http::Request::builder()
             .method(call.method.as_str())
             .uri(&call.uri);
@@ -214,21 +239,7 @@ impl Stack {
         let (parts, ()) = builder.body(()).unwrap().into_parts();
         let body = call.body.map(Bytes::from).unwrap_or_default();
         let request = orders_dev::server::lambda_request(parts, body, params);
-        let response = self.app.handle(endpoint, request).await;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = match response.body() {
-            Body::Text(text) => text.clone(),
-            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => String::new(),
-        };
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply::from(self.app.handle(endpoint, request).await)
     }
 
     pub async fn put_cart(&self, cart_id: &str, user_id: &str, lines: &[SeedLine<'_>]) {

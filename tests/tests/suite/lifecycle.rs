@@ -484,7 +484,16 @@ async fn if_match_guards_against_lost_updates() {
     assert_eq!(retry.status, 200, "{retry:?}");
     assert_eq!(retry.header("etag"), Some("\"2\""));
 
-    for malformed in ["abc", "\"two\"", "\"-1\""] {
+    // Exactly the document's pattern: `"2"`, `W/"2"`, `2`, `W/2`, or `*`.
+    for malformed in [
+        "abc",
+        "\"two\"",
+        "\"-1\"",
+        "\"\"2\"\"",
+        "W/W/2",
+        "\"2",
+        "\"\"",
+    ] {
         let bad = stack
             .send(put_status(&id, &ship, &fulfillment()).header("if-match", malformed))
             .await;
@@ -492,6 +501,11 @@ async fn if_match_guards_against_lost_updates() {
         assert_eq!(bad.code(), "validation_failed");
     }
     assert_eq!(stack.stored_order(&id).await.unwrap(), before);
+    // A version too large for any order is a mismatch, not a malformed header.
+    let huge = stack
+        .send(put_status(&id, &ship, &fulfillment()).header("if-match", "\"99999999999999999999\""))
+        .await;
+    assert_eq!(huge.status, 412, "{huge:?}");
 
     let current = stack
         .send(put_status(&id, &ship, &fulfillment()).header("if-match", "\"2\""))

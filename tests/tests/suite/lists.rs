@@ -307,6 +307,60 @@ async fn bad_queries_are_rejected() {
     }
 }
 
+/// Defect 2 (found by the fuzz run): a valid RFC 3339 time whose offset puts it past
+/// year 9999 in UTC panicked the handler (a dropped connection locally, a 500 on
+/// Lambda); it is a 400 on the field. Bounds finer than a millisecond, the precision of
+/// the stored keys, used to collapse onto one key: `created_before` a fraction after an
+/// order's millisecond excluded that order, and two bounds within one millisecond made
+/// a reversed `BETWEEN`, which real DynamoDB refuses; now the order is listed and the
+/// empty range is an empty page.
+#[tokio::test]
+async fn out_of_range_and_sub_millisecond_bounds() {
+    let stack = Stack::new().await;
+    let order = stack.order_for("edge", "edge-cart").await;
+    for (query, field) in [
+        ("created_after=9999-12-31T23:59:59-01:00", "created_after"),
+        ("created_before=9999-12-31T23:59:59-00:01", "created_before"),
+        ("created_after=0000-01-01T00:00:00%2B01:00", "created_after"),
+    ] {
+        for bearer in [customer("edge"), admin()] {
+            let reply = list(&stack, query, &bearer).await;
+            assert_eq!(reply.status, 400, "{query}: {reply:?}");
+            assert_eq!(reply.body["errors"][0]["field"], field, "{query}");
+        }
+    }
+    let created = stack
+        .send(Call::new("GET", &format!("/api/orders/{order}")).bearer(&admin()))
+        .await;
+    let at = created.body["created_at"].as_str().unwrap().to_string();
+    // "2026-11-25T14:03:07.120Z" → the same millisecond plus a fraction.
+    let fraction = |digits: &str| at.replace('Z', &format!("{digits}Z"));
+    let just_after = fraction("4");
+    let later = fraction("9");
+    for bearer in [customer("edge"), admin()] {
+        let reply = list(&stack, &format!("created_before={just_after}"), &bearer).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(
+            ids(orders(&reply)),
+            std::slice::from_ref(&order),
+            "created_before={just_after}"
+        );
+        let reply = list(&stack, &format!("created_after={just_after}"), &bearer).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert!(
+            orders(&reply).is_empty(),
+            "created_after={just_after}: {reply:?}"
+        );
+        let query = format!("created_after={just_after}&created_before={later}");
+        let reply = list(&stack, &query, &bearer).await;
+        assert_eq!(reply.status, 200, "{query}: {reply:?}");
+        assert!(orders(&reply).is_empty(), "{query}: {reply:?}");
+        let query = format!("created_after={at}&created_before={later}");
+        let reply = list(&stack, &query, &bearer).await;
+        assert!(orders(&reply).is_empty(), "{query}: {reply:?}");
+    }
+}
+
 /// The cursor is opaque and bound to its query and caller: a changed character, a cursor
 /// from another filter set or from another caller is 400 `invalid_cursor`.
 #[tokio::test]

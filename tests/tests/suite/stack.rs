@@ -44,6 +44,83 @@ fn the_template_routes_every_endpoint_once() {
     assert_eq!(binaries, routes.iter().map(|r| r.2.as_str()).collect());
 }
 
+/// Defect 10: API Gateway answers a method no route has with 404, so every path has
+/// an `ANY` route to the method-not-allowed function, whose `Allow` table lists exactly
+/// the methods the template routes there; locally and in the harness the same request
+/// is the same 405.
+#[tokio::test]
+async fn a_known_path_with_another_method_is_405_with_allow() {
+    let template = template();
+    let routes = template.routes().unwrap();
+    let fallbacks = template.method_fallbacks().unwrap();
+    let paths: BTreeSet<&str> = routes.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        fallbacks.iter().map(|r| r.path.as_str()).collect(),
+        "every path, and only those, has an ANY route"
+    );
+    for route in &fallbacks {
+        assert_eq!(
+            route.binary,
+            orders::inbound::http::method_not_allowed::BINARY
+        );
+    }
+    let table: BTreeSet<(String, String)> = orders::inbound::http::method_not_allowed::ALLOWED
+        .iter()
+        .map(|(p, a)| (p.to_string(), a.to_string()))
+        .collect();
+    let from_template: BTreeSet<(String, String)> = paths
+        .iter()
+        .map(|path| {
+            let mut methods: Vec<&str> = routes
+                .iter()
+                .filter(|r| r.path == *path)
+                .map(|r| r.method.as_str())
+                .collect();
+            methods.sort_unstable();
+            (path.to_string(), methods.join(", "))
+        })
+        .collect();
+    assert_eq!(
+        table, from_template,
+        "method_not_allowed::ALLOWED is template.yaml's"
+    );
+
+    // The function, on its sample event (PATCH /api/orders/ORD12345).
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let text = std::fs::read_to_string(events.join("method-not-allowed.json")).unwrap();
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let reply =
+        orders_tests::Reply::from(orders::inbound::http::method_not_allowed::handle(&request));
+    assert_eq!(reply.status, 405, "{reply:?}");
+    assert_eq!(reply.header("allow"), Some("DELETE, GET"));
+    assert_eq!(reply.code(), "method_not_allowed");
+
+    // The harness answers as the server does.
+    let stack = Stack::new().await;
+    for (method, path, allow) in [
+        ("PATCH", "/api/orders/ORD12345", "DELETE, GET"),
+        ("PUT", "/api/orders", "GET, POST"),
+        ("GET", "/api/orders/ORD12345/status", "PUT"),
+        ("POST", "/api/webhooks/wh_1/deliveries", "GET"),
+    ] {
+        let reply = stack
+            .send(orders_tests::Call::new(method, path).bearer(&token("admin", "orders:admin")))
+            .await;
+        assert_eq!(reply.status, 405, "{method} {path}: {reply:?}");
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+    }
+    let reply = stack
+        .send(orders_tests::Call::new("GET", "/api/nothing"))
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.code(), "route_not_found");
+}
+
 #[test]
 fn every_function_has_a_binary_and_a_sample_event_for_its_route() {
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
@@ -210,6 +287,22 @@ async fn the_dev_server_serves_the_api_over_http() {
         unknown.headers()["content-type"],
         "application/problem+json"
     );
+
+    // Defect 10: a known path with another method is 405 with Allow, not 404.
+    let patched = http
+        .patch(format!("{base}{location}"))
+        .bearer_auth(token("user789", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 405);
+    assert_eq!(patched.headers()["allow"], "DELETE, GET");
+    assert_eq!(
+        patched.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&patched.text().await.unwrap()).unwrap();
+    assert_eq!(problem["code"], "method_not_allowed");
 
     let too_large = http
         .post(format!("{base}/api/orders"))

@@ -297,11 +297,24 @@ impl OrderStore for DynamoOrderStore {
         let mut values = HashMap::from([(":p".to_string(), s(&partition))]);
         let mut key_condition = "#p = :p".to_string();
         let mut names = HashMap::from([("#p".to_string(), partition_attr.to_string())]);
-        // created_key is "<timestamp>#<order id>": "#~" sorts after every id of the
-        // same instant and "#" before, which makes both bounds exclusive.
+        // created_key is "<timestamp to the millisecond>#<order id>": "#~" sorts after
+        // every id of the same millisecond and "#" before, which makes both bounds
+        // exclusive. A bound finer than a millisecond is truncated to it: `after` then
+        // still excludes that millisecond, `before` includes it (it is earlier).
         let after = query.created_after.map(|t| format!("{}#~", timestamp(t)));
-        let before = query.created_before.map(|t| format!("{}#", timestamp(t)));
+        let before = query.created_before.map(|t| {
+            let sub_ms = t.nanosecond() % 1_000_000 != 0;
+            format!("{}#{}", timestamp(t), if sub_ms { "~" } else { "" })
+        });
         match (after, before) {
+            // No millisecond strictly between the bounds: nothing to read, and DynamoDB
+            // refuses a BETWEEN whose bounds are equal or reversed.
+            (Some(a), Some(b)) if b <= a => {
+                return Ok(OrderPage {
+                    orders: Vec::new(),
+                    next: None,
+                });
+            }
             (Some(a), Some(b)) => {
                 key_condition.push_str(" AND created_key BETWEEN :a AND :b");
                 values.insert(":a".into(), s(a));

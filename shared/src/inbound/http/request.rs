@@ -258,11 +258,20 @@ pub fn if_match(request: &Request) -> Result<Option<u64>, RequestError> {
     if tag == "*" {
         return Ok(None);
     }
-    tag.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map(Some)
-        .map_err(|_| invalid("If-Match", "must be the order's ETag, such as \"3\""))
+    // Exactly `"3"`, `W/"3"`, `3` or `W/3` (the document's pattern).
+    let bare = tag.strip_prefix("W/").unwrap_or(tag);
+    let digits = bare
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(bare);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "If-Match",
+            "must be the order's ETag, such as \"3\"",
+        ));
+    }
+    // Too large to be any order's version: a mismatch (412), not a malformed header.
+    Ok(Some(digits.parse().unwrap_or(u64::MAX)))
 }
 
 /// Optional free text, such as a change's `reason`: bounded, no control characters.
@@ -323,7 +332,15 @@ pub fn list_request(request: &Request) -> Result<(OrderQuery, Option<String>), R
     let one = |name: &str| params.first(name).map(str::to_string);
     let time = |errors: &mut FieldErrors, name: &str| {
         one(name).and_then(|t| match OffsetDateTime::parse(&t, &Rfc3339) {
-            Ok(t) => Some(t),
+            // Stored times are UTC with a four-digit year; an offset may push a valid
+            // RFC 3339 text out of that range (9999-12-31T23:59:59-01:00).
+            Ok(t) => match t.checked_to_offset(time::UtcOffset::UTC) {
+                Some(utc) if (0..=9999).contains(&utc.year()) => Some(utc),
+                _ => {
+                    errors.add(name, "must be within the years 0000 to 9999 in UTC");
+                    None
+                }
+            },
             Err(_) => {
                 errors.add(
                     name,
