@@ -587,7 +587,9 @@ async fn the_create_after_the_limit_is_429_with_retry_after_and_writes_nothing()
         first.get_or_insert(reply.body["order_id"].clone());
     }
 
-    let refused = stack.send(cart_create(&stack, "rita", "rita-3").await).await;
+    let refused = stack
+        .send(cart_create(&stack, "rita", "rita-3").await)
+        .await;
 
     assert_eq!(refused.status, 429, "{refused:?}");
     assert_eq!(refused.code(), "create_limit_reached");
@@ -612,7 +614,10 @@ async fn the_create_after_the_limit_is_429_with_retry_after_and_writes_nothing()
     assert!(reset.abs_diff(retry_after) <= 1, "{rate} vs {retry_after}");
     // Nothing written: no fourth order, the counter still at the limit.
     assert_eq!(stack.stored_orders().await.len(), 3);
-    assert_eq!(counters(&stack).await, [("RATE#rita".to_string(), "3".to_string())]);
+    assert_eq!(
+        counters(&stack).await,
+        [("RATE#rita".to_string(), "3".to_string())]
+    );
 
     // A keyless retry of a create that went through still learns its order.
     let again = stack.send(create("rita", &checkout("rita-0"))).await;
@@ -664,7 +669,10 @@ async fn an_idempotent_replay_is_answered_when_the_limit_is_reached() {
         .filter(|i| i["SK"].as_s().unwrap() == "IDEMPOTENCY")
         .count();
     assert_eq!(records, 1, "the refused create left its key behind");
-    assert_eq!(counters(&stack).await, [("RATE#ida".to_string(), "2".to_string())]);
+    assert_eq!(
+        counters(&stack).await,
+        [("RATE#ida".to_string(), "2".to_string())]
+    );
 }
 
 #[tokio::test]
@@ -700,5 +708,8 @@ async fn concurrent_creates_by_one_caller_make_exactly_the_limit() {
         "{replies:?}"
     );
     assert_eq!(stack.stored_orders().await.len(), 3);
-    assert_eq!(counters(&stack).await, [("RATE#burst".to_string(), "3".to_string())]);
+    assert_eq!(
+        counters(&stack).await,
+        [("RATE#burst".to_string(), "3".to_string())]
+    );
 }
