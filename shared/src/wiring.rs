@@ -352,7 +352,13 @@ mod tests {
         for bad in ["10", "ten/60", "10/0", "0/60"] {
             let err = wiring(Some(bad)).create_limit().unwrap_err();
             assert!(
-                matches!(err, ConfigError::Invalid { setting: "ORDER_CREATE_LIMIT", .. }),
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        setting: "ORDER_CREATE_LIMIT",
+                        ..
+                    }
+                ),
                 "{bad}: {err:?}"
             );
             assert!(err.to_string().starts_with("ORDER_CREATE_LIMIT: "), "{err}");

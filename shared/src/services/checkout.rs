@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::orders::OrderError;
 use crate::domain::Principal;
-use crate::domain::{Checkout, OrderId};
 use crate::domain::RateLimit;
+use crate::domain::{Checkout, OrderId};
 use crate::ports::{
     CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, RateCharge,
     StoreError,

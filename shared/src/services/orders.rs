@@ -11,8 +11,7 @@ use time::OffsetDateTime;
 use crate::domain::Principal;
 use crate::domain::lifecycle::{reachable, sources};
 use crate::domain::{
-    CartProblem, FieldErrors, Order, OrderId, OrderStatus, RateLimit, Refusal, Role,
-    StatusChange,
+    CartProblem, FieldErrors, Order, OrderId, OrderStatus, RateLimit, Refusal, Role, StatusChange,
 };
 use crate::ports::{
     CartSourceError, ChangeOutcome, OrderQuery, OrderStore, PagePosition, StoreError,

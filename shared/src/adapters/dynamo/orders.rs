@@ -163,8 +163,7 @@ impl DynamoOrderStore {
         };
         // The key speaks first: a retry must be answered as the first request was,
         // even though its cart is (by then) ordered too and the limit reached.
-        if let (Some(record), Some(reason)) = (record, key_at.and_then(|i| cancelled.refused(i)))
-        {
+        if let (Some(record), Some(reason)) = (record, key_at.and_then(|i| cancelled.refused(i))) {
             let item = reason.item().ok_or_else(|| {
                 StoreError::Other("idempotency record refused without the item".into())
             })?;

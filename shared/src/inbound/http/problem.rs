@@ -224,11 +224,14 @@ fn order_problem(err: OrderError) -> Problem {
         ),
         OrderError::CreateLimitReached { limit, retry_after } => {
             let seconds = u32::try_from(retry_after).unwrap_or(u32::MAX);
-            let mut problem =
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "create_limit_reached", detail)
-                    .with("limit", json!(limit.count))
-                    .with("window_seconds", json!(limit.window))
-                    .retry_after(seconds);
+            let mut problem = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "create_limit_reached",
+                detail,
+            )
+            .with("limit", json!(limit.count))
+            .with("window_seconds", json!(limit.window))
+            .retry_after(seconds);
             problem.rate_limit = Some((limit, retry_after));
             problem
         }
