@@ -15,6 +15,9 @@ use orders_dev::template::Template;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// At most this many carts are seeded to show the create limit.
+const LIMIT_DEMO_CARTS: u32 = 50;
+
 fn var(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -84,6 +87,34 @@ async fn main() -> Result<(), Error> {
     };
     let consumers = pipeline::start(local, &wiring, &template.consumers()).await?;
     let app = Arc::new(wiring.api()?);
+    // One cart more than the limit allows, so that the banner's loop ends in a 429.
+    let create_limit = match (wiring.create_limit()?, &carts) {
+        (Some(limit), CartsFrom::Table(carts_table)) => {
+            let carts = limit.count.saturating_add(1).min(LIMIT_DEMO_CARTS);
+            let (_, user_id, lines) = DEMO_CART;
+            for i in 1..=carts {
+                let cart_id = format!("limit-{i}");
+                provision::put_cart(&dynamodb, carts_table, &cart_id, user_id, "USD", lines)
+                    .await?;
+            }
+            format!(
+                "{} orders per {} s per caller, the next one 429 with Retry-After. Try it on \
+                 the seeded carts limit-1..limit-{carts}:\n  for i in $(seq 1 {carts}); do \
+                 curl -s -o /dev/null -w '%{{http_code}} ' -X POST http://127.0.0.1:{port}/api/orders \
+                 -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \
+                 -d '{{\"cart_id\":\"limit-'$i'\",\"payment_method\":\"credit_card\",\
+                 \"shipping_address\":{{\"name\":\"Jane Doe\",\"address\":\"123 Main St\",\
+                 \"city\":\"New York\",\"state\":\"NY\",\"zip\":\"10001\",\"country\":\"US\"}}}}'; \
+                 done; echo",
+                limit.count, limit.window
+            )
+        }
+        (Some(limit), CartsFrom::Api(_)) => format!(
+            "{} orders per {} s per caller, the next one 429 with Retry-After",
+            limit.count, limit.window
+        ),
+        (None, _) => "off".into(),
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
 
     let day = Duration::from_secs(24 * 60 * 60);
@@ -104,7 +135,9 @@ async fn main() -> Result<(), Error> {
     println!(
         "Events: table stream -> publisher -> bus `{bus}` -> queues -> fulfillment and webhooks,"
     );
-    println!("all in this process; its log shows each step. Ctrl-C stops.\n");
+    println!("all in this process; its log shows each step.");
+    println!("Create limit (ORDER_CREATE_LIMIT, `<count>/<seconds>` or 0): {create_limit}");
+    println!("Ctrl-C stops.\n");
 
     let pipeline_stopped = async move {
         for task in consumers {

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use std::time::Duration;
 
 use crate::domain::lifecycle::ShippingUpdate;
+use crate::domain::rate_limit::{RateLimit, Window};
 use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
 use crate::domain::webhook::{Attempt, Subscription, WebhookId};
 use crate::domain::{Cart, Order, OrderId, OrderStatus, ShippingAddress, StatusChange};
@@ -16,12 +17,14 @@ use crate::events::OrderEvent;
 /// Where orders live.
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Stores a new order, and with `idempotency` its idempotency record in the same
-    /// atomic write. Refusals are outcomes, not errors.
+    /// Stores a new order, with `idempotency` its idempotency record and with
+    /// `charge` one create on the caller's counter, all in the same atomic write: a
+    /// refused create writes nothing. Refusals are outcomes, not errors.
     async fn create(
         &self,
         order: &Order,
         idempotency: Option<&IdempotencyRecord>,
+        charge: Option<&RateCharge>,
     ) -> Result<CreateOutcome, StoreError>;
 
     /// Reads one order, strongly consistent.
@@ -62,6 +65,16 @@ pub enum CreateOutcome {
     KeySeen(IdempotencyRecord),
     /// The cart already became this order.
     CartOrdered(Box<Order>),
+    /// The caller has used up its creates for the charge's window.
+    LimitReached,
+}
+
+/// One create counted against its caller's limit in the window it falls in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCharge {
+    pub caller: String,
+    pub limit: RateLimit,
+    pub window: Window,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use crate::adapters::http::shipping::{
 use crate::adapters::http::{CartApi, HttpWebhookSender};
 use crate::adapters::webhook_queue::SqsRetryDelay;
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
+use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, OrderApi, WebhookApi};
 use crate::ports::{CartSource, ShippingProvider};
@@ -198,10 +199,23 @@ impl Wiring {
     }
 
     pub fn checkout_service(&self) -> Result<CheckoutService, ConfigError> {
-        Ok(CheckoutService::new(
-            self.order_store()?,
-            self.cart_source()?,
-        ))
+        Ok(
+            CheckoutService::new(self.order_store()?, self.cart_source()?)
+                .with_create_limit(self.create_limit()?),
+        )
+    }
+
+    /// `ORDER_CREATE_LIMIT`: creates per caller, `<count>/<seconds>` (default
+    /// [`DEFAULT_CREATE_LIMIT`]); `0` is no limit.
+    pub fn create_limit(&self) -> Result<Option<RateLimit>, ConfigError> {
+        let text = self
+            .settings
+            .get("ORDER_CREATE_LIMIT")
+            .unwrap_or(DEFAULT_CREATE_LIMIT);
+        RateLimit::parse(text).map_err(|e| ConfigError::Invalid {
+            setting: "ORDER_CREATE_LIMIT",
+            why: e.to_string(),
+        })
     }
 
     pub fn webhook_service(&self) -> Result<WebhookService, ConfigError> {
@@ -311,5 +325,51 @@ impl Wiring {
             Arc::new(sender),
             Arc::new(retry),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wiring(limit: Option<&str>) -> Wiring {
+        let mut settings = Settings::default();
+        if let Some(limit) = limit {
+            settings = settings.with("ORDER_CREATE_LIMIT", limit);
+        }
+        Wiring::new(settings, SdkConfig::builder().build())
+    }
+
+    #[test]
+    fn the_create_limit_defaults_and_can_be_turned_off() {
+        let default = RateLimit::parse(DEFAULT_CREATE_LIMIT).unwrap();
+        assert_eq!(wiring(None).create_limit().unwrap(), default);
+        assert_eq!(
+            wiring(Some("3/60")).create_limit().unwrap(),
+            Some(RateLimit {
+                count: 3,
+                window: 60
+            })
+        );
+        assert_eq!(wiring(Some("0")).create_limit().unwrap(), None);
+    }
+
+    /// A bad limit stops the function at init, naming the setting.
+    #[test]
+    fn a_bad_create_limit_is_refused_naming_the_setting() {
+        for bad in ["10", "ten/60", "10/0", "0/60"] {
+            let err = wiring(Some(bad)).create_limit().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        setting: "ORDER_CREATE_LIMIT",
+                        ..
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+            assert!(err.to_string().starts_with("ORDER_CREATE_LIMIT: "), "{err}");
+        }
     }
 }

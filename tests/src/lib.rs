@@ -197,7 +197,10 @@ impl Stack {
         let mut settings = Settings::default()
             .with("TABLE_NAME", &table)
             .with("JWT_SECRET", SECRET)
-            .with("CURSOR_SECRET", CURSOR_SECRET);
+            .with("CURSOR_SECRET", CURSOR_SECRET)
+            // On, so that every create goes through the limited transaction as
+            // deployed, but too high for any test to reach unless it sets its own.
+            .with("ORDER_CREATE_LIMIT", "1000/60");
         settings = adjust(settings);
         if settings.get("CART_API_URL").is_none() && settings.get("CARTS_TABLE").is_none() {
             settings = settings.with("CARTS_TABLE", &carts_table);

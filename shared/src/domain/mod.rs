@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod principal;
+pub mod rate_limit;
 pub mod stock;
 pub mod time;
 pub mod validation;
@@ -21,4 +22,5 @@ pub use order::{
     ShippingAddress, ShippingStatus,
 };
 pub use principal::Principal;
+pub use rate_limit::{RateLimit, Window};
 pub use validation::{FieldError, FieldErrors};

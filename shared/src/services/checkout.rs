@@ -8,8 +8,12 @@ use time::OffsetDateTime;
 
 use super::orders::OrderError;
 use crate::domain::Principal;
+use crate::domain::RateLimit;
 use crate::domain::{Checkout, OrderId};
-use crate::ports::{CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore};
+use crate::ports::{
+    CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, RateCharge,
+    StoreError,
+};
 
 /// How long a retry with the same `Idempotency-Key` is answered from the record.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -30,11 +34,28 @@ pub struct IdempotentCreate {
 pub struct CheckoutService {
     store: Arc<dyn OrderStore>,
     carts: Arc<dyn CartSource>,
+    create_limit: Option<RateLimit>,
 }
 
 impl CheckoutService {
+    /// Without a limit on creates; see [`CheckoutService::with_create_limit`].
     pub fn new(store: Arc<dyn OrderStore>, carts: Arc<dyn CartSource>) -> Self {
-        CheckoutService { store, carts }
+        CheckoutService {
+            store,
+            carts,
+            create_limit: None,
+        }
+    }
+
+    /// Each caller (the token's `sub`, admins too) may create `limit.count` orders
+    /// per window; `None` is no limit.
+    pub fn with_create_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.create_limit = limit;
+        self
+    }
+
+    pub fn create_limit(&self) -> Option<RateLimit> {
+        self.create_limit
     }
 
     /// Places the order of `checkout`'s cart, for the caller or, for an admin, anyone.
@@ -87,7 +108,18 @@ impl CheckoutService {
             order_id: order.id.clone(),
             expires_at: now + IDEMPOTENCY_TTL,
         });
-        match self.store.create(&order, record.as_ref()).await? {
+        // The caller is charged, not the customer: an admin ordering for others
+        // spends its own allowance.
+        let charge = self.create_limit.map(|limit| RateCharge {
+            caller: caller.user_id.clone(),
+            limit,
+            window: limit.window_at(now),
+        });
+        match self
+            .store
+            .create(&order, record.as_ref(), charge.as_ref())
+            .await?
+        {
             CreateOutcome::Created => Ok(Placed {
                 order_id: order.id,
                 replayed: false,
@@ -100,6 +132,15 @@ impl CheckoutService {
                 cart_id,
                 order_id: existing.id,
             }),
+            CreateOutcome::LimitReached => match charge {
+                Some(RateCharge { limit, window, .. }) => Err(OrderError::CreateLimitReached {
+                    limit,
+                    retry_after: window.seconds_left(OffsetDateTime::now_utc()),
+                }),
+                None => Err(OrderError::Store(StoreError::Other(
+                    "a create without a charge was refused for its limit".into(),
+                ))),
+            },
         }
     }
 }

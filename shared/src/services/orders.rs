@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::domain::Principal;
 use crate::domain::lifecycle::{reachable, sources};
 use crate::domain::{
-    CartProblem, FieldErrors, Order, OrderId, OrderStatus, Refusal, Role, StatusChange,
+    CartProblem, FieldErrors, Order, OrderId, OrderStatus, RateLimit, Refusal, Role, StatusChange,
 };
 use crate::ports::{
     CartSourceError, ChangeOutcome, OrderQuery, OrderStore, PagePosition, StoreError,
@@ -40,6 +40,8 @@ pub enum OrderError {
     StaleVersion { current: Box<Order> },
     #[error("this Idempotency-Key was used with a different request")]
     KeyReused,
+    #[error("at most {} orders per {} seconds may be created; retry in {retry_after} s", limit.count, limit.window)]
+    CreateLimitReached { limit: RateLimit, retry_after: u64 },
     #[error("a concurrent request is changing this order")]
     Contention,
     #[error("the cursor is not valid for this query")]

@@ -537,3 +537,179 @@ async fn carts_from_the_shopping_cart_api() {
     }
     assert_eq!(stack.stored_orders().await.len(), 1);
 }
+
+/// A stack whose callers may create `limit` orders per day: a window that long is
+/// not crossed while a test runs.
+async fn limited(limit: &str) -> Stack {
+    let limit = limit.to_string();
+    Stack::with_settings(move |s| s.with("ORDER_CREATE_LIMIT", limit)).await
+}
+
+/// `user`'s one-line cart `cart_id`, and a create of it.
+async fn cart_create(stack: &Stack, user: &str, cart_id: &str) -> Call {
+    stack
+        .put_cart(cart_id, user, &[("p001", "USB Cable", 1, "10.00")])
+        .await;
+    create(user, &checkout(cart_id))
+}
+
+/// The create counters in the table: (PK, creates).
+async fn counters(stack: &Stack) -> Vec<(String, String)> {
+    stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().unwrap().starts_with("RATE#"))
+        .map(|i| {
+            assert!(i["SK"].as_s().unwrap().starts_with("WINDOW#"), "{i:?}");
+            assert!(i.contains_key("expires_at"), "a counter without TTL: {i:?}");
+            (
+                i["PK"].as_s().unwrap().clone(),
+                i["creates"].as_n().unwrap().clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_create_after_the_limit_is_429_with_retry_after_and_writes_nothing() {
+    let stack = limited("3/86400").await;
+    let mut first = None;
+    for i in 0..3 {
+        let reply = stack
+            .send(cart_create(&stack, "rita", &format!("rita-{i}")).await)
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        assert_eq!(
+            reply.header("ratelimit-policy"),
+            Some(r#""create";q=3;w=86400"#)
+        );
+        first.get_or_insert(reply.body["order_id"].clone());
+    }
+
+    let refused = stack
+        .send(cart_create(&stack, "rita", "rita-3").await)
+        .await;
+
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert_eq!(refused.code(), "create_limit_reached");
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(refused.body["limit"], 3);
+    assert_eq!(refused.body["window_seconds"], 86400);
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86400).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some(r#""create";q=3;w=86400"#)
+    );
+    let rate = refused.header("ratelimit").unwrap();
+    let reset: u64 = rate
+        .strip_prefix(r#""create";r=0;t="#)
+        .unwrap_or_else(|| panic!("RateLimit: {rate}"))
+        .parse()
+        .unwrap();
+    assert!(reset.abs_diff(retry_after) <= 1, "{rate} vs {retry_after}");
+    // Nothing written: no fourth order, the counter still at the limit.
+    assert_eq!(stack.stored_orders().await.len(), 3);
+    assert_eq!(
+        counters(&stack).await,
+        [("RATE#rita".to_string(), "3".to_string())]
+    );
+
+    // A keyless retry of a create that went through still learns its order.
+    let again = stack.send(create("rita", &checkout("rita-0"))).await;
+    assert_eq!(again.status, 409, "{again:?}");
+    assert_eq!(again.code(), "cart_already_ordered");
+    assert_eq!(Some(&again.body["order_id"]), first.as_ref());
+
+    // Another caller has its own allowance.
+    let other = stack.send(cart_create(&stack, "sam", "sam-0").await).await;
+    assert_eq!(other.status, 201, "{other:?}");
+    assert_eq!(stack.stored_orders().await.len(), 4);
+}
+
+#[tokio::test]
+async fn an_idempotent_replay_is_answered_when_the_limit_is_reached() {
+    let stack = limited("2/86400").await;
+    let keyed = cart_create(&stack, "ida", "ida-0")
+        .await
+        .header("idempotency-key", "first");
+    let original = stack.send(keyed.clone()).await;
+    assert_eq!(original.status, 201, "{original:?}");
+    let second = stack.send(cart_create(&stack, "ida", "ida-1").await).await;
+    assert_eq!(second.status, 201, "{second:?}");
+
+    let replay = stack.send(keyed).await;
+
+    assert_eq!(replay.status, 201, "{replay:?}");
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body["order_id"], original.body["order_id"]);
+    // The key still tells another body apart, limit or not.
+    let reused = stack
+        .send(create("ida", &checkout("ida-1")).header("idempotency-key", "first"))
+        .await;
+    assert_eq!(reused.status, 422, "{reused:?}");
+    // A new key is a new create, and over the limit.
+    let fresh = stack
+        .send(
+            cart_create(&stack, "ida", "ida-2")
+                .await
+                .header("idempotency-key", "second"),
+        )
+        .await;
+    assert_eq!(fresh.status, 429, "{fresh:?}");
+    assert_eq!(stack.stored_orders().await.len(), 2);
+    let records = stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["SK"].as_s().unwrap() == "IDEMPOTENCY")
+        .count();
+    assert_eq!(records, 1, "the refused create left its key behind");
+    assert_eq!(
+        counters(&stack).await,
+        [("RATE#ida".to_string(), "2".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn zero_turns_the_create_limit_off() {
+    let stack = limited("0").await;
+    for i in 0..5 {
+        let reply = stack
+            .send(cart_create(&stack, "zed", &format!("zed-{i}")).await)
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        assert!(reply.header("ratelimit-policy").is_none());
+    }
+    assert_eq!(stack.stored_orders().await.len(), 5);
+    assert!(counters(&stack).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_by_one_caller_make_exactly_the_limit() {
+    let stack = limited("3/86400").await;
+    let mut calls = Vec::new();
+    for i in 0..10 {
+        calls.push(cart_create(&stack, "burst", &format!("burst-{i}")).await);
+    }
+
+    let replies = join_all(calls.into_iter().map(|call| stack.send(call))).await;
+
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(created, 3, "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == 201 || r.code() == "create_limit_reached"),
+        "{replies:?}"
+    );
+    assert_eq!(stack.stored_orders().await.len(), 3);
+    assert_eq!(
+        counters(&stack).await,
+        [("RATE#burst".to_string(), "3".to_string())]
+    );
+}

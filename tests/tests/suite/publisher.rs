@@ -521,10 +521,14 @@ async fn stream_records(stack: &Stack) -> Vec<Value> {
             if batch.is_empty() {
                 break;
             }
+            // What the publisher's event source mapping hands over: its filter
+            // (template.yaml) keeps order items only, not create counters or
+            // idempotency records.
             records.extend(
                 batch
                     .iter()
-                    .map(|r| orders_dev::pipeline::record_json(r, &arn)),
+                    .map(|r| orders_dev::pipeline::record_json(r, &arn))
+                    .filter(|r| r["dynamodb"]["Keys"]["SK"]["S"] == "ORDER"),
             );
             iterator = page.next_shard_iterator;
         }

@@ -433,3 +433,51 @@ async fn the_local_pipeline_is_the_template_pipeline() {
         assert_eq!(arns, expected);
     }
 }
+
+/// The deployed create limit is the one the code defaults to, reaches the create
+/// function, and sits behind a route throttle stricter than the stage's.
+#[test]
+fn the_template_limits_creates_as_the_code_does() {
+    use orders::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
+    use serde_norway::Value;
+
+    let text = std::fs::read_to_string(orders_tests::template_path()).unwrap();
+    let template: Value = serde_norway::from_str(&text).unwrap();
+    let parameter = |name: &str| template["Parameters"][name]["Default"].clone();
+    let number = |name: &str| parameter(name).as_u64().unwrap_or_else(|| panic!("{name}"));
+
+    assert_eq!(
+        parameter("OrderCreateLimit").as_str(),
+        Some(DEFAULT_CREATE_LIMIT)
+    );
+    assert!(RateLimit::parse(DEFAULT_CREATE_LIMIT).unwrap().is_some());
+    let function = &template["Resources"]["CreateOrderFunction"]["Properties"];
+    let Value::Tagged(reference) = &function["Environment"]["Variables"]["ORDER_CREATE_LIMIT"]
+    else {
+        panic!("ORDER_CREATE_LIMIT is not set from a parameter");
+    };
+    assert_eq!(reference.value.as_str(), Some("OrderCreateLimit"));
+
+    let route = &function["Events"]["Api"]["Properties"]["RouteSettings"];
+    for (route_parameter, stage_parameter, setting) in [
+        (
+            "CreateOrderBurstLimit",
+            "ThrottlingBurstLimit",
+            "ThrottlingBurstLimit",
+        ),
+        (
+            "CreateOrderRateLimit",
+            "ThrottlingRateLimit",
+            "ThrottlingRateLimit",
+        ),
+    ] {
+        let Value::Tagged(reference) = &route[setting] else {
+            panic!("POST /api/orders has no {setting}");
+        };
+        assert_eq!(reference.value.as_str(), Some(route_parameter));
+        assert!(
+            number(route_parameter) < number(stage_parameter),
+            "{route_parameter} is not stricter than {stage_parameter}"
+        );
+    }
+}

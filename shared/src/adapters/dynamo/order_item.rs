@@ -45,6 +45,15 @@ pub fn idempotency_key(key: &IdempotencyKey) -> Item {
     ])
 }
 
+/// A caller's create counter for the window starting at `window_start` (Unix
+/// seconds). It carries no index attributes, so no list ever sees it.
+pub fn rate_counter_key(caller: &str, window_start: i64) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("RATE#{caller}"))),
+        (SK.into(), s(format!("WINDOW#{window_start}"))),
+    ])
+}
+
 /// Sort key of the list indexes: newest first by time, order id as tie-breaker.
 pub fn created_key(order: &Order) -> String {
     format!("{}#{}", timestamp(order.created_at), order.id)

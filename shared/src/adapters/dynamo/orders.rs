@@ -10,12 +10,13 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use time::OffsetDateTime;
 
 use super::order_item::{
     ENTITY_ORDER, Item, PK, SK, history_to_value, idempotency_from_item, idempotency_key,
-    idempotency_to_item, n, order_from_item, order_key, order_to_item, s,
+    idempotency_to_item, n, order_from_item, order_key, order_to_item, rate_counter_key, s,
 };
 use crate::adapters::aws::store_error;
 use crate::domain::lifecycle::ShippingUpdate;
@@ -23,7 +24,7 @@ use crate::domain::time::timestamp;
 use crate::domain::{Order, OrderId, OrderStatus, StatusChange};
 use crate::ports::{
     ChangeOutcome, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderPage, OrderQuery,
-    OrderStore, PagePosition, StoreError,
+    OrderStore, PagePosition, RateCharge, StoreError,
 };
 
 /// The three list indexes and the attribute each is partitioned on.
@@ -115,12 +116,14 @@ impl DynamoOrderStore {
         }
     }
 
-    /// The order and its idempotency record in one transaction: either both exist
-    /// afterwards or neither was written by this request.
-    async fn put_order_with_key(
+    /// The order, its idempotency record (if any) and the caller's rate counter (if
+    /// limited) in one transaction: either all are written or none was by this
+    /// request.
+    async fn put_order_in_transaction(
         &self,
         order: &Order,
-        record: &IdempotencyRecord,
+        record: Option<&IdempotencyRecord>,
+        charge: Option<&RateCharge>,
     ) -> Result<CreateOutcome, StoreError> {
         let put = |item: Item, condition: &str, values: Option<HashMap<String, AttributeValue>>| {
             Put::builder()
@@ -136,22 +139,31 @@ impl DynamoOrderStore {
                 .map_err(|e| StoreError::Other(e.to_string()))
         };
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let items = vec![
-            put(order_to_item(order), "attribute_not_exists(PK)", None)?,
-            // An expired record that TTL has not yet deleted does not count.
-            put(
-                idempotency_to_item(record),
-                "attribute_not_exists(PK) OR expires_at < :now",
-                Some(HashMap::from([(":now".into(), n(now))])),
-            )?,
-        ];
+        let mut items = vec![put(order_to_item(order), "attribute_not_exists(PK)", None)?];
+        let key_at = record
+            .map(|record| {
+                // An expired record that TTL has not yet deleted does not count.
+                items.push(put(
+                    idempotency_to_item(record),
+                    "attribute_not_exists(PK) OR expires_at < :now",
+                    Some(HashMap::from([(":now".into(), n(now))])),
+                )?);
+                Ok::<_, StoreError>(items.len() - 1)
+            })
+            .transpose()?;
+        let counter_at = charge
+            .map(|charge| {
+                items.push(self.count_create(charge)?);
+                Ok::<_, StoreError>(items.len() - 1)
+            })
+            .transpose()?;
         let cancelled = match crate::adapters::aws::transact(&self.client, items).await? {
             Ok(()) => return Ok(CreateOutcome::Created),
             Err(cancelled) => cancelled,
         };
         // The key speaks first: a retry must be answered as the first request was,
-        // even though its cart is (by then) ordered too.
-        if let Some(reason) = cancelled.refused(1) {
+        // even though its cart is (by then) ordered too and the limit reached.
+        if let (Some(record), Some(reason)) = (record, key_at.and_then(|i| cancelled.refused(i))) {
             let item = reason.item().ok_or_else(|| {
                 StoreError::Other("idempotency record refused without the item".into())
             })?;
@@ -160,13 +172,34 @@ impl DynamoOrderStore {
                 item,
             )?));
         }
+        // Then the cart: waiting for the next window would not change that answer.
         if let Some(reason) = cancelled.refused(0) {
             let item = reason
                 .item()
                 .ok_or_else(|| StoreError::Other("order refused without the item".into()))?;
             return Ok(CreateOutcome::CartOrdered(Box::new(order_from_item(item)?)));
         }
+        if counter_at.is_some_and(|i| cancelled.refused(i).is_some()) {
+            return Ok(CreateOutcome::LimitReached);
+        }
         Err(cancelled.into_error())
+    }
+
+    /// One more create on the caller's counter for the window, refused once it
+    /// holds the limit. The counter expires (TTL) when its window ends.
+    fn count_create(&self, charge: &RateCharge) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(rate_counter_key(&charge.caller, charge.window.start)))
+            .update_expression("ADD #creates :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(#creates) OR #creates < :limit")
+            .expression_attribute_names("#creates", "creates")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(charge.window.end))
+            .expression_attribute_values(":limit", n(charge.limit.count))
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 }
 
@@ -176,10 +209,11 @@ impl OrderStore for DynamoOrderStore {
         &self,
         order: &Order,
         idempotency: Option<&IdempotencyRecord>,
+        charge: Option<&RateCharge>,
     ) -> Result<CreateOutcome, StoreError> {
-        match idempotency {
-            None => self.put_order(order).await,
-            Some(record) => self.put_order_with_key(order, record).await,
+        match (idempotency, charge) {
+            (None, None) => self.put_order(order).await,
+            (record, charge) => self.put_order_in_transaction(order, record, charge).await,
         }
     }
 

@@ -51,6 +51,10 @@ impl CheckoutApi {
         if placed.replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
+        // The policy only: what is left of it is not known without another request.
+        if let Some(limit) = self.checkout.create_limit() {
+            super::problem::insert_rate_limit(headers, limit, None);
+        }
         Ok(response)
     }
 }

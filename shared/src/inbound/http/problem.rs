@@ -1,13 +1,13 @@
 //! RFC 9457 problem details, and the one place where every error becomes an HTTP
 //! status.
 
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::AuthError;
-use crate::domain::{CartProblem, FieldErrors};
+use crate::domain::{CartProblem, FieldErrors, RateLimit};
 use crate::ports::{CartSourceError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::webhooks::WebhookError;
@@ -46,6 +46,9 @@ pub struct Problem {
     retry_after: Option<u32>,
     #[serde(skip)]
     bearer_challenge: bool,
+    /// The create limit that refused the request, and seconds until its window ends.
+    #[serde(skip)]
+    rate_limit: Option<(RateLimit, u64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +69,7 @@ impl Problem {
             extra: Map::new(),
             retry_after: None,
             bearer_challenge: false,
+            rate_limit: None,
         }
     }
 
@@ -125,6 +129,9 @@ impl Problem {
         }
         if self.bearer_challenge {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some((limit, reset)) = self.rate_limit {
+            insert_rate_limit(headers, limit, Some((0, reset)));
         }
         response
     }
@@ -215,6 +222,19 @@ fn order_problem(err: OrderError) -> Problem {
             "idempotency_key_reused",
             detail,
         ),
+        OrderError::CreateLimitReached { limit, retry_after } => {
+            let seconds = u32::try_from(retry_after).unwrap_or(u32::MAX);
+            let mut problem = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "create_limit_reached",
+                detail,
+            )
+            .with("limit", json!(limit.count))
+            .with("window_seconds", json!(limit.window))
+            .retry_after(seconds);
+            problem.rate_limit = Some((limit, retry_after));
+            problem
+        }
         OrderError::Contention => Problem::new(StatusCode::CONFLICT, "concurrent_change", detail),
         OrderError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
         OrderError::Store(e) => store_problem(e),
@@ -267,5 +287,24 @@ fn store_problem(err: StoreError) -> Problem {
             tracing::error!(error = %other, "order store failure");
             Problem::internal()
         }
+    }
+}
+
+/// The name the create limit goes by in the rate-limit headers.
+const CREATE_POLICY: &str = "create";
+
+/// `RateLimit-Policy` and, when the counter is known (`(remaining, seconds to reset)`),
+/// `RateLimit`, as draft-ietf-httpapi-ratelimit-headers (-08 and later) spells them:
+/// `"create";q=10;w=60` and `"create";r=0;t=42`.
+pub fn insert_rate_limit(headers: &mut HeaderMap, limit: RateLimit, current: Option<(u32, u64)>) {
+    let policy = format!("\"{CREATE_POLICY}\";q={};w={}", limit.count, limit.window);
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        headers.insert("ratelimit-policy", value);
+    }
+    if let Some((remaining, reset)) = current
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("\"{CREATE_POLICY}\";r={remaining};t={reset}"))
+    {
+        headers.insert("ratelimit", value);
     }
 }
