@@ -336,12 +336,7 @@ async fn invalid_fields_are_all_reported_and_nothing_is_written() {
         "{reply:?}"
     );
     assert_eq!(reply.body["type"], "/problems/validation_failed");
-    let fields: Vec<&str> = reply.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = reply.error_fields();
     for field in [
         "coupon",
         "payment_method",
@@ -351,12 +346,7 @@ async fn invalid_fields_are_all_reported_and_nothing_is_written() {
         assert!(fields.contains(&field), "{field} missing from {fields:?}");
     }
     let missing = stack.send(create("user789", &json!({}))).await;
-    let fields: Vec<&str> = missing.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = missing.error_fields();
     assert_eq!(fields, ["cart_id", "payment_method", "shipping_address"]);
     assert!(stack.all_items().await.is_empty());
 }

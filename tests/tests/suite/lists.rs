@@ -291,12 +291,7 @@ async fn bad_queries_are_rejected() {
             let reply = list(&stack, query, &bearer).await;
             assert_eq!(reply.status, 400, "{query}: {reply:?}");
             assert_eq!(reply.code(), "validation_failed", "{query}");
-            let fields: Vec<&str> = reply.body["errors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["field"].as_str().unwrap())
-                .collect();
+            let fields = reply.error_fields();
             assert!(fields.contains(&field), "{query}: {fields:?}");
         }
     }

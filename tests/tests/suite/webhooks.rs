@@ -531,12 +531,7 @@ async fn invalid_subscriptions_are_400_with_every_field_named() {
     let fields = |reply: &Reply| -> Vec<String> {
         assert_eq!(reply.status, 400, "{reply:?}");
         assert_eq!(reply.code(), "validation_failed", "{reply:?}");
-        reply.body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap().to_string())
-            .collect()
+        reply.error_fields().into_iter().map(String::from).collect()
     };
     let cases: Vec<(Value, Vec<&str>)> = vec![
         (json!({}), vec!["url", "events"]),
