@@ -9,7 +9,6 @@ use std::path::Path;
 use orders::ports::WebhookStore;
 use serde_json::json;
 
-use super::report::answers;
 use super::requests::{Ids, sample};
 use super::runner::Runner;
 use super::{BARE, FUNCTIONS, SDK_FLOOR};
@@ -156,6 +155,15 @@ pub struct Row {
     pub zip_bytes: u64,
     /// The answers' summaries, and how often each came.
     pub answers: BTreeMap<String, usize>,
+}
+
+/// `summary ×count, …`
+pub fn answers(answers: &BTreeMap<String, usize>) -> String {
+    answers
+        .iter()
+        .map(|(a, n)| format!("{a} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn median(sorted: &[f64]) -> f64 {

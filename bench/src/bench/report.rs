@@ -1,20 +1,9 @@
 //! docs/bench.md, from the bench's figures.
 
-use std::collections::BTreeMap;
-
-use super::coldstart::{Row, median};
+use super::coldstart::{Row, answers, median};
 use super::requests::Call;
 use super::{Args, BARE, SDK_FLOOR};
 use crate::common;
-
-/// `summary ×count, …`
-pub fn answers(answers: &BTreeMap<String, usize>) -> String {
-    answers
-        .iter()
-        .map(|(a, n)| format!("{a} ×{n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// docs/bench.md: the cold-start rows, the calls' DynamoDB requests, the targets missed.
 pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
