@@ -9,5 +9,6 @@ mod lists;
 mod openapi;
 mod pipeline;
 mod publisher;
+mod samples;
 mod stack;
 mod webhooks;
