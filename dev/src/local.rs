@@ -17,7 +17,9 @@ pub const DEMO_STOCK: u64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("AWS_ENDPOINT_URL is not set: the local stack only talks to an emulator (run `make dev`)")]
+    #[error(
+        "AWS_ENDPOINT_URL is not set: the local stack only talks to an emulator (run `make dev`)"
+    )]
     NoEmulator,
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use orders::auth::issue_hs256_token;
 use orders::wiring::Wiring;
-use orders_dev::{local, pipeline};
 use orders_dev::server::{self, Router};
 use orders_dev::template::Template;
+use orders_dev::{local, pipeline};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

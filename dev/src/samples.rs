@@ -100,12 +100,7 @@ pub fn read(events_dir: &Path, name: &str) -> Result<String, SampleError> {
 
 /// `events_dir/<name>.json` with `ids` put in and, for an API event, a token signed
 /// with `secret` for the caller (`sub`, `scope`) its authorizer claims name.
-pub fn load(
-    events_dir: &Path,
-    name: &str,
-    ids: &Ids,
-    secret: &[u8],
-) -> Result<Value, SampleError> {
+pub fn load(events_dir: &Path, name: &str, ids: &Ids, secret: &[u8]) -> Result<Value, SampleError> {
     let unreadable = |why: String| SampleError::Unreadable {
         path: events_dir.join(format!("{name}.json")),
         why,
@@ -195,7 +190,8 @@ pub async fn arrange(
         name: name.to_string(),
         why,
     };
-    let function = Function::named(name).ok_or_else(|| SampleError::UnknownFunction(name.into()))?;
+    let function =
+        Function::named(name).ok_or_else(|| SampleError::UnknownFunction(name.into()))?;
     let as_shipped = Ids::default();
     let mut ids = Ids {
         order: SAMPLE_ORDER.to_string(),
@@ -214,8 +210,8 @@ pub async fn arrange(
         Function::Api(Endpoint::UpdateOrderStatus) | Function::FulfillOrders
     ) {
         // The update-order-status sample, sent by an admin confirming the payment.
-        let mut confirm = substitute(&read(events_dir, "update-order-status")?, &as_shipped)
-            .map_err(&failed)?;
+        let mut confirm =
+            substitute(&read(events_dir, "update-order-status")?, &as_shipped).map_err(&failed)?;
         let claims = &mut confirm["requestContext"]["authorizer"]["jwt"]["claims"];
         claims["sub"] = json!("admin");
         claims["scope"] = json!("orders:admin");
@@ -226,7 +222,9 @@ pub async fn arrange(
         let (status, body) = send(api, "update-order-status", &confirm).await?;
         // 409: the order has moved past confirmed already; the sample answers for itself.
         if status != 200 && status != 409 {
-            return Err(failed(format!("confirming the demo order: {status} {body}")));
+            return Err(failed(format!(
+                "confirming the demo order: {status} {body}"
+            )));
         }
     }
     if matches!(

@@ -102,8 +102,15 @@ async fn invoke() -> Result<bool, Error> {
     std::fs::create_dir_all(&work)?;
     let table = settings.required("TABLE_NAME")?.to_string();
     let carts = settings.get("CARTS_TABLE").unwrap_or_default().to_string();
-    let mut runner = Runner::start(args.bin_dir.clone(), work.clone(), None, table, carts, vec![])
-        .await?;
+    let mut runner = Runner::start(
+        args.bin_dir.clone(),
+        work.clone(),
+        None,
+        table,
+        carts,
+        vec![],
+    )
+    .await?;
     // The function sees this shell's environment with the local stack's settings on top,
     // as if started from it with them exported.
     let mut env: Vec<(String, String)> = std::env::vars().collect();

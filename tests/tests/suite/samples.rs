@@ -116,7 +116,11 @@ async fn every_sample_answers_2xx_through_its_handler() {
             );
         }
     }
-    assert!(failed.is_empty(), "samples that did not succeed:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "samples that did not succeed:\n{}",
+        failed.join("\n")
+    );
 }
 
 /// The samples name a real caller and real ids: as shipped, before any substitution,
