@@ -2,6 +2,7 @@
 #
 #   make dev      the local stack (emulator + API on 127.0.0.1:${PORT:-3000}); Ctrl-C stops it
 #   make test     fmt, clippy, cfn-lint, every test against a throw-away emulator, the fuzz run
+#   make invoke FN=get-order   one function's binary on its sample event (events/)
 #
 # Needs Rust and python3; everything else (moto, cfn-lint, cargo-lambda, schemathesis, pinned in
 # requirements-dev.txt) goes into .venv on first use. CARGO_TARGET_DIR is honoured.
@@ -23,7 +24,7 @@ SAM_DEPLOY_FLAGS ?=
 # rustfmt colours its diff even into a pipe; CARGO_TERM_COLOR=never (CI) turns that off.
 RUSTFMT_COLOR := $(if $(filter never,$(CARGO_TERM_COLOR)),--color never)
 
-.PHONY: help bootstrap dev test lint fmt build deploy emulator
+.PHONY: help bootstrap dev test lint fmt build deploy emulator invoke
 
 help: ## List the targets
 	@printf 'Orders: make TARGET\n\n'
@@ -79,6 +80,20 @@ deploy: bootstrap ## sam build && sam deploy (needs the AWS SAM CLI and AWS cred
 	  exit 1; }
 	env -u CARGO_TARGET_DIR PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build
 	sam deploy $(SAM_DEPLOY_FLAGS)
+
+# make invoke FN=get-order: the function's binary (debug build) on events/$(FN).json, run as
+# Lambda runs it (bench/src/bin/invoke.rs: the bench's fake Runtime API), with a dev token
+# for the sample's caller and the demo order (and webhook) arranged first. Against make
+# dev's emulator when AWS_ENDPOINT_URL points at it, else a throw-away one. PRINT_EVENT=1:
+# print the prepared event instead (for cargo lambda invoke --data-file).
+FN ?=
+PRINT_EVENT ?=
+invoke: bootstrap ## Run one function on its sample event: make invoke FN=get-order (see README)
+	@if [[ -z "$(FN)" || ! -f "events/$(FN).json" ]]; then \
+	  echo "usage: make invoke FN=<function>, one of: $$(ls events | sed 's/\.json$$//' | tr '\n' ' ')" >&2; exit 2; fi
+	cargo build -q -p functions --bin $(FN)
+	cargo build -q -p orders-bench --bin invoke
+	scripts/with-emulator.sh "$${CARGO_TARGET_DIR:-target}/debug/invoke" $(FN) --bin-dir "$${CARGO_TARGET_DIR:-target}/debug" $(if $(PRINT_EVENT),--print-event)
 
 emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}

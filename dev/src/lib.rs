@@ -1,7 +1,9 @@
 //! The local stack: everything `make dev` runs in one process, against an AWS
 //! emulator, built from `template.yaml` and the same handlers as the Lambdas.
 
+pub mod local;
 pub mod pipeline;
 pub mod provision;
+pub mod samples;
 pub mod server;
 pub mod template;

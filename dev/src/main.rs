@@ -4,14 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orders::adapters::dynamo::DynamoInventory;
-use orders::auth::{DEV_JWT_SECRET, issue_hs256_token};
-use orders::ports::Inventory;
-use orders::wiring::{CartsFrom, LOCAL_MODE, Settings, Wiring};
-use orders_dev::pipeline;
+use orders::auth::issue_hs256_token;
+use orders::wiring::{CartsFrom, Wiring};
 use orders_dev::provision::{self, DEMO_CART};
 use orders_dev::server::{self, Router};
 use orders_dev::template::Template;
+use orders_dev::{local, pipeline};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,58 +26,25 @@ fn var(name: &str, default: &str) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        return Err("AWS_ENDPOINT_URL is not set: the local stack only talks to an emulator (run `make dev`)".into());
-    }
     let template_path = var("ORDERS_TEMPLATE", "template.yaml");
-    let table = var("TABLE_NAME", "orders");
     let port: u16 = var("PORT", "3000").parse()?;
-    let secret = var("JWT_SECRET", DEV_JWT_SECRET);
-    // The local stack's settings: the environment, with local mode on and the
-    // defaults `make dev` documents. The functions are built from them by the same
-    // wiring as on Lambda.
-    let mut settings = Settings::from_env()
-        .with(LOCAL_MODE, "true")
-        .with("TABLE_NAME", &table)
-        .with("JWT_SECRET", &secret);
-    if settings.get("CART_API_URL").is_none() {
-        settings = settings.with("CARTS_TABLE", var("CARTS_TABLE", "carts"));
-    }
-    let carts = CartsFrom::from_settings(&settings)?;
+    // The local stack's settings: the environment, with local mode on and the defaults
+    // `make dev` documents. The functions are built from them by the same wiring as on
+    // Lambda.
+    let settings = local::settings()?;
+    let secret = settings.required("JWT_SECRET")?.to_string();
+    let table = settings.required("TABLE_NAME")?.to_string();
+    let bus = settings.required("EVENT_BUS_NAME")?.to_string();
 
     let template = Template::load(&template_path)?;
     let router = Arc::new(
         Router::new(template.routes()?)?.with_method_fallbacks(template.method_fallbacks()?)?,
     );
     let sdk = orders::adapters::aws::sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    provision::ensure_table(&dynamodb, &table, &template.table("OrdersTable")?).await?;
-    if let CartsFrom::Table(carts_table) = &carts {
-        provision::ensure_table(&dynamodb, carts_table, &provision::carts_table_spec()).await?;
-        let (cart_id, user_id, lines) = DEMO_CART;
-        provision::put_cart(&dynamodb, carts_table, cart_id, user_id, "USD", lines).await?;
-    }
-
-    // The event pipeline: queues, bus and rules as the template declares them, and
-    // the stream and queue consumers running in this process.
-    let bus = var("EVENT_BUS_NAME", "orders");
-    let queues = pipeline::provision(
-        &aws_sdk_sqs::Client::new(&sdk),
-        &aws_sdk_eventbridge::Client::new(&sdk),
-        &bus,
-        "",
-        &template.queues(),
-        &template.rules()?,
-    )
-    .await?;
-    let inventory = DynamoInventory::new(dynamodb.clone(), &table);
-    for (product_id, _, _, _) in DEMO_CART.2 {
-        inventory.set_stock(product_id, 100).await?;
-    }
-    if let Some((url, _)) = queues.get("WebhookQueue") {
-        settings = settings.with("WEBHOOK_QUEUE_URL", url);
-    }
-    let wiring = Wiring::new(settings.with("EVENT_BUS_NAME", &bus), sdk.clone());
+    // Tables, demo cart and stock, and the event pipeline's queues, bus and rules as the
+    // template declares them; the consumers run in this process.
+    let (settings, queues) = local::provision(settings, &template, &sdk).await?;
+    let wiring = Wiring::new(settings, sdk.clone());
     let local = pipeline::Local {
         sdk: sdk.clone(),
         table: table.clone(),
@@ -88,6 +53,8 @@ async fn main() -> Result<(), Error> {
     let consumers = pipeline::start(local, &wiring, &template.consumers()).await?;
     let app = Arc::new(wiring.api()?);
     // One cart more than the limit allows, so that the banner's loop ends in a 429.
+    let carts = CartsFrom::from_settings(wiring.settings())?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let create_limit = match (wiring.create_limit()?, &carts) {
         (Some(limit), CartsFrom::Table(carts_table)) => {
             let carts = limit.count.saturating_add(1).min(LIMIT_DEMO_CARTS);

@@ -171,7 +171,7 @@ pub async fn run(args: &Args) -> Result<(), Error> {
     let mut bench = Runner::start(
         args.bin_dir.clone(),
         log_dir,
-        emulator,
+        Some(emulator),
         setup.table.clone(),
         setup.carts.clone(),
         args.wrap.clone(),

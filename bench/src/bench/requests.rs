@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
+use orders_dev::samples;
 use orders_tests::token;
 use serde_json::{Value, json};
 
-use super::USER;
 use super::runner::{Run, Runner};
 use crate::Error;
 
@@ -160,37 +160,25 @@ pub struct Ids {
     pub hook_url: String,
 }
 
-/// `events/<name>.json`, with `ids` put in and, for an HTTP event, a token minted for the
-/// caller its claims name.
+/// `events/<name>.json` as `make invoke` prepares it (`orders_dev::samples`), with the
+/// bench's ids and a token signed with the bench's secret.
 pub fn sample(events_dir: &Path, name: &str, ids: &Ids) -> Result<Value, Error> {
-    let path = events_dir.join(format!("{name}.json"));
-    let mut text =
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let order = if name == "cancel-order" {
         &ids.cancel_order
     } else {
         &ids.order
     };
-    for (from, to) in [
-        ("ORD12345", order),
-        ("ORDKT9Y9G7TXGSP1QME", &ids.order),
-        ("wh_3f9a0c1e7b2d4a6c8e0f1a3b", &ids.webhook),
-        ("https://erp.example.com/hooks/orders", &ids.hook_url),
-    ] {
-        if !to.is_empty() {
-            text = text.replace(from, to);
-        }
-    }
-    let mut event: Value = serde_json::from_str(&text)?;
-    if event["headers"]["authorization"].as_str() == Some("Bearer <token>") {
-        let claims = &event["requestContext"]["authorizer"]["jwt"]["claims"];
-        let token = token(
-            claims["sub"].as_str().unwrap_or(USER),
-            claims["scope"].as_str().unwrap_or(""),
-        );
-        event["headers"]["authorization"] = json!(format!("Bearer {token}"));
-    }
-    Ok(event)
+    let ids = samples::Ids {
+        order: order.clone(),
+        webhook: ids.webhook.clone(),
+        hook_url: ids.hook_url.clone(),
+    };
+    Ok(samples::load(
+        events_dir,
+        name,
+        &ids,
+        orders_tests::SECRET.as_bytes(),
+    )?)
 }
 
 /// Replaces an HTTP event's JSON body (and its content-length).

@@ -237,4 +237,116 @@ mod tests {
         assert_eq!(sources(Cancelled, Owner), vec![Pending]);
         assert!(sources(Confirmed, Owner).is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use crate::domain::money::{Currency, Money};
+        use crate::domain::order::{LineItem, OrderId, PaymentMethod, ShippingAddress};
+        use proptest::prelude::*;
+
+        /// The seed's diagram, written out on its own: (from, to, role).
+        const DIAGRAM: &[(OrderStatus, OrderStatus, Role)] = &[
+            (Pending, Confirmed, Admin),
+            (Confirmed, Shipped, Admin),
+            (Confirmed, Shipped, Fulfillment),
+            (Shipped, Delivered, Admin),
+            (Shipped, Delivered, Fulfillment),
+            (Pending, Cancelled, Owner),
+            (Pending, Cancelled, Admin),
+            (Confirmed, Cancelled, Admin),
+        ];
+
+        fn status() -> impl Strategy<Value = OrderStatus> {
+            proptest::sample::select(OrderStatus::ALL)
+        }
+
+        fn role() -> impl Strategy<Value = Role> {
+            proptest::sample::select(&[Owner, Fulfillment, Admin][..])
+        }
+
+        fn order(status: OrderStatus, user_id: String, version: u64) -> Order {
+            let usd = Currency::from_code("USD").unwrap();
+            let at = OffsetDateTime::UNIX_EPOCH;
+            Order {
+                id: OrderId::for_cart("abc123"),
+                user_id,
+                cart_id: "abc123".into(),
+                status,
+                payment_status: PaymentStatus::ALL[0],
+                shipping_status: ShippingStatus::ALL[0],
+                payment_method: PaymentMethod::ALL[0],
+                items: vec![LineItem {
+                    product_id: "p001".into(),
+                    name: "USB Cable".into(),
+                    quantity: 1,
+                    price: Money::from_minor(1000, usd),
+                }],
+                total: Money::from_minor(1000, usd),
+                shipping_address: ShippingAddress {
+                    name: "Jane Doe".into(),
+                    address: "123 Main St".into(),
+                    city: "New York".into(),
+                    state: None,
+                    zip: "10001".into(),
+                    country: "US".into(),
+                },
+                tracking_number: None,
+                carrier: None,
+                created_at: at,
+                updated_at: at,
+                version,
+                history: vec![],
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// A move is allowed exactly when TRANSITIONS has it for the role, and
+            /// TRANSITIONS is the seed's diagram.
+            #[test]
+            fn allowed_iff_in_transitions(from in status(), to in status(), role in role()) {
+                let listed = TRANSITIONS
+                    .iter()
+                    .any(|t| t.from == from && t.to == to && t.allowed.contains(&role));
+                prop_assert_eq!(allows(from, to, role), listed);
+                prop_assert_eq!(listed, DIAGRAM.contains(&(from, to, role)));
+                prop_assert_eq!(sources(to, role).contains(&from), listed);
+            }
+
+            /// Any refused write has an explanation, and the explanation fits the order.
+            #[test]
+            fn explain_refusal_never_panics(
+                current in status(),
+                to in status(),
+                role in role(),
+                owner in "user789|someone",
+                version in 0u64..5,
+                expected in proptest::option::of(0u64..5),
+                found in any::<bool>(),
+            ) {
+                let change = StatusChange {
+                    to,
+                    role,
+                    actor: "user789".into(),
+                    reason: None,
+                    tracking_number: None,
+                    carrier: None,
+                    expected_version: expected,
+                    at: OffsetDateTime::UNIX_EPOCH,
+                };
+                let stored = found.then(|| order(current, owner.clone(), version));
+                let refusal = change.explain_refusal(stored);
+                match refusal {
+                    Refusal::NotFound => {
+                        prop_assert!(!found || (role == Owner && owner != "user789"));
+                    }
+                    Refusal::AlreadyThere(o) => prop_assert_eq!(o.status, to),
+                    Refusal::StaleVersion(o) => prop_assert_ne!(Some(o.version), expected),
+                    Refusal::Raced(o) => prop_assert!(allows(o.status, to, role)),
+                    Refusal::NotAllowed(o) => prop_assert!(!allows(o.status, to, role)),
+                }
+            }
+        }
+    }
 }

@@ -265,4 +265,56 @@ mod tests {
         let eur = Currency::from_code("EUR").unwrap();
         assert!(Money::zero(usd()).checked_add(Money::zero(eur)).is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn currency() -> impl Strategy<Value = Currency> {
+            proptest::sample::select(CURRENCIES)
+                .prop_map(|(code, _)| Currency::from_code(code).expect("a listed currency"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any amount renders with the currency's digits and parses back to itself.
+            #[test]
+            fn rendered_amounts_parse_back(minor in 0..=i64::MAX, currency in currency()) {
+                let text = Money::from_minor(minor, currency).to_decimal_string();
+                let digits = currency.minor_digits() as usize;
+                prop_assert_eq!(text.split_once('.').map_or(0, |(_, f)| f.len()), digits);
+                let parsed = Money::parse(&text, currency).unwrap();
+                prop_assert_eq!(parsed.minor(), minor);
+                prop_assert_eq!(parsed.to_decimal_string(), text);
+            }
+
+            /// Decimal text with at most the currency's digits parses, and renders back
+            /// the same once written with exactly those digits.
+            #[test]
+            fn decimal_text_round_trips(
+                whole in 0u64..1_000_000_000_000,
+                fraction in 0u32..1000,
+                currency in currency(),
+            ) {
+                let digits = currency.minor_digits();
+                let fraction = fraction % 10u32.pow(digits);
+                let text = if digits == 0 {
+                    whole.to_string()
+                } else {
+                    format!("{whole}.{fraction:0width$}", width = digits as usize)
+                };
+                let parsed = Money::parse(&text, currency).unwrap();
+                prop_assert_eq!(parsed.to_decimal_string(), text);
+            }
+
+            /// No text panics the parser; what it accepts is non-negative.
+            #[test]
+            fn no_text_panics(text in ".{0,40}|[0-9.+-eE]{0,30}", currency in currency()) {
+                if let Ok(money) = Money::parse(&text, currency) {
+                    prop_assert!(money.minor() >= 0);
+                }
+            }
+        }
+    }
 }

@@ -240,42 +240,108 @@ impl OrderService {
             "{}|{:?}|{:?}|{:?}|{:?}",
             caller.user_id, query.user_id, query.status, query.created_after, query.created_before
         );
-        query.after = cursor.map(|c| self.open_cursor(c, &scope)).transpose()?;
+        query.after = cursor
+            .map(|c| open_cursor(&self.cursor_key, c, &scope))
+            .transpose()?;
         let page = self.store.list(&query).await?;
         Ok(Listed {
             orders: page.orders,
-            next_cursor: page.next.map(|p| self.seal_cursor(&p, &scope)),
+            next_cursor: page.next.map(|p| seal_cursor(&self.cursor_key, &p, &scope)),
         })
     }
+}
 
-    fn seal_cursor(&self, position: &PagePosition, scope: &str) -> String {
-        let tag = aws_lc_rs::hmac::sign(
-            &self.cursor_key,
-            format!("{scope}\n{}", position.0).as_bytes(),
-        );
-        format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&position.0),
-            URL_SAFE_NO_PAD.encode(tag.as_ref())
-        )
+/// A page position as the caller sees it: the position, and an HMAC binding it to
+/// `scope` (the caller and the filters), so that it cannot be forged or reused.
+fn seal_cursor(key: &aws_lc_rs::hmac::Key, position: &PagePosition, scope: &str) -> String {
+    let tag = aws_lc_rs::hmac::sign(key, format!("{scope}\n{}", position.0).as_bytes());
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(&position.0),
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    )
+}
+
+fn open_cursor(
+    key: &aws_lc_rs::hmac::Key,
+    cursor: &str,
+    scope: &str,
+) -> Result<PagePosition, OrderError> {
+    let (body, tag) = cursor.split_once('.').ok_or(OrderError::BadCursor)?;
+    let position = URL_SAFE_NO_PAD
+        .decode(body)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(OrderError::BadCursor)?;
+    let tag = URL_SAFE_NO_PAD
+        .decode(tag)
+        .map_err(|_| OrderError::BadCursor)?;
+    aws_lc_rs::hmac::verify(key, format!("{scope}\n{position}").as_bytes(), &tag)
+        .map_err(|_| OrderError::BadCursor)?;
+    Ok(PagePosition(position))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> aws_lc_rs::hmac::Key {
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"test-cursor-secret")
     }
 
-    fn open_cursor(&self, cursor: &str, scope: &str) -> Result<PagePosition, OrderError> {
-        let (body, tag) = cursor.split_once('.').ok_or(OrderError::BadCursor)?;
-        let position = URL_SAFE_NO_PAD
-            .decode(body)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or(OrderError::BadCursor)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| OrderError::BadCursor)?;
-        aws_lc_rs::hmac::verify(
-            &self.cursor_key,
-            format!("{scope}\n{position}").as_bytes(),
-            &tag,
-        )
-        .map_err(|_| OrderError::BadCursor)?;
-        Ok(PagePosition(position))
+    /// A cursor changed in one place: a character replaced, inserted or removed.
+    fn mutated(cursor: &str, at: usize, with: char, how: u8) -> String {
+        let mut chars: Vec<char> = cursor.chars().collect();
+        let at = at % (chars.len() + 1);
+        match how % 3 {
+            0 if at < chars.len() => chars[at] = with,
+            1 => chars.insert(at, with),
+            _ if at < chars.len() => {
+                chars.remove(at);
+            }
+            _ => chars.push(with),
+        }
+        chars.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// What is sealed opens to the same position, under the same scope only.
+        #[test]
+        fn cursors_open_to_what_was_sealed(position in ".{0,80}", scope in ".{0,40}", other in ".{0,40}") {
+            let cursor = seal_cursor(&key(), &PagePosition(position.clone()), &scope);
+            prop_assert_eq!(open_cursor(&key(), &cursor, &scope).ok(), Some(PagePosition(position)));
+            if other != scope {
+                prop_assert!(open_cursor(&key(), &cursor, &other).is_err());
+            }
+        }
+
+        /// Any change to a cursor is refused (as a bad cursor, never a panic).
+        #[test]
+        fn mutated_cursors_are_refused(
+            position in "[ -~]{0,60}",
+            at in any::<usize>(),
+            with in prop::sample::select(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ é".chars().collect::<Vec<_>>()
+            ),
+            how in any::<u8>(),
+        ) {
+            let cursor = seal_cursor(&key(), &PagePosition(position), "user789|None");
+            let changed = mutated(&cursor, at, with, how);
+            if changed != cursor {
+                prop_assert!(matches!(
+                    open_cursor(&key(), &changed, "user789|None"),
+                    Err(OrderError::BadCursor)
+                ));
+            }
+        }
+
+        /// No text opens without a panic; none opens without its tag.
+        #[test]
+        fn any_text_is_refused_without_panic(text in ".{0,120}") {
+            prop_assert!(open_cursor(&key(), &text, "user789|None").is_err());
+        }
     }
 }

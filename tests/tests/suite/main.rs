@@ -10,5 +10,6 @@ mod lists;
 mod openapi;
 mod pipeline;
 mod publisher;
+mod samples;
 mod stack;
 mod webhooks;

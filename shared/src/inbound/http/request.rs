@@ -398,3 +398,8 @@ mod tests {
         assert_ne!(fingerprint(&a), fingerprint(c.as_object().unwrap()));
     }
 }
+
+// Property tests apart, in request_properties.rs.
+#[cfg(test)]
+#[path = "request_properties.rs"]
+mod properties;

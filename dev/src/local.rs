@@ -1,0 +1,100 @@
+//! The local stack's settings and provisioning, shared by `make dev` (src/main.rs) and
+//! `make invoke` (bench/src/bin/invoke.rs), so that a function invoked on its own meets
+//! the same tables, demo data, bus and queues as the whole stack.
+
+use aws_config::SdkConfig;
+use orders::adapters::dynamo::DynamoInventory;
+use orders::auth::DEV_JWT_SECRET;
+use orders::ports::Inventory;
+use orders::wiring::{CartsFrom, ConfigError, LOCAL_MODE, Settings};
+
+use crate::pipeline::{self, PipelineError, Queues};
+use crate::provision::{self, DEMO_CART, ProvisionError};
+use crate::template::{Template, TemplateError};
+
+/// Stock of each demo product.
+pub const DEMO_STOCK: u64 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(
+        "AWS_ENDPOINT_URL is not set: the local stack only talks to an emulator (run `make dev`)"
+    )]
+    NoEmulator,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("stock: {0}")]
+    Stock(String),
+}
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// The local stack's settings: the environment, with local mode on and the defaults
+/// the README documents (`TABLE_NAME=orders`, `CARTS_TABLE=carts` unless
+/// `CART_API_URL` is set, `JWT_SECRET` the dev secret, `EVENT_BUS_NAME=orders`).
+pub fn settings() -> Result<Settings, LocalError> {
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        return Err(LocalError::NoEmulator);
+    }
+    let mut settings = Settings::from_env()
+        .with(LOCAL_MODE, "true")
+        .with("TABLE_NAME", var("TABLE_NAME", "orders"))
+        .with("JWT_SECRET", var("JWT_SECRET", DEV_JWT_SECRET))
+        .with("EVENT_BUS_NAME", var("EVENT_BUS_NAME", "orders"));
+    if settings.get("CART_API_URL").is_none() {
+        settings = settings.with("CARTS_TABLE", var("CARTS_TABLE", "carts"));
+    }
+    CartsFrom::from_settings(&settings)?;
+    Ok(settings)
+}
+
+/// Creates what `template` declares (the orders table, the queues, the bus and its
+/// rules) unless it exists, and the carts table with the demo cart and the demo stock.
+/// Answers the settings with `WEBHOOK_QUEUE_URL` filled in, and the queues.
+pub async fn provision(
+    settings: Settings,
+    template: &Template,
+    sdk: &SdkConfig,
+) -> Result<(Settings, Queues), LocalError> {
+    let table = settings.required("TABLE_NAME")?.to_string();
+    let bus = settings.required("EVENT_BUS_NAME")?.to_string();
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    provision::ensure_table(&dynamodb, &table, &template.table("OrdersTable")?).await?;
+    if let CartsFrom::Table(carts_table) = CartsFrom::from_settings(&settings)? {
+        provision::ensure_table(&dynamodb, &carts_table, &provision::carts_table_spec()).await?;
+        let (cart_id, user_id, lines) = DEMO_CART;
+        provision::put_cart(&dynamodb, &carts_table, cart_id, user_id, "USD", lines).await?;
+    }
+    let queues = pipeline::provision(
+        &aws_sdk_sqs::Client::new(sdk),
+        &aws_sdk_eventbridge::Client::new(sdk),
+        &bus,
+        "",
+        &template.queues(),
+        &template.rules()?,
+    )
+    .await?;
+    let inventory = DynamoInventory::new(dynamodb, &table);
+    for (product_id, _, _, _) in DEMO_CART.2 {
+        inventory
+            .set_stock(product_id, DEMO_STOCK)
+            .await
+            .map_err(|e| LocalError::Stock(e.to_string()))?;
+    }
+    let mut settings = settings;
+    if let Some((url, _)) = queues.get("WebhookQueue") {
+        settings = settings.with("WEBHOOK_QUEUE_URL", url);
+    }
+    Ok((settings, queues))
+}
