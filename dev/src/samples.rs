@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orders::auth::issue_hs256_token;
-use orders::inbound::http::{Api, Endpoint};
+use orders::inbound::http::{Api, Endpoint, method_not_allowed};
 use serde_json::{Value, json};
 
 /// The demo cart's order, as the samples name it (`OrderId::for_cart("abc123")`).
@@ -42,6 +42,8 @@ pub enum SampleError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     Api(Endpoint),
+    /// `ANY` on a known path: its one answer is 405 with `Allow`.
+    MethodNotAllowed,
     FulfillOrders,
     DeliverWebhooks,
     PublishEvents,
@@ -54,6 +56,7 @@ impl Function {
             "fulfill-orders" => Some(Function::FulfillOrders),
             "deliver-webhooks" => Some(Function::DeliverWebhooks),
             "publish-events" => Some(Function::PublishEvents),
+            method_not_allowed::BINARY => Some(Function::MethodNotAllowed),
             _ => Endpoint::ALL
                 .into_iter()
                 .find(|e| e.binary_name() == name)
@@ -197,6 +200,10 @@ pub async fn arrange(
         order: SAMPLE_ORDER.to_string(),
         ..Ids::default()
     };
+    if function == Function::MethodNotAllowed {
+        // Answered from the path alone: nothing to put in place.
+        return Ok(ids);
+    }
     if function != Function::Api(Endpoint::CreateOrder) {
         let create = load(events_dir, "create-order", &as_shipped, secret)?;
         let (status, body) = send(api, "create-order", &create).await?;
