@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 
@@ -24,7 +25,7 @@ use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, OrderApi, WebhookApi};
 use crate::ports::{CartSource, ShippingProvider};
 use crate::services::checkout::CheckoutService;
-use crate::services::deliveries::Deliveries;
+use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
 use crate::services::fulfillment::Fulfillment;
 use crate::services::orders::OrderService;
 use crate::services::publisher::Publisher;
@@ -32,6 +33,9 @@ use crate::services::webhooks::WebhookService;
 
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
+
+/// Lambda's longest timeout (15 minutes): no batch deadline can be longer.
+const MAX_BATCH_DEADLINE_SECONDS: f64 = 900.0;
 
 /// `true` on a developer's machine (`make dev`, the tests): webhooks may target this
 /// machine, and the published development secrets are accepted. Never in a deployed
@@ -288,8 +292,24 @@ impl Wiring {
     }
 
     /// The webhook deliverer: subscriptions in `TABLE_NAME`, retries delayed on
-    /// `WEBHOOK_QUEUE_URL` (else the queue is looked up from the message's ARN).
+    /// `WEBHOOK_QUEUE_URL` (else the queue is looked up from the message's ARN), each
+    /// batch ending its sends after `WEBHOOK_BATCH_DEADLINE` seconds (default
+    /// [`DEFAULT_BATCH_DEADLINE`], 20; keep it below the function's Timeout).
     pub fn deliveries(&self) -> Result<Deliveries, ConfigError> {
+        let deadline = match self.settings.get("WEBHOOK_BATCH_DEADLINE") {
+            None => DEFAULT_BATCH_DEADLINE,
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_BATCH_DEADLINE_SECONDS)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| ConfigError::Invalid {
+                    setting: "WEBHOOK_BATCH_DEADLINE",
+                    why: format!(
+                        "{text:?} is not a number of seconds above 0 and at most {MAX_BATCH_DEADLINE_SECONDS}"
+                    ),
+                })?,
+        };
         let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
         let sender =
             HttpWebhookSender::new(self.target_policy()).map_err(|why| ConfigError::Invalid {
@@ -298,10 +318,9 @@ impl Wiring {
             })?;
         let queue_url = self.settings.get("WEBHOOK_QUEUE_URL").map(str::to_string);
         let retry = SqsRetryDelay::new(aws_sdk_sqs::Client::new(&self.sdk), queue_url);
-        Ok(Deliveries::new(
-            Arc::new(store),
-            Arc::new(sender),
-            Arc::new(retry),
-        ))
+        Ok(
+            Deliveries::new(Arc::new(store), Arc::new(sender), Arc::new(retry))
+                .with_deadline(deadline),
+        )
     }
 }

@@ -377,3 +377,19 @@ fn only_the_publisher_may_put_orders_events_on_the_bus() {
     // bring its own under another name.
     assert!(resources["PublishEventsFunction"]["Properties"]["Role"].is_null());
 }
+
+/// A webhook batch stops sending before Lambda stops the deliverer.
+#[test]
+fn the_webhook_batch_deadline_is_below_the_deliverer_timeout() {
+    let deliverer = template()
+        .consumers()
+        .into_iter()
+        .find(|c| c.binary == "deliver-webhooks")
+        .expect("the deliverer is a queue consumer");
+    let timeout = std::time::Duration::from_secs(deliverer.timeout.unwrap().into());
+    let deadline = orders::services::deliveries::DEFAULT_BATCH_DEADLINE;
+    assert!(
+        deadline + std::time::Duration::from_secs(5) <= timeout,
+        "{deadline:?} leaves no room within {timeout:?}"
+    );
+}

@@ -285,6 +285,8 @@ enum Answer {
     Status(u16),
     Redirect(String),
     Hang,
+    /// 200, after a pause.
+    Slow(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -367,6 +369,7 @@ impl Receiver {
                                         .insert("location", to.parse().unwrap());
                                 }
                                 Answer::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+                                Answer::Slow(pause) => tokio::time::sleep(pause).await,
                             }
                             Ok::<_, hyper::Error>(response)
                         }
@@ -1020,6 +1023,149 @@ async fn a_hanging_receiver_times_out_and_the_batch_still_ends() {
         "{log:?}"
     );
     assert!(log[0]["duration_ms"].as_u64().unwrap() >= 900, "{log:?}");
+}
+
+#[tokio::test]
+async fn receivers_that_never_answer_do_not_outlive_the_batch_deadline() {
+    let hooks = Hooks::local().await;
+    let mut hanging = Vec::new();
+    for _ in 0..10 {
+        let receiver = Receiver::start(&[Answer::Hang]).await;
+        hooks.subscribe(&receiver.url, &["order.created"]).await;
+        hanging.push(receiver);
+    }
+    let healthy = Receiver::ok().await;
+    hooks.subscribe(&healthy.url, &["*"]).await;
+    // m1 goes to every receiver; m2 (a confirmation) to the healthy one only.
+    let created = hooks.order_event("cart-deadline-1", false).await;
+    let confirmed = hooks.order_event("cart-deadline-2", true).await;
+    // Sends that would each wait far longer than the batch may.
+    let sender = HttpWebhookSender::with_timeout(TargetPolicy::LOCAL, Duration::from_secs(60));
+    let deadline = Duration::from_millis(1500);
+    let deliverer = Deliverer(
+        Deliveries::new(
+            hooks.store.clone(),
+            Arc::new(sender.unwrap()),
+            hooks.delays.clone(),
+        )
+        .with_deadline(deadline),
+    );
+
+    let started = Instant::now();
+    let response = deliverer
+        .handle(batch(vec![
+            event_message("m1", &created, 1),
+            event_message("m2", &confirmed, 1),
+        ]))
+        .await;
+    let took = started.elapsed();
+
+    assert!(took >= deadline, "{took:?}");
+    assert!(took < deadline + Duration::from_secs(2), "{took:?}");
+    assert_eq!(
+        failed_ids(&response),
+        ["m1"],
+        "only the unfinished message fails"
+    );
+    let ids: Vec<String> = healthy
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the healthy receiver got both deliveries: {ids:?}"
+    );
+    assert!(hanging.iter().all(|r| r.received().len() == 1));
+    let delays = hooks.delays.0.lock().unwrap().clone();
+    assert_eq!(delays.len(), 1, "{delays:?}");
+    assert_eq!(delays[0].1, "receipt-m1-1");
+
+    // The retry sends nothing twice: the healthy receiver has it, and the abandoned
+    // sends keep their claims until the lease runs out.
+    let started = Instant::now();
+    let response = deliverer
+        .handle(batch(vec![event_message("m1", &created, 2)]))
+        .await;
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    assert_eq!(failed_ids(&response), ["m1"]);
+    assert_eq!(healthy.received().len(), 2);
+    assert!(hanging.iter().all(|r| r.received().len() == 1));
+}
+
+#[tokio::test]
+async fn two_invocations_with_the_same_message_send_it_once() {
+    let hooks = Hooks::local().await;
+    let slow = Receiver::start(&[Answer::Slow(Duration::from_millis(500))]).await;
+    let sub = hooks.subscribe(&slow.url, &["*"]).await;
+    let event = hooks.order_event("cart-concurrent", false).await;
+    let (a, b) = (hooks.local_deliverer(), hooks.local_deliverer());
+
+    // SQS hands the same message to two invocations (at-least-once delivery).
+    let (first, second) = tokio::join!(
+        a.handle(batch(vec![event_message("m1", &event, 1)])),
+        b.handle(batch(vec![event_message("m1", &event, 2)])),
+    );
+
+    assert_eq!(slow.received().len(), 1, "the receiver got it once");
+    let mut failed = failed_ids(&first);
+    failed.extend(failed_ids(&second));
+    assert!(failed.len() <= 1, "{failed:?}");
+    // The copy that found the pair claimed comes back and finds it delivered.
+    let response = a.handle(batch(vec![event_message("m1", &event, 3)])).await;
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(slow.received().len(), 1);
+    let log = hooks.deliveries(sub["id"].as_str().unwrap()).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["outcome"], "delivered");
+}
+
+#[tokio::test]
+async fn a_claim_is_exclusive_until_its_lease_runs_out() {
+    use orders::ports::{Claim, WebhookStore};
+    use time::OffsetDateTime;
+
+    let hooks = Hooks::local().await;
+    let receiver = Receiver::ok().await;
+    let sub = hooks.subscribe(&receiver.url, &["*"]).await;
+    let id = orders::domain::webhook::WebhookId::parse(sub["id"].as_str().unwrap()).unwrap();
+    let store = &hooks.store;
+    let now = OffsetDateTime::now_utc();
+    let lease = time::Duration::seconds(30);
+
+    let Claim::Claimed(first) = store.claim(&id, "e1", now, now + lease).await.unwrap() else {
+        panic!("a free pair is claimed");
+    };
+    assert_eq!(
+        store.claim(&id, "e1", now, now + lease).await.unwrap(),
+        Claim::Held
+    );
+    // The claimer crashed: once its lease has run out, another attempt claims it.
+    let later = now + lease + time::Duration::seconds(1);
+    let Claim::Claimed(second) = store.claim(&id, "e1", later, later + lease).await.unwrap() else {
+        panic!("an expired claim is claimed again");
+    };
+    // The crashed claimer's late release does not free the new claim.
+    store.release(&id, "e1", &first).await.unwrap();
+    assert_eq!(
+        store.claim(&id, "e1", later, later + lease).await.unwrap(),
+        Claim::Held
+    );
+    // Its own release does; a delivered marker is final.
+    store.release(&id, "e1", &second).await.unwrap();
+    let Claim::Claimed(_) = store.claim(&id, "e1", later, later + lease).await.unwrap() else {
+        panic!("a released pair is claimed again");
+    };
+    store.mark_delivered(&id, "e1", later).await.unwrap();
+    let much_later = later + time::Duration::days(1);
+    assert_eq!(
+        store
+            .claim(&id, "e1", much_later, much_later + lease)
+            .await
+            .unwrap(),
+        Claim::Delivered
+    );
 }
 
 #[tokio::test]
