@@ -38,6 +38,11 @@ pub enum OrderError {
     },
     #[error("order {} is at version {}", current.id, current.version)]
     StaleVersion { current: Box<Order> },
+    #[error(
+        "order {} is backordered: no stock is reserved for it, so it cannot be shipped until fulfillment reserves it",
+        current.id
+    )]
+    Backordered { current: Box<Order> },
     #[error("this Idempotency-Key was used with a different request")]
     KeyReused,
     #[error("a concurrent request is changing this order")]
@@ -208,6 +213,9 @@ impl OrderService {
                     Refusal::NotAllowed(order) => Err(OrderError::Conflict {
                         current: Box::new(order),
                         to,
+                    }),
+                    Refusal::Backordered(order) => Err(OrderError::Backordered {
+                        current: Box::new(order),
                     }),
                     Refusal::Raced(_) => Err(OrderError::Contention),
                 }

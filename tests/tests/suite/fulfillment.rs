@@ -305,6 +305,46 @@ async fn short_stock_backorders_the_order_and_takes_nothing() {
 }
 
 #[tokio::test]
+async fn a_backordered_order_cannot_be_shipped_until_its_stock_is_reserved() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 1).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await; // 2 x p001
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "backordered");
+
+    let ship = |bearer: String| {
+        Call::new("PUT", &format!("/api/orders/{id}/status"))
+            .bearer(&bearer)
+            .json(&json!({ "status": "shipped", "tracking_number": "1Z999AA10123456784" }))
+    };
+    for bearer in [admin(), token("warehouse", orders_tests::FULFILL)] {
+        let reply = stack.send(ship(bearer).header("if-match", "\"3\"")).await;
+        assert_eq!(reply.status, 409, "{reply:?}");
+        assert_eq!(reply.body["code"], "order_backordered");
+        assert_eq!(reply.body["current_status"], "confirmed");
+        assert_eq!(reply.body["shipping_status"], "backordered");
+        assert_eq!(reply.body["version"], 3);
+    }
+    let order = c.order(&id).await;
+    assert_eq!(
+        (order.status, order.shipping_status.as_str(), order.version),
+        (OrderStatus::Confirmed, "backordered", 3)
+    );
+    assert_eq!(order.tracking_number, None);
+
+    // Restocked and reserved: now it ships.
+    c.inventory.set_stock("p001", 2).await.unwrap();
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
+    let reply = stack.send(ship(admin())).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["shipping_status"], "shipped");
+}
+
+#[tokio::test]
 async fn lines_of_the_same_product_are_reserved_as_one() {
     let stack = Stack::new().await;
     let c = consumer(&stack, Arc::new(ManualShipping));
