@@ -324,3 +324,40 @@ impl Wiring {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wiring(deadline: Option<&str>) -> Wiring {
+        let mut settings = Settings::default().with("TABLE_NAME", "orders");
+        if let Some(deadline) = deadline {
+            settings = settings.with("WEBHOOK_BATCH_DEADLINE", deadline);
+        }
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        Wiring::new(settings, sdk)
+    }
+
+    #[test]
+    fn the_webhook_batch_deadline_is_a_positive_number_of_seconds() {
+        for good in [None, Some("20"), Some("12.5"), Some(" 1 ")] {
+            assert!(wiring(good).deliveries().is_ok(), "{good:?}");
+        }
+        for bad in ["0", "-3", "soon", "NaN", "inf", "901"] {
+            let err = wiring(Some(bad)).deliveries().err().expect(bad);
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        setting: "WEBHOOK_BATCH_DEADLINE",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+    }
+}
