@@ -291,7 +291,7 @@ impl Wiring {
         Ok(Arc::new(shippo))
     }
 
-    /// The webhook deliverer: subscriptions in `TABLE_NAME`, retries delayed on
+    /// The webhook deliverer: orders and subscriptions in `TABLE_NAME`, retries delayed on
     /// `WEBHOOK_QUEUE_URL` (else the queue is looked up from the message's ARN), each
     /// batch ending its sends after `WEBHOOK_BATCH_DEADLINE` seconds (default
     /// [`DEFAULT_BATCH_DEADLINE`], 20; keep it below the function's Timeout).
@@ -318,10 +318,13 @@ impl Wiring {
             })?;
         let queue_url = self.settings.get("WEBHOOK_QUEUE_URL").map(str::to_string);
         let retry = SqsRetryDelay::new(aws_sdk_sqs::Client::new(&self.sdk), queue_url);
-        Ok(
-            Deliveries::new(Arc::new(store), Arc::new(sender), Arc::new(retry))
-                .with_deadline(deadline),
+        Ok(Deliveries::new(
+            self.order_store()?,
+            Arc::new(store),
+            Arc::new(sender),
+            Arc::new(retry),
         )
+        .with_deadline(deadline))
     }
 }
 

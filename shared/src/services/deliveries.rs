@@ -2,6 +2,9 @@
 //! the EventBridge event; `inbound::sqs` hands over the batch). Each event is POSTed, signed, to every enabled
 //! subscription that wants it.
 //!
+//! - Only what the stored order went through is sent (`OrderEvent::recorded_in`,
+//!   one read per event): an event forged on the bus is not relayed, signed, to
+//!   integrators; its message fails and ends in the dead-letter queue.
 //! - Only a 2xx answer delivers; redirects are not followed; 410 Gone disables the
 //!   subscription.
 //! - Every attempt is recorded, and listable at `GET /api/webhooks/{id}/deliveries`.
@@ -29,10 +32,13 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::domain::OrderId;
 use crate::domain::webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
 use crate::domain::webhook::{Attempt, Outcome, Subscription};
 use crate::events::{Envelope, OrderEvent};
-use crate::ports::{Claim, Outgoing, RetryDelay, Sent, StoreError, WebhookSender, WebhookStore};
+use crate::ports::{
+    Claim, OrderStore, Outgoing, RetryDelay, Sent, StoreError, WebhookSender, WebhookStore,
+};
 
 /// Delays before the 2nd, 3rd… attempt: the example schedule of Standard Webhooks,
 /// capped by how long SQS can hide a message. With the queue's maxReceiveCount of 8
@@ -91,6 +97,7 @@ pub struct QueuedEvent {
 
 #[derive(Clone)]
 pub struct Deliveries {
+    orders: Arc<dyn OrderStore>,
     store: Arc<dyn WebhookStore>,
     sender: Arc<dyn WebhookSender>,
     retry: Arc<dyn RetryDelay>,
@@ -99,6 +106,7 @@ pub struct Deliveries {
 
 /// One event, ready to send: the same body goes to every subscription.
 struct Event {
+    detail: OrderEvent,
     id: String,
     detail_type: String,
     occurred_at: Option<OffsetDateTime>,
@@ -123,11 +131,13 @@ enum Delivery {
 
 impl Deliveries {
     pub fn new(
+        orders: Arc<dyn OrderStore>,
         store: Arc<dyn WebhookStore>,
         sender: Arc<dyn WebhookSender>,
         retry: Arc<dyn RetryDelay>,
     ) -> Self {
         Deliveries {
+            orders,
             store,
             sender,
             retry,
@@ -181,6 +191,21 @@ impl Deliveries {
             if let Some(&first) = first_copy.get(&event.id) {
                 copies.push((i, first));
                 continue;
+            }
+            // Integrators get what the stored order went through, signed by us;
+            // an event that is not (forged on the bus) goes to the dead-letter queue.
+            match self.recorded(&event.detail).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(message_id = ?message.id, event_id = %event.id, "not a change the stored order went through; not sent");
+                    failed[i] = Some(None);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(message_id = ?message.id, error = %err, "cannot read the order; will retry");
+                    failed[i] = Some(None);
+                    continue;
+                }
             }
             first_copy.insert(event.id.clone(), i);
             let attempt = message.receive_count.unwrap_or(1);
@@ -251,6 +276,17 @@ impl Deliveries {
             failed[copy] = failed[first];
         }
         self.respond(messages, failed).await
+    }
+
+    async fn recorded(&self, event: &OrderEvent) -> Result<bool, StoreError> {
+        let Some(id) = OrderId::parse(&event.order_id) else {
+            return Ok(false);
+        };
+        Ok(self
+            .orders
+            .get(&id)
+            .await?
+            .is_some_and(|order| event.recorded_in(&order)))
     }
 
     /// Delays each failed message's next attempt; answers which failed.
@@ -424,9 +460,10 @@ fn read_event(message: &QueuedEvent) -> Result<Event, String> {
     let payload = serde_json::to_vec(&Payload::of(&envelope)).map_err(|e| e.to_string())?;
     Ok(Event {
         occurred_at: OffsetDateTime::parse(&envelope.detail.occurred_at, &Rfc3339).ok(),
-        id: envelope.detail.event_id,
+        id: envelope.detail.event_id.clone(),
         detail_type: envelope.detail_type,
         body: payload,
+        detail: envelope.detail,
     })
 }
 

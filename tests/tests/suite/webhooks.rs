@@ -15,8 +15,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use orders::adapters::dynamo::DynamoWebhookStore;
 use orders::adapters::dynamo::order_item::order_from_item;
+use orders::adapters::dynamo::{DynamoOrderStore, DynamoWebhookStore};
 use orders::adapters::http::webhook_sender::HttpWebhookSender;
 use orders::adapters::webhook_queue::SqsRetryDelay;
 use orders::domain::webhook::TargetPolicy;
@@ -114,9 +114,18 @@ impl Hooks {
     fn deliverer(&self, policy: TargetPolicy, timeout: Duration) -> Deliverer {
         let sender = HttpWebhookSender::with_timeout(policy, timeout).unwrap();
         Deliverer(Deliveries::new(
+            self.orders(),
             self.store.clone(),
             Arc::new(sender),
             self.delays.clone(),
+        ))
+    }
+
+    /// The orders the deliverer checks each event against.
+    fn orders(&self) -> Arc<DynamoOrderStore> {
+        Arc::new(DynamoOrderStore::new(
+            self.stack.dynamodb.clone(),
+            &self.stack.table,
         ))
     }
 
@@ -1044,6 +1053,7 @@ async fn receivers_that_never_answer_do_not_outlive_the_batch_deadline() {
     let deadline = Duration::from_millis(1500);
     let deliverer = Deliverer(
         Deliveries::new(
+            hooks.orders(),
             hooks.store.clone(),
             Arc::new(sender.unwrap()),
             hooks.delays.clone(),
@@ -1166,6 +1176,48 @@ async fn a_claim_is_exclusive_until_its_lease_runs_out() {
             .unwrap(),
         Claim::Delivered
     );
+}
+
+#[tokio::test]
+async fn events_the_stored_order_did_not_go_through_are_not_sent() {
+    let hooks = Hooks::local().await;
+    let receiver = Receiver::ok().await;
+    hooks.subscribe(&receiver.url, &["*"]).await;
+    let real = hooks.order_event("cart-forged", true).await; // order.confirmed, version 2
+    let forge = |change: &dyn Fn(&mut Value)| {
+        let mut body = serde_json::to_value(&real).unwrap();
+        change(&mut body);
+        body.to_string()
+    };
+    let shipped = forge(&|b| {
+        b["detail-type"] = json!("order.shipped");
+        b["detail"]["previous_status"] = json!("confirmed");
+        b["detail"]["status"] = json!("shipped");
+        b["detail"]["sequence"] = json!(3);
+        b["detail"]["event_id"] = json!(format!("{}:3", real.detail.order_id));
+    });
+    let elsewhere = forge(&|b| {
+        b["detail"]["order"]["shipping_address"]["address"] = json!("1 Attacker Way");
+        b["detail"]["event_id"] = json!("forged-address");
+    });
+    let nobody = forge(&|b| {
+        b["detail"]["order_id"] = json!(orders::domain::OrderId::for_cart("no-such-cart").as_str());
+        b["detail"]["event_id"] = json!("forged-order");
+    });
+
+    let response = hooks
+        .local_deliverer()
+        .handle(batch(vec![
+            message("shipped", &shipped, 1),
+            message("elsewhere", &elsewhere, 1),
+            message("nobody", &nobody, 1),
+            event_message("real", &real, 1),
+        ]))
+        .await;
+
+    assert_eq!(failed_ids(&response), ["shipped", "elsewhere", "nobody"]);
+    let [delivery] = receiver.received().try_into().unwrap();
+    assert_eq!(delivery.header("webhook-id"), real.detail.event_id);
 }
 
 #[tokio::test]
@@ -1475,6 +1527,44 @@ async fn the_sample_events_are_what_the_functions_receive() {
     let hooks = Hooks::local().await;
     let receiver = Receiver::ok().await;
     let sub = hooks.subscribe(&receiver.url, &["order.shipped"]).await;
+    // The deliverer sends only what the stored order went through: the sample's
+    // order (the seed's cart), confirmed, processing, then shipped (version 4).
+    let stack = &hooks.stack;
+    stack
+        .put_cart(
+            "abc123",
+            "user789",
+            &[
+                ("p001", "USB Cable", 2, "10.00"),
+                ("p002", "Keyboard", 1, "55.00"),
+            ],
+        )
+        .await;
+    let reply = stack
+        .send(
+            orders_tests::Call::new("POST", "/api/orders")
+                .bearer(&token("user789", ""))
+                .json(&orders_tests::checkout("abc123")),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    assert_eq!(id, envelope.detail.order_id);
+    stack.advance(&id, &["confirmed"]).await;
+    let update = orders::domain::lifecycle::ShippingUpdate {
+        to: orders::domain::ShippingStatus::Processing,
+        actor: "fulfillment".into(),
+        reason: None,
+        at: time::OffsetDateTime::now_utc(),
+    };
+    orders::ports::OrderStore::update_shipping(
+        hooks.orders().as_ref(),
+        &orders::domain::OrderId::parse(&id).unwrap(),
+        &update,
+    )
+    .await
+    .unwrap();
+    stack.advance(&id, &["shipped"]).await;
     // The subscription is newer than the sample's event: date the event with it.
     let mut sample = sqs.records[0].clone();
     let occurred = r#""occurred_at":"2026-11-26T09:12:40.120Z""#;
