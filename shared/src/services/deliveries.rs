@@ -192,9 +192,14 @@ impl Deliveries {
                 copies.push((i, first));
                 continue;
             }
+            let wanted: Vec<&Arc<Subscription>> = subscriptions
+                .iter()
+                .filter(|s| s.wants(&event.detail_type, event.occurred_at))
+                .collect();
             // Integrators get what the stored order went through, signed by us;
             // an event that is not (forged on the bus) goes to the dead-letter queue.
-            match self.recorded(&event.detail).await {
+            // Nobody wants it: nothing to send, nothing to read.
+            match self.recorded(&event.detail, !wanted.is_empty()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::error!(message_id = ?message.id, event_id = %event.id, "not a change the stored order went through; not sent");
@@ -209,10 +214,7 @@ impl Deliveries {
             }
             first_copy.insert(event.id.clone(), i);
             let attempt = message.receive_count.unwrap_or(1);
-            for subscription in &subscriptions {
-                if !subscription.wants(&event.detail_type, event.occurred_at) {
-                    continue;
-                }
+            for subscription in wanted {
                 let (this, subscription, event, limit) = (
                     self.clone(),
                     Arc::clone(subscription),
@@ -278,7 +280,10 @@ impl Deliveries {
         self.respond(messages, failed).await
     }
 
-    async fn recorded(&self, event: &OrderEvent) -> Result<bool, StoreError> {
+    async fn recorded(&self, event: &OrderEvent, wanted: bool) -> Result<bool, StoreError> {
+        if !wanted {
+            return Ok(true);
+        }
         let Some(id) = OrderId::parse(&event.order_id) else {
             return Ok(false);
         };
