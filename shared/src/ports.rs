@@ -266,10 +266,28 @@ pub trait WebhookStore: Send + Sync {
         after: Option<&PagePosition>,
     ) -> Result<Option<AttemptPage>, StoreError>;
 
-    /// Whether `event_id` already reached this subscription.
-    async fn was_delivered(&self, id: &WebhookId, event_id: &str) -> Result<bool, StoreError>;
+    /// Claims the sending of `event_id` to this subscription until `lease_until`, in
+    /// one conditional write: at most one claimer holds a pair at a time, and a
+    /// claimer that crashed loses its claim when the lease runs out.
+    async fn claim(
+        &self,
+        id: &WebhookId,
+        event_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Claim, StoreError>;
 
-    /// Remembers that `event_id` reached this subscription (idempotent).
+    /// Gives a claim back after a failed send, so the next attempt may claim at once.
+    /// A no-op when the claim is no longer this one's.
+    async fn release(
+        &self,
+        id: &WebhookId,
+        event_id: &str,
+        claim: &ClaimToken,
+    ) -> Result<(), StoreError>;
+
+    /// Remembers that `event_id` reached this subscription (idempotent); replaces the
+    /// claim, so the pair is never claimed again.
     async fn mark_delivered(
         &self,
         id: &WebhookId,
@@ -277,6 +295,21 @@ pub trait WebhookStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 }
+
+/// What claiming an (event, subscription) pair found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to send until the lease ends.
+    Claimed(ClaimToken),
+    /// An earlier attempt delivered it.
+    Delivered,
+    /// Another attempt holds it and its lease has not run out.
+    Held,
+}
+
+/// Names one claim, so that only its claimer releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToken(pub String);
 
 /// One signed POST, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

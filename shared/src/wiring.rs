@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 
@@ -25,7 +26,7 @@ use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, OrderApi, WebhookApi};
 use crate::ports::{CartSource, ShippingProvider};
 use crate::services::checkout::CheckoutService;
-use crate::services::deliveries::Deliveries;
+use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
 use crate::services::fulfillment::Fulfillment;
 use crate::services::orders::OrderService;
 use crate::services::publisher::Publisher;
@@ -33,6 +34,9 @@ use crate::services::webhooks::WebhookService;
 
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
+
+/// Lambda's longest timeout (15 minutes): no batch deadline can be longer.
+const MAX_BATCH_DEADLINE_SECONDS: f64 = 900.0;
 
 /// `true` on a developer's machine (`make dev`, the tests): webhooks may target this
 /// machine, and the published development secrets are accepted. Never in a deployed
@@ -309,9 +313,25 @@ impl Wiring {
         Ok(Arc::new(shippo))
     }
 
-    /// The webhook deliverer: subscriptions in `TABLE_NAME`, retries delayed on
-    /// `WEBHOOK_QUEUE_URL` (else the queue is looked up from the message's ARN).
+    /// The webhook deliverer: orders and subscriptions in `TABLE_NAME`, retries delayed on
+    /// `WEBHOOK_QUEUE_URL` (else the queue is looked up from the message's ARN), each
+    /// batch ending its sends after `WEBHOOK_BATCH_DEADLINE` seconds (default
+    /// [`DEFAULT_BATCH_DEADLINE`], 20; keep it below the function's Timeout).
     pub fn deliveries(&self) -> Result<Deliveries, ConfigError> {
+        let deadline = match self.settings.get("WEBHOOK_BATCH_DEADLINE") {
+            None => DEFAULT_BATCH_DEADLINE,
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_BATCH_DEADLINE_SECONDS)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| ConfigError::Invalid {
+                    setting: "WEBHOOK_BATCH_DEADLINE",
+                    why: format!(
+                        "{text:?} is not a number of seconds above 0 and at most {MAX_BATCH_DEADLINE_SECONDS}"
+                    ),
+                })?,
+        };
         let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
         let sender =
             HttpWebhookSender::new(self.target_policy()).map_err(|why| ConfigError::Invalid {
@@ -321,10 +341,12 @@ impl Wiring {
         let queue_url = self.settings.get("WEBHOOK_QUEUE_URL").map(str::to_string);
         let retry = SqsRetryDelay::new(aws_sdk_sqs::Client::new(&self.sdk), queue_url);
         Ok(Deliveries::new(
+            self.order_store()?,
             Arc::new(store),
             Arc::new(sender),
             Arc::new(retry),
-        ))
+        )
+        .with_deadline(deadline))
     }
 }
 
@@ -332,7 +354,39 @@ impl Wiring {
 mod tests {
     use super::*;
 
-    fn wiring(limit: Option<&str>) -> Wiring {
+    fn with_deadline(deadline: Option<&str>) -> Wiring {
+        let mut settings = Settings::default().with("TABLE_NAME", "orders");
+        if let Some(deadline) = deadline {
+            settings = settings.with("WEBHOOK_BATCH_DEADLINE", deadline);
+        }
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        Wiring::new(settings, sdk)
+    }
+
+    #[test]
+    fn the_webhook_batch_deadline_is_a_positive_number_of_seconds() {
+        for good in [None, Some("20"), Some("12.5"), Some(" 1 ")] {
+            assert!(with_deadline(good).deliveries().is_ok(), "{good:?}");
+        }
+        for bad in ["0", "-3", "soon", "NaN", "inf", "901"] {
+            let err = with_deadline(Some(bad)).deliveries().err().expect(bad);
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        setting: "WEBHOOK_BATCH_DEADLINE",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    fn with_limit(limit: Option<&str>) -> Wiring {
         let mut settings = Settings::default();
         if let Some(limit) = limit {
             settings = settings.with("ORDER_CREATE_LIMIT", limit);
@@ -343,22 +397,22 @@ mod tests {
     #[test]
     fn the_create_limit_defaults_and_can_be_turned_off() {
         let default = RateLimit::parse(DEFAULT_CREATE_LIMIT).unwrap();
-        assert_eq!(wiring(None).create_limit().unwrap(), default);
+        assert_eq!(with_limit(None).create_limit().unwrap(), default);
         assert_eq!(
-            wiring(Some("3/60")).create_limit().unwrap(),
+            with_limit(Some("3/60")).create_limit().unwrap(),
             Some(RateLimit {
                 count: 3,
                 window: 60
             })
         );
-        assert_eq!(wiring(Some("0")).create_limit().unwrap(), None);
+        assert_eq!(with_limit(Some("0")).create_limit().unwrap(), None);
     }
 
     /// A bad limit stops the function at init, naming the setting.
     #[test]
     fn a_bad_create_limit_is_refused_naming_the_setting() {
         for bad in ["10", "ten/60", "10/0", "0/60"] {
-            let err = wiring(Some(bad)).create_limit().unwrap_err();
+            let err = with_limit(Some(bad)).create_limit().unwrap_err();
             assert!(
                 matches!(
                     err,

@@ -132,6 +132,17 @@ impl StatusChange {
         }
     }
 
+    /// Shipping statuses that bar this move whatever the order status: an order
+    /// fulfillment backordered has no stock reserved, so it cannot be shipped until
+    /// a restock lets fulfillment move it to processing. (`not_started` may still
+    /// ship: a person may fulfill an order by hand before or without the consumer.)
+    pub fn barred_shipping(&self) -> &'static [ShippingStatus] {
+        match self.to {
+            Shipped => &[ShippingStatus::Backordered],
+            _ => &[],
+        }
+    }
+
     pub fn history_entry(&self) -> HistoryEntry {
         HistoryEntry {
             at: self.at,
@@ -158,6 +169,11 @@ impl StatusChange {
         }
         if self.expected_version.is_some_and(|v| v != order.version) {
             return Refusal::StaleVersion(order);
+        }
+        if allows(order.status, self.to, self.role)
+            && self.barred_shipping().contains(&order.shipping_status)
+        {
+            return Refusal::Backordered(order);
         }
         if allows(order.status, self.to, self.role) {
             // The write raced another change and has not lost anything it knows
@@ -213,6 +229,8 @@ pub enum Refusal {
     StaleVersion(Order),
     /// The lifecycle has no such move for this role from the current status.
     NotAllowed(Order),
+    /// The move exists, but the order's stock is not reserved (backordered).
+    Backordered(Order),
     /// The order changed between the condition being built and evaluated.
     Raced(Order),
 }
@@ -345,6 +363,8 @@ mod tests {
                     Refusal::StaleVersion(o) => prop_assert_ne!(Some(o.version), expected),
                     Refusal::Raced(o) => prop_assert!(allows(o.status, to, role)),
                     Refusal::NotAllowed(o) => prop_assert!(!allows(o.status, to, role)),
+                    // Allowed by the table, held back by the parcel's state.
+                    Refusal::Backordered(o) => prop_assert!(allows(o.status, to, role)),
                 }
             }
         }

@@ -73,6 +73,28 @@ impl OrderEvent {
         })
     }
 
+    /// Whether `order`, as stored, went through this change: the same order and
+    /// user, a version it reached, the status its history records at that version,
+    /// and the lines and address it has (they never change after checkout). An
+    /// event put on the bus by anyone but the publisher fails this unless it copies
+    /// a real one, and the consumers act on the stored order anyway.
+    pub fn recorded_in(&self, order: &Order) -> bool {
+        let Some(entry) = (self.sequence as usize)
+            .checked_sub(1)
+            .and_then(|i| order.history.get(i))
+        else {
+            return false;
+        };
+        let Ok(snapshot) = serde_json::from_str::<OrderSnapshot>(self.order.as_str()) else {
+            return false;
+        };
+        self.order_id == order.id.as_str()
+            && self.user_id == order.user_id
+            && self.sequence <= order.version
+            && self.status == entry.status.as_str()
+            && snapshot.describes(order)
+    }
+
     /// `order.created`, `order.<status>` when the status moved, otherwise
     /// `order.shipping_status_changed`.
     pub fn detail_type(&self) -> String {
@@ -81,6 +103,49 @@ impl OrderEvent {
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
             Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
         }
+    }
+}
+
+/// The parts of an event's order (`GET /api/orders/{id}`'s rendering) checked
+/// against the stored order.
+#[derive(Deserialize)]
+struct OrderSnapshot {
+    user_id: String,
+    items: Vec<SnapshotLine>,
+    shipping_address: SnapshotAddress,
+}
+
+#[derive(Deserialize)]
+struct SnapshotLine {
+    product_id: String,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+struct SnapshotAddress {
+    name: String,
+    address: String,
+    city: String,
+    #[serde(default)]
+    state: Option<String>,
+    zip: String,
+    country: String,
+}
+
+impl OrderSnapshot {
+    fn describes(&self, order: &Order) -> bool {
+        let lines_match = self.items.len() == order.items.len()
+            && self
+                .items
+                .iter()
+                .zip(&order.items)
+                .all(|(a, b)| a.product_id == b.product_id && a.quantity == b.quantity);
+        let a = &self.shipping_address;
+        let b = &order.shipping_address;
+        self.user_id == order.user_id
+            && lines_match
+            && (&a.name, &a.address, &a.city, &a.state, &a.zip, &a.country)
+                == (&b.name, &b.address, &b.city, &b.state, &b.zip, &b.country)
     }
 }
 

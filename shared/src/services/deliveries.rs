@@ -2,12 +2,22 @@
 //! the EventBridge event; `inbound::sqs` hands over the batch). Each event is POSTed, signed, to every enabled
 //! subscription that wants it.
 //!
+//! - Only what the stored order went through is sent (`OrderEvent::recorded_in`,
+//!   one read per event): an event forged on the bus is not relayed, signed, to
+//!   integrators; its message fails and ends in the dead-letter queue.
 //! - Only a 2xx answer delivers; redirects are not followed; 410 Gone disables the
 //!   subscription.
 //! - Every attempt is recorded, and listable at `GET /api/webhooks/{id}/deliveries`.
-//! - Idempotent per event and subscription: a delivered marker is written after a 2xx
-//!   and checked before sending, so a redelivered message skips the subscriptions
-//!   that already have it, and only the failed ones make the message fail.
+//! - At most one sender per event and subscription: the pair is claimed with a
+//!   conditional write (a lease, so a crashed claimer's pair is retried once it runs
+//!   out) before sending; a 2xx turns the claim into a delivered marker, a failure
+//!   gives it back. A redelivered message skips the subscriptions that already have
+//!   it, a concurrent twin skips the ones being sent, and only the failed ones make
+//!   the message fail.
+//! - A batch has a deadline ([`DEFAULT_BATCH_DEADLINE`], `WEBHOOK_BATCH_DEADLINE`)
+//!   below the function's timeout: sends still running then are abandoned and their
+//!   messages fail (their claims run out with the lease), so receivers that never
+//!   answer cannot make Lambda fail the whole batch, healthy deliveries included.
 //! - A failed message is reported as a batch item failure, and its visibility is set
 //!   to the next delay of a growing schedule, so the queue retries it later; after the
 //!   queue's `maxReceiveCount` it moves to the dead-letter queue.
@@ -22,10 +32,13 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::domain::OrderId;
 use crate::domain::webhook::signature::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
 use crate::domain::webhook::{Attempt, Outcome, Subscription};
 use crate::events::{Envelope, OrderEvent};
-use crate::ports::{Outgoing, RetryDelay, Sent, StoreError, WebhookSender, WebhookStore};
+use crate::ports::{
+    Claim, OrderStore, Outgoing, RetryDelay, Sent, StoreError, WebhookSender, WebhookStore,
+};
 
 /// Delays before the 2nd, 3rd… attempt: the example schedule of Standard Webhooks,
 /// capped by how long SQS can hide a message. With the queue's maxReceiveCount of 8
@@ -45,6 +58,14 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(11 * 60 * 60);
 
 /// Receivers called at the same time, across the batch.
 const CONCURRENT_SENDS: usize = 16;
+
+/// How long a batch may send, by default: below template.yaml's 30 s Timeout of
+/// DeliverWebhooksFunction, leaving time to record the last attempts and answer.
+pub const DEFAULT_BATCH_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long a claim outlives the batch deadline: a claim is held from before the send
+/// until its outcome is recorded, which ends by the deadline plus one store write.
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
 
 /// The delay after attempt `attempt` (1-based) failed, before jitter.
 pub fn retry_delay(attempt: u32) -> Duration {
@@ -76,13 +97,16 @@ pub struct QueuedEvent {
 
 #[derive(Clone)]
 pub struct Deliveries {
+    orders: Arc<dyn OrderStore>,
     store: Arc<dyn WebhookStore>,
     sender: Arc<dyn WebhookSender>,
     retry: Arc<dyn RetryDelay>,
+    deadline: Duration,
 }
 
 /// One event, ready to send: the same body goes to every subscription.
 struct Event {
+    detail: OrderEvent,
     id: String,
     detail_type: String,
     occurred_at: Option<OffsetDateTime>,
@@ -94,6 +118,9 @@ enum Delivery {
     Delivered,
     /// An earlier attempt delivered it.
     AlreadyDelivered,
+    /// Another attempt is sending it now: this copy comes back later to see how
+    /// that went.
+    Held,
     /// 410 Gone: disabled, nothing more to do.
     Gone,
     /// To retry, no sooner than `retry_after` when the receiver asked for it.
@@ -104,20 +131,30 @@ enum Delivery {
 
 impl Deliveries {
     pub fn new(
+        orders: Arc<dyn OrderStore>,
         store: Arc<dyn WebhookStore>,
         sender: Arc<dyn WebhookSender>,
         retry: Arc<dyn RetryDelay>,
     ) -> Self {
         Deliveries {
+            orders,
             store,
             sender,
             retry,
+            deadline: DEFAULT_BATCH_DEADLINE,
         }
+    }
+
+    /// The same deliverer with another batch deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Handles one batch. Answers, per message, whether it failed (and is to be
     /// received again, later); the others are done.
     pub async fn handle(&self, messages: &[QueuedEvent]) -> Vec<bool> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
         // Read afresh for every batch, so a deleted or disabled subscription stops.
         let subscriptions: Vec<Arc<Subscription>> = match self.store.list().await {
             Ok(list) => list
@@ -155,12 +192,29 @@ impl Deliveries {
                 copies.push((i, first));
                 continue;
             }
-            first_copy.insert(event.id.clone(), i);
-            let attempt = message.receive_count.unwrap_or(1);
-            for subscription in &subscriptions {
-                if !subscription.wants(&event.detail_type, event.occurred_at) {
+            let wanted: Vec<&Arc<Subscription>> = subscriptions
+                .iter()
+                .filter(|s| s.wants(&event.detail_type, event.occurred_at))
+                .collect();
+            // Integrators get what the stored order went through, signed by us;
+            // an event that is not (forged on the bus) goes to the dead-letter queue.
+            // Nobody wants it: nothing to send, nothing to read.
+            match self.recorded(&event.detail, !wanted.is_empty()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(message_id = ?message.id, event_id = %event.id, "not a change the stored order went through; not sent");
+                    failed[i] = Some(None);
                     continue;
                 }
+                Err(err) => {
+                    tracing::warn!(message_id = ?message.id, error = %err, "cannot read the order; will retry");
+                    failed[i] = Some(None);
+                    continue;
+                }
+            }
+            first_copy.insert(event.id.clone(), i);
+            let attempt = message.receive_count.unwrap_or(1);
+            for subscription in wanted {
                 let (this, subscription, event, limit) = (
                     self.clone(),
                     Arc::clone(subscription),
@@ -175,13 +229,31 @@ impl Deliveries {
             }
         }
 
-        while let Some(done) = tasks.join_next_with_id().await {
+        loop {
+            let done = match tokio::time::timeout_at(deadline, tasks.join_next_with_id()).await {
+                Ok(Some(done)) => done,
+                Ok(None) => break,
+                Err(_) => {
+                    // What is still running (or waiting for its turn) is abandoned;
+                    // its claims run out with their lease.
+                    tracing::warn!(
+                        abandoned = owner.len(),
+                        deadline_ms = self.deadline.as_millis() as u64,
+                        "webhook batch deadline reached; unfinished deliveries will be retried"
+                    );
+                    for &i in owner.values() {
+                        failed[i] = Some(failed[i].flatten());
+                    }
+                    tasks.abort_all();
+                    break;
+                }
+            };
             let (i, result) = match done {
-                Ok((id, delivery)) => (owner.get(&id).copied(), delivery),
+                Ok((id, delivery)) => (owner.remove(&id), delivery),
                 Err(err) => {
                     tracing::error!(error = %err, "a webhook delivery task failed");
                     (
-                        owner.get(&err.id()).copied(),
+                        owner.remove(&err.id()),
                         Ok(Delivery::Failed { retry_after: None }),
                     )
                 }
@@ -189,6 +261,9 @@ impl Deliveries {
             let Some(i) = i else { continue };
             match result {
                 Ok(Delivery::Delivered | Delivery::AlreadyDelivered | Delivery::Gone) => {}
+                Ok(Delivery::Held) => {
+                    failed[i] = Some(failed[i].flatten());
+                }
                 Ok(Delivery::Failed { retry_after }) => {
                     let earlier = failed[i].flatten();
                     failed[i] = Some(earlier.max(retry_after));
@@ -203,6 +278,20 @@ impl Deliveries {
             failed[copy] = failed[first];
         }
         self.respond(messages, failed).await
+    }
+
+    async fn recorded(&self, event: &OrderEvent, wanted: bool) -> Result<bool, StoreError> {
+        if !wanted {
+            return Ok(true);
+        }
+        let Some(id) = OrderId::parse(&event.order_id) else {
+            return Ok(false);
+        };
+        Ok(self
+            .orders
+            .get(&id)
+            .await?
+            .is_some_and(|order| event.recorded_in(&order)))
     }
 
     /// Delays each failed message's next attempt; answers which failed.
@@ -233,21 +322,50 @@ impl Deliveries {
         failed.iter().map(Option::is_some).collect()
     }
 
-    /// One event to one subscription: skipped when already delivered, else sent,
-    /// recorded and, on 2xx, marked.
+    /// One event to one subscription: claimed (skipped when already delivered or
+    /// being sent), sent, recorded and, on 2xx, marked; a failure gives the claim back.
     async fn deliver(
         &self,
         subscription: &Subscription,
         event: &Event,
         attempt: u32,
     ) -> Result<Delivery, StoreError> {
-        if self
+        let now = OffsetDateTime::now_utc();
+        let claim = match self
             .store
-            .was_delivered(&subscription.id, &event.id)
+            .claim(
+                &subscription.id,
+                &event.id,
+                now,
+                now + self.deadline + CLAIM_MARGIN,
+            )
             .await?
         {
-            return Ok(Delivery::AlreadyDelivered);
+            Claim::Claimed(claim) => claim,
+            Claim::Delivered => return Ok(Delivery::AlreadyDelivered),
+            Claim::Held => return Ok(Delivery::Held),
+        };
+        let result = self.send(subscription, event, attempt).await;
+        if !matches!(result, Ok(Delivery::Delivered)) {
+            // Sent or not, it was not delivered: the next attempt may claim it at once.
+            if let Err(err) = self
+                .store
+                .release(&subscription.id, &event.id, &claim)
+                .await
+            {
+                tracing::warn!(webhook_id = %subscription.id, event_id = %event.id, error = %err, "claim not released; it runs out with its lease");
+            }
         }
+        result
+    }
+
+    /// Sends a claimed pair, records the attempt and what it means.
+    async fn send(
+        &self,
+        subscription: &Subscription,
+        event: &Event,
+        attempt: u32,
+    ) -> Result<Delivery, StoreError> {
         let at = OffsetDateTime::now_utc();
         let timestamp = at.unix_timestamp();
         let request = Outgoing {
@@ -347,9 +465,10 @@ fn read_event(message: &QueuedEvent) -> Result<Event, String> {
     let payload = serde_json::to_vec(&Payload::of(&envelope)).map_err(|e| e.to_string())?;
     Ok(Event {
         occurred_at: OffsetDateTime::parse(&envelope.detail.occurred_at, &Rfc3339).ok(),
-        id: envelope.detail.event_id,
+        id: envelope.detail.event_id.clone(),
         detail_type: envelope.detail_type,
         body: payload,
+        detail: envelope.detail,
     })
 }
 

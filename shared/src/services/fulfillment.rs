@@ -7,13 +7,18 @@
 //! has its history entry and its event like any other. On `order.cancelled` of a
 //! confirmed order it releases the reservation.
 //!
+//! Both act on the stored order, read strongly consistent, never on the event's
+//! copy: the event says which order, the store says what to reserve, where to ship
+//! and whether there is anything to do. An event naming a version the order never
+//! reached, or lines and an address other than the stored ones, is forged: it goes to
+//! the dead-letter queue with no effect.
+//!
 //! Redeliveries have no second effect because every step is conditional on the
 //! state it moves from: the reservation exists at most once per order, the shipping
 //! status moves only from where it was, a release happens only while reserved.
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::domain::lifecycle::ShippingUpdate;
@@ -86,55 +91,50 @@ impl Fulfillment {
         match envelope.detail_type.as_str() {
             "order.confirmed" => self.fulfill(&order_id, event).await,
             "order.cancelled" if event.previous_status.as_deref() == confirmed => {
-                Ok(Outcome::Released(self.inventory.release(&order_id).await?))
+                self.release(&order_id, event).await
             }
             other => Ok(Outcome::Ignored(other.to_string())),
         }
     }
 
+    /// Acts on the stored order, never on the event's copy: anyone who can put an
+    /// `order.confirmed` on the bus would otherwise choose what is reserved and where
+    /// it ships. The event only says which order to look at.
     async fn fulfill(&self, id: &OrderId, event: &OrderEvent) -> Result<Outcome, FulfillmentError> {
-        // Lines and address never change after checkout: the event's copy is as good
-        // as the stored order, and saves a read.
-        let order: OrderSnapshot = serde_json::from_str(event.order.as_str())
-            .map_err(|e| FulfillmentError::Poison(format!("order in the event: {e}")))?;
-        let address = order.shipping_address.into_domain();
+        let Some(order) = self.store.get(id).await? else {
+            return Err(self.no_such_order(id).await);
+        };
+        // Not a change this order went through (another status at that version, a
+        // version it never reached, other lines or address): forged. The dead-letter
+        // queue is where a person sees it.
+        if !event.recorded_in(&order) {
+            return Err(forged(event));
+        }
+        match (order.status, order.shipping_status) {
+            (OrderStatus::Confirmed, ShippingStatus::NotStarted | ShippingStatus::Backordered) => {}
+            // Cancelled after confirmation: whatever an earlier attempt reserved goes back.
+            (OrderStatus::Cancelled, _) => {
+                return Ok(Outcome::Released(self.inventory.release(id).await?));
+            }
+            // Not confirmed (a forged event), already processing (a redelivery), or
+            // moved on (shipped).
+            (status, shipping) => return Ok(Outcome::NothingToDo { status, shipping }),
+        }
         let lines: Vec<StockLine> = order
             .items
-            .into_iter()
+            .iter()
             .map(|line| StockLine {
-                product_id: line.product_id,
+                product_id: line.product_id.clone(),
                 quantity: u64::from(line.quantity),
             })
             .collect();
+        let address = &order.shipping_address;
 
         let update = match self.inventory.reserve(id, &lines).await? {
-            ReserveOutcome::Reserved => self.start_processing(id, &address).await?,
-            ReserveOutcome::AlreadyReserved => {
-                // A redelivery, or a retry after a failure between reserving and
-                // recording. Only the order knows which; ask before calling the
-                // shipping provider a second time.
-                match self.store.get(id).await? {
-                    Some(current)
-                        if current.status == OrderStatus::Confirmed
-                            && matches!(
-                                current.shipping_status,
-                                ShippingStatus::NotStarted | ShippingStatus::Backordered
-                            ) =>
-                    {
-                        self.start_processing(id, &address).await?
-                    }
-                    Some(current) if current.status == OrderStatus::Cancelled => {
-                        return Ok(Outcome::Released(self.inventory.release(id).await?));
-                    }
-                    Some(current) => {
-                        return Ok(Outcome::NothingToDo {
-                            status: current.status,
-                            shipping: current.shipping_status,
-                        });
-                    }
-                    None => return Err(self.no_such_order(id).await),
-                }
-            }
+            ReserveOutcome::Reserved => self.start_processing(id, address).await?,
+            // A retry after a failure between reserving and recording: the order, read
+            // above, is still waiting for its shipment.
+            ReserveOutcome::AlreadyReserved => self.start_processing(id, address).await?,
             ReserveOutcome::Short(shortfalls) => {
                 let short: Vec<String> = shortfalls
                     .iter()
@@ -168,6 +168,22 @@ impl Fulfillment {
                 shipping: current.shipping_status,
             }),
             ChangeOutcome::Refused(None) => Err(self.no_such_order(id).await),
+        }
+    }
+
+    /// Gives back a cancelled order's stock, if the stored order says it is cancelled:
+    /// a forged `order.cancelled` of a live order releases nothing.
+    async fn release(&self, id: &OrderId, event: &OrderEvent) -> Result<Outcome, FulfillmentError> {
+        match self.store.get(id).await? {
+            Some(order) if !event.recorded_in(&order) => Err(forged(event)),
+            Some(order) if order.status == OrderStatus::Cancelled => {
+                Ok(Outcome::Released(self.inventory.release(id).await?))
+            }
+            Some(order) => Ok(Outcome::NothingToDo {
+                status: order.status,
+                shipping: order.shipping_status,
+            }),
+            None => Err(self.no_such_order(id).await),
         }
     }
 
@@ -214,39 +230,9 @@ impl Fulfillment {
     }
 }
 
-/// The parts of the event's order (`GET /api/orders/{id}`'s rendering) fulfillment reads.
-#[derive(Deserialize)]
-struct OrderSnapshot {
-    items: Vec<SnapshotLine>,
-    shipping_address: SnapshotAddress,
-}
-
-#[derive(Deserialize)]
-struct SnapshotLine {
-    product_id: String,
-    quantity: u32,
-}
-
-#[derive(Deserialize)]
-struct SnapshotAddress {
-    name: String,
-    address: String,
-    city: String,
-    #[serde(default)]
-    state: Option<String>,
-    zip: String,
-    country: String,
-}
-
-impl SnapshotAddress {
-    fn into_domain(self) -> ShippingAddress {
-        ShippingAddress {
-            name: self.name,
-            address: self.address,
-            city: self.city,
-            state: self.state,
-            zip: self.zip,
-            country: self.country,
-        }
-    }
+fn forged(event: &OrderEvent) -> FulfillmentError {
+    FulfillmentError::Poison(format!(
+        "event {} is not a change the stored order went through",
+        event.event_id
+    ))
 }

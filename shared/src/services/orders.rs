@@ -38,6 +38,11 @@ pub enum OrderError {
     },
     #[error("order {} is at version {}", current.id, current.version)]
     StaleVersion { current: Box<Order> },
+    #[error(
+        "order {} is backordered: no stock is reserved for it, so it cannot be shipped until fulfillment reserves it",
+        current.id
+    )]
+    Backordered { current: Box<Order> },
     #[error("this Idempotency-Key was used with a different request")]
     KeyReused,
     #[error("at most {} orders per {} seconds may be created; retry in {retry_after} s", limit.count, limit.window)]
@@ -210,6 +215,9 @@ impl OrderService {
                     Refusal::NotAllowed(order) => Err(OrderError::Conflict {
                         current: Box::new(order),
                         to,
+                    }),
+                    Refusal::Backordered(order) => Err(OrderError::Backordered {
+                        current: Box::new(order),
                     }),
                     Refusal::Raced(_) => Err(OrderError::Contention),
                 }

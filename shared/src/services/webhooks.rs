@@ -174,7 +174,12 @@ impl WebhookService {
             disabled_reason: None,
         };
         self.store.create(&subscription).await?;
-        tracing::info!(webhook_id = %subscription.id, url = %subscription.url, actor = %caller.user_id, "webhook subscribed");
+        // The host only: a path or query may carry the receiver's token.
+        let host = reqwest::Url::parse(&subscription.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        tracing::info!(webhook_id = %subscription.id, %host, actor = %caller.user_id, "webhook subscribed");
         Ok(subscription)
     }
 

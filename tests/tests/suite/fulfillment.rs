@@ -305,6 +305,46 @@ async fn short_stock_backorders_the_order_and_takes_nothing() {
 }
 
 #[tokio::test]
+async fn a_backordered_order_cannot_be_shipped_until_its_stock_is_reserved() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 1).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await; // 2 x p001
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "backordered");
+
+    let ship = |bearer: String| {
+        Call::new("PUT", &format!("/api/orders/{id}/status"))
+            .bearer(&bearer)
+            .json(&json!({ "status": "shipped", "tracking_number": "1Z999AA10123456784" }))
+    };
+    for bearer in [admin(), token("warehouse", orders_tests::FULFILL)] {
+        let reply = stack.send(ship(bearer).header("if-match", "\"3\"")).await;
+        assert_eq!(reply.status, 409, "{reply:?}");
+        assert_eq!(reply.body["code"], "order_backordered");
+        assert_eq!(reply.body["current_status"], "confirmed");
+        assert_eq!(reply.body["shipping_status"], "backordered");
+        assert_eq!(reply.body["version"], 3);
+    }
+    let order = c.order(&id).await;
+    assert_eq!(
+        (order.status, order.shipping_status.as_str(), order.version),
+        (OrderStatus::Confirmed, "backordered", 3)
+    );
+    assert_eq!(order.tracking_number, None);
+
+    // Restocked and reserved: now it ships.
+    c.inventory.set_stock("p001", 2).await.unwrap();
+    assert!(c.handle(vec![confirmed]).await.is_empty());
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
+    let reply = stack.send(ship(admin())).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["shipping_status"], "shipped");
+}
+
+#[tokio::test]
 async fn lines_of_the_same_product_are_reserved_as_one() {
     let stack = Stack::new().await;
     let c = consumer(&stack, Arc::new(ManualShipping));
@@ -343,6 +383,167 @@ async fn two_orders_racing_for_the_last_units_one_wins() {
     statuses.sort();
     assert_eq!(statuses, ["backordered", "processing"]);
     assert_eq!(c.stock("p001").await, Some(0));
+}
+
+// ----------------------------------------------------------------------------------
+// Forged events: the stored order decides, never the event's copy
+// ----------------------------------------------------------------------------------
+
+/// A shipping provider that records every shipment asked of it.
+#[derive(Default)]
+struct RecordingShipping(Mutex<Vec<(OrderId, ShippingAddress)>>);
+
+#[async_trait::async_trait]
+impl ShippingProvider for RecordingShipping {
+    async fn request_shipment(
+        &self,
+        order_id: &OrderId,
+        to: &ShippingAddress,
+    ) -> Result<Option<orders::ports::ShipmentRequest>, ShippingError> {
+        self.0.lock().unwrap().push((order_id.clone(), to.clone()));
+        Ok(None)
+    }
+}
+
+impl RecordingShipping {
+    fn requested(&self) -> Vec<(OrderId, ShippingAddress)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// `message`'s body with `change` applied to its JSON.
+fn forged(message: &SqsMessage, id: &str, change: impl FnOnce(&mut Value)) -> SqsMessage {
+    let mut body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
+    change(&mut body);
+    raw_message(id, Some(&body.to_string()))
+}
+
+#[tokio::test]
+async fn a_forged_confirmation_of_a_pending_order_reserves_and_ships_nothing() {
+    let stack = Stack::new().await;
+    let shipping = Arc::new(RecordingShipping::default());
+    let c = consumer(&stack, shipping.clone());
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await; // pending, version 1
+
+    // What a publisher would have sent had the order been confirmed, at version 2.
+    let mut confirmed = c.order(&id).await;
+    let created = confirmed.clone();
+    confirmed.status = OrderStatus::Confirmed;
+    confirmed.version = 2;
+    let mut entry = confirmed.history[0].clone();
+    entry.status = OrderStatus::Confirmed;
+    confirmed.history.push(entry);
+    let at_version_2 = message(&envelope(&created, &confirmed));
+    // The same claim at the order's own version: still not confirmed in the store.
+    let at_version_1 = forged(&at_version_2, "forged-v1", |body| {
+        body["detail"]["sequence"] = json!(1);
+    });
+
+    let failed = c
+        .handle(vec![at_version_2.clone(), at_version_1.clone()])
+        .await;
+
+    assert_eq!(
+        failed,
+        [at_version_2.message_id.clone().unwrap(), "forged-v1".into()],
+        "forgeries go to the dead-letter queue"
+    );
+    assert_eq!(c.stock("p001").await, Some(5));
+    assert_eq!(c.reservation_state(&id).await, None);
+    assert!(shipping.requested().is_empty());
+    let order = c.order(&id).await;
+    assert_eq!(
+        (order.status, order.shipping_status.as_str(), order.version),
+        (OrderStatus::Pending, "not_started", 1)
+    );
+
+    // Once really confirmed, the real event goes ahead.
+    stack.advance(&id, &["confirmed"]).await;
+    assert!(
+        c.handle(vec![c.confirmed_message(&id).await])
+            .await
+            .is_empty()
+    );
+    assert_eq!(c.stock("p001").await, Some(3));
+    assert_eq!(shipping.requested().len(), 1);
+}
+
+#[tokio::test]
+async fn a_confirmation_with_other_lines_or_address_than_stored_has_no_effect() {
+    let stack = Stack::new().await;
+    let shipping = Arc::new(RecordingShipping::default());
+    let c = consumer(&stack, shipping.clone());
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    c.inventory.set_stock("p002", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await; // 2 x p001
+    stack.advance(&id, &["confirmed"]).await;
+    let real = c.confirmed_message(&id).await;
+
+    let more = forged(&real, "more-lines", |body| {
+        let items = &mut body["detail"]["order"]["items"];
+        items[0]["quantity"] = json!(5);
+        items
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "product_id": "p002", "name": "Thing", "quantity": 5, "price": 1.0 }));
+    });
+    let elsewhere = forged(&real, "other-address", |body| {
+        body["detail"]["order"]["shipping_address"]["address"] = json!("1 Attacker Way");
+        body["detail"]["order"]["shipping_address"]["city"] = json!("Elsewhere");
+    });
+
+    let failed = c.handle(vec![more, elsewhere]).await;
+
+    assert_eq!(failed, ["more-lines", "other-address"]);
+    assert_eq!(
+        (c.stock("p001").await, c.stock("p002").await),
+        (Some(5), Some(5))
+    );
+    assert_eq!(c.reservation_state(&id).await, None);
+    assert!(shipping.requested().is_empty());
+    let order = c.order(&id).await;
+    assert_eq!(
+        (order.shipping_status.as_str(), order.version),
+        ("not_started", 2)
+    );
+
+    // The real event still works, and ships to the stored address.
+    assert!(c.handle(vec![real]).await.is_empty());
+    assert_eq!(
+        (c.stock("p001").await, c.stock("p002").await),
+        (Some(3), Some(5))
+    );
+    let requested = shipping.requested();
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0].1, order.shipping_address);
+    assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
+}
+
+#[tokio::test]
+async fn a_forged_cancellation_of_a_live_order_releases_nothing() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack, Arc::new(ManualShipping));
+    c.inventory.set_stock("p001", 5).await.unwrap();
+    let id = stack.order_for("ann", "cart-1").await;
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = c.confirmed_message(&id).await;
+    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
+    assert_eq!(c.stock("p001").await, Some(3));
+
+    let cancelled = forged(&confirmed, "forged-cancel", |body| {
+        body["detail-type"] = json!("order.cancelled");
+        body["detail"]["previous_status"] = json!("confirmed");
+        body["detail"]["status"] = json!("cancelled");
+    });
+    assert_eq!(c.handle(vec![cancelled]).await, ["forged-cancel"]);
+
+    assert_eq!(c.stock("p001").await, Some(3));
+    assert_eq!(
+        c.reservation_state(&id).await,
+        Some(ReservationState::Reserved)
+    );
+    assert_eq!(c.order(&id).await.status, OrderStatus::Confirmed);
 }
 
 // ----------------------------------------------------------------------------------
@@ -399,10 +600,8 @@ async fn an_order_cancelled_before_fulfillment_ran_keeps_no_stock() {
     assert!(c.handle(vec![confirmed]).await.is_empty());
 
     assert_eq!(c.stock("p001").await, Some(5));
-    assert_eq!(
-        c.reservation_state(&id).await,
-        Some(ReservationState::Released)
-    );
+    // The stored order is cancelled: the late confirmation never takes the stock.
+    assert_eq!(c.reservation_state(&id).await, None);
     let order = c.order(&id).await;
     assert_eq!(order.status, OrderStatus::Cancelled);
     assert_eq!(

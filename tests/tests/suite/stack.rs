@@ -481,3 +481,56 @@ fn the_template_limits_creates_as_the_code_does() {
         );
     }
 }
+
+/// The consumers act on `orders` events; only the publisher's role may put them on
+/// the bus (an explicit Deny for everyone else, whatever IAM allows them).
+#[test]
+fn only_the_publisher_may_put_orders_events_on_the_bus() {
+    let text = std::fs::read_to_string(orders_tests::template_path()).unwrap();
+    let document: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let resources = document["Resources"].as_mapping().unwrap();
+    let policies: Vec<_> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Events::EventBusPolicy"))
+        .collect();
+    assert_eq!(policies.len(), 1, "one policy on the bus");
+    let properties = &policies[0]["Properties"];
+    let tagged = |v: &serde_norway::Value| match v {
+        serde_norway::Value::Tagged(t) => Some((t.tag.to_string(), t.value.clone())),
+        _ => None,
+    };
+    assert_eq!(
+        tagged(&properties["EventBusName"]).map(|(_, v)| v),
+        Some("OrdersBus".into())
+    );
+    let statement = &properties["Statement"];
+    assert_eq!(statement["Effect"].as_str(), Some("Deny"));
+    assert_eq!(statement["Principal"].as_str(), Some("*"));
+    assert_eq!(statement["Action"].as_str(), Some("events:PutEvents"));
+    let condition = &statement["Condition"];
+    assert_eq!(
+        condition["ForAnyValue:StringEquals"]["events:source"][0].as_str(),
+        Some("orders")
+    );
+    let (_, role) = tagged(&condition["ArnNotEquals"]["aws:PrincipalArn"]).unwrap();
+    assert_eq!(role.as_str(), Some("PublishEventsFunctionRole.Arn"));
+    // SAM names a function's generated role "<function>Role"; the function must not
+    // bring its own under another name.
+    assert!(resources["PublishEventsFunction"]["Properties"]["Role"].is_null());
+}
+
+/// A webhook batch stops sending before Lambda stops the deliverer.
+#[test]
+fn the_webhook_batch_deadline_is_below_the_deliverer_timeout() {
+    let deliverer = template()
+        .consumers()
+        .into_iter()
+        .find(|c| c.binary == "deliver-webhooks")
+        .expect("the deliverer is a queue consumer");
+    let timeout = std::time::Duration::from_secs(deliverer.timeout.unwrap().into());
+    let deadline = orders::services::deliveries::DEFAULT_BATCH_DEADLINE;
+    assert!(
+        deadline + std::time::Duration::from_secs(5) <= timeout,
+        "{deadline:?} leaves no room within {timeout:?}"
+    );
+}

@@ -15,8 +15,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use orders::adapters::dynamo::DynamoWebhookStore;
 use orders::adapters::dynamo::order_item::order_from_item;
+use orders::adapters::dynamo::{DynamoOrderStore, DynamoWebhookStore};
 use orders::adapters::http::webhook_sender::HttpWebhookSender;
 use orders::adapters::webhook_queue::SqsRetryDelay;
 use orders::domain::webhook::TargetPolicy;
@@ -114,9 +114,18 @@ impl Hooks {
     fn deliverer(&self, policy: TargetPolicy, timeout: Duration) -> Deliverer {
         let sender = HttpWebhookSender::with_timeout(policy, timeout).unwrap();
         Deliverer(Deliveries::new(
+            self.orders(),
             self.store.clone(),
             Arc::new(sender),
             self.delays.clone(),
+        ))
+    }
+
+    /// The orders the deliverer checks each event against.
+    fn orders(&self) -> Arc<DynamoOrderStore> {
+        Arc::new(DynamoOrderStore::new(
+            self.stack.dynamodb.clone(),
+            &self.stack.table,
         ))
     }
 
@@ -285,6 +294,8 @@ enum Answer {
     Status(u16),
     Redirect(String),
     Hang,
+    /// 200, after a pause.
+    Slow(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -367,6 +378,7 @@ impl Receiver {
                                         .insert("location", to.parse().unwrap());
                                 }
                                 Answer::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+                                Answer::Slow(pause) => tokio::time::sleep(pause).await,
                             }
                             Ok::<_, hyper::Error>(response)
                         }
@@ -1018,11 +1030,201 @@ async fn a_hanging_receiver_times_out_and_the_batch_still_ends() {
 }
 
 #[tokio::test]
+async fn receivers_that_never_answer_do_not_outlive_the_batch_deadline() {
+    let hooks = Hooks::local().await;
+    let mut hanging = Vec::new();
+    for _ in 0..10 {
+        let receiver = Receiver::start(&[Answer::Hang]).await;
+        hooks.subscribe(&receiver.url, &["order.created"]).await;
+        hanging.push(receiver);
+    }
+    let healthy = Receiver::ok().await;
+    hooks.subscribe(&healthy.url, &["*"]).await;
+    // m1 goes to every receiver; m2 (a confirmation) to the healthy one only.
+    let created = hooks.order_event("cart-deadline-1", false).await;
+    let confirmed = hooks.order_event("cart-deadline-2", true).await;
+    // Sends that would each wait far longer than the batch may.
+    let sender = HttpWebhookSender::with_timeout(TargetPolicy::LOCAL, Duration::from_secs(60));
+    let deadline = Duration::from_millis(1500);
+    let deliverer = Deliverer(
+        Deliveries::new(
+            hooks.orders(),
+            hooks.store.clone(),
+            Arc::new(sender.unwrap()),
+            hooks.delays.clone(),
+        )
+        .with_deadline(deadline),
+    );
+
+    let started = Instant::now();
+    let response = deliverer
+        .handle(batch(vec![
+            event_message("m1", &created, 1),
+            event_message("m2", &confirmed, 1),
+        ]))
+        .await;
+    let took = started.elapsed();
+
+    assert!(took >= deadline, "{took:?}");
+    assert!(took < deadline + Duration::from_secs(2), "{took:?}");
+    assert_eq!(
+        failed_ids(&response),
+        ["m1"],
+        "only the unfinished message fails"
+    );
+    let ids: Vec<String> = healthy
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the healthy receiver got both deliveries: {ids:?}"
+    );
+    assert!(hanging.iter().all(|r| r.received().len() == 1));
+    let delays = hooks.delays.0.lock().unwrap().clone();
+    assert_eq!(delays.len(), 1, "{delays:?}");
+    assert_eq!(delays[0].1, "receipt-m1-1");
+
+    // The retry sends nothing twice: the healthy receiver has it, and the abandoned
+    // sends keep their claims until the lease runs out.
+    let started = Instant::now();
+    let response = deliverer
+        .handle(batch(vec![event_message("m1", &created, 2)]))
+        .await;
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    assert_eq!(failed_ids(&response), ["m1"]);
+    assert_eq!(healthy.received().len(), 2);
+    assert!(hanging.iter().all(|r| r.received().len() == 1));
+}
+
+#[tokio::test]
+async fn two_invocations_with_the_same_message_send_it_once() {
+    let hooks = Hooks::local().await;
+    let slow = Receiver::start(&[Answer::Slow(Duration::from_millis(500))]).await;
+    let sub = hooks.subscribe(&slow.url, &["*"]).await;
+    let event = hooks.order_event("cart-concurrent", false).await;
+    let (a, b) = (hooks.local_deliverer(), hooks.local_deliverer());
+
+    // SQS hands the same message to two invocations (at-least-once delivery).
+    let (first, second) = tokio::join!(
+        a.handle(batch(vec![event_message("m1", &event, 1)])),
+        b.handle(batch(vec![event_message("m1", &event, 2)])),
+    );
+
+    assert_eq!(slow.received().len(), 1, "the receiver got it once");
+    let mut failed = failed_ids(&first);
+    failed.extend(failed_ids(&second));
+    assert!(failed.len() <= 1, "{failed:?}");
+    // The copy that found the pair claimed comes back and finds it delivered.
+    let response = a.handle(batch(vec![event_message("m1", &event, 3)])).await;
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(slow.received().len(), 1);
+    let log = hooks.deliveries(sub["id"].as_str().unwrap()).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["outcome"], "delivered");
+}
+
+#[tokio::test]
+async fn a_claim_is_exclusive_until_its_lease_runs_out() {
+    use orders::ports::{Claim, WebhookStore};
+    use time::OffsetDateTime;
+
+    let hooks = Hooks::local().await;
+    let receiver = Receiver::ok().await;
+    let sub = hooks.subscribe(&receiver.url, &["*"]).await;
+    let id = orders::domain::webhook::WebhookId::parse(sub["id"].as_str().unwrap()).unwrap();
+    let store = &hooks.store;
+    let now = OffsetDateTime::now_utc();
+    let lease = time::Duration::seconds(30);
+
+    let Claim::Claimed(first) = store.claim(&id, "e1", now, now + lease).await.unwrap() else {
+        panic!("a free pair is claimed");
+    };
+    assert_eq!(
+        store.claim(&id, "e1", now, now + lease).await.unwrap(),
+        Claim::Held
+    );
+    // The claimer crashed: once its lease has run out, another attempt claims it.
+    let later = now + lease + time::Duration::seconds(1);
+    let Claim::Claimed(second) = store.claim(&id, "e1", later, later + lease).await.unwrap() else {
+        panic!("an expired claim is claimed again");
+    };
+    // The crashed claimer's late release does not free the new claim.
+    store.release(&id, "e1", &first).await.unwrap();
+    assert_eq!(
+        store.claim(&id, "e1", later, later + lease).await.unwrap(),
+        Claim::Held
+    );
+    // Its own release does; a delivered marker is final.
+    store.release(&id, "e1", &second).await.unwrap();
+    let Claim::Claimed(_) = store.claim(&id, "e1", later, later + lease).await.unwrap() else {
+        panic!("a released pair is claimed again");
+    };
+    store.mark_delivered(&id, "e1", later).await.unwrap();
+    let much_later = later + time::Duration::days(1);
+    assert_eq!(
+        store
+            .claim(&id, "e1", much_later, much_later + lease)
+            .await
+            .unwrap(),
+        Claim::Delivered
+    );
+}
+
+#[tokio::test]
+async fn events_the_stored_order_did_not_go_through_are_not_sent() {
+    let hooks = Hooks::local().await;
+    let receiver = Receiver::ok().await;
+    hooks.subscribe(&receiver.url, &["*"]).await;
+    let real = hooks.order_event("cart-forged", true).await; // order.confirmed, version 2
+    let forge = |change: &dyn Fn(&mut Value)| {
+        let mut body = serde_json::to_value(&real).unwrap();
+        change(&mut body);
+        body.to_string()
+    };
+    let shipped = forge(&|b| {
+        b["detail-type"] = json!("order.shipped");
+        b["detail"]["previous_status"] = json!("confirmed");
+        b["detail"]["status"] = json!("shipped");
+        b["detail"]["sequence"] = json!(3);
+        b["detail"]["event_id"] = json!(format!("{}:3", real.detail.order_id));
+    });
+    let elsewhere = forge(&|b| {
+        b["detail"]["order"]["shipping_address"]["address"] = json!("1 Attacker Way");
+        b["detail"]["event_id"] = json!("forged-address");
+    });
+    let nobody = forge(&|b| {
+        b["detail"]["order_id"] = json!(orders::domain::OrderId::for_cart("no-such-cart").as_str());
+        b["detail"]["event_id"] = json!("forged-order");
+    });
+
+    let response = hooks
+        .local_deliverer()
+        .handle(batch(vec![
+            message("shipped", &shipped, 1),
+            message("elsewhere", &elsewhere, 1),
+            message("nobody", &nobody, 1),
+            event_message("real", &real, 1),
+        ]))
+        .await;
+
+    assert_eq!(failed_ids(&response), ["shipped", "elsewhere", "nobody"]);
+    let [delivery] = receiver.received().try_into().unwrap();
+    assert_eq!(delivery.header("webhook-id"), real.detail.event_id);
+}
+
+#[tokio::test]
 async fn an_unreachable_receiver_is_a_recorded_failure() {
     let hooks = Hooks::local().await;
     // A port that was just free: nothing listens there.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    // The path and query carry the receiver's token, as some receivers want.
+    let url = format!(
+        "http://{}/hook/tok_path_secret?token=tok_query_secret",
+        closed.local_addr().unwrap()
+    );
     drop(closed);
     let sub = hooks.subscribe(&url, &["*"]).await;
     let event = hooks.order_event("cart-unreachable", false).await;
@@ -1033,7 +1235,12 @@ async fn an_unreachable_receiver_is_a_recorded_failure() {
     assert_eq!(failed_ids(&response), ["m1"]);
     let log = hooks.deliveries(sub["id"].as_str().unwrap()).await;
     assert_eq!(log[0]["outcome"], "failed");
-    assert!(!log[0]["error"].as_str().unwrap().is_empty());
+    let error = log[0]["error"].as_str().unwrap();
+    assert!(!error.is_empty());
+    assert!(
+        !error.contains("tok_path_secret") && !error.contains("tok_query_secret"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -1315,6 +1522,44 @@ async fn the_sample_events_are_what_the_functions_receive() {
     let hooks = Hooks::local().await;
     let receiver = Receiver::ok().await;
     let sub = hooks.subscribe(&receiver.url, &["order.shipped"]).await;
+    // The deliverer sends only what the stored order went through: the sample's
+    // order (the seed's cart), confirmed, processing, then shipped (version 4).
+    let stack = &hooks.stack;
+    stack
+        .put_cart(
+            "abc123",
+            "user789",
+            &[
+                ("p001", "USB Cable", 2, "10.00"),
+                ("p002", "Keyboard", 1, "55.00"),
+            ],
+        )
+        .await;
+    let reply = stack
+        .send(
+            orders_tests::Call::new("POST", "/api/orders")
+                .bearer(&token("user789", ""))
+                .json(&orders_tests::checkout("abc123")),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    assert_eq!(id, envelope.detail.order_id);
+    stack.advance(&id, &["confirmed"]).await;
+    let update = orders::domain::lifecycle::ShippingUpdate {
+        to: orders::domain::ShippingStatus::Processing,
+        actor: "fulfillment".into(),
+        reason: None,
+        at: time::OffsetDateTime::now_utc(),
+    };
+    orders::ports::OrderStore::update_shipping(
+        hooks.orders().as_ref(),
+        &orders::domain::OrderId::parse(&id).unwrap(),
+        &update,
+    )
+    .await
+    .unwrap();
+    stack.advance(&id, &["shipped"]).await;
     // The subscription is newer than the sample's event: date the event with it.
     let mut sample = sqs.records[0].clone();
     let occurred = r#""occurred_at":"2026-11-26T09:12:40.120Z""#;

@@ -278,6 +278,11 @@ impl OrderStore for DynamoOrderStore {
             condition.push_str(" AND user_id = :actor");
             values.insert(":actor".into(), s(&change.actor));
         }
+        for (i, barred) in change.barred_shipping().iter().enumerate() {
+            let name = format!(":barred{i}");
+            condition.push_str(&format!(" AND shipping_status <> {name}"));
+            values.insert(name, s(barred.as_str()));
+        }
         if let Some(version) = change.expected_version {
             condition.push_str(" AND version = :expected");
             values.insert(":expected".into(), n(version));

@@ -4,7 +4,7 @@
 //! | --- | --- | --- | --- |
 //! | subscription | `WEBHOOK#<id>` | `WEBHOOK` | `entity = "webhook"` and `created_key`, so `by_created` lists them newest first |
 //! | attempt | `WEBHOOK#<id>` | `DELIVERY#<at>#<event_id>#<attempt>` | sorts by time; expires after 30 days |
-//! | delivered marker | `WEBHOOK#<id>` | `DELIVERED#<event_id>` | makes redelivered events no-ops; expires after 30 days |
+//! | claim, then delivered marker | `WEBHOOK#<id>` | `DELIVERED#<event_id>` | `state` `claimed` (with `claim` and `lease_until`, ms) while one attempt sends, `delivered` after a 2xx; makes concurrent and redelivered events no-ops; expires after 30 days |
 //!
 //! None of these items has `user_id` or `status`, so none is in the order indexes.
 
@@ -14,9 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -24,13 +23,15 @@ use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::store_error;
 use crate::domain::time::timestamp;
 use crate::domain::webhook::{Attempt, Outcome, Secret, Subscription, WebhookId};
-use crate::ports::{AttemptPage, PagePosition, StoreError, WebhookStore};
+use crate::ports::{AttemptPage, Claim, ClaimToken, PagePosition, StoreError, WebhookStore};
 
 /// Marks subscription items; `by_created` is keyed on it.
 pub const ENTITY_WEBHOOK: &str = "webhook";
 const SUBSCRIPTION_SK: &str = "WEBHOOK";
 const ATTEMPT_PREFIX: &str = "DELIVERY#";
 const DELIVERED_PREFIX: &str = "DELIVERED#";
+const STATE_CLAIMED: &str = "claimed";
+const STATE_DELIVERED: &str = "delivered";
 /// Sorts after every attempt's key and before the subscription's.
 const ATTEMPT_UPPER_BOUND: &str = "DELIVERY$";
 /// Attempts stay listable this long; markers outlive any retry of their message.
@@ -227,18 +228,78 @@ impl WebhookStore for DynamoWebhookStore {
         Ok(Some(AttemptPage { attempts, next }))
     }
 
-    async fn was_delivered(&self, id: &WebhookId, event_id: &str) -> Result<bool, StoreError> {
-        let output = self
+    async fn claim(
+        &self,
+        id: &WebhookId,
+        event_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        let token = claim_token()?;
+        let result = self
             .client
-            .get_item()
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(id, format!("{DELIVERED_PREFIX}{event_id}"))))
-            .projection_expression("PK")
-            .consistent_read(true)
+            .update_expression(
+                "SET #state = :claimed, claim = :token, lease_until = :until, \
+                 event_id = :event, expires_at = :expires",
+            )
+            // Free, or claimed by someone whose lease ran out. A delivered marker (and
+            // one written before claims existed, without a state) is never claimed.
+            .condition_expression(
+                "attribute_not_exists(PK) OR (#state = :claimed AND lease_until < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
+            .expression_attribute_values(":token", s(&token.0))
+            .expression_attribute_values(":until", n(millis(lease_until)))
+            .expression_attribute_values(":now", n(millis(now)))
+            .expression_attribute_values(":event", s(event_id))
+            .expression_attribute_values(":expires", expires_at(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(store_error)?;
-        Ok(output.item.is_some())
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed(token)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    let state = e.item().and_then(|item| item.get("state"));
+                    Ok(match state.and_then(|v| v.as_s().ok()) {
+                        Some(state) if state == STATE_CLAIMED => Claim::Held,
+                        _ => Claim::Delivered,
+                    })
+                }
+                _ => Err(store_error(err)),
+            },
+        }
+    }
+
+    async fn release(
+        &self,
+        id: &WebhookId,
+        event_id: &str,
+        claim: &ClaimToken,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id, format!("{DELIVERED_PREFIX}{event_id}"))))
+            .condition_expression("#state = :claimed AND claim = :token")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
+            .expression_attribute_values(":token", s(&claim.0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                // Delivered meanwhile, or the lease ran out and another claimed it.
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(store_error(err)),
+            },
+        }
     }
 
     async fn mark_delivered(
@@ -248,26 +309,34 @@ impl WebhookStore for DynamoWebhookStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut item = key(id, format!("{DELIVERED_PREFIX}{event_id}"));
+        item.insert("state".into(), s(STATE_DELIVERED));
         item.insert("event_id".into(), s(event_id));
         item.insert("at".into(), s(timestamp(at)));
         item.insert("expires_at".into(), expires_at(at));
-        let result = self
-            .client
+        // Unconditional: it replaces the claim, and a second marker is the same fact.
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                // Marked by an earlier attempt: the same fact.
-                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
-                _ => Err(store_error(err)),
-            },
-        }
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
+}
+
+fn millis(at: OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos() / 1_000_000
+}
+
+/// 128 random bits: only the claimer knows its claim.
+fn claim_token() -> Result<ClaimToken, StoreError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| StoreError::Other("no randomness for a claim".into()))?;
+    Ok(ClaimToken(
+        bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
 }
 
 pub fn subscription_to_item(subscription: &Subscription) -> Item {

@@ -199,9 +199,11 @@ impl ShippingProvider for ShippoShipping {
 
         let status = response.status();
         if !status.is_success() {
-            let detail = response.text().await.unwrap_or_default();
-            let detail: String = detail.chars().take(300).collect();
-            let message = format!("Shippo answered {status}: {detail}");
+            let body = response.bytes().await.unwrap_or_default();
+            let message = match error_detail(&body) {
+                Some(detail) => format!("Shippo answered {status}: {detail}"),
+                None => format!("Shippo answered {status}"),
+            };
             // Worth retrying: Shippo's own trouble, rate limits, concurrent-call conflicts.
             return Err(
                 if status.is_server_error()
@@ -252,9 +254,56 @@ impl ShippingProvider for ShippoShipping {
     }
 }
 
+/// The longest excerpt of a Shippo error kept for the log.
+const MAX_DETAIL: usize = 120;
+
+/// Shippo's own explanation (`{"detail": "..."}`), bounded and reduced to printable
+/// ASCII, for the log. Anything else in an error body may echo the request (the
+/// customer's name and address) or be arbitrary text, so it is not kept.
+fn error_detail(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        detail: String,
+    }
+    let detail = serde_json::from_slice::<ErrorBody>(body).ok()?.detail;
+    let clean: String = detail
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(MAX_DETAIL)
+        .collect();
+    Some(clean).filter(|d| !d.trim().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_bounded_printable_detail_of_an_error_is_kept() {
+        assert_eq!(
+            error_detail(br#"{"detail":"Request was throttled."}"#).as_deref(),
+            Some("Request was throttled.")
+        );
+        assert_eq!(
+            error_detail(b"{\"detail\":\"bad\\nline\\u001b[31m\"}").as_deref(),
+            Some("bad?line?[31m")
+        );
+        let long = format!(r#"{{"detail":"{}"}}"#, "x".repeat(1000));
+        assert_eq!(error_detail(long.as_bytes()).unwrap().len(), MAX_DETAIL);
+        // Field errors echo the address sent; an HTML page is noise.
+        assert_eq!(
+            error_detail(br#"{"address_to":["Invalid zip 10001, Jane Doe"]}"#),
+            None
+        );
+        assert_eq!(error_detail(b"<html>Bad gateway</html>"), None);
+        assert_eq!(error_detail(b""), None);
+    }
 
     #[test]
     fn shipments_are_posted_to_the_base_urls_shipments_path() {

@@ -79,7 +79,9 @@ impl WebhookSender for HttpWebhookSender {
                 retry_after: retry_after(&response),
             },
             Err(e) if e.is_timeout() => Sent::Failed("timed out waiting for the receiver".into()),
-            Err(e) => Sent::Failed(describe(&e)),
+            // The error names the URL, whose path or query may hold the receiver's
+            // token; it goes to the log and the delivery log, so it goes without.
+            Err(e) => Sent::Failed(describe(&e.without_url())),
         }
     }
 }

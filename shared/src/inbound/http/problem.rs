@@ -212,6 +212,12 @@ fn order_problem(err: OrderError) -> Problem {
                 .with("requested_status", json!(to.as_str()))
                 .with("version", json!(current.version))
         }
+        OrderError::Backordered { current } => {
+            Problem::new(StatusCode::CONFLICT, "order_backordered", detail)
+                .with("current_status", json!(current.status.as_str()))
+                .with("shipping_status", json!(current.shipping_status.as_str()))
+                .with("version", json!(current.version))
+        }
         OrderError::StaleVersion { current } => {
             Problem::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", detail)
                 .with("current_version", json!(current.version))
