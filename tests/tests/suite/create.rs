@@ -559,7 +559,7 @@ async fn a_keyed_retry_is_replayed_whatever_the_cart_says_now() {
     let line = [("p001", "USB Cable", 2, "10.00")];
     let place =
         |cart: &str, key: &str| create("user789", &checkout(cart)).header("idempotency-key", key);
-    let changes: [(&str, &str, &[(&str, &str, u32, &str)]); 5] = [
+    let changes: [(&str, &str, &[orders_dev::provision::SeedLine]); 5] = [
         ("emptied", "user789", &[]),
         ("changed", "user789", &[("p001", "USB Cable", 5, "12.00")]),
         ("handed-on", "bob", &[("p001", "USB Cable", 2, "10.00")]),
