@@ -60,6 +60,8 @@ pub trait OrderStore: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
+    /// Stored by this call, or found stored by an earlier attempt of this very
+    /// request (the same `Order` value, resent).
     Created,
     /// A request with the same idempotency key came first.
     KeySeen(IdempotencyRecord),

@@ -426,4 +426,69 @@ mod tests {
             assert!(err.to_string().starts_with("ORDER_CREATE_LIMIT: "), "{err}");
         }
     }
+    use aws_config::{BehaviorVersion, Region};
+
+    /// No endpoint is ever called: building clients does not connect.
+    fn wiring(settings: Settings) -> Wiring {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        Wiring::new(settings, sdk)
+    }
+
+    fn deployed() -> Settings {
+        Settings::default()
+            .with("TABLE_NAME", "orders")
+            .with("JWT_SECRET", "a-deployed-secret-of-at-least-32-bytes")
+    }
+
+    fn refusal<T>(built: Result<T, ConfigError>) -> String {
+        match built {
+            Ok(_) => panic!("built with a setting missing"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_order_api_needs_a_cursor_secret_outside_local_mode() {
+        let why = refusal(wiring(deployed()).order_api());
+        assert!(why.contains("CURSOR_SECRET"), "{why}");
+
+        assert!(
+            wiring(deployed().with("CURSOR_SECRET", "s3cret"))
+                .order_api()
+                .is_ok()
+        );
+        assert!(
+            wiring(deployed().with(LOCAL_MODE, "true"))
+                .order_api()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_checkout_api_needs_a_cart_source() {
+        let why = refusal(wiring(deployed()).checkout_api());
+        assert!(
+            why.contains("CARTS_TABLE") && why.contains("CART_API_URL"),
+            "{why}"
+        );
+        // Local mode supplies secrets, never a cart source.
+        let why = refusal(wiring(deployed().with(LOCAL_MODE, "true")).checkout_api());
+        assert!(why.contains("CARTS_TABLE"), "{why}");
+
+        assert!(
+            wiring(deployed().with("CARTS_TABLE", "carts"))
+                .checkout_api()
+                .is_ok()
+        );
+        assert!(
+            wiring(deployed().with("CART_API_URL", "https://carts.example"))
+                .checkout_api()
+                .is_ok()
+        );
+        let why = refusal(wiring(deployed().with("CART_API_URL", "not a url")).checkout_api());
+        assert!(why.contains("CART_API_URL"), "{why}");
+    }
 }

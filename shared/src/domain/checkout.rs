@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 
 use super::countries::is_iso_3166_alpha2;
+use super::lifecycle::Role;
 
 use super::money::{Currency, Money, MoneyError};
 use super::order::{
@@ -58,13 +59,16 @@ impl CheckoutInput {
     pub fn validate(self) -> Result<Checkout, FieldErrors> {
         let mut errors = FieldErrors::default();
 
-        if let Some(cart_id) = required(&mut errors, "cart_id", &self.cart_id)
-            && !is_valid_id(cart_id)
-        {
-            errors.add(
-                "cart_id",
-                format!("must be 1 to {MAX_ID_LEN} printable characters without spaces"),
-            );
+        if let Some(cart_id) = required(&mut errors, "cart_id", &self.cart_id) {
+            if !is_valid_id(cart_id) {
+                errors.add(
+                    "cart_id",
+                    format!("must be 1 to {MAX_ID_LEN} printable characters without spaces"),
+                );
+            } else if is_dot_segment(cart_id) {
+                // In the cart API's URL, `..` would name another resource.
+                errors.add("cart_id", "must not be `.` or `..`");
+            }
         }
         if let Some(user_id) = &self.user_id
             && !is_valid_id(user_id)
@@ -106,6 +110,11 @@ impl CheckoutInput {
             _ => Err(errors),
         }
     }
+}
+
+/// `.` and `..` mean "here" and "up" in a URL path, even percent-encoded.
+pub fn is_dot_segment(id: &str) -> bool {
+    matches!(id, "." | "..")
 }
 
 fn validate_address(errors: &mut FieldErrors, a: &AddressInput) -> Option<ShippingAddress> {
@@ -163,6 +172,8 @@ pub struct CartLine {
     pub name: String,
     pub quantity: i64,
     pub price: String,
+    /// The line's own currency, when the cart service sends one; it must be the cart's.
+    pub currency: Option<String>,
 }
 
 /// Why a cart cannot become an order.
@@ -184,6 +195,11 @@ pub enum CartProblem {
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 10_000;
+pub const MAX_NAME_LEN: usize = 200;
+/// The dearest unit price, in major units. With the line and quantity bounds it keeps
+/// every total under 2^53 minor units, so a JSON client reading it as a double
+/// reads it exactly.
+pub const MAX_UNIT_PRICE: i64 = 1_000_000;
 
 impl Checkout {
     /// Prices and totals come from the cart alone, computed in minor units.
@@ -207,13 +223,28 @@ impl Checkout {
         let currency = Currency::from_code(&cart.currency)
             .ok_or_else(|| CartProblem::UnknownCurrency(cart.currency.clone()))?;
 
-        let mut items = Vec::with_capacity(cart.items.len());
+        let mut items: Vec<LineItem> = Vec::with_capacity(cart.items.len());
         let mut total = Money::zero(currency);
         for (index, line) in cart.items.iter().enumerate() {
-            let item = line_item(line, currency).map_err(|message| CartProblem::BadLine {
+            let bad = |message: String| CartProblem::BadLine {
                 line: index,
                 message,
-            })?;
+            };
+            let item = line_item(line, currency).map_err(bad)?;
+            // Lines of one product are reserved as one: the quantity bound is per
+            // product, or splitting a line would get round it.
+            let of_product: i64 = items
+                .iter()
+                .filter(|i| i.product_id == item.product_id)
+                .map(|i| i64::from(i.quantity))
+                .sum::<i64>()
+                + i64::from(item.quantity);
+            if of_product > MAX_QUANTITY {
+                return Err(bad(format!(
+                    "quantity of product {} across lines must be at most {MAX_QUANTITY}",
+                    item.product_id
+                )));
+            }
             total = item
                 .price
                 .checked_times(item.quantity)
@@ -241,6 +272,12 @@ impl Checkout {
             history: vec![HistoryEntry {
                 at: now,
                 actor: actor.to_string(),
+                // Only an admin places an order for someone else.
+                role: if actor == customer {
+                    Role::Owner
+                } else {
+                    Role::Admin
+                },
                 status: OrderStatus::Pending,
                 shipping_status: None,
                 reason: None,
@@ -253,19 +290,49 @@ fn line_item(line: &CartLine, currency: Currency) -> Result<LineItem, String> {
     if !is_valid_id(&line.product_id) {
         return Err("product_id is not a valid id".into());
     }
-    if line.name.trim().is_empty() || line.name.chars().count() > 200 {
-        return Err("name must be 1 to 200 characters".into());
+    let name = line.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(format!("name must be 1 to {MAX_NAME_LEN} characters"));
+    }
+    // A name is shown to people and sent to integrators: no line breaks, escapes or
+    // invisible format characters smuggled in by a cart.
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
+        return Err("name must not contain control characters".into());
     }
     if !(1..=MAX_QUANTITY).contains(&line.quantity) {
         return Err(format!("quantity must be between 1 and {MAX_QUANTITY}"));
     }
+    if let Some(code) = &line.currency
+        && code != currency.code()
+    {
+        return Err(format!(
+            "currency {code} is not the cart's currency {}",
+            currency.code()
+        ));
+    }
     let price = Money::parse(&line.price, currency).map_err(|e: MoneyError| e.to_string())?;
+    let most = 10i64.pow(currency.minor_digits()) * MAX_UNIT_PRICE;
+    if price.minor() > most {
+        return Err(format!(
+            "price must be at most {MAX_UNIT_PRICE} {}",
+            currency.code()
+        ));
+    }
     Ok(LineItem {
         product_id: line.product_id.clone(),
-        name: line.name.clone(),
+        name: name.to_string(),
         quantity: line.quantity as u32,
         price,
     })
+}
+
+/// Bidirectional overrides and zero-width characters: they make a name read
+/// otherwise than it is stored.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]
@@ -301,6 +368,7 @@ mod tests {
                     name: format!("Product {id}"),
                     quantity: *q,
                     price: p.to_string(),
+                    currency: None,
                 })
                 .collect(),
         }
@@ -380,5 +448,105 @@ mod tests {
             place(&odd, "user789"),
             Err(CartProblem::UnknownCurrency(_))
         ));
+    }
+
+    #[test]
+    fn hostile_cart_lines_are_refused() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let place = |c: &Cart| {
+            seed_input()
+                .validate()
+                .unwrap()
+                .place(c, "user789", "user789", now)
+        };
+        let refused = |c: &Cart| match place(c) {
+            Err(CartProblem::BadLine { line, message }) => (line, message),
+            other => panic!("{other:?}"),
+        };
+        let named = |name: &str| {
+            let mut c = cart(&[("p1", 1, "1.00")]);
+            c.items[0].name = name.into();
+            c
+        };
+        for name in [
+            "Cable\n<script>",
+            "Cable\u{0}",
+            "\u{1b}[31mred",
+            "evil\u{202e}txt.exe",
+            "zero\u{200b}width",
+        ] {
+            let (line, message) = refused(&named(name));
+            assert_eq!(line, 0);
+            assert!(
+                message.contains("control characters"),
+                "{name:?}: {message}"
+            );
+        }
+        assert!(refused(&named(&"n".repeat(201))).1.contains("200"));
+        assert!(refused(&named("   ")).1.contains("name"));
+        // Surrounding blanks are not part of the name.
+        assert_eq!(place(&named("  Cable ")).unwrap().items[0].name, "Cable");
+        assert_eq!(place(&named(&"é".repeat(200))).unwrap().items.len(), 1);
+
+        assert!(
+            refused(&cart(&[("p1", 10_001, "1.00")]))
+                .1
+                .contains("quantity")
+        );
+        assert!(refused(&cart(&[("p1", -1, "1.00")])).1.contains("quantity"));
+        assert!(refused(&cart(&[("p1", 1, "-1.00")])).1.contains("negative"));
+        assert!(
+            refused(&cart(&[("p1", 1, "1000000.01")]))
+                .1
+                .contains("at most")
+        );
+        assert!(place(&cart(&[("p1", 1, "1000000.00")])).is_ok());
+        assert!(
+            refused(&cart(&[("a b", 1, "1.00")]))
+                .1
+                .contains("product_id")
+        );
+
+        let split = [
+            ("p1", 6_000, "1.00"),
+            ("p2", 1, "2.00"),
+            ("p1", 4_001, "1.00"),
+        ];
+        let (line, message) = refused(&cart(&split));
+        assert_eq!(line, 2);
+        assert!(message.contains("across lines"), "{message}");
+        // Split lines within the bound stay as the cart has them.
+        let order = place(&cart(&[("p1", 6_000, "1.00"), ("p1", 4_000, "1.00")])).unwrap();
+        assert_eq!(order.items.len(), 2);
+
+        let mut euros = cart(&[("p1", 1, "1.00"), ("p2", 1, "1.00")]);
+        euros.items[1].currency = Some("EUR".into());
+        let (line, message) = refused(&euros);
+        assert_eq!(line, 1);
+        assert!(message.contains("EUR"), "{message}");
+        euros.items[1].currency = Some("USD".into());
+        assert!(place(&euros).is_ok());
+
+        // The dearest cart there can be still totals below 2^53 minor units.
+        let dearest: Vec<_> = (0..MAX_LINES).map(|i| format!("p{i}")).collect();
+        let lines: Vec<_> = dearest
+            .iter()
+            .map(|id| (id.as_str(), MAX_QUANTITY, "1000000.00"))
+            .collect();
+        let order = place(&cart(&lines)).unwrap();
+        assert!(order.total.minor() < 1 << 53);
+    }
+
+    #[test]
+    fn a_cart_id_may_not_walk_the_cart_api_path() {
+        for id in [".", ".."] {
+            let mut input = seed_input();
+            input.cart_id = Some(id.into());
+            let errors = input.validate().unwrap_err();
+            assert_eq!(errors.0[0].field, "cart_id", "{id}");
+        }
+        let mut input = seed_input();
+        input.cart_id = Some("...".into());
+        assert!(input.validate().is_ok());
     }
 }

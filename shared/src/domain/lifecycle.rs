@@ -23,6 +23,22 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Fulfillment => "fulfillment",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        [Role::Owner, Role::Fulfillment, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
 /// One move of the lifecycle and the roles allowed to make it.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition {
@@ -147,6 +163,7 @@ impl StatusChange {
         HistoryEntry {
             at: self.at,
             actor: self.actor.clone(),
+            role: self.role,
             status: self.to,
             shipping_status: self.side_effects().shipping_status,
             reason: self.reason.clone(),
@@ -212,6 +229,7 @@ impl ShippingUpdate {
         HistoryEntry {
             at: self.at,
             actor: self.actor.clone(),
+            role: Fulfillment,
             status: Confirmed,
             shipping_status: Some(self.to),
             reason: self.reason.clone(),

@@ -149,6 +149,8 @@ pub struct HistoryEntry {
     pub at: OffsetDateTime,
     /// The `sub` of whoever made the change.
     pub actor: String,
+    /// The part the actor played: a customer sees this, never a staff member's `sub`.
+    pub role: super::lifecycle::Role,
     /// The order's status after the change.
     pub status: OrderStatus,
     /// The shipping status the change set, if it set one.

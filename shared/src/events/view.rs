@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::time::timestamp;
-use crate::domain::{Money, Order};
+use crate::domain::{Money, Order, Role};
 
 /// An amount as a JSON number with the currency's minor digits: `75.00`, never
 /// `75.0` or `74.99999`.
@@ -116,21 +116,38 @@ pub struct HistoryView {
     pub reason: Option<String>,
 }
 
-pub fn history(order: &Order) -> Vec<HistoryView> {
+/// Who reads a history: staff (admins, the fulfillment service) see every actor's
+/// `sub` and every reason; the customer sees roles (`you`, `support`, `fulfillment`)
+/// and only the reasons it gave itself: staff notes and stock levels are internal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Staff,
+    Customer,
+}
+
+pub fn history(order: &Order, reader: Reader) -> Vec<HistoryView> {
     let mut previous = None;
     order
         .history
         .iter()
         .enumerate()
         .map(|(i, entry)| {
+            let (actor, reason) = match reader {
+                Reader::Staff => (entry.actor.clone(), entry.reason.clone()),
+                Reader::Customer => match entry.role {
+                    Role::Owner => ("you".to_string(), entry.reason.clone()),
+                    Role::Admin => ("support".to_string(), None),
+                    Role::Fulfillment => ("fulfillment".to_string(), None),
+                },
+            };
             let view = HistoryView {
                 version: i as u64 + 1,
                 at: timestamp(entry.at),
-                actor: entry.actor.clone(),
+                actor,
                 from: previous,
                 to: entry.status.as_str(),
                 shipping_status: entry.shipping_status.map(|s| s.as_str()),
-                reason: entry.reason.clone(),
+                reason,
             };
             previous = Some(entry.status.as_str());
             view

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::orders::OrderError;
 use crate::domain::Principal;
 use crate::domain::RateLimit;
-use crate::domain::{Checkout, OrderId};
+use crate::domain::{Checkout, Order, OrderId};
 use crate::ports::{
     CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, RateCharge,
     StoreError,
@@ -84,24 +84,22 @@ impl CheckoutService {
             )
         });
 
-        let cart = match self.carts.cart(&checkout.cart_id).await? {
-            // Someone else's cart is as unknown to this caller as a missing one.
-            Some(cart) if cart.user_id == customer => cart,
-            _ => {
-                // A retry after the cart service dropped the checked-out cart must
-                // still be answered as the first request was.
+        let now = OffsetDateTime::now_utc();
+        let cart_id = checkout.cart_id.clone();
+        // A keyed retry is answered from its record whatever the cart says now
+        // (emptied, changed hands, gone, its service down). The record is read only
+        // when the cart is refused, so a first request costs no read.
+        let order = match self.order_from_cart(checkout, &customer, caller, now).await {
+            Ok(order) => order,
+            Err(refused) => {
                 if let Some((key, fingerprint)) = &key
                     && let Some(record) = self.store.idempotency_record(key).await?
                 {
                     return replay(record, fingerprint);
                 }
-                return Err(OrderError::CartNotFound(checkout.cart_id));
+                return Err(refused);
             }
         };
-
-        let now = OffsetDateTime::now_utc();
-        let cart_id = checkout.cart_id.clone();
-        let order = checkout.place(&cart, &customer, &caller.user_id, now)?;
         let record = key.map(|(key, fingerprint)| IdempotencyRecord {
             key,
             fingerprint,
@@ -141,6 +139,24 @@ impl CheckoutService {
                     "a create without a charge was refused for its limit".into(),
                 ))),
             },
+        }
+    }
+}
+
+impl CheckoutService {
+    async fn order_from_cart(
+        &self,
+        checkout: Checkout,
+        customer: &str,
+        caller: &Principal,
+        now: OffsetDateTime,
+    ) -> Result<Order, OrderError> {
+        match self.carts.cart(&checkout.cart_id).await? {
+            // Someone else's cart is as unknown to this caller as a missing one.
+            Some(cart) if cart.user_id == customer => {
+                Ok(checkout.place(&cart, customer, &caller.user_id, now)?)
+            }
+            _ => Err(OrderError::CartNotFound(checkout.cart_id)),
         }
     }
 }

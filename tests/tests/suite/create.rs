@@ -1,7 +1,7 @@
 //! `POST /api/orders`: checkout, idempotency, one order per cart, and every way a
 //! create can be refused — each checked against what is stored on the emulator.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
 use orders_tests::{ADMIN, Call, Stack, checkout, token};
@@ -450,23 +450,35 @@ async fn an_unreachable_order_store_is_a_503_with_retry_after() {
 /// A stand-in for the Shopping Cart API: `GET /api/carts/{id}` answered from a
 /// fixed table of (status, body), on a loopback port.
 async fn cart_api(answers: Vec<(&'static str, u16, &'static str)>) -> String {
+    cart_api_logged(answers).await.0
+}
+
+/// `cart_api`, with the paths it was asked for.
+async fn cart_api_logged(
+    answers: Vec<(&'static str, u16, &'static str)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let answers = Arc::new(answers);
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let answers = Arc::clone(&answers);
+            let log = Arc::clone(&log);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |request: hyper::Request<hyper::body::Incoming>| {
                         let answers = Arc::clone(&answers);
+                        let log = Arc::clone(&log);
                         async move {
                             let path = request.uri().path().to_string();
+                            log.lock().unwrap().push(path.clone());
                             let (status, body) = answers
                                 .iter()
                                 .find(|(id, _, _)| path == format!("/api/carts/{id}"))
@@ -486,7 +498,7 @@ async fn cart_api(answers: Vec<(&'static str, u16, &'static str)>) -> String {
             });
         }
     });
-    url
+    (url, asked)
 }
 
 #[tokio::test]
@@ -702,4 +714,258 @@ async fn concurrent_creates_by_one_caller_make_exactly_the_limit() {
         counters(&stack).await,
         [("RATE#burst".to_string(), "3".to_string())]
     );
+}
+
+/// A retry with the same `Idempotency-Key` is answered from its record whatever the
+/// cart says by then: emptied, changed, another user's, unreadable, gone, or its
+/// service down. Without the key, or with another one, the cart's word stands.
+#[tokio::test]
+async fn a_keyed_retry_is_replayed_whatever_the_cart_says_now() {
+    let stack = Stack::new().await;
+    let line = [("p001", "USB Cable", 2, "10.00")];
+    let place =
+        |cart: &str, key: &str| create("user789", &checkout(cart)).header("idempotency-key", key);
+    let changes: [(&str, &str, &[orders_dev::provision::SeedLine]); 5] = [
+        ("emptied", "user789", &[]),
+        ("changed", "user789", &[("p001", "USB Cable", 5, "12.00")]),
+        ("handed-on", "bob", &[("p001", "USB Cable", 2, "10.00")]),
+        (
+            "unpriceable",
+            "user789",
+            &[("p001", "USB Cable", 2, "10.001")],
+        ),
+        ("gone", "", &[]),
+    ];
+    for (cart, owner, lines) in changes {
+        stack.put_cart(cart, "user789", &line).await;
+        let first = stack.send(place(cart, cart)).await;
+        assert_eq!(first.status, 201, "{cart}: {first:?}");
+        if owner.is_empty() {
+            stack
+                .dynamodb
+                .delete_item()
+                .table_name(&stack.carts_table)
+                .key(
+                    "cart_id",
+                    aws_sdk_dynamodb::types::AttributeValue::S(cart.into()),
+                )
+                .send()
+                .await
+                .unwrap();
+        } else {
+            stack.put_cart(cart, owner, lines).await;
+        }
+
+        let again = stack.send(place(cart, cart)).await;
+        assert_eq!(again.status, 201, "{cart}: {again:?}");
+        assert_eq!(again.text, first.text, "{cart}");
+        assert_eq!(again.header("idempotent-replayed"), Some("true"), "{cart}");
+        // The same key with another body is still no replay.
+        let other = stack.send(place("no-such-cart", cart)).await;
+        assert_eq!(other.status, 422, "{cart}: {other:?}");
+    }
+    // The order is the first request's, once: the changed cart priced nothing.
+    let orders = stack.stored_orders().await;
+    assert_eq!(orders.len(), changes.len());
+    assert!(orders.iter().all(|o| o["total"].as_n().unwrap() == "2000"));
+
+    // No key, or a key without a record: the cart's word.
+    for (call, status, code) in [
+        (create("user789", &checkout("emptied")), 400, "cart_empty"),
+        (place("emptied", "fresh"), 400, "cart_empty"),
+        (place("handed-on", "fresh"), 400, "cart_not_found"),
+        (place("unpriceable", "fresh"), 400, "cart_invalid"),
+        (place("gone", "fresh"), 400, "cart_not_found"),
+    ] {
+        let reply = stack.send(call).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{reply:?}");
+    }
+
+    // The same orders table behind a cart service that is down.
+    let down = cart_api(vec![("changed", 503, "busy")]).await;
+    let table = stack.table.clone();
+    let behind_outage = Stack::with_settings(|settings| {
+        settings
+            .with("TABLE_NAME", &table)
+            .with("CART_API_URL", &down)
+    })
+    .await;
+    let again = behind_outage.send(place("changed", "changed")).await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let fresh = behind_outage.send(place("changed", "fresh")).await;
+    assert_eq!(
+        (fresh.status, fresh.code()),
+        (503, "cart_service_unavailable"),
+        "{fresh:?}"
+    );
+}
+
+/// What a cart service sends is checked like any input: control characters in a name,
+/// bounds on names, quantities (per product, however many lines it is split over) and
+/// prices, a line in another currency, and a cart other than the one asked for are all
+/// refused, nothing stored;
+/// an id of `..` never reaches the cart service as a path.
+#[tokio::test]
+async fn hostile_carts_are_refused_with_nothing_written() {
+    let (url, asked) = cart_api_logged(vec![
+        (
+            "ctl",
+            200,
+            r#"{"cart_id":"ctl","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable\n<b>\u001b[2J","quantity":1,"price":"1.00"}]}"#,
+        ),
+        (
+            "bidi",
+            200,
+            r#"{"cart_id":"bidi","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"invoice\u202eexe.pdf","quantity":1,"price":"1.00"}]}"#,
+        ),
+        (
+            "many",
+            200,
+            r#"{"cart_id":"many","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":10001,"price":"1.00"}]}"#,
+        ),
+        (
+            "dear",
+            200,
+            r#"{"cart_id":"dear","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":1,"price":"1000000.01"}]}"#,
+        ),
+        (
+            "euro",
+            200,
+            r#"{"cart_id":"euro","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":1,"price":"1.00","currency":"EUR"}]}"#,
+        ),
+        (
+            "twice",
+            200,
+            r#"{"cart_id":"twice","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":10000,"price":"1.00"},{"product_id":"p1","name":"Cable","quantity":1,"price":"0.50"}]}"#,
+        ),
+        (
+            "swapped",
+            200,
+            r#"{"cart_id":"someone-elses","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":1,"price":"1.00"}]}"#,
+        ),
+    ])
+    .await;
+    let long_name = format!(
+        r#"{{"cart_id":"long","user_id":"ann","currency":"USD","items":[{{"product_id":"p1","name":"{}","quantity":1,"price":"1.00"}}]}}"#,
+        "n".repeat(201)
+    );
+    let (long_url, _) =
+        cart_api_logged(vec![("long", 200, Box::leak(long_name.into_boxed_str()))]).await;
+    let stack = Stack::with_settings(|settings| settings.with("CART_API_URL", &url)).await;
+
+    for (cart, status, code, detail) in [
+        ("ctl", 400, "cart_invalid", "control characters"),
+        ("bidi", 400, "cart_invalid", "control characters"),
+        ("many", 400, "cart_invalid", "quantity"),
+        ("dear", 400, "cart_invalid", "at most"),
+        ("euro", 400, "cart_invalid", "EUR"),
+        ("twice", 400, "cart_invalid", "across lines"),
+        ("swapped", 502, "cart_service_error", ""),
+        ("..", 400, "validation_failed", ""),
+        (".", 400, "validation_failed", ""),
+    ] {
+        let reply = stack.send(create("ann", &checkout(cart))).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code),
+            "{cart}: {reply:?}"
+        );
+        let said = reply.body["detail"].as_str().unwrap_or_default();
+        assert!(said.contains(detail), "{cart}: {said}");
+    }
+    let long = Stack::with_settings(|settings| settings.with("CART_API_URL", &long_url)).await;
+    let reply = long.send(create("ann", &checkout("long"))).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "cart_invalid"),
+        "{reply:?}"
+    );
+
+    assert!(stack.all_items().await.is_empty());
+    assert!(long.all_items().await.is_empty());
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .all(|path| path.starts_with("/api/carts/") && path.len() > "/api/carts/".len()),
+        "{asked:?}"
+    );
+    assert_eq!(asked.len(), 7, "{asked:?}");
+}
+
+/// The SDK resends a PutItem whose answer it lost; when the first attempt had
+/// committed, the conditional put fails on the very order it wrote. The store knows
+/// its own write (a create without a key answers 201, not 409), and still refuses
+/// every other request for the same cart.
+#[tokio::test]
+async fn a_resent_create_is_recognised_as_its_own_write() {
+    use orders::adapters::dynamo::DynamoOrderStore;
+    use orders::domain::{AddressInput, Cart, CartLine, CheckoutInput};
+    use orders::ports::{CreateOutcome, OrderStore};
+    use time::OffsetDateTime;
+
+    let stack = Stack::new().await;
+    let store = DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+    let s = |v: &str| Some(v.to_string());
+    let order_at = |at: OffsetDateTime, actor: &str| {
+        let input = CheckoutInput {
+            cart_id: s("own"),
+            user_id: s("ann"),
+            payment_method: s("credit_card"),
+            shipping_address: Some(AddressInput {
+                name: s("Ann"),
+                address: s("1 Main St"),
+                city: s("Boston"),
+                state: None,
+                zip: s("02101"),
+                country: s("US"),
+            }),
+        };
+        let cart = Cart {
+            cart_id: "own".into(),
+            user_id: "ann".into(),
+            currency: "USD".into(),
+            items: vec![CartLine {
+                product_id: "p1".into(),
+                name: "Cable".into(),
+                quantity: 1,
+                price: "1.00".into(),
+                currency: None,
+            }],
+        };
+        input
+            .validate()
+            .unwrap()
+            .place(&cart, "ann", actor, at)
+            .unwrap()
+    };
+    let now = OffsetDateTime::now_utc();
+    let order = order_at(now, "ann");
+
+    assert_eq!(
+        store.create(&order, None, None).await.unwrap(),
+        CreateOutcome::Created
+    );
+    // The same Order value again: the resent request.
+    assert_eq!(
+        store.create(&order, None, None).await.unwrap(),
+        CreateOutcome::Created
+    );
+
+    // Other requests for the same cart: a moment later, or at the same instant by
+    // someone else.
+    for other in [
+        order_at(now + time::Duration::nanoseconds(1), "ann"),
+        order_at(now, "support-1"),
+    ] {
+        match store.create(&other, None, None).await.unwrap() {
+            CreateOutcome::CartOrdered(existing) => {
+                assert_eq!(existing.id, order.id);
+                assert_eq!(existing.history[0].actor, "ann");
+            }
+            outcome => panic!("{outcome:?}"),
+        }
+    }
+    assert_eq!(stack.stored_orders().await.len(), 1);
 }

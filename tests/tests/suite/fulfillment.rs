@@ -282,6 +282,15 @@ async fn short_stock_backorders_the_order_and_takes_nothing() {
         trail[2]["reason"],
         "insufficient stock: p002 (3 wanted, 1 available), p003 (1 wanted, 0 available)"
     );
+    // The customer learns that its order waits, not the warehouse's stock levels.
+    let mine = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/history")).bearer(&token("ann", "")))
+        .await;
+    let entry = &mine.body["history"][2];
+    assert_eq!(entry["shipping_status"], "backordered", "{mine:?}");
+    assert_eq!(entry["actor"], "fulfillment");
+    assert!(entry.get("reason").is_none(), "{entry}");
+    assert!(!mine.text.contains("available"), "{}", mine.text);
 
     // Redelivered while still short: nothing new.
     assert!(c.handle(vec![confirmed.clone()]).await.is_empty());

@@ -126,7 +126,6 @@ enum Outcome {
     NoOp,
     Forbidden,
     Conflict,
-    NotFound,
 }
 
 /// What the documented lifecycle (README) promises, written out here rather than asked of the product.
@@ -145,17 +144,17 @@ fn expected(from: &str, to: &str, who: Who, method: Method) -> Outcome {
     let moves = match (who, method) {
         // Customers never PUT a status.
         (Who::Owner, Method::Put) => return Forbidden,
-        // A DELETE without the admin scope is a customer cancelling their own order, and
-        // the order is not the fulfillment service's own.
-        (Who::Fulfillment, Method::Delete) => return NotFound,
+        // The fulfillment service ships orders; it never cancels one.
+        (Who::Fulfillment, Method::Delete) => return Forbidden,
         (Who::Owner, Method::Delete) => OWNER_MOVES,
         (Who::Fulfillment, Method::Put) => FULFILLMENT_MOVES,
         (Who::Admin, _) => ADMIN_MOVES,
     };
-    // A role with no move at all into `to` is refused as such, whatever the order's status.
-    // Nobody moves an order into `pending`, so that is not a question of role: it is a
-    // no-op or a conflict for everyone.
-    if to != "pending" && !moves.iter().any(|&(_, t)| t == to) {
+    // A role with no move at all into `to` is refused as such, whatever the order's status:
+    // authorization comes before the no-op. Nobody moves an order into `pending`; for an
+    // admin, who may do everything else, that is a no-op or a conflict.
+    let admin_to_pending = to == "pending" && who == Who::Admin;
+    if !admin_to_pending && !moves.iter().any(|&(_, t)| t == to) {
         return Forbidden;
     }
     if from == to {
@@ -279,9 +278,8 @@ async fn attempt(
         }
         refused => {
             let (status, code) = match refused {
-                Outcome::Forbidden => (403, "forbidden"),
                 Outcome::Conflict => (409, "invalid_transition"),
-                _ => (404, "order_not_found"),
+                _ => (403, "forbidden"),
             };
             assert_eq!(reply.status, status, "{label}: {reply:?}");
             assert_eq!(reply.code(), code, "{label}");
@@ -318,8 +316,8 @@ async fn matrix_from(from: &'static str) {
 }
 
 /// Every move of the documented lifecycle works for exactly the roles it names; everything
-/// else is a no-op (same status), 403 (the role never makes that move), 404 (a DELETE on
-/// someone else's order) or 409 — and a refusal leaves the stored order untouched.
+/// else is a no-op (same status), 403 (the role never makes that move) or 409 — and a
+/// refusal leaves the stored order untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn matrix_from_pending() {
     matrix_from("pending").await;
@@ -395,7 +393,15 @@ fn the_expectation_table_is_the_seed_diagram() {
     );
     assert_eq!(
         expected("pending", "pending", Who::Fulfillment, Method::Put),
+        Forbidden
+    );
+    assert_eq!(
+        expected("pending", "pending", Who::Admin, Method::Put),
         NoOp
+    );
+    assert_eq!(
+        expected("pending", "cancelled", Who::Fulfillment, Method::Delete),
+        Forbidden
     );
     assert_eq!(
         expected("pending", "confirmed", Who::Owner, Method::Put),
@@ -661,6 +667,68 @@ async fn customers_cannot_put_a_status() {
     assert_eq!(stack.stored_order(&id).await.unwrap(), before);
 }
 
+/// The fulfillment service ships orders, so it reads every one (GET, history, lists,
+/// addresses included), but it moves them only to `shipped` and `delivered`: asking for
+/// anything else is 403 whatever the order's status, before any no-op, and the answer
+/// of every route agrees.
+#[tokio::test]
+async fn the_fulfillment_service_reads_every_order_and_only_ships_them() {
+    let stack = Stack::new().await;
+    let id = order_in(&stack, OWNER, "to-ship", "pending").await;
+    let before = stack.stored_order(&id).await.unwrap();
+    let warehouse = fulfillment();
+
+    let got = stack.send(get(&id, &warehouse)).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.body["user_id"], OWNER);
+    assert_eq!(got.body["shipping_address"]["city"], "New York");
+    assert_eq!(got.header("etag"), Some("\"1\""));
+    let trail = stack.send(history(&id, &warehouse)).await;
+    assert_eq!(trail.status, 200, "{trail:?}");
+    assert_eq!(trail.body["history"][0]["actor"], OWNER);
+    for query in ["", "?user_id=alice", "?status=pending"] {
+        let listed = stack
+            .send(Call::new("GET", &format!("/api/orders{query}")).bearer(&warehouse))
+            .await;
+        assert_eq!(listed.status, 200, "{query}: {listed:?}");
+        let ids: Vec<_> = listed.body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].clone())
+            .collect();
+        assert_eq!(ids, [json!(id)], "{query}");
+    }
+
+    // The no-op that used to answer 200 with the whole order is refused like every other
+    // move the role never makes.
+    for status in ["pending", "confirmed", "cancelled"] {
+        let reply = stack
+            .send(put_status(&id, &json!({ "status": status }), &warehouse))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (403, "forbidden"),
+            "{status}: {reply:?}"
+        );
+        assert!(!reply.text.contains("New York"), "{}", reply.text);
+    }
+    let cancel = stack.send(delete(&id, &warehouse)).await;
+    assert_eq!(
+        (cancel.status, cancel.code()),
+        (403, "forbidden"),
+        "{cancel:?}"
+    );
+    assert_eq!(stack.stored_order(&id).await.unwrap(), before);
+
+    stack.advance(&id, &["confirmed"]).await;
+    let shipped = stack
+        .send(put_status(&id, &json!({ "status": "shipped" }), &warehouse))
+        .await;
+    assert_eq!(shipped.status, 200, "{shipped:?}");
+    assert_eq!(shipped.body["shipping_address"]["city"], "New York");
+}
+
 /// Someone else's order does not exist as far as a customer can tell: GET, history and
 /// DELETE are 404, exactly as for an order that does not exist. Admins see every order.
 #[tokio::test]
@@ -800,7 +868,8 @@ async fn history_records_every_change_in_order() {
         assert_eq!(reply.status, 200, "{body}: {reply:?}");
     }
 
-    let reply = stack.send(history(&id, &customer(OWNER))).await;
+    // Staff see who did what and why.
+    let reply = stack.send(history(&id, &admin())).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body["order_id"], id.as_str());
     let entries = reply.body["history"].as_array().unwrap();
@@ -810,17 +879,40 @@ async fn history_records_every_change_in_order() {
         (3, json!("confirmed"), "shipped", WAREHOUSE, None),
         (4, json!("shipped"), "delivered", WAREHOUSE, None),
     ];
-    assert_eq!(entries.len(), expected.len(), "{entries:?}");
-    for (entry, (version, from, to, actor, reason)) in entries.iter().zip(expected) {
-        assert_eq!(entry["version"], version, "{entry}");
-        assert_eq!(entry["from"], from, "{entry}");
-        assert_eq!(entry["to"], to, "{entry}");
-        assert_eq!(entry["actor"], actor, "{entry}");
-        match reason {
-            Some(reason) => assert_eq!(entry["reason"], reason, "{entry}"),
-            None => assert!(entry.get("reason").is_none(), "{entry}"),
-        }
-    }
+    check_trail(entries, &expected);
+    assert_eq!(
+        stack.send(history(&id, &fulfillment())).await.body,
+        reply.body
+    );
+
+    // The customer sees the same story told by roles: no staff ids, no staff notes.
+    let mine = stack.send(history(&id, &customer(OWNER))).await;
+    assert_eq!(mine.status, 200, "{mine:?}");
+    check_trail(
+        mine.body["history"].as_array().unwrap(),
+        &[
+            (1, Value::Null, "pending", "you", None),
+            (2, json!("pending"), "confirmed", "support", None),
+            (3, json!("confirmed"), "shipped", "fulfillment", None),
+            (4, json!("shipped"), "delivered", "fulfillment", None),
+        ],
+    );
+    assert!(
+        !mine.text.contains("admin") && !mine.text.contains(WAREHOUSE),
+        "{}",
+        mine.text
+    );
+    assert!(!mine.text.contains("paid"), "{}", mine.text);
+
+    // A customer's own words stay in its view.
+    let own = order_in(&stack, OWNER, "story-own", "pending").await;
+    let cancel = stack
+        .send(delete(&own, &customer(OWNER)).json(&json!({ "reason": "ordered twice" })))
+        .await;
+    assert_eq!(cancel.status, 200, "{cancel:?}");
+    let mine = stack.send(history(&own, &customer(OWNER))).await;
+    assert_eq!(mine.body["history"][1]["actor"], "you");
+    assert_eq!(mine.body["history"][1]["reason"], "ordered twice");
     // Fixed-width UTC timestamps: text order is time order.
     let times: Vec<&str> = entries.iter().map(|e| e["at"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
@@ -828,6 +920,20 @@ async fn history_records_every_change_in_order() {
     assert_eq!(order.body["created_at"], times[0]);
     assert_eq!(order.body["updated_at"], times[3]);
     assert_eq!(order.body["version"], 4);
+}
+
+fn check_trail(entries: &[Value], expected: &[(u64, Value, &str, &str, Option<&str>)]) {
+    assert_eq!(entries.len(), expected.len(), "{entries:?}");
+    for (entry, (version, from, to, actor, reason)) in entries.iter().zip(expected) {
+        assert_eq!(entry["version"], *version, "{entry}");
+        assert_eq!(entry["from"], *from, "{entry}");
+        assert_eq!(entry["to"], *to, "{entry}");
+        assert_eq!(entry["actor"], *actor, "{entry}");
+        match reason {
+            Some(reason) => assert_eq!(entry["reason"], *reason, "{entry}"),
+            None => assert!(entry.get("reason").is_none(), "{entry}"),
+        }
+    }
 }
 
 /// Three items at 0.10 cost exactly 0.30: stored as 30 minor units and rendered `0.30`,

@@ -459,3 +459,80 @@ async fn paging_through_a_filter_visits_exactly_the_matches() {
     assert_eq!(set(&ids(&seen)), expected);
     assert!(pages.iter().all(|page| page.len() <= 3));
 }
+
+/// A status filter on one customer's orders reads the `by_user` index and drops what
+/// does not match. A long run of non-matching orders no longer holds one call for as
+/// many reads as it takes: the call stops after a bounded number of reads and answers
+/// what it found (perhaps nothing) with a cursor, and paging on continues from where
+/// reading stopped, without a gap or a repeat.
+#[tokio::test]
+async fn a_long_run_of_filtered_out_orders_is_read_in_bounded_calls() {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use orders::adapters::dynamo::order_item::order_to_item;
+    use orders::adapters::dynamo::orders::MAX_QUERY_PAGES;
+    use orders::domain::{Cart, CartLine, OrderStatus};
+
+    let stack = Stack::new().await;
+    // With limit=1, one read evaluates 2 items: more than the reads of one call can
+    // cover lies between the confirmed orders, newest (pending) first.
+    let run = 2 * MAX_QUERY_PAGES + 3;
+    let start = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let mut confirmed = Vec::new();
+    let mut writes = Vec::new();
+    for n in 0..3 * (run + 1) {
+        let cart_id = format!("run-{n}");
+        let cart = Cart {
+            cart_id: cart_id.clone(),
+            user_id: "run".into(),
+            currency: "USD".into(),
+            items: vec![CartLine {
+                product_id: "p1".into(),
+                name: "Cable".into(),
+                quantity: 1,
+                price: "1.00".into(),
+                currency: None,
+            }],
+        };
+        let mut body = orders_tests::checkout(&cart_id);
+        body["user_id"] = "run".into();
+        let at = start + time::Duration::milliseconds(n as i64);
+        let mut order =
+            orders::inbound::http::request::checkout(&body.as_object().unwrap().clone())
+                .unwrap()
+                .place(&cart, "run", "run", at)
+                .unwrap();
+        if n % (run + 1) == 0 {
+            order.status = OrderStatus::Confirmed;
+            confirmed.push(order.id.to_string());
+        }
+        let put = PutRequest::builder()
+            .set_item(Some(order_to_item(&order)))
+            .build()
+            .unwrap();
+        writes.push(WriteRequest::builder().put_request(put).build());
+    }
+    for batch in writes.chunks(25) {
+        let out = stack
+            .dynamodb
+            .batch_write_item()
+            .request_items(&stack.table, batch.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items().is_none_or(|u| u.is_empty()));
+    }
+
+    for bearer in [customer("run"), admin()] {
+        let pages = pages(&stack, "limit=1&user_id=run&status=confirmed", &bearer).await;
+        assert!(
+            pages.iter().any(Vec::is_empty),
+            "no call stopped short: {pages:?}"
+        );
+        assert!(pages.iter().all(|p| p.len() <= 1));
+        let all: Vec<Value> = pages.concat();
+        assert_newest_first(&all);
+        assert!(all.iter().all(|o| o["status"] == "confirmed"));
+        assert_eq!(set(&ids(&all)), set(&confirmed));
+        assert_eq!(all.len(), confirmed.len());
+    }
+}

@@ -73,6 +73,10 @@ fn cart_from_item(item: &Item) -> Result<Cart, CartSourceError> {
                     .parse()
                     .map_err(|_| bad("quantity is not a whole number"))?,
                 price: number(line, "price")?,
+                currency: match line.get("currency") {
+                    None => None,
+                    Some(_) => Some(text(line, "currency")?),
+                },
             })
         })
         .collect::<Result<_, CartSourceError>>()?;

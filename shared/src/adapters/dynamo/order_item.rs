@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::time::timestamp;
 use crate::domain::{
     Currency, HistoryEntry, LineItem, Money, Order, OrderId, OrderStatus, PaymentMethod,
-    PaymentStatus, ShippingAddress, ShippingStatus,
+    PaymentStatus, Role, ShippingAddress, ShippingStatus,
 };
 use crate::ports::{IdempotencyKey, IdempotencyRecord, StoreError};
 
@@ -59,8 +59,23 @@ pub fn created_key(order: &Order) -> String {
     format!("{}#{}", timestamp(order.created_at), order.id)
 }
 
+/// Which create request wrote an order: its creation instant to the nanosecond (the
+/// item's `created_at` keeps milliseconds) and who sent it. A retry of the same write
+/// carries the same token; another request for the same cart, another one.
+pub const CREATION: &str = "creation";
+
+pub fn creation_token(order: &Order) -> String {
+    let actor = order.history.first().map(|h| h.actor.as_str());
+    format!(
+        "{}#{}",
+        order.created_at.unix_timestamp_nanos(),
+        actor.unwrap_or_default()
+    )
+}
+
 pub fn order_to_item(order: &Order) -> Item {
     let mut item = order_key(&order.id);
+    item.insert(CREATION.into(), s(creation_token(order)));
     item.insert("entity".into(), s(ENTITY_ORDER));
     item.insert("order_id".into(), s(order.id.as_str()));
     item.insert("user_id".into(), s(&order.user_id));
@@ -123,6 +138,7 @@ pub fn history_to_value(entry: &HistoryEntry) -> AttributeValue {
     let mut map = HashMap::from([
         ("at".into(), s(timestamp(entry.at))),
         ("actor".into(), s(&entry.actor)),
+        ("role".into(), s(entry.role.as_str())),
         ("status".into(), s(entry.status.as_str())),
     ]);
     if let Some(shipping) = entry.shipping_status {
@@ -152,14 +168,27 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         })
         .collect::<Result<_, StoreError>>()?;
     let address = Fields(as_map(f.get("shipping_address")?, "shipping_address")?);
+    let user_id = f.string("user_id")?;
     let history = f
         .list("history")?
         .iter()
         .map(|v| {
             let entry = Fields(as_map(v, "history")?);
+            let actor = entry.string("actor")?;
+            let role = match entry.optional("role")? {
+                Some(role) => {
+                    Role::parse(&role).ok_or_else(|| corrupt("history", "unknown role"))?
+                }
+                // Written before roles were recorded: the customer, fulfillment's
+                // consumer (whose actor is `fulfillment`), or else support.
+                None if actor == user_id => Role::Owner,
+                None if actor == Role::Fulfillment.as_str() => Role::Fulfillment,
+                None => Role::Admin,
+            };
             Ok(HistoryEntry {
                 at: entry.time("at")?,
-                actor: entry.string("actor")?,
+                actor,
+                role,
                 status: entry.parsed("status", OrderStatus::parse)?,
                 shipping_status: entry
                     .optional("shipping_status")?
@@ -174,7 +203,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         .collect::<Result<_, StoreError>>()?;
     Ok(Order {
         id: f.parsed("order_id", OrderId::parse)?,
-        user_id: f.string("user_id")?,
+        user_id,
         cart_id: f.string("cart_id")?,
         status: f.parsed("status", OrderStatus::parse)?,
         payment_status: f.parsed("payment_status", PaymentStatus::parse)?,

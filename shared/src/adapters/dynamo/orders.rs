@@ -15,8 +15,9 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use super::order_item::{
-    ENTITY_ORDER, Item, PK, SK, history_to_value, idempotency_from_item, idempotency_key,
-    idempotency_to_item, n, order_from_item, order_key, order_to_item, rate_counter_key, s,
+    CREATION, ENTITY_ORDER, Item, PK, SK, creation_token, history_to_value, idempotency_from_item,
+    idempotency_key, idempotency_to_item, n, order_from_item, order_key, order_to_item,
+    rate_counter_key, s,
 };
 use crate::adapters::aws::store_error;
 use crate::domain::lifecycle::ShippingUpdate;
@@ -31,6 +32,10 @@ use crate::ports::{
 const BY_USER: (&str, &str) = ("by_user", "user_id");
 const BY_STATUS: (&str, &str) = ("by_status", "status");
 const BY_CREATED: (&str, &str) = ("by_created", "entity");
+
+/// The most Query requests one list call makes. A page may then come back short (or
+/// empty) with a `next` position; paging on continues where reading stopped.
+pub const MAX_QUERY_PAGES: usize = 10;
 
 #[derive(Clone)]
 pub struct DynamoOrderStore {
@@ -107,6 +112,12 @@ impl DynamoOrderStore {
                     let existing = e.item().ok_or_else(|| {
                         StoreError::Other("conditional put refused without the item".into())
                     })?;
+                    // The SDK resends a PutItem whose answer it did not get; if the
+                    // first attempt committed, the order in the way is this one.
+                    let token = existing.get(CREATION).and_then(|v| v.as_s().ok());
+                    if token == Some(&creation_token(order)) {
+                        return Ok(CreateOutcome::Created);
+                    }
                     Ok(CreateOutcome::CartOrdered(Box::new(order_from_item(
                         existing,
                     )?)))
@@ -381,11 +392,14 @@ impl OrderStore for DynamoOrderStore {
         };
         let mut orders = Vec::with_capacity(query.limit);
         let mut more = false;
+        // Where reading stopped short of a full page: the next call goes on from there.
+        let mut stopped_at = None;
         // Read one item past the page: DynamoDB reports a LastEvaluatedKey whenever it
         // stops at Limit, so only an extra item proves that another page exists. A
-        // filter may thin a read out; keep reading until the page is full or the
-        // index ends.
-        while !more {
+        // filter may thin a read out; keep reading until the page is full, the index
+        // ends, or MAX_QUERY_PAGES reads were spent (a long run of orders the filter
+        // drops must not hold one API call for ever).
+        for round in 1..=MAX_QUERY_PAGES {
             let wanted = (query.limit - orders.len()) as i32 + 1;
             let output = self
                 .client
@@ -410,12 +424,16 @@ impl OrderStore for DynamoOrderStore {
                 orders.push(order_from_item(item)?);
             }
             match output.last_evaluated_key() {
+                Some(key) if !more && round == MAX_QUERY_PAGES => {
+                    stopped_at = Some(key.clone());
+                }
                 Some(key) if !more => start = Some(key.clone()),
                 _ => break,
             }
         }
-        let next = match orders.last() {
-            Some(last) if more => Some(encode_position(last, partition_attr, &partition)),
+        let next = match (orders.last(), stopped_at) {
+            (_, Some(key)) => Some(position_of_key(&key, partition_attr)?),
+            (Some(last), None) if more => Some(encode_position(last, partition_attr, &partition)),
             _ => None,
         };
         Ok(OrderPage { orders, next })
@@ -454,6 +472,26 @@ fn encode_position(last: &Order, partition_attr: &str, partition: &str) -> PageP
         ])
         .to_string(),
     )
+}
+
+/// The position of a LastEvaluatedKey, in the form `encode_position` writes.
+fn position_of_key(key: &Item, partition_attr: &str) -> Result<PagePosition, StoreError> {
+    let text = |k: &str| {
+        key.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Other(format!("query stopped at a key without {k}")))
+    };
+    Ok(PagePosition(
+        serde_json::json!([
+            partition_attr,
+            text(partition_attr)?,
+            text("created_key")?,
+            text(PK)?,
+            text(SK)?
+        ])
+        .to_string(),
+    ))
 }
 
 fn decode_position(position: &PagePosition, partition_attr: &str) -> Result<Item, StoreError> {

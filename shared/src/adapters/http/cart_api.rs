@@ -29,13 +29,19 @@ impl CartApi {
         Ok(CartApi { http, base })
     }
 
-    fn url(&self, cart_id: &str) -> Url {
-        let mut url = self.base.clone();
-        // Pushing segments percent-encodes the id, whatever characters it holds.
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(["api", "carts", cart_id]);
+    /// The cart's URL; `None` for an id that cannot name one cart. Pushing a segment
+    /// percent-encodes `/`, `?`, `#` and `%`, but `.` and `..` would still walk the
+    /// path (`/api/carts/..` is `/api/carts`).
+    fn url(&self, cart_id: &str) -> Option<Url> {
+        if cart_id.is_empty() || crate::domain::checkout::is_dot_segment(cart_id) {
+            return None;
         }
-        url
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .ok()?
+            .pop_if_empty()
+            .extend(["api", "carts", cart_id]);
+        Some(url)
     }
 }
 
@@ -56,15 +62,20 @@ struct CartLineBody {
     name: String,
     quantity: i64,
     price: Box<RawValue>,
+    #[serde(default)]
+    currency: Option<String>,
 }
 
 #[async_trait]
 impl CartSource for CartApi {
     async fn cart(&self, cart_id: &str) -> Result<Option<Cart>, CartSourceError> {
         let unavailable = |e: reqwest::Error| CartSourceError::Unavailable(e.to_string());
+        let Some(url) = self.url(cart_id) else {
+            return Ok(None);
+        };
         let response = self
             .http
-            .get(self.url(cart_id))
+            .get(url)
             .header("accept", "application/json")
             .send()
             .await
@@ -82,6 +93,12 @@ impl CartSource for CartApi {
         let bytes = response.bytes().await.map_err(unavailable)?;
         let body: CartBody = serde_json::from_slice(&bytes)
             .map_err(|e| CartSourceError::Malformed(e.to_string()))?;
+        if body.cart_id != cart_id {
+            return Err(CartSourceError::Malformed(format!(
+                "asked for cart {cart_id}, the cart API answered with cart {}",
+                body.cart_id
+            )));
+        }
         let items = body
             .items
             .into_iter()
@@ -91,6 +108,7 @@ impl CartSource for CartApi {
                     name: line.name,
                     quantity: line.quantity,
                     price: price_text(&line.price)?,
+                    currency: line.currency,
                 })
             })
             .collect::<Result<_, CartSourceError>>()?;
@@ -110,5 +128,31 @@ fn price_text(raw: &RawValue) -> Result<String, CartSourceError> {
         serde_json::from_str::<String>(text).map_err(|e| CartSourceError::Malformed(e.to_string()))
     } else {
         Ok(text.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cart_id_names_one_segment_under_api_carts() {
+        let api = CartApi::new("http://carts.example/base/").unwrap();
+        let url = |id: &str| api.url(id).map(|u| u.to_string());
+        assert_eq!(
+            url("c-1").as_deref(),
+            Some("http://carts.example/base/api/carts/c-1")
+        );
+        assert_eq!(
+            url("a/../b?x#y").as_deref(),
+            Some("http://carts.example/base/api/carts/a%2F..%2Fb%3Fx%23y")
+        );
+        assert_eq!(
+            url("%2e%2e").as_deref(),
+            Some("http://carts.example/base/api/carts/%252e%252e")
+        );
+        assert_eq!(url(".."), None);
+        assert_eq!(url("."), None);
+        assert_eq!(url(""), None);
     }
 }

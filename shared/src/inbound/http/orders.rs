@@ -14,7 +14,7 @@ use super::request::{self, Fields, MAX_REASON_LEN, RequestError};
 use super::{caller, json_response, with_etag};
 use crate::auth::Authenticator;
 use crate::domain::{FieldErrors, OrderStatus};
-use crate::events::view::{self, OrderView};
+use crate::events::view::{self, OrderView, Reader};
 use crate::services::checkout::{CheckoutService, IdempotentCreate};
 use crate::services::orders::{MoveRequest, Moved, OrderService};
 
@@ -165,9 +165,14 @@ impl OrderApi {
             .orders
             .get(&caller, &request::path_parameter(request, "order_id"))
             .await?;
+        let reader = if caller.admin || caller.fulfillment {
+            Reader::Staff
+        } else {
+            Reader::Customer
+        };
         Ok(json_response(
             StatusCode::OK,
-            &json!({ "order_id": order.id.as_str(), "history": view::history(&order) }),
+            &json!({ "order_id": order.id.as_str(), "history": view::history(&order, reader) }),
         ))
     }
 }
