@@ -10,34 +10,8 @@
 
 use time::OffsetDateTime;
 
+pub use super::order::Role;
 use super::order::{HistoryEntry, Order, OrderStatus, PaymentStatus, ShippingStatus};
-
-/// The part a caller plays towards one order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The customer whose order it is.
-    Owner,
-    /// The fulfillment service (`orders:fulfill`).
-    Fulfillment,
-    /// Support and back office (`orders:admin`).
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Fulfillment => "fulfillment",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        [Role::Owner, Role::Fulfillment, Role::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == text)
-    }
-}
 
 /// One move of the lifecycle and the roles allowed to make it.
 #[derive(Debug, Clone, Copy)]

@@ -82,6 +82,33 @@ macro_rules! named_enum {
     };
 }
 
+/// The part a caller plays towards one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The customer whose order it is.
+    Owner,
+    /// The fulfillment service (`orders:fulfill`).
+    Fulfillment,
+    /// Support and back office (`orders:admin`).
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Fulfillment => "fulfillment",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        [Role::Owner, Role::Fulfillment, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
 named_enum! {
     /// Where an order is in its lifecycle (`lifecycle` has the moves between them).
     OrderStatus {
@@ -150,7 +177,7 @@ pub struct HistoryEntry {
     /// The `sub` of whoever made the change.
     pub actor: String,
     /// The part the actor played: a customer sees this, never a staff member's `sub`.
-    pub role: super::lifecycle::Role,
+    pub role: Role,
     /// The order's status after the change.
     pub status: OrderStatus,
     /// The shipping status the change set, if it set one.
