@@ -11,6 +11,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
 use super::{AuthError, VerifyingKey, invalid};
+use crate::adapters::http::body::{BodyError, read_limited};
 
 /// A slow issuer must not eat the Lambda's whole time budget.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -111,7 +112,7 @@ impl JwksCache {
             tracing::warn!(url = %self.url, error = ?err, "JWKS {what} failed");
             format!("JWKS {what} failed")
         };
-        let mut response = client
+        let response = client
             .get(&self.url)
             .send()
             .await
@@ -121,25 +122,18 @@ impl JwksCache {
             tracing::warn!(url = %self.url, %status, "JWKS endpoint answered with an error");
             return Err(format!("JWKS endpoint answered HTTP {}", status.as_u16()));
         }
-        let too_large = || {
-            tracing::warn!(url = %self.url, limit = MAX_JWKS_BYTES, "JWKS response too large");
-            "JWKS response too large".to_owned()
-        };
-        // Content-Length may be absent or wrong, so the chunk loop below is the real limit;
-        // this only fails early when the server announces too much.
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed("download", e))? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_limited(response, MAX_JWKS_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => {
+                    tracing::warn!(url = %self.url, limit = MAX_JWKS_BYTES, "JWKS response too large");
+                    "JWKS response too large".to_owned()
+                }
+                BodyError::Read(why) => {
+                    tracing::warn!(url = %self.url, error = %why, "JWKS download failed");
+                    "JWKS download failed".to_owned()
+                }
+            })?;
         let keys = parse_jwks(&body)?;
         tracing::debug!(url = %self.url, keys = keys.len(), "JWKS loaded");
         Ok(keys)

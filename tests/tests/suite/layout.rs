@@ -175,7 +175,10 @@ fn allowed(from: &[String], to: &[String]) -> bool {
         "events" => to_layer == "domain",
         "ports" => ["domain", "events"].contains(&to_layer.as_str()),
         "services" | "adapters" => ["domain", "events", "ports"].contains(&to_layer.as_str()),
-        "auth" => to_layer == "domain" || to_path == "adapters::http::tls",
+        "auth" => {
+            to_layer == "domain"
+                || ["adapters::http::tls", "adapters::http::body"].contains(&to_path.as_str())
+        }
         "inbound" => {
             ["domain", "events", "ports", "services", "auth"].contains(&to_layer.as_str())
                 || (from.join("::") == "inbound::stream" && to_path == "adapters::dynamo::stream")

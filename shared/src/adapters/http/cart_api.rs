@@ -7,8 +7,12 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::body::{BodyError, read_limited};
 use crate::domain::{Cart, CartLine};
 use crate::ports::{CartSource, CartSourceError};
+
+/// The largest cart read: 100 lines of long names are well under 64 KiB.
+pub const MAX_CART_BYTES: usize = 256 * 1024;
 
 pub struct CartApi {
     http: reqwest::Client,
@@ -22,6 +26,9 @@ impl CartApi {
             return Err("CART_API_URL must be an http(s) URL".into());
         }
         let http = super::tls::http_client_builder()
+            // A redirect could lead anywhere, https to http included; the cart service
+            // answers from where it was asked.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(3))
             .build()
@@ -90,7 +97,12 @@ impl CartSource for CartApi {
             }
             s => return Err(CartSourceError::Malformed(format!("cart API answered {s}"))),
         }
-        let bytes = response.bytes().await.map_err(unavailable)?;
+        let bytes = read_limited(response, MAX_CART_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => CartSourceError::Malformed(e.to_string()),
+                BodyError::Read(why) => CartSourceError::Unavailable(why),
+            })?;
         let body: CartBody = serde_json::from_slice(&bytes)
             .map_err(|e| CartSourceError::Malformed(e.to_string()))?;
         if body.cart_id != cart_id {
@@ -154,5 +166,77 @@ mod tests {
         assert_eq!(url(".."), None);
         assert_eq!(url("."), None);
         assert_eq!(url(""), None);
+    }
+
+    /// A loopback server that answers every connection with `answer` (a whole HTTP/1.1
+    /// response); answers its base URL.
+    async fn serve(answer: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        url
+    }
+
+    fn ok(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    const CART: &str = r#"{"cart_id":"c1","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":1,"price":"1.00"}]}"#;
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let elsewhere = serve(ok(CART)).await;
+        let redirect = format!(
+            "HTTP/1.1 302 Found\r\nlocation: {elsewhere}/api/carts/c1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let api = CartApi::new(&serve(redirect).await).unwrap();
+        assert!(
+            CartApi::new(&elsewhere)
+                .unwrap()
+                .cart("c1")
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        let answer = api.cart("c1").await;
+
+        assert!(
+            matches!(&answer, Err(CartSourceError::Malformed(why)) if why.contains("302")),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cart_larger_than_the_bound_is_refused_unread() {
+        let name = "x".repeat(MAX_CART_BYTES);
+        let huge = CART.replace("Cable", &name);
+        let api = CartApi::new(&serve(ok(&huge)).await).unwrap();
+        let answer = api.cart("c1").await;
+        assert!(
+            matches!(&answer, Err(CartSourceError::Malformed(why)) if why.contains("larger than")),
+            "{answer:?}"
+        );
+        // Without a Content-Length, the chunks read are the bound.
+        let unannounced = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{huge}"
+        );
+        let api = CartApi::new(&serve(unannounced).await).unwrap();
+        let answer = api.cart("c1").await;
+        assert!(
+            matches!(&answer, Err(CartSourceError::Malformed(why)) if why.contains("larger than")),
+            "{answer:?}"
+        );
     }
 }

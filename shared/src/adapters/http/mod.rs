@@ -1,6 +1,7 @@
 //! The HTTP side: the Shopping Cart API, the shipping provider, webhook receivers,
 //! and the TLS configuration every client shares.
 
+pub mod body;
 pub mod cart_api;
 pub mod shipping;
 pub mod tls;

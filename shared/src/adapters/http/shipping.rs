@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
+use super::body::{BodyError, read_limited};
 use crate::domain::{OrderId, ShippingAddress};
 use crate::ports::{ShipmentRequest, ShippingError, ShippingProvider};
 
@@ -30,6 +31,10 @@ impl ShippingProvider for ManualShipping {
 
 /// Where Shippo lives unless `SHIPPO_API_URL` says otherwise.
 pub const SHIPPO_DEFAULT_URL: &str = "https://api.goshippo.com";
+
+/// A shipment with its rates is a few KiB; an error body is read for its `detail` only.
+const MAX_SHIPMENT_BYTES: usize = 1024 * 1024;
+const MAX_SHIPPO_ERROR_BYTES: usize = 64 * 1024;
 
 /// An address as Shippo's Address object spells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,7 +204,10 @@ impl ShippingProvider for ShippoShipping {
 
         let status = response.status();
         if !status.is_success() {
-            let body = response.bytes().await.unwrap_or_default();
+            // Only its `detail` is kept; the rest is not worth reading at any length.
+            let body = read_limited(response, MAX_SHIPPO_ERROR_BYTES)
+                .await
+                .unwrap_or_default();
             let message = match error_detail(&body) {
                 Some(detail) => format!("Shippo answered {status}: {detail}"),
                 None => format!("Shippo answered {status}"),
@@ -220,7 +228,14 @@ impl ShippingProvider for ShippoShipping {
                 },
             );
         }
-        let bytes = response.bytes().await.map_err(unavailable)?;
+        let bytes = read_limited(response, MAX_SHIPMENT_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { .. } => {
+                    ShippingError::Refused(format!("Shippo's shipment: {e}"))
+                }
+                BodyError::Read(why) => ShippingError::Unavailable(why),
+            })?;
         // The shipment exists now; asking again would make a second one.
         let shipment: Shipment = serde_json::from_slice(&bytes).map_err(|e| {
             ShippingError::Refused(format!("Shippo sent an unreadable shipment: {e}"))
