@@ -8,7 +8,7 @@
 //! its first caller with a 500.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -126,6 +126,10 @@ impl CartsFrom {
 pub struct Wiring {
     settings: Settings,
     sdk: SdkConfig,
+    /// One DynamoDB client for every adapter of the function: clones share its
+    /// connections (one TLS handshake, not one per adapter), and it is built only by
+    /// the functions that use DynamoDB.
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
 }
 
 impl Wiring {
@@ -138,7 +142,11 @@ impl Wiring {
     }
 
     pub fn new(settings: Settings, sdk: SdkConfig) -> Wiring {
-        Wiring { settings, sdk }
+        Wiring {
+            settings,
+            sdk,
+            dynamodb: OnceLock::new(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -150,7 +158,9 @@ impl Wiring {
     }
 
     fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk)
+        self.dynamodb
+            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
+            .clone()
     }
 
     fn target_policy(&self) -> TargetPolicy {

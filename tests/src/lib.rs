@@ -266,6 +266,24 @@ impl Stack {
         .expect("cart stored");
     }
 
+    /// The orders table as the emulator describes it.
+    pub async fn orders_table(&self) -> aws_sdk_dynamodb::types::TableDescription {
+        self.dynamodb
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .expect("the orders table exists")
+    }
+
+    /// The demo cart (`abc123` of `user789`, 75.00), as `make dev` seeds it.
+    pub async fn put_demo_cart(&self) {
+        let (cart_id, user_id, lines) = provision::DEMO_CART;
+        self.put_cart(cart_id, user_id, lines).await;
+    }
+
     /// Creates a one-line cart for `user` and checks it out; returns the order id.
     pub async fn order_for(&self, user: &str, cart_id: &str) -> String {
         self.put_cart(cart_id, user, &[("p001", "USB Cable", 2, "10.00")])

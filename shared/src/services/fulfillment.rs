@@ -131,10 +131,11 @@ impl Fulfillment {
         let address = &order.shipping_address;
 
         let update = match self.inventory.reserve(id, &lines).await? {
-            ReserveOutcome::Reserved => self.start_processing(id, address).await?,
-            // A retry after a failure between reserving and recording: the order, read
-            // above, is still waiting for its shipment.
-            ReserveOutcome::AlreadyReserved => self.start_processing(id, address).await?,
+            // Already reserved: a retry after a failure between reserving and recording;
+            // the order, read above, is still waiting for its shipment.
+            ReserveOutcome::Reserved | ReserveOutcome::AlreadyReserved => {
+                self.start_processing(id, address).await?
+            }
             ReserveOutcome::Short(shortfalls) => {
                 let short: Vec<String> = shortfalls
                     .iter()

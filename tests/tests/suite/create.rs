@@ -21,16 +21,7 @@ fn seed_body() -> Value {
 }
 
 async fn seed_cart(stack: &Stack) {
-    stack
-        .put_cart(
-            "abc123",
-            "user789",
-            &[
-                ("p001", "USB Cable", 2, "10.00"),
-                ("p002", "Keyboard", 1, "55.00"),
-            ],
-        )
-        .await;
+    stack.put_demo_cart().await;
 }
 
 #[tokio::test]

@@ -480,14 +480,9 @@ impl Integrator {
 /// a poller does not.
 async fn stream_records(stack: &Stack) -> Vec<Value> {
     let arn = stack
-        .dynamodb
-        .describe_table()
-        .table_name(&stack.table)
-        .send()
+        .orders_table()
         .await
-        .unwrap()
-        .table
-        .and_then(|t| t.latest_stream_arn)
+        .latest_stream_arn
         .expect("the orders table has a stream");
     let streams = aws_sdk_dynamodbstreams::Client::new(&orders::adapters::aws::sdk_config().await);
     let shards = streams

@@ -24,10 +24,9 @@ async fn stack() -> Stack {
             .with("EVENT_BUS_NAME", &bus)
     })
     .await;
-    let (cart_id, user_id, lines) = DEMO_CART;
-    stack.put_cart(cart_id, user_id, lines).await;
+    stack.put_demo_cart().await;
     let inventory = DynamoInventory::new(stack.dynamodb.clone(), &stack.table);
-    for (product_id, _, _, _) in lines {
+    for (product_id, _, _, _) in DEMO_CART.2 {
         inventory.set_stock(product_id, 100).await.unwrap();
     }
     let sdk = orders::adapters::aws::sdk_config().await;

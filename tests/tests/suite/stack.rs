@@ -156,15 +156,7 @@ fn every_function_has_a_binary_and_a_sample_event_for_its_route() {
 async fn the_local_table_is_the_template_table() {
     let stack = Stack::new().await;
     let spec = template().table("OrdersTable").unwrap();
-    let table = stack
-        .dynamodb
-        .describe_table()
-        .table_name(&stack.table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let table = stack.orders_table().await;
 
     let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
         schema

@@ -1525,16 +1525,7 @@ async fn the_sample_events_are_what_the_functions_receive() {
     // The deliverer sends only what the stored order went through: the sample's
     // order (the seed's cart), confirmed, processing, then shipped (version 4).
     let stack = &hooks.stack;
-    stack
-        .put_cart(
-            "abc123",
-            "user789",
-            &[
-                ("p001", "USB Cable", 2, "10.00"),
-                ("p002", "Keyboard", 1, "55.00"),
-            ],
-        )
-        .await;
+    stack.put_demo_cart().await;
     let reply = stack
         .send(
             orders_tests::Call::new("POST", "/api/orders")
