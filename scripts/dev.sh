@@ -4,7 +4,10 @@
 #   1. bootstrap .venv (moto, pinned) unless it is up to date;
 #   2. unless AWS_ENDPOINT_URL is set (an emulator already running), start the emulator
 #      (scripts/emulator.py, moto with DynamoDB serialised) on 127.0.0.1:${MOTO_PORT:-4566};
-#   3. `cargo run -p orders-dev`: provisions what template.yaml declares, seeds the demo
+#   3. unless STRIPE_API_BASE is set, start localstripe (scripts/stripe_standin.py) on
+#      127.0.0.1:${STRIPE_PORT:-8420}, and once the API answers, register its webhook to
+#      the API's POST /api/payments/stripe/webhook (signed with the dev webhook secret);
+#   4. `cargo run -p orders-dev`: provisions what template.yaml declares, seeds the demo
 #      data, serves the API on 127.0.0.1:${PORT:-3000} and runs the event pipeline.
 #
 # Ctrl-C (or SIGTERM) stops the app, then the emulator this script started; nothing is
@@ -39,6 +42,7 @@ fi
 
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-dev.XXXXXX")"
 emulator_pid=""
+stripe_pid=""
 app_pid=""
 
 # Stop a background job and everything it started (its process group): FIRST signal to
@@ -65,6 +69,9 @@ cleanup() {
   if [[ -n "$app_pid" ]]; then
     kill -0 "$app_pid" 2>/dev/null && say "stopping the API"
     stop_group "$app_pid" INT 10 # SIGINT: the app's Ctrl-C path, a graceful shutdown
+  fi
+  if [[ -n "$stripe_pid" ]]; then
+    stop_group "$stripe_pid" TERM 5
   fi
   if [[ -n "$emulator_pid" ]]; then
     say "stopping the emulator"
@@ -116,6 +123,44 @@ fi
 export AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 export AWS_EC2_METADATA_DISABLED="${AWS_EC2_METADATA_DISABLED:-true}"
+
+if [[ -z "${STRIPE_API_BASE:-}" ]]; then
+  stripe_port="${STRIPE_PORT:-8420}"
+  if port_in_use "$stripe_port"; then
+    say "error: port $stripe_port (STRIPE_PORT) is in use; run STRIPE_PORT=<other> make dev"
+    exit 1
+  fi
+  set -m
+  "$python" "$root/scripts/stripe_standin.py" --port "$stripe_port" \
+    --ready-file "$workdir/stripe-url" --exit-with-parent \
+    </dev/null >>"$workdir/localstripe.log" 2>&1 &
+  stripe_pid=$!
+  set +m
+  if ! STRIPE_API_BASE="$("$python" "$root/scripts/stripe_standin.py" --wait \
+    --ready-file "$workdir/stripe-url" --pid "$stripe_pid" --timeout 30)"; then
+    say "error: localstripe did not start; its log:"
+    tail -n 40 "$workdir/localstripe.log" >&2 || true
+    exit 1
+  fi
+  export STRIPE_API_BASE
+  say "Stripe stand-in (localstripe) on $STRIPE_API_BASE, pid $stripe_pid"
+  # Once the API answers, localstripe is told where to send its signed events.
+  webhook_secret="${STRIPE_WEBHOOK_SECRET:-whsec_orders_local_dev}"
+  (
+    for _ in $(seq 1200); do
+      curl -fsS -o /dev/null "http://127.0.0.1:$api_port/health" 2>/dev/null && break
+      sleep 0.5
+    done
+    if curl -fsS -o /dev/null -X POST "$STRIPE_API_BASE/_config/webhooks/orders-dev" \
+      -d "url=http://127.0.0.1:$api_port/api/payments/stripe/webhook" \
+      -d "secret=$webhook_secret" \
+      -d "events[]=payment_intent.succeeded" -d "events[]=payment_intent.payment_failed"; then
+      say "localstripe sends payment_intent.succeeded/payment_failed to http://127.0.0.1:$api_port/api/payments/stripe/webhook"
+    else
+      say "warning: could not register the webhook with localstripe"
+    fi
+  ) &
+fi
 
 say "cargo run -p orders-dev (API on 127.0.0.1:$api_port); Ctrl-C stops everything"
 set -m

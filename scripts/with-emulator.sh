@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Usage: scripts/with-emulator.sh CMD [ARGS...]
 #
-# Runs CMD against a local AWS emulator and exits with CMD's status.
+# Runs CMD against a local AWS emulator (and the Stripe stand-in) and exits with CMD's
+# status.
 #   - AWS_ENDPOINT_URL already set: an emulator is running; just run CMD.
 #   - otherwise: start scripts/emulator.py (moto, DynamoDB serialised) on a free loopback
 #     port, wait until it answers, export AWS_ENDPOINT_URL, run CMD, and always stop the
 #     emulator afterwards (on exit, Ctrl-C or SIGTERM; on SIGKILL it stops by itself).
 # Either way, dummy credentials, a region and AWS_EC2_METADATA_DISABLED are exported when
-# not already set.
+# not already set. Unless STRIPE_API_BASE is set, localstripe (scripts/stripe_standin.py)
+# is started on a free port too and STRIPE_API_BASE exported, for the payment tests.
 # The emulator log (errors only) is kept and its path printed when CMD fails.
 set -euo pipefail
 
@@ -40,11 +42,16 @@ bash "$root/scripts/bootstrap.sh" # fast no-op when .venv is up to date
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-emulator.XXXXXX")"
 log="$workdir/emulator.log"
 emulator_pid=""
+stripe_pid=""
 status=0
 
 stop_emulator() {
   status=$?
   trap - EXIT INT TERM
+  if [[ -n "$stripe_pid" ]]; then
+    kill -TERM "$stripe_pid" 2>/dev/null || true
+    wait "$stripe_pid" 2>/dev/null || true
+  fi
   if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
     kill -TERM "$emulator_pid" 2>/dev/null || true
     # Give it up to 5 s to close, then insist.
@@ -84,4 +91,18 @@ export AWS_ENDPOINT_URL="$url"
 emulator_env_defaults
 
 echo "with-emulator: moto at $AWS_ENDPOINT_URL (pid $emulator_pid)" >&2
+
+if [[ -z "${STRIPE_API_BASE:-}" ]]; then
+  "$python" "$root/scripts/stripe_standin.py" --port 0 --ready-file "$workdir/stripe-url" \
+    --exit-with-parent </dev/null >>"$workdir/localstripe.log" 2>&1 &
+  stripe_pid=$!
+  if ! STRIPE_API_BASE="$("$python" "$root/scripts/stripe_standin.py" --wait \
+    --ready-file "$workdir/stripe-url" --pid "$stripe_pid" --timeout 30)"; then
+    echo "with-emulator: localstripe did not start; its log:" >&2
+    tail -n 40 "$workdir/localstripe.log" >&2 || true
+    exit 1
+  fi
+  export STRIPE_API_BASE
+  echo "with-emulator: localstripe at $STRIPE_API_BASE (pid $stripe_pid)" >&2
+fi
 "$@"

@@ -12,6 +12,11 @@ use crate::pipeline::{self, PipelineError, Queues};
 use crate::provision::{self, DEMO_CART, ProvisionError};
 use crate::template::{Template, TemplateError};
 
+/// The local stack's Stripe keys (localstripe takes any `sk_` key; the webhook secret
+/// is the one make dev registers with it).
+pub const DEV_STRIPE_SECRET_KEY: &str = "sk_test_orders_local";
+pub const DEV_STRIPE_WEBHOOK_SECRET: &str = "whsec_orders_local_dev";
+
 /// Stock of each demo product.
 pub const DEMO_STOCK: u64 = 100;
 
@@ -54,6 +59,19 @@ pub fn settings() -> Result<Settings, LocalError> {
         .with("EVENT_BUS_NAME", var("EVENT_BUS_NAME", "orders"));
     if settings.get("CART_API_URL").is_none() {
         settings = settings.with("CARTS_TABLE", var("CARTS_TABLE", "carts"));
+    }
+    // With a Stripe stand-in (make dev starts localstripe), payments are on with the
+    // documented local keys.
+    if settings.get("STRIPE_API_BASE").is_some() {
+        settings = settings
+            .with(
+                "STRIPE_SECRET_KEY",
+                var("STRIPE_SECRET_KEY", DEV_STRIPE_SECRET_KEY),
+            )
+            .with(
+                "STRIPE_WEBHOOK_SECRET",
+                var("STRIPE_WEBHOOK_SECRET", DEV_STRIPE_WEBHOOK_SECRET),
+            );
     }
     CartsFrom::from_settings(&settings)?;
     Ok(settings)

@@ -51,6 +51,7 @@ async fn main() -> Result<(), Error> {
         queues,
     };
     let consumers = pipeline::start(local, &wiring, &template.consumers()).await?;
+    let _sweep = pipeline::start_sweep(&wiring)?;
     let app = Arc::new(wiring.api()?);
     // One cart more than the limit allows, so that the banner's loop ends in a 429.
     let carts = CartsFrom::from_settings(wiring.settings())?;

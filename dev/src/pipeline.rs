@@ -445,10 +445,42 @@ fn handlers(
         let deliveries = Arc::clone(&deliveries);
         Box::pin(async move { orders::inbound::sqs::deliver(&deliveries, event).await })
     });
-    Ok((
-        publish,
-        HashMap::from([("fulfill-orders", fulfill), ("deliver-webhooks", deliver)]),
-    ))
+    let mut queues = HashMap::from([("fulfill-orders", fulfill), ("deliver-webhooks", deliver)]);
+    // Payments run only with a payment provider (STRIPE_SECRET_KEY).
+    if wiring.payment_gateway().map_err(error)?.is_some() {
+        let payments = Arc::new(wiring.payment_service().map_err(error)?);
+        let settle: QueueHandler = Arc::new(move |event| {
+            let payments = Arc::clone(&payments);
+            Box::pin(async move { orders::inbound::sqs::settle(&payments, event).await })
+        });
+        queues.insert("settle-payments", settle);
+    }
+    Ok((publish, queues))
+}
+
+/// Functions that run only with payments on: without them, their consumers are not run.
+const PAYMENT_CONSUMERS: &[&str] = &["settle-payments"];
+
+/// How often the local stack runs the expiry sweep (template.yaml: every 5 minutes).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The expiry sweep on a timer, as EventBridge Scheduler runs `expire-orders`.
+pub fn start_sweep(wiring: &Wiring) -> Result<Option<tokio::task::JoinHandle<()>>, PipelineError> {
+    let error = |err: orders::wiring::ConfigError| PipelineError(err.to_string());
+    if wiring.payment_gateway().map_err(error)?.is_none() {
+        return Ok(None);
+    }
+    let payments = wiring.payment_service().map_err(error)?;
+    let ttl = wiring.pending_payment_ttl().map_err(error)?;
+    Ok(Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            every.tick().await;
+            if let Err(err) = orders::inbound::schedule::expire_unpaid(&payments, ttl).await {
+                tracing::warn!(error = %err, "expiry sweep failed; next one in a minute");
+            }
+        }
+    })))
 }
 
 /// Starts the stream poller and one poller per queue-triggered function, as the
@@ -491,6 +523,12 @@ pub async fn start(
                     Arc::clone(&publish),
                     on_failure,
                 )));
+            }
+            Trigger::Queue { .. }
+                if PAYMENT_CONSUMERS.contains(&consumer.binary.as_str())
+                    && !queue_handlers.contains_key(consumer.binary.as_str()) =>
+            {
+                tracing::info!(function = %consumer.binary, "payments are off: not run");
             }
             Trigger::Queue { queue, batch_size } => {
                 let handler = queue_handlers

@@ -8,10 +8,14 @@ use time::OffsetDateTime;
 use std::time::Duration;
 
 use crate::domain::lifecycle::ShippingUpdate;
+use crate::domain::payment::{PaymentChange, RefundHold};
 use crate::domain::rate_limit::{RateLimit, Window};
 use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
 use crate::domain::webhook::{Attempt, Subscription, WebhookId};
-use crate::domain::{Cart, Order, OrderId, OrderStatus, ShippingAddress, StatusChange};
+use crate::domain::{
+    Cart, HistoryEntry, Money, Order, OrderId, OrderStatus, PaymentStatus, Refund, ShippingAddress,
+    StatusChange,
+};
 use crate::events::OrderEvent;
 
 /// Where orders live.
@@ -351,4 +355,111 @@ pub trait RetryDelay: Send + Sync {
         receipt_handle: &str,
         delay: Duration,
     ) -> Result<(), String>;
+}
+
+/// The payment provider (Stripe). Every create carries an idempotency key, so a
+/// resent request is answered with what the first one made.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// A payment of `amount` for `order_id`.
+    async fn create_intent(
+        &self,
+        order_id: &OrderId,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<CreatedIntent, PaymentError>;
+
+    /// Withdraws an unpaid intent, so that it can no longer be paid.
+    async fn cancel_intent(&self, intent_id: &str) -> Result<CancelOutcome, PaymentError>;
+
+    /// Gives `amount` of the intent's payment back.
+    async fn refund(
+        &self,
+        intent_id: &str,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<String, PaymentError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedIntent {
+    pub intent_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    /// The provider would not cancel it: paid, or cancelled already.
+    NotCancellable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// Unreachable, timed out, or answered 429/5xx: try again later.
+    #[error("the payment provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the request (4xx); resending it will not help.
+    #[error("the payment provider refused: {0}")]
+    Refused(String),
+}
+
+/// The payment side of an order's item: the writes payments, refunds and the checkout
+/// of a card order make. Each is one conditional write.
+#[async_trait]
+pub trait PaymentLedger: Send + Sync {
+    /// Reserves the right to create `order_id`'s payment intent until `lease_until`,
+    /// so that concurrent twins of a checkout never create two.
+    async fn claim_payment(
+        &self,
+        order_id: &OrderId,
+        lease_until: OffsetDateTime,
+    ) -> Result<PaymentClaim, StoreError>;
+
+    /// Takes over a claim whose lease ran out (its holder died before storing the
+    /// order), at most one taker winning.
+    async fn take_over_payment_claim(
+        &self,
+        order_id: &OrderId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<PaymentClaim, StoreError>;
+
+    /// Gives a claim up (the intent could not be created), so a retry may go on.
+    async fn release_payment_claim(&self, order_id: &OrderId) -> Result<(), StoreError>;
+
+    /// Records a payment change at `change.expected_version`, marking its provider
+    /// event applied.
+    async fn record_payment(
+        &self,
+        id: &OrderId,
+        change: &PaymentChange,
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// Reserves a refund on the order at `expected_version`, if none is in flight.
+    async fn hold_refund(
+        &self,
+        id: &OrderId,
+        hold: &RefundHold,
+        expected_version: u64,
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// Records the held refund `refund.key` as made, with its history entry.
+    async fn complete_refund(
+        &self,
+        id: &OrderId,
+        refund: &Refund,
+        payment_status: PaymentStatus,
+        entry: &HistoryEntry,
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// Drops the hold `key` (the provider refused the refund).
+    async fn release_refund(&self, id: &OrderId, key: &str) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentClaim {
+    Claimed,
+    /// Another request holds it, or held it and went on to store the order.
+    Held,
 }

@@ -18,17 +18,19 @@ use crate::adapters::event_bus::EventBridgeBus;
 use crate::adapters::http::shipping::{
     ManualShipping, SHIPPO_DEFAULT_URL, ShippoAddress, ShippoShipping,
 };
-use crate::adapters::http::{CartApi, HttpWebhookSender};
+use crate::adapters::http::stripe::STRIPE_DEFAULT_URL;
+use crate::adapters::http::{CartApi, HttpWebhookSender, StripeGateway};
 use crate::adapters::webhook_queue::SqsRetryDelay;
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
 use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
-use crate::inbound::http::{Api, CheckoutApi, OrderApi, WebhookApi};
-use crate::ports::{CartSource, ShippingProvider};
-use crate::services::checkout::CheckoutService;
+use crate::inbound::http::{Api, CheckoutApi, OrderApi, PaymentApi, WebhookApi};
+use crate::ports::{CartSource, PaymentGateway, ShippingProvider};
+use crate::services::checkout::{CheckoutPayments, CheckoutService};
 use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
 use crate::services::fulfillment::Fulfillment;
 use crate::services::orders::OrderService;
+use crate::services::payments::{DEFAULT_PENDING_PAYMENT_TTL, PaymentService};
 use crate::services::publisher::Publisher;
 use crate::services::webhooks::WebhookService;
 
@@ -213,10 +215,87 @@ impl Wiring {
     }
 
     pub fn checkout_service(&self) -> Result<CheckoutService, ConfigError> {
-        Ok(
-            CheckoutService::new(self.order_store()?, self.cart_source()?)
-                .with_create_limit(self.create_limit()?),
-        )
+        let store = self.order_store()?;
+        let payments = self.payment_gateway()?.map(|gateway| CheckoutPayments {
+            gateway,
+            ledger: store.clone(),
+        });
+        Ok(CheckoutService::new(store, self.cart_source()?)
+            .with_create_limit(self.create_limit()?)
+            .with_payments(payments))
+    }
+
+    /// Stripe, when `STRIPE_SECRET_KEY` is set (at `STRIPE_API_BASE`, default
+    /// [`STRIPE_DEFAULT_URL`]); `None`: payments are off and orders are confirmed by hand.
+    pub fn payment_gateway(&self) -> Result<Option<Arc<dyn PaymentGateway>>, ConfigError> {
+        let Some(key) = self.settings.get("STRIPE_SECRET_KEY") else {
+            return Ok(None);
+        };
+        if !key.starts_with("sk_") && !key.starts_with("rk_") {
+            return Err(ConfigError::Invalid {
+                setting: "STRIPE_SECRET_KEY",
+                why: "is not a Stripe secret key (sk_… or rk_…)".into(),
+            });
+        }
+        let base = self
+            .settings
+            .get("STRIPE_API_BASE")
+            .unwrap_or(STRIPE_DEFAULT_URL);
+        let stripe = StripeGateway::new(base, key).map_err(|why| ConfigError::Invalid {
+            setting: "STRIPE_API_BASE",
+            why,
+        })?;
+        Ok(Some(Arc::new(stripe)))
+    }
+
+    /// Payments, refunds and the expiry sweep: these functions exist only with
+    /// payments on, so `STRIPE_SECRET_KEY` is required.
+    pub fn payment_service(&self) -> Result<PaymentService, ConfigError> {
+        let gateway = self
+            .payment_gateway()?
+            .ok_or(ConfigError::Missing("STRIPE_SECRET_KEY"))?;
+        let store = self.order_store()?;
+        Ok(PaymentService::new(store.clone(), store, gateway))
+    }
+
+    /// `POST /api/payments/stripe/webhook` and `POST /api/orders/{id}/refunds`.
+    pub fn payment_api(&self) -> Result<PaymentApi, ConfigError> {
+        Ok(PaymentApi {
+            auth: self.authenticator()?,
+            payments: self.payment_service()?,
+            webhook_secret: self.settings.required("STRIPE_WEBHOOK_SECRET")?.to_string(),
+        })
+    }
+
+    /// `PENDING_PAYMENT_TTL`: how long a card order may wait for its payment before
+    /// the sweep cancels it: seconds, or a number with `s`, `m`, `h` or `d` (default
+    /// [`DEFAULT_PENDING_PAYMENT_TTL`], a day).
+    pub fn pending_payment_ttl(&self) -> Result<Duration, ConfigError> {
+        let Some(text) = self.settings.get("PENDING_PAYMENT_TTL") else {
+            return Ok(DEFAULT_PENDING_PAYMENT_TTL);
+        };
+        let (number, unit) = match text.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+            _ => (text, 's'),
+        };
+        let scale = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => 0,
+        };
+        number
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0 && scale > 0)
+            .and_then(|n| n.checked_mul(scale))
+            .map(Duration::from_secs)
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: "PENDING_PAYMENT_TTL",
+                why: format!("{text:?} is not a duration such as 3600, 30m, 24h or 2d"),
+            })
     }
 
     /// `ORDER_CREATE_LIMIT`: creates per caller, `<count>/<seconds>` (default
@@ -276,6 +355,10 @@ impl Wiring {
             webhooks: WebhookApi {
                 auth,
                 webhooks: self.webhook_service()?,
+            },
+            payments: match self.payment_gateway()? {
+                Some(_) => Some(self.payment_api()?),
+                None => None,
             },
         })
     }

@@ -266,6 +266,7 @@ impl Checkout {
             shipping_address: self.shipping_address,
             tracking_number: None,
             carrier: None,
+            payment: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -280,6 +281,7 @@ impl Checkout {
                 },
                 status: OrderStatus::Pending,
                 shipping_status: None,
+                payment_status: None,
                 reason: None,
             }],
         })

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 pub use super::order::Role;
 use super::order::{HistoryEntry, Order, OrderStatus, PaymentStatus, ShippingStatus};
+use super::payment::UNPAID;
 
 /// One move of the lifecycle and the roles allowed to make it.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +30,7 @@ pub const TRANSITIONS: &[Transition] = &[
     Transition {
         from: Pending,
         to: Confirmed,
-        allowed: &[Admin],
+        allowed: &[Admin, Payments],
     },
     Transition {
         from: Confirmed,
@@ -44,7 +45,7 @@ pub const TRANSITIONS: &[Transition] = &[
     Transition {
         from: Pending,
         to: Cancelled,
-        allowed: &[Owner, Admin],
+        allowed: &[Owner, Admin, System],
     },
     Transition {
         from: Confirmed,
@@ -88,6 +89,17 @@ pub struct StatusChange {
     /// From `If-Match`: the version the caller last saw.
     pub expected_version: Option<u64>,
     pub at: OffsetDateTime,
+}
+
+impl StatusChange {
+    /// The payment statuses the order must be in for this move: the expiry sweep
+    /// cancels only what is still unpaid, so a payment that lands first wins.
+    pub fn required_payment(&self) -> &'static [PaymentStatus] {
+        match self.role {
+            System => &UNPAID,
+            _ => &[],
+        }
+    }
 }
 
 /// What else changes on an order when it arrives at a status.
@@ -140,6 +152,7 @@ impl StatusChange {
             role: self.role,
             status: self.to,
             shipping_status: self.side_effects().shipping_status,
+            payment_status: self.side_effects().payment_status,
             reason: self.reason.clone(),
         }
     }
@@ -206,6 +219,7 @@ impl ShippingUpdate {
             role: Fulfillment,
             status: Confirmed,
             shipping_status: Some(self.to),
+            payment_status: None,
             reason: self.reason.clone(),
         }
     }
@@ -257,12 +271,14 @@ mod tests {
         /// The seed's diagram, written out on its own: (from, to, role).
         const DIAGRAM: &[(OrderStatus, OrderStatus, Role)] = &[
             (Pending, Confirmed, Admin),
+            (Pending, Confirmed, Payments),
             (Confirmed, Shipped, Admin),
             (Confirmed, Shipped, Fulfillment),
             (Shipped, Delivered, Admin),
             (Shipped, Delivered, Fulfillment),
             (Pending, Cancelled, Owner),
             (Pending, Cancelled, Admin),
+            (Pending, Cancelled, System),
             (Confirmed, Cancelled, Admin),
         ];
 
@@ -271,7 +287,7 @@ mod tests {
         }
 
         fn role() -> impl Strategy<Value = Role> {
-            proptest::sample::select(&[Owner, Fulfillment, Admin][..])
+            proptest::sample::select(&[Owner, Fulfillment, Admin, Payments, System][..])
         }
 
         fn order(status: OrderStatus, user_id: String, version: u64) -> Order {
@@ -302,6 +318,7 @@ mod tests {
                 },
                 tracking_number: None,
                 carrier: None,
+                payment: None,
                 created_at: at,
                 updated_at: at,
                 version,

@@ -7,6 +7,7 @@ pub mod countries;
 pub mod lifecycle;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod principal;
 pub mod rate_limit;
 pub mod stock;
@@ -21,6 +22,7 @@ pub use order::{
     HistoryEntry, LineItem, Order, OrderId, OrderStatus, PaymentMethod, PaymentStatus,
     ShippingAddress, ShippingStatus,
 };
+pub use payment::{Payment, PaymentNotice, Refund};
 pub use principal::Principal;
 pub use rate_limit::{RateLimit, Window};
 pub use validation::{FieldError, FieldErrors};

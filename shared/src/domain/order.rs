@@ -5,6 +5,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use super::money::Money;
+use super::payment::Payment;
 
 /// `ORD` followed by 16 characters of Crockford base32.
 ///
@@ -91,6 +92,10 @@ pub enum Role {
     Fulfillment,
     /// Support and back office (`orders:admin`).
     Admin,
+    /// The payment provider's notices (actor `payments`).
+    Payments,
+    /// The service itself: the expiry of unpaid orders (actor `system`).
+    System,
 }
 
 impl Role {
@@ -99,13 +104,21 @@ impl Role {
             Role::Owner => "owner",
             Role::Fulfillment => "fulfillment",
             Role::Admin => "admin",
+            Role::Payments => "payments",
+            Role::System => "system",
         }
     }
 
     pub fn parse(text: &str) -> Option<Role> {
-        [Role::Owner, Role::Fulfillment, Role::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            Role::Owner,
+            Role::Fulfillment,
+            Role::Admin,
+            Role::Payments,
+            Role::System,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 
@@ -121,8 +134,17 @@ named_enum! {
 }
 
 named_enum! {
-    /// Whether the order has been paid for.
-    PaymentStatus { Unpaid => "unpaid", Paid => "paid" }
+    /// Whether the order has been paid for. `failed`: an attempt failed and the
+    /// customer may try again; `mismatched`: money arrived that does not match the
+    /// total, so the order was not confirmed.
+    PaymentStatus {
+        Unpaid => "unpaid",
+        Failed => "failed",
+        Paid => "paid",
+        Mismatched => "mismatched",
+        PartiallyRefunded => "partially_refunded",
+        Refunded => "refunded",
+    }
 }
 
 named_enum! {
@@ -182,6 +204,8 @@ pub struct HistoryEntry {
     pub status: OrderStatus,
     /// The shipping status the change set, if it set one.
     pub shipping_status: Option<ShippingStatus>,
+    /// The payment status the change set, if it set one.
+    pub payment_status: Option<PaymentStatus>,
     pub reason: Option<String>,
 }
 
@@ -199,6 +223,8 @@ pub struct Order {
     pub shipping_address: ShippingAddress,
     pub tracking_number: Option<String>,
     pub carrier: Option<String>,
+    /// The online payment, when the order is paid through the provider.
+    pub payment: Option<Payment>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// Bumped by every change; equal to the number of history entries.

@@ -17,14 +17,19 @@ pub const SOURCE: &str = "orders";
 /// (fulfillment: processing, backordered).
 pub const SHIPPING_STATUS_CHANGED: &str = "order.shipping_status_changed";
 
+/// `detail-type` of a change of the payment that did not move the order status: a
+/// failed attempt, a mismatched amount, a payment after cancellation, a refund.
+pub const PAYMENT_STATUS_CHANGED: &str = "order.payment_status_changed";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 7] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
     "order.delivered",
     "order.cancelled",
     SHIPPING_STATUS_CHANGED,
+    PAYMENT_STATUS_CHANGED,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -42,6 +47,8 @@ pub struct OrderEvent {
     pub status: String,
     pub previous_shipping_status: Option<String>,
     pub shipping_status: String,
+    pub previous_payment_status: Option<String>,
+    pub payment_status: String,
     /// The `sub` of whoever made the change.
     pub actor: String,
     pub reason: Option<String>,
@@ -67,6 +74,8 @@ impl OrderEvent {
             status: after.status.as_str().to_string(),
             previous_shipping_status: before.map(|b| b.shipping_status.as_str().to_string()),
             shipping_status: after.shipping_status.as_str().to_string(),
+            previous_payment_status: before.map(|b| b.payment_status.as_str().to_string()),
+            payment_status: after.payment_status.as_str().to_string(),
             actor: entry.actor.clone(),
             reason: entry.reason.clone(),
             order: OrderJson::of(after),
@@ -96,13 +105,21 @@ impl OrderEvent {
     }
 
     /// `order.created`, `order.<status>` when the status moved, otherwise
-    /// `order.shipping_status_changed`.
+    /// `order.payment_status_changed` for a change of the payment (a second partial
+    /// refund leaves the status word alone but is one) and
+    /// `order.shipping_status_changed` for fulfillment's.
     pub fn detail_type(&self) -> String {
         match &self.previous_status {
             None => "order.created".to_string(),
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
+            Some(_) if self.is_payment_change() => PAYMENT_STATUS_CHANGED.to_string(),
             Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
         }
+    }
+
+    fn is_payment_change(&self) -> bool {
+        self.previous_payment_status.as_deref() != Some(self.payment_status.as_str())
+            || self.previous_shipping_status.as_deref() == Some(self.shipping_status.as_str())
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::time::timestamp;
-use crate::domain::{Money, Order, Role};
+use crate::domain::{Money, Order, PaymentStatus, Role};
 
 /// An amount as a JSON number with the currency's minor digits: `75.00`, never
 /// `75.0` or `74.99999`.
@@ -36,10 +36,54 @@ pub struct OrderView {
     pub tracking_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
+    /// The online payment; its `client_secret` only in the owner's view of an unpaid
+    /// order, never in an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentView>,
     pub cart_id: String,
     pub created_at: String,
     pub updated_at: String,
     pub version: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaymentView {
+    pub provider: &'static str,
+    pub intent_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_received: Option<Amount>,
+    pub refunds: Vec<RefundView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefundView {
+    pub refund_id: String,
+    pub amount: Amount,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+impl OrderView {
+    /// The order as `reader` sees it: the owner of an order still waiting for its
+    /// payment gets the intent's client secret, to pay it with.
+    pub fn for_reader(order: &Order, reader: Reader) -> OrderView {
+        let mut view = OrderView::from(order);
+        let waiting = matches!(
+            order.payment_status,
+            PaymentStatus::Unpaid | PaymentStatus::Failed
+        );
+        if let (Reader::Customer, true, Some(view), Some(payment)) =
+            (reader, waiting, view.payment.as_mut(), &order.payment)
+        {
+            view.client_secret = Some(payment.client_secret.clone());
+        }
+        view
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +137,23 @@ impl From<&Order> for OrderView {
             },
             tracking_number: order.tracking_number.clone(),
             carrier: order.carrier.clone(),
+            payment: order.payment.as_ref().map(|p| PaymentView {
+                provider: "stripe",
+                intent_id: p.intent_id.clone(),
+                client_secret: None,
+                amount_received: p.received.map(Amount),
+                refunds: p
+                    .refunds
+                    .iter()
+                    .map(|r| RefundView {
+                        refund_id: r.refund_id.clone(),
+                        amount: Amount(r.amount),
+                        reason: r.reason.clone(),
+                        at: timestamp(r.at),
+                    })
+                    .collect(),
+                problem: p.problem.clone(),
+            }),
             cart_id: order.cart_id.clone(),
             created_at: timestamp(order.created_at),
             updated_at: timestamp(order.updated_at),
@@ -112,6 +173,9 @@ pub struct HistoryView {
     /// Set when the change moved the shipping status (fulfillment, shipping, delivery).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping_status: Option<&'static str>,
+    /// Set when the change moved the payment status (payments, refunds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -138,6 +202,10 @@ pub fn history(order: &Order, reader: Reader) -> Vec<HistoryView> {
                     Role::Owner => ("you".to_string(), entry.reason.clone()),
                     Role::Admin => ("support".to_string(), None),
                     Role::Fulfillment => ("fulfillment".to_string(), None),
+                    // A decline's reason is the customer's to see; so is the expiry's.
+                    Role::Payments | Role::System => {
+                        (entry.role.as_str().to_string(), entry.reason.clone())
+                    }
                 },
             };
             let view = HistoryView {
@@ -147,6 +215,7 @@ pub fn history(order: &Order, reader: Reader) -> Vec<HistoryView> {
                 from: previous,
                 to: entry.status.as_str(),
                 shipping_status: entry.shipping_status.map(|s| s.as_str()),
+                payment_status: entry.payment_status.map(|s| s.as_str()),
                 reason,
             };
             previous = Some(entry.status.as_str());

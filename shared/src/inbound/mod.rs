@@ -1,7 +1,9 @@
 //! What Lambda hands a function, turned into calls on the services: API Gateway
-//! requests (`http`), SQS batches (`sqs`) and DynamoDB stream batches (`stream`).
+//! requests (`http`), SQS batches (`sqs`), DynamoDB stream batches (`stream`) and
+//! scheduled invocations (`schedule`).
 //! No business rules live here.
 
 pub mod http;
+pub mod schedule;
 pub mod sqs;
 pub mod stream;

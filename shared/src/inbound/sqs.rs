@@ -6,6 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::services::deliveries::{Deliveries, QueuedEvent};
 use crate::services::fulfillment::Fulfillment;
+use crate::services::payments::PaymentService;
 
 /// The fulfillment queue: each message on its own.
 pub async fn fulfill(fulfillment: &Fulfillment, event: SqsEvent) -> SqsBatchResponse {
@@ -49,4 +50,21 @@ fn queued_event(message: &SqsMessage) -> QueuedEvent {
         receipt_handle: message.receipt_handle.clone(),
         queue_arn: message.event_source_arn.clone(),
     }
+}
+
+/// The payments queue (cancelled orders): each message on its own; a failure (the
+/// provider unavailable) leaves it for a retry, then the dead-letter queue.
+pub async fn settle(payments: &PaymentService, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        match payments.settle_cancelled(message.body.as_deref()).await {
+            Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "settled"),
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
+                response.add_failure(id);
+            }
+        }
+    }
+    response
 }

@@ -9,20 +9,39 @@ use time::OffsetDateTime;
 use super::orders::OrderError;
 use crate::domain::Principal;
 use crate::domain::RateLimit;
-use crate::domain::{Checkout, Order, OrderId};
+use crate::domain::{Checkout, Order, OrderId, Payment, PaymentMethod};
 use crate::ports::{
-    CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, RateCharge,
-    StoreError,
+    CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, PaymentClaim,
+    PaymentGateway, PaymentLedger, RateCharge, StoreError,
 };
 
 /// How long a retry with the same `Idempotency-Key` is answered from the record.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a checkout may take between claiming an order's payment and storing the
+/// order: past it, a retry may take the claim over (the first attempt died).
+pub const PAYMENT_CLAIM_LEASE: Duration = Duration::from_secs(30);
 
 /// A create that was answered: freshly, or as a replay of the first request.
 #[derive(Debug)]
 pub struct Placed {
     pub order_id: OrderId,
     pub replayed: bool,
+    /// The order's online payment, to pay it with; `None` when it takes none.
+    pub payment: Option<Payment>,
+}
+
+/// The payment provider and the claims that keep it to one intent per order.
+pub struct CheckoutPayments {
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub ledger: Arc<dyn PaymentLedger>,
+}
+
+/// Where creating an order's payment left the checkout.
+enum PaymentStart {
+    Created(Payment),
+    /// The order is stored already (an earlier attempt, or a twin): answer with it.
+    Stored(Box<Order>),
 }
 
 /// `Idempotency-Key` on a create, with the fingerprint of the request it came with.
@@ -35,6 +54,7 @@ pub struct CheckoutService {
     store: Arc<dyn OrderStore>,
     carts: Arc<dyn CartSource>,
     create_limit: Option<RateLimit>,
+    payments: Option<CheckoutPayments>,
 }
 
 impl CheckoutService {
@@ -44,7 +64,15 @@ impl CheckoutService {
             store,
             carts,
             create_limit: None,
+            payments: None,
         }
+    }
+
+    /// Card orders get a payment intent at checkout; `None`: payments are off and
+    /// every order waits for an admin's confirmation.
+    pub fn with_payments(mut self, payments: Option<CheckoutPayments>) -> Self {
+        self.payments = payments;
+        self
     }
 
     /// Each caller (the token's `sub`, admins too) may create `limit.count` orders
@@ -89,7 +117,7 @@ impl CheckoutService {
         // A keyed retry is answered from its record whatever the cart says now
         // (emptied, changed hands, gone, its service down). The record is read only
         // when the cart is refused, so a first request costs no read.
-        let order = match self.order_from_cart(checkout, &customer, caller, now).await {
+        let mut order = match self.order_from_cart(checkout, &customer, caller, now).await {
             Ok(order) => order,
             Err(refused) => {
                 if let Some((key, fingerprint)) = &key
@@ -100,6 +128,16 @@ impl CheckoutService {
                 return Err(refused);
             }
         };
+        if let Some(payments) = &self.payments
+            && order.payment_method == PaymentMethod::CreditCard
+        {
+            match self.start_payment(payments, &order, now).await? {
+                PaymentStart::Created(payment) => order.payment = Some(payment),
+                PaymentStart::Stored(existing) => {
+                    return self.answer_stored(*existing, key.as_ref()).await;
+                }
+            }
+        }
         let record = key.map(|(key, fingerprint)| IdempotencyRecord {
             key,
             fingerprint,
@@ -121,10 +159,19 @@ impl CheckoutService {
             CreateOutcome::Created => Ok(Placed {
                 order_id: order.id,
                 replayed: false,
+                payment: order.payment,
             }),
             CreateOutcome::KeySeen(first) => {
                 let fingerprint = record.map(|r| r.fingerprint).unwrap_or_default();
-                replay(first, &fingerprint)
+                let placed = replay(first, &fingerprint);
+                if placed.is_err()
+                    && let Some(payments) = &self.payments
+                    && order.payment.is_some()
+                {
+                    // This request stored nothing: let the cart's own checkout go on.
+                    payments.ledger.release_payment_claim(&order.id).await?;
+                }
+                self.with_stored_payment(placed?).await
             }
             CreateOutcome::CartOrdered(existing) => Err(OrderError::CartAlreadyOrdered {
                 cart_id,
@@ -144,6 +191,88 @@ impl CheckoutService {
 }
 
 impl CheckoutService {
+    /// Claims the order's payment and creates its intent, unless the order is
+    /// stored already or another attempt is creating it (409, retry).
+    async fn start_payment(
+        &self,
+        payments: &CheckoutPayments,
+        order: &Order,
+        now: OffsetDateTime,
+    ) -> Result<PaymentStart, OrderError> {
+        let lease_until = now + PAYMENT_CLAIM_LEASE;
+        let claim = payments
+            .ledger
+            .claim_payment(&order.id, lease_until)
+            .await?;
+        if claim == PaymentClaim::Held {
+            if let Some(existing) = self.store.get(&order.id).await? {
+                return Ok(PaymentStart::Stored(Box::new(existing)));
+            }
+            let taken = payments
+                .ledger
+                .take_over_payment_claim(&order.id, now, lease_until)
+                .await?;
+            if taken == PaymentClaim::Held {
+                return Err(OrderError::Contention);
+            }
+        }
+        // The provider's key is the order's: real Stripe answers a resend (a retry
+        // after a lost answer, a claim taken over) with the intent it made first.
+        let key = format!("order-{}-intent", order.id);
+        match payments
+            .gateway
+            .create_intent(&order.id, &order.total, &key)
+            .await
+        {
+            Ok(intent) => Ok(PaymentStart::Created(Payment::new(
+                intent.intent_id,
+                intent.client_secret,
+            ))),
+            Err(err) => {
+                // Nothing was stored; a retry may claim again at once.
+                if let Err(release) = payments.ledger.release_payment_claim(&order.id).await {
+                    tracing::warn!(order_id = %order.id, error = %release, "claim not released; its lease will run out");
+                }
+                Err(OrderError::Payment(err))
+            }
+        }
+    }
+
+    /// The answer to a checkout whose order is stored already: a keyed retry's
+    /// replay, or 409 for the cart's other checkouts.
+    async fn answer_stored(
+        &self,
+        existing: Order,
+        key: Option<&(IdempotencyKey, String)>,
+    ) -> Result<Placed, OrderError> {
+        if let Some((key, fingerprint)) = key
+            && let Some(record) = self.store.idempotency_record(key).await?
+        {
+            let mut placed = replay(record, fingerprint)?;
+            if placed.order_id == existing.id {
+                placed.payment = existing.payment;
+                return Ok(placed);
+            }
+            return self.with_stored_payment(placed).await;
+        }
+        Err(OrderError::CartAlreadyOrdered {
+            cart_id: existing.cart_id,
+            order_id: existing.id,
+        })
+    }
+
+    /// A replay carries the stored order's payment (one read, on replays only).
+    async fn with_stored_payment(&self, mut placed: Placed) -> Result<Placed, OrderError> {
+        if self.payments.is_some() {
+            placed.payment = self
+                .store
+                .get(&placed.order_id)
+                .await?
+                .and_then(|o| o.payment);
+        }
+        Ok(placed)
+    }
+
     async fn order_from_cart(
         &self,
         checkout: Checkout,
@@ -169,5 +298,6 @@ fn replay(first: IdempotencyRecord, fingerprint: &str) -> Result<Placed, OrderEr
     Ok(Placed {
         order_id: first.order_id,
         replayed: true,
+        payment: None,
     })
 }

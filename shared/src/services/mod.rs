@@ -5,5 +5,6 @@ pub mod checkout;
 pub mod deliveries;
 pub mod fulfillment;
 pub mod orders;
+pub mod payments;
 pub mod publisher;
 pub mod webhooks;

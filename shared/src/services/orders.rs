@@ -55,6 +55,8 @@ pub enum OrderError {
     Store(StoreError),
     #[error(transparent)]
     CartSource(#[from] CartSourceError),
+    #[error(transparent)]
+    Payment(#[from] crate::ports::PaymentError),
 }
 
 impl From<StoreError> for OrderError {

@@ -5,6 +5,7 @@ pub mod carts;
 pub mod inventory;
 pub mod order_item;
 pub mod orders;
+pub mod payments;
 pub mod stream;
 pub mod webhooks;
 

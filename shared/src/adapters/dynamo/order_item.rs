@@ -6,10 +6,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::payment::RefundHold;
 use crate::domain::time::timestamp;
 use crate::domain::{
-    Currency, HistoryEntry, LineItem, Money, Order, OrderId, OrderStatus, PaymentMethod,
-    PaymentStatus, Role, ShippingAddress, ShippingStatus,
+    Currency, HistoryEntry, LineItem, Money, Order, OrderId, OrderStatus, Payment, PaymentMethod,
+    PaymentStatus, Refund, Role, ShippingAddress, ShippingStatus,
 };
 use crate::ports::{IdempotencyKey, IdempotencyRecord, StoreError};
 
@@ -100,6 +101,9 @@ pub fn order_to_item(order: &Order) -> Item {
     if let Some(c) = &order.carrier {
         item.insert("carrier".into(), s(c));
     }
+    if let Some(payment) = &order.payment {
+        item.insert(PAYMENT.into(), payment_to_value(payment));
+    }
     item.insert("created_at".into(), s(timestamp(order.created_at)));
     item.insert("updated_at".into(), s(timestamp(order.updated_at)));
     item.insert("created_key".into(), s(created_key(order)));
@@ -134,6 +138,130 @@ fn address_to_value(a: &ShippingAddress) -> AttributeValue {
     AttributeValue::M(map)
 }
 
+/// The order's online payment: one map, so that a payment change is one `SET` of
+/// its parts.
+pub const PAYMENT: &str = "payment";
+
+pub fn payment_to_value(p: &Payment) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("intent_id".into(), s(&p.intent_id)),
+        ("client_secret".into(), s(&p.client_secret)),
+        (
+            "refunds".into(),
+            AttributeValue::L(p.refunds.iter().map(refund_to_value).collect()),
+        ),
+        (
+            "applied_events".into(),
+            AttributeValue::L(p.applied_events.iter().map(s).collect()),
+        ),
+    ]);
+    if let Some(received) = &p.received {
+        map.insert("received".into(), money_to_value(received));
+    }
+    if let Some(hold) = &p.refund_in_flight {
+        map.insert("refund_in_flight".into(), hold_to_value(hold));
+    }
+    if let Some(problem) = &p.problem {
+        map.insert("problem".into(), s(problem));
+    }
+    AttributeValue::M(map)
+}
+
+pub fn money_to_value(m: &Money) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("amount".into(), n(m.minor())),
+        ("currency".into(), s(m.currency().code())),
+    ]))
+}
+
+pub fn refund_to_value(r: &Refund) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("key".into(), s(&r.key)),
+        ("refund_id".into(), s(&r.refund_id)),
+        ("amount".into(), money_to_value(&r.amount)),
+        ("actor".into(), s(&r.actor)),
+        ("at".into(), s(timestamp(r.at))),
+    ]);
+    if let Some(reason) = &r.reason {
+        map.insert("reason".into(), s(reason));
+    }
+    AttributeValue::M(map)
+}
+
+pub fn hold_to_value(h: &RefundHold) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("key".into(), s(&h.key)),
+        ("amount".into(), money_to_value(&h.amount)),
+        ("actor".into(), s(&h.actor)),
+        ("at".into(), s(timestamp(h.at))),
+    ]);
+    if let Some(reason) = &h.reason {
+        map.insert("reason".into(), s(reason));
+    }
+    AttributeValue::M(map)
+}
+
+fn money_from(value: &AttributeValue, field: &str) -> Result<Money, StoreError> {
+    let m = Fields(as_map(value, field)?);
+    let currency = Currency::from_code(m.str("currency")?)
+        .ok_or_else(|| corrupt(field, "unknown currency"))?;
+    Ok(Money::from_minor(m.number("amount")?, currency))
+}
+
+fn payment_from(value: &AttributeValue) -> Result<Payment, StoreError> {
+    let p = Fields(as_map(value, PAYMENT)?);
+    let refunds = p
+        .list("refunds")?
+        .iter()
+        .map(|v| {
+            let r = Fields(as_map(v, "refunds")?);
+            Ok(Refund {
+                key: r.string("key")?,
+                refund_id: r.string("refund_id")?,
+                amount: money_from(r.get("amount")?, "refunds")?,
+                reason: r.optional("reason")?,
+                actor: r.string("actor")?,
+                at: r.time("at")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let refund_in_flight =
+        p.0.get("refund_in_flight")
+            .map(|v| {
+                let h = Fields(as_map(v, "refund_in_flight")?);
+                Ok::<_, StoreError>(RefundHold {
+                    key: h.string("key")?,
+                    amount: money_from(h.get("amount")?, "refund_in_flight")?,
+                    reason: h.optional("reason")?,
+                    actor: h.string("actor")?,
+                    at: h.time("at")?,
+                })
+            })
+            .transpose()?;
+    let applied_events = p
+        .list("applied_events")?
+        .iter()
+        .map(|v| {
+            v.as_s()
+                .cloned()
+                .map_err(|_| corrupt("applied_events", "not a string"))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Payment {
+        intent_id: p.string("intent_id")?,
+        client_secret: p.string("client_secret")?,
+        received: p
+            .0
+            .get("received")
+            .map(|v| money_from(v, "received"))
+            .transpose()?,
+        refunds,
+        refund_in_flight,
+        problem: p.optional("problem")?,
+        applied_events,
+    })
+}
+
 pub fn history_to_value(entry: &HistoryEntry) -> AttributeValue {
     let mut map = HashMap::from([
         ("at".into(), s(timestamp(entry.at))),
@@ -143,6 +271,9 @@ pub fn history_to_value(entry: &HistoryEntry) -> AttributeValue {
     ]);
     if let Some(shipping) = entry.shipping_status {
         map.insert("shipping_status".into(), s(shipping.as_str()));
+    }
+    if let Some(payment) = entry.payment_status {
+        map.insert("payment_status".into(), s(payment.as_str()));
     }
     if let Some(reason) = &entry.reason {
         map.insert("reason".into(), s(reason));
@@ -197,6 +328,13 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
                             .ok_or_else(|| corrupt("history", "unknown shipping status"))
                     })
                     .transpose()?,
+                payment_status: entry
+                    .optional("payment_status")?
+                    .map(|s| {
+                        PaymentStatus::parse(&s)
+                            .ok_or_else(|| corrupt("history", "unknown payment status"))
+                    })
+                    .transpose()?,
                 reason: entry.optional("reason")?,
             })
         })
@@ -221,6 +359,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         },
         tracking_number: f.optional("tracking_number")?,
         carrier: f.optional("carrier")?,
+        payment: item.get(PAYMENT).map(payment_from).transpose()?,
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
         version: f.number("version")?,

@@ -39,8 +39,8 @@ pub const MAX_QUERY_PAGES: usize = 10;
 
 #[derive(Clone)]
 pub struct DynamoOrderStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoOrderStore {
@@ -52,22 +52,27 @@ impl DynamoOrderStore {
     }
 
     /// One conditional UpdateItem of an order: the new order, or, if the condition
-    /// fails, the order as DynamoDB found it.
-    async fn record_change(
+    /// fails, the order as DynamoDB found it. `#status` names `status` where used.
+    pub(super) async fn update_order(
         &self,
         id: &OrderId,
-        set: &[&str],
+        update: String,
         condition: &str,
+        mut names: HashMap<String, String>,
         values: HashMap<String, AttributeValue>,
     ) -> Result<ChangeOutcome, StoreError> {
+        // DynamoDB refuses a name the expressions do not use.
+        if update.contains("#status") || condition.contains("#status") {
+            names.insert("#status".into(), "status".into());
+        }
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(order_key(id)))
-            .update_expression(format!("SET {}", set.join(", ")))
+            .update_expression(update)
             .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -88,6 +93,18 @@ impl DynamoOrderStore {
                 _ => Err(store_error(err)),
             },
         }
+    }
+
+    async fn record_change(
+        &self,
+        id: &OrderId,
+        set: &[&str],
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let update = format!("SET {}", set.join(", "));
+        self.update_order(id, update, condition, HashMap::new(), values)
+            .await
     }
 
     /// One strongly consistent read of one item.
@@ -288,6 +305,14 @@ impl OrderStore for DynamoOrderStore {
         if change.role == crate::domain::Role::Owner {
             condition.push_str(" AND user_id = :actor");
             values.insert(":actor".into(), s(&change.actor));
+        }
+        let required = change.required_payment();
+        if !required.is_empty() {
+            let names: Vec<String> = (0..required.len()).map(|i| format!(":paid{i}")).collect();
+            condition.push_str(&format!(" AND payment_status IN ({})", names.join(", ")));
+            for (name, status) in names.into_iter().zip(required) {
+                values.insert(name, s(status.as_str()));
+            }
         }
         for (i, barred) in change.barred_shipping().iter().enumerate() {
             let name = format!(":barred{i}");

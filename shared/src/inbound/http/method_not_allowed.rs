@@ -21,6 +21,8 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/orders/{order_id}", "DELETE, GET"),
     ("/api/orders/{order_id}/status", "PUT"),
     ("/api/orders/{order_id}/history", "GET"),
+    ("/api/orders/{order_id}/refunds", "POST"),
+    ("/api/payments/stripe/webhook", "POST"),
     ("/api/webhooks", "GET, POST"),
     ("/api/webhooks/{webhook_id}", "DELETE, GET"),
     ("/api/webhooks/{webhook_id}/deliveries", "GET"),

@@ -10,6 +10,7 @@
 
 pub mod method_not_allowed;
 pub mod orders;
+pub mod payments;
 pub mod problem;
 pub mod request;
 pub mod webhooks;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use crate::auth::Authenticator;
 use crate::domain::Principal;
 pub use orders::{CheckoutApi, OrderApi};
+pub use payments::PaymentApi;
 use problem::{ApiError, Problem};
 pub use webhooks::WebhookApi;
 
@@ -42,10 +44,12 @@ pub enum Endpoint {
     GetWebhook,
     DeleteWebhook,
     ListWebhookDeliveries,
+    StripeWebhook,
+    CreateRefund,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -57,6 +61,8 @@ impl Endpoint {
         Endpoint::GetWebhook,
         Endpoint::DeleteWebhook,
         Endpoint::ListWebhookDeliveries,
+        Endpoint::StripeWebhook,
+        Endpoint::CreateRefund,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -72,6 +78,8 @@ impl Endpoint {
             Endpoint::GetWebhook => "get-webhook",
             Endpoint::DeleteWebhook => "delete-webhook",
             Endpoint::ListWebhookDeliveries => "list-webhook-deliveries",
+            Endpoint::StripeWebhook => "stripe-webhook",
+            Endpoint::CreateRefund => "create-refund",
         }
     }
 
@@ -85,6 +93,8 @@ pub struct Api {
     pub orders: OrderApi,
     pub checkout: CheckoutApi,
     pub webhooks: WebhookApi,
+    /// `None` when payments are off (no `STRIPE_SECRET_KEY`): their routes answer 404.
+    pub payments: Option<PaymentApi>,
 }
 
 impl Api {
@@ -104,6 +114,14 @@ impl Api {
             Endpoint::ListWebhookDeliveries => {
                 self.webhooks.list_webhook_deliveries(&request).await
             }
+            Endpoint::StripeWebhook => match &self.payments {
+                Some(payments) => payments.stripe_webhook(&request).await,
+                None => Err(payments_off()),
+            },
+            Endpoint::CreateRefund => match &self.payments {
+                Some(payments) => payments.create_refund(&request).await,
+                None => Err(payments_off()),
+            },
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }
@@ -129,6 +147,10 @@ where
         }
     }))
     .await
+}
+
+fn payments_off() -> ApiError {
+    ApiError::Payment(crate::services::payments::PaymentServiceError::Off)
 }
 
 /// The caller, from the request's bearer token.

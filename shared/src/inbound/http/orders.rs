@@ -42,6 +42,11 @@ impl CheckoutApi {
                 order_id: placed.order_id.as_str(),
                 status: OrderStatus::Pending.as_str(),
                 message: "Order received and pending payment.".into(),
+                payment: placed.payment.as_ref().map(|p| PaymentToMake {
+                    provider: "stripe",
+                    intent_id: &p.intent_id,
+                    client_secret: &p.client_secret,
+                }),
             },
         );
         let headers = response.headers_mut();
@@ -72,8 +77,14 @@ impl OrderApi {
             .orders
             .get(&caller, &request::path_parameter(request, "order_id"))
             .await?;
+        // The owner sees what it needs to pay an unpaid order; nobody else does.
+        let reader = if order.user_id == caller.user_id {
+            Reader::Customer
+        } else {
+            Reader::Staff
+        };
         Ok(with_etag(
-            json_response(StatusCode::OK, &OrderView::from(&order)),
+            json_response(StatusCode::OK, &OrderView::for_reader(&order, reader)),
             order.version,
         ))
     }
@@ -153,6 +164,7 @@ impl OrderApi {
                     order_id: order.id.as_str(),
                     status: order.status.as_str(),
                     message: format!("Order {} cancelled successfully.", order.id),
+                    payment: None,
                 },
             ),
             order.version,
@@ -191,4 +203,14 @@ struct Acknowledgement<'a> {
     order_id: &'a str,
     status: &'static str,
     message: String,
+    /// A card order's payment, for the customer's browser to pay (Stripe.js).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment: Option<PaymentToMake<'a>>,
+}
+
+#[derive(Serialize)]
+struct PaymentToMake<'a> {
+    provider: &'static str,
+    intent_id: &'a str,
+    client_secret: &'a str,
 }

@@ -7,9 +7,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::AuthError;
+use crate::domain::payment::RefundRefusal;
 use crate::domain::{CartProblem, FieldErrors, RateLimit};
-use crate::ports::{CartSourceError, StoreError};
+use crate::ports::{CartSourceError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
+use crate::services::payments::PaymentServiceError;
 use crate::services::webhooks::WebhookError;
 
 use super::request::RequestError;
@@ -25,6 +27,11 @@ pub enum ApiError {
     Order(#[from] OrderError),
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Payment(#[from] PaymentServiceError),
+    /// A payment provider's webhook whose `Stripe-Signature` does not verify.
+    #[error("{0}")]
+    BadSignature(String),
 }
 
 /// A problem details document (`application/problem+json`).
@@ -144,6 +151,10 @@ impl From<ApiError> for Problem {
             ApiError::Auth(e) => auth_problem(e),
             ApiError::Order(e) => order_problem(e),
             ApiError::Webhook(e) => webhook_problem(e),
+            ApiError::Payment(e) => payment_problem(e),
+            ApiError::BadSignature(why) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid_signature", why)
+            }
         }
     }
 }
@@ -252,6 +263,7 @@ fn order_problem(err: OrderError) -> Problem {
                 2,
             )
         }
+        OrderError::Payment(e) => provider_problem(e),
         OrderError::CartSource(CartSourceError::Malformed(why)) => {
             tracing::error!(%why, "cart source sent a malformed cart");
             Problem::new(
@@ -274,6 +286,69 @@ fn webhook_problem(err: WebhookError) -> Problem {
         WebhookError::Secret(_) => {
             tracing::error!(error = %detail, "webhook endpoint failure");
             Problem::internal()
+        }
+    }
+}
+
+fn payment_problem(err: PaymentServiceError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        PaymentServiceError::NotFound => {
+            Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail)
+        }
+        PaymentServiceError::Forbidden(_) => {
+            Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+        }
+        PaymentServiceError::Invalid(errors) => Problem::invalid(errors),
+        PaymentServiceError::Refused(refusal) => {
+            let code = match refusal {
+                RefundRefusal::NoPayment | RefundRefusal::NotPaid => "order_not_paid",
+                RefundRefusal::InProgress => "refund_in_progress",
+                RefundRefusal::TooMuch(_) => "refund_exceeds_payment",
+                RefundRefusal::Nothing => "refund_amount_invalid",
+            };
+            let status = match refusal {
+                RefundRefusal::Nothing | RefundRefusal::TooMuch(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                _ => StatusCode::CONFLICT,
+            };
+            Problem::new(status, code, detail)
+        }
+        PaymentServiceError::KeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            detail,
+        ),
+        PaymentServiceError::Provider(e) => provider_problem(e),
+        PaymentServiceError::Contention => {
+            Problem::new(StatusCode::CONFLICT, "concurrent_change", detail)
+        }
+        PaymentServiceError::Store(e) => store_problem(e),
+        PaymentServiceError::BadEvent(_) => {
+            Problem::new(StatusCode::BAD_REQUEST, "bad_event", detail)
+        }
+        PaymentServiceError::Off => Problem::new(StatusCode::NOT_FOUND, "payments_off", detail),
+    }
+}
+
+fn provider_problem(err: PaymentError) -> Problem {
+    match err {
+        PaymentError::Unavailable(why) => {
+            tracing::warn!(%why, "payment provider unavailable");
+            Problem::unavailable(
+                "payment_provider_unavailable",
+                "The payment provider is unavailable; nothing was charged or stored.",
+                5,
+            )
+        }
+        PaymentError::Refused(why) => {
+            tracing::error!(%why, "payment provider refused a request");
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "payment_provider_refused",
+                format!("The payment provider refused the request: {why}"),
+            )
         }
     }
 }

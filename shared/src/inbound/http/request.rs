@@ -41,17 +41,22 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The body's bytes exactly as they came (a signature covers them).
+pub fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
+
 /// The body as a JSON object; `None` when there is no body and none is required.
 pub fn json_object(
     request: &Request,
     required: bool,
 ) -> Result<Option<Map<String, Value>>, RequestError> {
-    let bytes: &[u8] = match request.body() {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    };
+    let bytes = body_bytes(request);
     if bytes.len() > MAX_BODY_BYTES || declared_length(request.headers()) > MAX_BODY_BYTES {
         return Err(RequestError::TooLarge {
             limit: MAX_BODY_BYTES,

@@ -1,0 +1,15 @@
+//! `POST /api/payments/stripe/webhook`: Stripe's signed events confirm orders
+//! (`payment_intent.succeeded`) or record failed attempts.
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.payment_api()?;
+    http::serve(api, |api, request| async move {
+        api.stripe_webhook(&request).await
+    })
+    .await
+}

@@ -1,0 +1,186 @@
+//! `PaymentGateway` over Stripe's HTTP API: form-encoded requests, `Authorization:
+//! Bearer sk_…`, an `Idempotency-Key` on every create, JSON answers read with a bound.
+//! Locally the same client talks to localstripe (`STRIPE_API_BASE`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use super::body::read_limited;
+use crate::domain::{Money, OrderId};
+use crate::ports::{CancelOutcome, CreatedIntent, PaymentError, PaymentGateway};
+
+pub const STRIPE_DEFAULT_URL: &str = "https://api.stripe.com";
+
+/// Stripe's objects are a few KiB; anything past this is not an answer to us.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+pub struct StripeGateway {
+    http: reqwest::Client,
+    base: Url,
+    secret_key: String,
+}
+
+impl StripeGateway {
+    pub fn new(base_url: &str, secret_key: &str) -> Result<Self, String> {
+        let base = Url::parse(base_url).map_err(|e| e.to_string())?;
+        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+            return Err("must be an http(s) URL".into());
+        }
+        let http = super::tls::http_client_builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            // Inside an API call: a checkout waits on it, so fail early and answer 503.
+            .timeout(Duration::from_secs(8))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(StripeGateway {
+            http,
+            base,
+            secret_key: secret_key.to_string(),
+        })
+    }
+
+    fn url(&self, path: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path);
+        }
+        url
+    }
+
+    async fn post<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &[&str],
+        form: &[(&str, String)],
+        idempotency_key: Option<&str>,
+    ) -> Result<T, Answer> {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.secret_key)
+            .form(form);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Answer::Unavailable(e.to_string()))?;
+        let status = response.status();
+        let body = read_limited(response, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| Answer::Unavailable(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| Answer::Unavailable(format!("unreadable answer: {e}")));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .and_then(|b| b.error.message)
+            .unwrap_or_else(|| format!("answered {status}"));
+        // 409: a concurrent request with the same idempotency key is still running.
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::CONFLICT
+        {
+            return Err(Answer::Unavailable(message));
+        }
+        Err(Answer::Refused(status, message))
+    }
+}
+
+/// How a request went wrong, before each operation says what that means.
+enum Answer {
+    Unavailable(String),
+    Refused(StatusCode, String),
+}
+
+impl From<Answer> for PaymentError {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Unavailable(why) => PaymentError::Unavailable(why),
+            Answer::Refused(status, why) => PaymentError::Refused(format!("{status}: {why}")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IntentBody {
+    id: String,
+    client_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RefundBody {
+    id: String,
+}
+
+#[async_trait]
+impl PaymentGateway for StripeGateway {
+    async fn create_intent(
+        &self,
+        order_id: &OrderId,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<CreatedIntent, PaymentError> {
+        let form = [
+            ("amount", amount.minor().to_string()),
+            ("currency", amount.currency().code().to_ascii_lowercase()),
+            ("metadata[order_id]", order_id.to_string()),
+        ];
+        let intent: IntentBody = self
+            .post(&["v1", "payment_intents"], &form, Some(idempotency_key))
+            .await?;
+        Ok(CreatedIntent {
+            client_secret: intent.client_secret.ok_or_else(|| {
+                PaymentError::Unavailable("the intent came without a client secret".into())
+            })?,
+            intent_id: intent.id,
+        })
+    }
+
+    async fn cancel_intent(&self, intent_id: &str) -> Result<CancelOutcome, PaymentError> {
+        let answer = self
+            .post::<IntentBody>(&["v1", "payment_intents", intent_id, "cancel"], &[], None)
+            .await;
+        match answer {
+            Ok(_) => Ok(CancelOutcome::Cancelled),
+            // `payment_intent_unexpected_state` (succeeded, processing, canceled) or no
+            // such intent: there is nothing left to cancel.
+            Err(Answer::Refused(StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND, _)) => {
+                Ok(CancelOutcome::NotCancellable)
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn refund(
+        &self,
+        intent_id: &str,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<String, PaymentError> {
+        let form = [
+            ("payment_intent", intent_id.to_string()),
+            ("amount", amount.minor().to_string()),
+            ("metadata[refund_key]", idempotency_key.to_string()),
+        ];
+        let refund: RefundBody = self
+            .post(&["v1", "refunds"], &form, Some(idempotency_key))
+            .await?;
+        Ok(refund.id)
+    }
+}
