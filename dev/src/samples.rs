@@ -23,6 +23,12 @@ pub const SAMPLE_HOOK_URL: &str = "https://erp.example.com/hooks/orders";
 /// Where a sample's `Authorization` goes: replaced by a token for the caller its claims
 /// name.
 pub const TOKEN_PLACEHOLDER: &str = "Bearer <token>";
+/// The payment intent the payment samples name; [`arrange`] puts the demo order's in
+/// its place.
+pub const SAMPLE_INTENT: &str = "pi_3QSampleIntentOrders";
+/// Where a Stripe sample's `Stripe-Signature` goes: replaced by a signature of its body
+/// with the local webhook secret.
+pub const SIGNATURE_PLACEHOLDER: &str = "<stripe-signature>";
 /// How long a minted token lives: long enough to copy the event and invoke it again.
 const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -47,6 +53,8 @@ pub enum Function {
     FulfillOrders,
     DeliverWebhooks,
     PublishEvents,
+    SettlePayments,
+    ExpireOrders,
 }
 
 impl Function {
@@ -56,6 +64,8 @@ impl Function {
             "fulfill-orders" => Some(Function::FulfillOrders),
             "deliver-webhooks" => Some(Function::DeliverWebhooks),
             "publish-events" => Some(Function::PublishEvents),
+            "settle-payments" => Some(Function::SettlePayments),
+            "expire-orders" => Some(Function::ExpireOrders),
             method_not_allowed::BINARY => Some(Function::MethodNotAllowed),
             _ => Endpoint::ALL
                 .into_iter()
@@ -71,6 +81,15 @@ pub struct Ids {
     pub order: String,
     pub webhook: String,
     pub hook_url: String,
+    pub intent: String,
+}
+
+/// The local Stripe webhook secret: `STRIPE_WEBHOOK_SECRET`, or the documented default.
+pub fn stripe_webhook_secret() -> String {
+    std::env::var("STRIPE_WEBHOOK_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| crate::local::DEV_STRIPE_WEBHOOK_SECRET.to_string())
 }
 
 /// The samples in `events_dir`, by function name, sorted.
@@ -110,6 +129,7 @@ pub fn load(events_dir: &Path, name: &str, ids: &Ids, secret: &[u8]) -> Result<V
     };
     let mut event = substitute(&read(events_dir, name)?, ids).map_err(unreadable)?;
     mint(&mut event, secret).map_err(unreadable)?;
+    sign_stripe(&mut event, &stripe_webhook_secret());
     Ok(event)
 }
 
@@ -120,6 +140,7 @@ pub fn substitute(text: &str, ids: &Ids) -> Result<Value, String> {
         (SAMPLE_ORDER, &ids.order),
         (SAMPLE_WEBHOOK, &ids.webhook),
         (SAMPLE_HOOK_URL, &ids.hook_url),
+        (SAMPLE_INTENT, &ids.intent),
     ] {
         if !to.is_empty() {
             text = text.replace(from, to);
@@ -146,6 +167,23 @@ pub fn mint(event: &mut Value, secret: &[u8]) -> Result<(), String> {
     );
     event["headers"]["authorization"] = json!(format!("Bearer {token}"));
     Ok(())
+}
+
+/// Signs a Stripe sample's body as Stripe would (`t=<now>,v1=<HMAC-SHA256 of t.body>`),
+/// in place of its placeholder. Other events are left alone.
+pub fn sign_stripe(event: &mut Value, webhook_secret: &str) {
+    if event["headers"]["stripe-signature"].as_str() != Some(SIGNATURE_PLACEHOLDER) {
+        return;
+    }
+    let body = event["body"].as_str().unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, webhook_secret.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{t}.{body}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    event["headers"]["stripe-signature"] = json!(format!("t={t},v1={hex}"));
 }
 
 /// An API event as `lambda_http` hands it to a function's handler.
@@ -236,6 +274,34 @@ pub async fn arrange(
     }
     if matches!(
         function,
+        Function::Api(Endpoint::StripeWebhook | Endpoint::CreateRefund)
+    ) {
+        ids.intent = demo_intent(api, events_dir, secret)
+            .await?
+            .map_err(&failed)?;
+    }
+    if function == Function::Api(Endpoint::CreateRefund) {
+        // Paid, as the customer and Stripe would: the test card at the Stripe stand-in,
+        // then Stripe's signed event (the stripe-webhook sample).
+        pay_at_stripe(&ids.intent).await.map_err(&failed)?;
+        let notice = load(events_dir, "stripe-webhook", &ids, secret)?;
+        let (status, body) = send(api, "stripe-webhook", &notice).await?;
+        if status != 200 {
+            return Err(failed(format!("paying the demo order: {status} {body}")));
+        }
+    }
+    if function == Function::SettlePayments {
+        // The settle-payments sample is the demo order's `order.cancelled`.
+        let cancel = load(events_dir, "cancel-order", &as_shipped, secret)?;
+        let (status, body) = send(api, "cancel-order", &cancel).await?;
+        if status != 200 && status != 409 {
+            return Err(failed(format!(
+                "cancelling the demo order: {status} {body}"
+            )));
+        }
+    }
+    if matches!(
+        function,
         Function::Api(
             Endpoint::GetWebhook | Endpoint::DeleteWebhook | Endpoint::ListWebhookDeliveries
         )
@@ -245,6 +311,65 @@ pub async fn arrange(
             .map_err(failed)?;
     }
     Ok(ids)
+}
+
+/// The demo order's payment intent, as its owner reads it (payments must be on).
+async fn demo_intent(
+    api: &Api,
+    events_dir: &Path,
+    secret: &[u8],
+) -> Result<Result<String, String>, SampleError> {
+    let get = load(events_dir, "get-order", &Ids::default(), secret)?;
+    let (status, body) = send(api, "get-order", &get).await?;
+    Ok(match body["payment"]["intent_id"].as_str() {
+        Some(intent) => Ok(intent.to_string()),
+        None => Err(format!(
+            "the demo order has no payment (are payments on? STRIPE_API_BASE): {status} {body}"
+        )),
+    })
+}
+
+/// Pays `intent` with the test card at the Stripe stand-in (`STRIPE_API_BASE`):
+/// localstripe takes the payment method in an update of the intent, then a bare
+/// confirm. An intent paid already is left alone.
+async fn pay_at_stripe(intent: &str) -> Result<(), String> {
+    let base = std::env::var("STRIPE_API_BASE").map_err(|_| "STRIPE_API_BASE is not set")?;
+    let http = reqwest::Client::new();
+    let post = |path: String, body: &'static str| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(crate::local::DEV_STRIPE_SECRET_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let current = http
+        .get(format!("{base}/v1/payment_intents/{intent}"))
+        .bearer_auth(crate::local::DEV_STRIPE_SECRET_KEY)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if current.contains("\"succeeded\"") {
+        return Ok(());
+    }
+    for (path, body) in [
+        (
+            format!("/v1/payment_intents/{intent}"),
+            "payment_method=pm_card_visa",
+        ),
+        (format!("/v1/payment_intents/{intent}/confirm"), ""),
+    ] {
+        let response = post(path, body).await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "the Stripe stand-in answered {}",
+                response.status()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The id of a subscription of the create-webhook sample's receiver: one that exists,

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use std::time::Duration;
 
 use crate::domain::lifecycle::ShippingUpdate;
-use crate::domain::payment::{PaymentChange, RefundHold};
+use crate::domain::payment::RefundHold;
+use crate::domain::payment::notice::PaymentChange;
 use crate::domain::rate_limit::{RateLimit, Window};
 use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
 use crate::domain::webhook::{Attempt, Subscription, WebhookId};

@@ -172,6 +172,7 @@ pub fn sample(events_dir: &Path, name: &str, ids: &Ids) -> Result<Value, Error> 
         order: order.clone(),
         webhook: ids.webhook.clone(),
         hook_url: ids.hook_url.clone(),
+        ..samples::Ids::default()
     };
     Ok(samples::load(
         events_dir,

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::money::Money;
 use super::payment::Payment;
+pub use super::payment::PaymentStatus;
 
 /// `ORD` followed by 16 characters of Crockford base32.
 ///
@@ -56,33 +57,6 @@ impl fmt::Display for OrderId {
     }
 }
 
-/// Generates `as_str`/`parse` for a closed set of snake_case names.
-macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(&self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 /// The part a caller plays towards one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -130,20 +104,6 @@ named_enum! {
         Shipped => "shipped",
         Delivered => "delivered",
         Cancelled => "cancelled",
-    }
-}
-
-named_enum! {
-    /// Whether the order has been paid for. `failed`: an attempt failed and the
-    /// customer may try again; `mismatched`: money arrived that does not match the
-    /// total, so the order was not confirmed.
-    PaymentStatus {
-        Unpaid => "unpaid",
-        Failed => "failed",
-        Paid => "paid",
-        Mismatched => "mismatched",
-        PartiallyRefunded => "partially_refunded",
-        Refunded => "refunded",
     }
 }
 

@@ -47,7 +47,10 @@ pub struct OrderEvent {
     pub status: String,
     pub previous_shipping_status: Option<String>,
     pub shipping_status: String,
+    /// Absent from events published before payments: read as unknown.
+    #[serde(default)]
     pub previous_payment_status: Option<String>,
+    #[serde(default)]
     pub payment_status: String,
     /// The `sub` of whoever made the change.
     pub actor: String,

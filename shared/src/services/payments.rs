@@ -11,9 +11,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::lifecycle::StatusChange;
+use crate::domain::payment::notice::{NoticeEffect, PaymentNotice};
+use crate::domain::payment::refund::{RefundRefusal, check_refund};
 use crate::domain::payment::{
-    CANCELLATION_REFUND, NoticeEffect, PAYMENT_TIMEOUT, PaymentNotice, RefundHold, RefundRefusal,
-    SYSTEM_ACTOR, UNPAID, check_refund,
+    CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID,
 };
 use crate::domain::{
     FieldErrors, HistoryEntry, Money, Order, OrderId, OrderStatus, Principal, Refund, Role,

@@ -19,9 +19,17 @@ fn events_dir() -> PathBuf {
 /// A stack of its own, as `make invoke` finds one: the demo cart, its stock, a bus.
 async fn stack() -> Stack {
     let bus = unique("bus");
+    let stripe = std::env::var("STRIPE_API_BASE")
+        .expect("STRIPE_API_BASE is not set: run the tests with `make test`");
     let stack = Stack::with_settings(|s| {
         s.with(orders::wiring::LOCAL_MODE, "true")
             .with("EVENT_BUS_NAME", &bus)
+            .with("STRIPE_API_BASE", &stripe)
+            .with(
+                "STRIPE_SECRET_KEY",
+                orders_dev::local::DEV_STRIPE_SECRET_KEY,
+            )
+            .with("STRIPE_WEBHOOK_SECRET", samples::stripe_webhook_secret())
     })
     .await;
     stack.put_demo_cart().await;
@@ -88,6 +96,22 @@ async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
                 .await
                 .batch_item_failures
                 .len()
+        }
+        Function::SettlePayments => {
+            let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+            let payments = wiring.payment_service().map_err(|e| e.to_string())?;
+            orders::inbound::sqs::settle(&payments, event)
+                .await
+                .batch_item_failures
+                .len()
+        }
+        Function::ExpireOrders => {
+            let payments = wiring.payment_service().map_err(|e| e.to_string())?;
+            let ttl = wiring.pending_payment_ttl().map_err(|e| e.to_string())?;
+            orders::inbound::schedule::expire_unpaid(&payments, ttl)
+                .await
+                .map_err(|e| e.to_string())?;
+            0
         }
         Function::PublishEvents => {
             let event: StreamEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;

@@ -35,6 +35,8 @@ fn the_template_routes_every_endpoint_once() {
             "/api/webhooks/{webhook_id}/deliveries",
             "list-webhook-deliveries",
         ),
+        ("POST", "/api/orders/{order_id}/refunds", "create-refund"),
+        ("POST", "/api/payments/stripe/webhook", "stripe-webhook"),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

@@ -14,7 +14,8 @@ use super::order_item::{
 };
 use super::orders::DynamoOrderStore;
 use crate::adapters::aws::store_error;
-use crate::domain::payment::{PaymentChange, RefundHold};
+use crate::domain::payment::RefundHold;
+use crate::domain::payment::notice::PaymentChange;
 use crate::domain::time::timestamp;
 use crate::domain::{HistoryEntry, OrderId, PaymentStatus, Refund};
 use crate::ports::{ChangeOutcome, PaymentClaim, PaymentLedger, StoreError};

@@ -15,7 +15,7 @@ use super::request::{self, Fields, MAX_REASON_LEN, RequestError};
 use super::{caller, json_response, with_etag};
 use crate::auth::Authenticator;
 use crate::domain::FieldErrors;
-use crate::domain::payment::{NoticeOutcome, PaymentNotice};
+use crate::domain::payment::notice::{NoticeOutcome, PaymentNotice};
 use crate::events::view::{OrderView, Reader};
 use crate::services::payments::{NoticeHandled, PaymentService, RefundRequest};
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::AuthError;
-use crate::domain::payment::RefundRefusal;
+use crate::domain::payment::refund::RefundRefusal;
 use crate::domain::{CartProblem, FieldErrors, RateLimit};
 use crate::ports::{CartSourceError, PaymentError, StoreError};
 use crate::services::orders::OrderError;

@@ -1,0 +1,128 @@
+//! What a payment provider's notice (a verified webhook event) does to an order.
+
+use time::OffsetDateTime;
+
+use super::{PAYMENTS_ACTOR, PaymentStatus, UNPAID};
+use crate::domain::money::{Currency, Money};
+use crate::domain::order::{HistoryEntry, Order, OrderStatus, Role};
+
+/// A provider's word about one payment, as its (verified) webhook event said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentNotice {
+    /// The provider's event id (`evt_…`): one effect per id.
+    pub event_id: String,
+    pub intent_id: String,
+    pub outcome: NoticeOutcome,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeOutcome {
+    /// The money arrived: `amount` in minor units of `currency` (an ISO code, any case).
+    Succeeded { amount: i64, currency: String },
+    /// An attempt failed; the customer may try again.
+    Failed { reason: String },
+}
+
+/// What a notice does to the order, decided on the order as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeEffect {
+    /// Record this change (one conditional write at the version read).
+    Record(PaymentChange),
+    /// This event was applied already.
+    Duplicate,
+    /// Nothing to record, and why (logged, acknowledged).
+    Ignore(&'static str),
+}
+
+/// A change of an order's payment, recorded like a move: one history entry, one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentChange {
+    /// The order's status afterwards (`confirmed` for a payment that confirms it).
+    pub status: OrderStatus,
+    pub payment_status: PaymentStatus,
+    pub received: Option<Money>,
+    pub problem: Option<String>,
+    /// The provider event applied, so that it is never applied twice.
+    pub event_id: Option<String>,
+    /// The version the decision was made at: the write is refused at any other.
+    pub expected_version: u64,
+    pub entry: HistoryEntry,
+}
+
+impl PaymentNotice {
+    /// The effect of this notice on `order`.
+    pub fn effect(&self, order: &Order) -> NoticeEffect {
+        let Some(payment) = &order.payment else {
+            return NoticeEffect::Ignore("the order takes no online payment");
+        };
+        if payment.intent_id != self.intent_id {
+            return NoticeEffect::Ignore("the payment intent is not the order's");
+        }
+        if payment.applied_events.contains(&self.event_id) {
+            return NoticeEffect::Duplicate;
+        }
+        let unpaid = UNPAID.contains(&order.payment_status);
+        let change = |status, payment_status, received, problem: Option<String>| {
+            NoticeEffect::Record(PaymentChange {
+                status,
+                payment_status,
+                received,
+                problem: problem.clone(),
+                event_id: Some(self.event_id.clone()),
+                expected_version: order.version,
+                entry: HistoryEntry {
+                    at: self.at,
+                    actor: PAYMENTS_ACTOR.into(),
+                    role: Role::Payments,
+                    status,
+                    shipping_status: None,
+                    payment_status: Some(payment_status),
+                    reason: problem,
+                },
+            })
+        };
+        match &self.outcome {
+            NoticeOutcome::Succeeded { amount, currency } => {
+                let received = Currency::from_code(&currency.to_ascii_uppercase())
+                    .map(|c| Money::from_minor(*amount, c));
+                match (order.status, unpaid) {
+                    (OrderStatus::Pending, true) if received == Some(order.total) => {
+                        change(OrderStatus::Confirmed, PaymentStatus::Paid, received, None)
+                    }
+                    (OrderStatus::Pending, true) => change(
+                        OrderStatus::Pending,
+                        PaymentStatus::Mismatched,
+                        received,
+                        Some(format!(
+                            "received {amount} {} (minor units), the order's total is {} {}",
+                            currency.to_ascii_uppercase(),
+                            order.total.minor(),
+                            order.total.currency().code()
+                        )),
+                    ),
+                    // Paid after the order was cancelled: recorded, so the refund
+                    // consumer gives the money back.
+                    (OrderStatus::Cancelled, true) => change(
+                        OrderStatus::Cancelled,
+                        PaymentStatus::Paid,
+                        received,
+                        Some("paid after the order was cancelled; refunding".into()),
+                    ),
+                    _ => NoticeEffect::Ignore("the order is paid already"),
+                }
+            }
+            NoticeOutcome::Failed { reason } => match (order.status, unpaid) {
+                (OrderStatus::Pending, true) => change(
+                    OrderStatus::Pending,
+                    PaymentStatus::Failed,
+                    None,
+                    Some(reason.clone()),
+                ),
+                // A failure reported after a success (events come in any order) or
+                // for an order no longer waiting for payment changes nothing.
+                _ => NoticeEffect::Ignore("the order is not waiting for payment"),
+            },
+        }
+    }
+}
