@@ -39,7 +39,7 @@ pub struct CheckoutPayments {
 
 /// Where creating an order's payment left the checkout.
 enum PaymentStart {
-    Created(Payment),
+    Created(Box<Payment>),
     /// The order is stored already (an earlier attempt, or a twin): answer with it.
     Stored(Box<Order>),
 }
@@ -132,7 +132,7 @@ impl CheckoutService {
             && order.payment_method == PaymentMethod::CreditCard
         {
             match self.start_payment(payments, &order, now).await? {
-                PaymentStart::Created(payment) => order.payment = Some(payment),
+                PaymentStart::Created(payment) => order.payment = Some(*payment),
                 PaymentStart::Stored(existing) => {
                     return self.answer_stored(*existing, key.as_ref()).await;
                 }
@@ -224,10 +224,10 @@ impl CheckoutService {
             .create_intent(&order.id, &order.total, &key)
             .await
         {
-            Ok(intent) => Ok(PaymentStart::Created(Payment::new(
+            Ok(intent) => Ok(PaymentStart::Created(Box::new(Payment::new(
                 intent.intent_id,
                 intent.client_secret,
-            ))),
+            )))),
             Err(err) => {
                 // Nothing was stored; a retry may claim again at once.
                 if let Err(release) = payments.ledger.release_payment_claim(&order.id).await {
