@@ -561,6 +561,46 @@ mod tests {
     }
 
     #[test]
+    fn payments_are_off_without_a_stripe_key_and_their_functions_refuse_to_start() {
+        let off = wiring(deployed());
+        assert!(off.payment_gateway().unwrap().is_none());
+        assert!(refusal(off.payment_api()).contains("STRIPE_SECRET_KEY"));
+        let on = deployed().with("STRIPE_SECRET_KEY", "sk_test_123");
+        assert!(wiring(on.clone()).payment_gateway().unwrap().is_some());
+        assert!(refusal(wiring(on.clone()).payment_api()).contains("STRIPE_WEBHOOK_SECRET"));
+        assert!(
+            wiring(on.with("STRIPE_WEBHOOK_SECRET", "whsec_1"))
+                .payment_api()
+                .is_ok()
+        );
+        let why =
+            refusal(wiring(deployed().with("STRIPE_SECRET_KEY", "pk_live_oops")).payment_gateway());
+        assert!(why.contains("STRIPE_SECRET_KEY"), "{why}");
+    }
+
+    #[test]
+    fn the_pending_payment_ttl_is_a_duration() {
+        let ttl = |text: &str| {
+            wiring(Settings::default().with("PENDING_PAYMENT_TTL", text)).pending_payment_ttl()
+        };
+        assert_eq!(
+            wiring(Settings::default()).pending_payment_ttl().unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(ttl("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(ttl("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(ttl("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(ttl("2d").unwrap(), Duration::from_secs(172_800));
+        for bad in ["0", "-1", "soon", "5w", "h"] {
+            let err = ttl(bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("PENDING_PAYMENT_TTL: "),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn the_checkout_api_needs_a_cart_source() {
         let why = refusal(wiring(deployed()).checkout_api());
         assert!(

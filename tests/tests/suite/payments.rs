@@ -141,6 +141,12 @@ struct Payments {
 }
 
 async fn payments() -> Payments {
+    payments_hearing_stripe(true).await
+}
+
+/// With `hear` false, localstripe is not told about this stack: only what the test
+/// delivers reaches its webhook route (no other test's events).
+async fn payments_hearing_stripe(hear: bool) -> Payments {
     let base = stripe_base();
     let secret = format!("whsec_{}", unique("t").replace('-', ""));
     let stack = Stack::with_settings(|s| {
@@ -159,6 +165,14 @@ async fn payments() -> Payments {
     ));
     let stripe = Stripe::new();
     let url = format!("http://127.0.0.1:{port}/api/payments/stripe/webhook");
+    if !hear {
+        return Payments {
+            stack,
+            stripe,
+            secret,
+            _server: server,
+        };
+    }
     let (status, body) = stripe
         .call(
             reqwest::Method::POST,
@@ -276,6 +290,24 @@ impl Payments {
         &self,
         order_id: &str,
     ) -> Result<Settled, orders::services::payments::PaymentServiceError> {
+        let body = self.cancelled_event(order_id).await;
+        self.settle_event(&body).await
+    }
+
+    async fn settle_event(
+        &self,
+        body: &str,
+    ) -> Result<Settled, orders::services::payments::PaymentServiceError> {
+        self.stack
+            .wiring
+            .payment_service()
+            .unwrap()
+            .settle_cancelled(Some(body))
+            .await
+    }
+
+    /// The order's `order.cancelled` event, as the payments queue delivers it.
+    async fn cancelled_event(&self, order_id: &str) -> String {
         let order = self.order(order_id).await;
         let envelope = Envelope {
             id: unique("evt"),
@@ -284,13 +316,7 @@ impl Payments {
             time: "2026-12-02T00:00:00Z".into(),
             detail: OrderEvent::for_change(None, &order).unwrap(),
         };
-        let body = serde_json::to_string(&envelope).unwrap();
-        self.stack
-            .wiring
-            .payment_service()
-            .unwrap()
-            .settle_cancelled(Some(&body))
-            .await
+        serde_json::to_string(&envelope).unwrap()
     }
 }
 
@@ -802,4 +828,86 @@ async fn the_expiry_sweep_cancels_only_card_orders_left_unpaid_past_the_ttl() {
     assert_eq!(p.settle(&due).await, Settled::IntentCancelled);
     let due_intent = p.order(&due).await.payment.unwrap().intent_id;
     assert_eq!(p.stripe.intent(&due_intent).await["status"], "canceled");
+}
+
+/// The DynamoDB requests naming this test's table that the emulator has counted so
+/// far (scripts/emulator_bench.py), by operation, in order.
+async fn requests_on(table: &str) -> Vec<String> {
+    let url = format!(
+        "{}/_bench/requests",
+        std::env::var("AWS_ENDPOINT_URL").unwrap()
+    );
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    answer["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["tables"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == table))
+        })
+        .filter_map(|r| r["target"].as_str())
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_string())
+        .collect()
+}
+
+/// What each payment step costs, as docs/data-design.md states it.
+#[tokio::test]
+async fn each_payment_step_makes_the_dynamodb_requests_the_data_design_states() {
+    let p = payments_hearing_stripe(false).await;
+    let table = p.stack.table.clone();
+    let mut seen = requests_on(&table).await.len();
+    let mut step = async |what: &str| {
+        let all = requests_on(&table).await;
+        let made = all[seen..].to_vec();
+        seen = all.len();
+        (what.to_string(), made)
+    };
+    let (order_id, intent) = p.card_order().await;
+    let checkout = step("checkout").await;
+    let event = intent_event("evt_cost_1", "succeeded", &intent, &order_id, 7500);
+    p.deliver(&event, now()).await;
+    let notice = step("webhook").await;
+    p.deliver(&event, now()).await;
+    let duplicate = step("duplicate").await;
+    assert_eq!(
+        checkout.1,
+        ["PutItem", "TransactWriteItems"],
+        "{checkout:?}"
+    );
+    assert_eq!(notice.1, ["GetItem", "UpdateItem"], "{notice:?}");
+    assert_eq!(duplicate.1, ["GetItem"], "{duplicate:?}");
+
+    // Paid at Stripe for real (a refund needs the charge), its event delivered here.
+    let (paid, paid_intent) = p.card_order().await;
+    assert_eq!(p.stripe.pay(&paid_intent, "pm_card_visa").await, 200);
+    let event = intent_event("evt_cost_2", "succeeded", &paid_intent, &paid, 7500);
+    p.deliver(&event, now()).await;
+    step("paying").await;
+    p.refund(&paid, "25.00", "cost-1").await;
+    let refund = step("refund").await;
+    p.refund(&paid, "25.00", "cost-1").await;
+    let replay = step("refund replay").await;
+    let cancel = Call::new("DELETE", &format!("/api/orders/{paid}")).bearer(&token("admin", ADMIN));
+    p.stack.send(cancel).await;
+    let cancelled = p.cancelled_event(&paid).await;
+    step("cancel").await;
+    p.settle_event(&cancelled).await.unwrap();
+    let settle = step("settle").await;
+    p.settle_event(&cancelled).await.unwrap();
+    let settled = step("settle again").await;
+    assert_eq!(
+        refund.1,
+        ["GetItem", "UpdateItem", "UpdateItem"],
+        "{refund:?}"
+    );
+    assert_eq!(replay.1, ["GetItem"], "{replay:?}");
+    assert_eq!(
+        settle.1,
+        ["GetItem", "UpdateItem", "UpdateItem"],
+        "{settle:?}"
+    );
+    assert_eq!(settled.1, ["GetItem"], "{settled:?}");
 }

@@ -126,3 +126,135 @@ impl PaymentNotice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::order::{LineItem, OrderId, PaymentMethod, ShippingAddress, ShippingStatus};
+    use crate::domain::payment::Payment;
+
+    fn order(status: OrderStatus, payment_status: PaymentStatus) -> Order {
+        let usd = Currency::from_code("USD").unwrap();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        Order {
+            id: OrderId::for_cart("c1"),
+            user_id: "u".into(),
+            cart_id: "c1".into(),
+            status,
+            payment_status,
+            shipping_status: ShippingStatus::NotStarted,
+            payment_method: PaymentMethod::CreditCard,
+            items: vec![LineItem {
+                product_id: "p".into(),
+                name: "P".into(),
+                quantity: 1,
+                price: Money::from_minor(7500, usd),
+            }],
+            total: Money::from_minor(7500, usd),
+            shipping_address: ShippingAddress {
+                name: "n".into(),
+                address: "a".into(),
+                city: "c".into(),
+                state: None,
+                zip: "z".into(),
+                country: "US".into(),
+            },
+            tracking_number: None,
+            carrier: None,
+            payment: Some(Payment::new("pi_1".into(), "pi_1_secret".into())),
+            created_at: at,
+            updated_at: at,
+            version: 1,
+            history: vec![],
+        }
+    }
+
+    fn notice(id: &str, outcome: NoticeOutcome) -> PaymentNotice {
+        PaymentNotice {
+            event_id: id.into(),
+            intent_id: "pi_1".into(),
+            outcome,
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn succeeded(amount: i64, currency: &str) -> NoticeOutcome {
+        NoticeOutcome::Succeeded {
+            amount,
+            currency: currency.into(),
+        }
+    }
+
+    fn recorded(effect: NoticeEffect) -> (OrderStatus, PaymentStatus) {
+        match effect {
+            NoticeEffect::Record(c) => (c.status, c.payment_status),
+            other => panic!("not recorded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_matching_payment_confirms_a_pending_order() {
+        let pending = order(OrderStatus::Pending, PaymentStatus::Unpaid);
+        let effect = notice("evt_1", succeeded(7500, "usd")).effect(&pending);
+        assert_eq!(
+            recorded(effect),
+            (OrderStatus::Confirmed, PaymentStatus::Paid)
+        );
+        // After a declined attempt too.
+        let failed = order(OrderStatus::Pending, PaymentStatus::Failed);
+        let effect = notice("evt_2", succeeded(7500, "USD")).effect(&failed);
+        assert_eq!(
+            recorded(effect),
+            (OrderStatus::Confirmed, PaymentStatus::Paid)
+        );
+    }
+
+    #[test]
+    fn another_amount_or_currency_is_a_mismatch_not_a_confirmation() {
+        let pending = order(OrderStatus::Pending, PaymentStatus::Unpaid);
+        for outcome in [
+            succeeded(7499, "usd"),
+            succeeded(7500, "eur"),
+            succeeded(7500, "xyz"),
+        ] {
+            let effect = notice("evt_1", outcome).effect(&pending);
+            assert_eq!(
+                recorded(effect),
+                (OrderStatus::Pending, PaymentStatus::Mismatched)
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_strangers_and_late_failures_change_nothing() {
+        let mut pending = order(OrderStatus::Pending, PaymentStatus::Unpaid);
+        pending.payment.as_mut().unwrap().applied_events = vec!["evt_1".into()];
+        let effect = notice("evt_1", succeeded(7500, "usd")).effect(&pending);
+        assert_eq!(effect, NoticeEffect::Duplicate);
+        let mut stranger = notice("evt_2", succeeded(7500, "usd"));
+        stranger.intent_id = "pi_other".into();
+        assert!(matches!(stranger.effect(&pending), NoticeEffect::Ignore(_)));
+        let paid = order(OrderStatus::Confirmed, PaymentStatus::Paid);
+        let late = notice(
+            "evt_3",
+            NoticeOutcome::Failed {
+                reason: "declined".into(),
+            },
+        );
+        assert!(matches!(late.effect(&paid), NoticeEffect::Ignore(_)));
+        let again = notice("evt_4", succeeded(7500, "usd"));
+        assert!(matches!(again.effect(&paid), NoticeEffect::Ignore(_)));
+    }
+
+    #[test]
+    fn a_payment_for_a_cancelled_order_is_recorded_to_be_refunded() {
+        let cancelled = order(OrderStatus::Cancelled, PaymentStatus::Unpaid);
+        let effect = notice("evt_1", succeeded(7500, "usd")).effect(&cancelled);
+        assert_eq!(
+            recorded(effect),
+            (OrderStatus::Cancelled, PaymentStatus::Paid)
+        );
+        let failed = notice("evt_2", NoticeOutcome::Failed { reason: "x".into() });
+        assert!(matches!(failed.effect(&cancelled), NoticeEffect::Ignore(_)));
+    }
+}
