@@ -133,6 +133,9 @@ async fn invoke() -> Result<bool, Error> {
         "JWT_SECRET",
         "EVENT_BUS_NAME",
         "WEBHOOK_QUEUE_URL",
+        "STRIPE_API_BASE",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
     ] {
         if let Some(value) = settings.get(name) {
             env.push((name.to_string(), value.to_string()));
