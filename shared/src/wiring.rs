@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 
+use crate::adapters::dynamo::order_item::ListShards;
 use crate::adapters::dynamo::{CartTable, DynamoInventory, DynamoOrderStore, DynamoWebhookStore};
 use crate::adapters::event_bus::EventBridgeBus;
 use crate::adapters::http::shipping::{
@@ -199,10 +200,28 @@ impl Wiring {
     }
 
     fn order_store(&self) -> Result<Arc<DynamoOrderStore>, ConfigError> {
-        Ok(Arc::new(DynamoOrderStore::new(
-            self.dynamodb(),
-            self.table()?,
-        )))
+        Ok(Arc::new(
+            DynamoOrderStore::new(self.dynamodb(), self.table()?)
+                .with_list_shards(self.list_shards()?),
+        ))
+    }
+
+    /// `LIST_INDEX_SHARDS`: shards of the `by_status` and `by_created` partitions
+    /// (default [`ListShards::DEFAULT`]; docs/data-design.md has the arithmetic).
+    pub fn list_shards(&self) -> Result<ListShards, ConfigError> {
+        let Some(text) = self.settings.get("LIST_INDEX_SHARDS") else {
+            return Ok(ListShards::default());
+        };
+        text.parse()
+            .ok()
+            .and_then(ListShards::new)
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: "LIST_INDEX_SHARDS",
+                why: format!(
+                    "{text:?} is not a whole number from 1 to {}",
+                    ListShards::MAX
+                ),
+            })
     }
 
     pub fn order_service(&self) -> Result<OrderService, ConfigError> {

@@ -11,5 +11,6 @@ mod openapi;
 mod pipeline;
 mod publisher;
 mod samples;
+mod shards;
 mod stack;
 mod webhooks;
