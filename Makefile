@@ -95,6 +95,22 @@ invoke: bootstrap ## Run one function on its sample event: make invoke FN=get-or
 	cargo build -q -p orders-bench --bin invoke
 	scripts/with-emulator.sh "$${CARGO_TARGET_DIR:-target}/debug/invoke" $(FN) --bin-dir "$${CARGO_TARGET_DIR:-target}/debug" $(if $(PRINT_EVENT),--print-event)
 
+# make redrive QUEUE=FulfillmentDeadLetters: moves a dead-letter queue's messages back
+# to the queue whose redrive policy names it (or TO=<queue>), each once, deleting each
+# only after the source took it (dev/src/redrive.rs). QUEUE is a name or URL; against
+# AWS_ENDPOINT_URL when set (make dev's emulator: the template's logical ids are the
+# names). On AWS: aws sqs start-message-move-task --source-arn <DLQ ARN>
+# (docs/operations.md).
+QUEUE ?=
+TO ?=
+.PHONY: redrive schema
+redrive: ## Move a dead-letter queue's messages back to their queue: make redrive QUEUE=<name or URL>
+	@if [[ -z "$(QUEUE)" ]]; then echo "usage: make redrive QUEUE=<dead-letter queue name or URL> [TO=<queue>]" >&2; exit 2; fi
+	cargo run -q -p orders-dev --bin redrive -- "$(QUEUE)" $(if $(TO),--to "$(TO)")
+
+schema: ## Write docs/events.schema.json (as draft 4) into template.yaml's OrderEventSchema
+	cargo run -q -p orders-dev --bin schema
+
 emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
 

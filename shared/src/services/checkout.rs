@@ -14,6 +14,7 @@ use crate::ports::{
     CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, RateCharge,
     StoreError,
 };
+use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
 /// How long a retry with the same `Idempotency-Key` is answered from the record.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -35,6 +36,7 @@ pub struct CheckoutService {
     store: Arc<dyn OrderStore>,
     carts: Arc<dyn CartSource>,
     create_limit: Option<RateLimit>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl CheckoutService {
@@ -44,7 +46,14 @@ impl CheckoutService {
             store,
             carts,
             create_limit: None,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Reports `OrdersPlaced` and `OrderValue` (by currency) for every order created.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Each caller (the token's `sub`, admins too) may create `limit.count` orders
@@ -113,11 +122,25 @@ impl CheckoutService {
             limit,
             window: limit.window_at(now),
         });
-        match self
+        let outcome = self
             .store
             .create(&order, record.as_ref(), charge.as_ref())
-            .await?
-        {
+            .await?;
+        let label = match &outcome {
+            CreateOutcome::Created => "created",
+            CreateOutcome::KeySeen(_) => "key_seen",
+            CreateOutcome::CartOrdered(_) => "cart_already_ordered",
+            CreateOutcome::LimitReached => "create_limit_reached",
+        };
+        tracing::info!(order_id = %order.id, actor = %caller.user_id, outcome = label, "create");
+        if matches!(outcome, CreateOutcome::Created) {
+            self.metrics.record(
+                MetricSet::of(Metric::OrdersPlaced, 1.0)
+                    .and(Metric::OrderValue, order.total.minor() as f64)
+                    .by("currency", order.total.currency().code()),
+            );
+        }
+        match outcome {
             CreateOutcome::Created => Ok(Placed {
                 order_id: order.id,
                 replayed: false,
