@@ -114,12 +114,14 @@ schema: ## Write docs/events.schema.json (as draft 4) into template.yaml's Order
 emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
 
-# make bench: native release builds (the workspace profile as is; cargo-lambda would add
-# panic=abort) of the 14 functions and of bench/'s floors (a bare Lambda; the same plus the
-# SDK configuration and a DynamoDB client), in one cargo invocation so they share
-# dependency features; then bench/ runs each binary against a fake Lambda Runtime API and
-# a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of scripts/emulator.py) and
-# writes docs/bench.md. BENCH_RUNS: cold starts per binary.
+# make bench: native release builds (the workspace profile as is) of the 14 functions and
+# of bench/'s floors (a bare Lambda; the same plus the SDK configuration and a DynamoDB
+# client; that plus one DynamoDB request per invocation), in one cargo invocation so they
+# share dependency features; then bench/ runs each binary against a fake Lambda Runtime
+# API and a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of
+# scripts/emulator.py): first poll, first answer and warm invocations next to the floors,
+# peak memory, zip size; prints the cold-start table and writes docs/bench.md.
+# BENCH_RUNS: cold starts per binary.
 BENCH_RUNS ?= 15
 BENCH_NICE ?= nice -n 10
 .PHONY: bench

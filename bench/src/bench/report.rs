@@ -26,8 +26,8 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
     let _ = writeln!(
         out,
         "Release binaries built natively (`cargo build --release`, the workspace profile as is: \
-         opt-level 3, fat LTO, 1 codegen unit, symbols stripped, unwinding panics — cargo-lambda \
-         adds panic=abort for its builds, this does not). Cold start: spawn to the first \
+         opt-level \"z\" (aws-lc's C at 3), fat LTO, 1 codegen unit, symbols stripped, \
+         panic=abort, as cargo-lambda builds). Cold start: spawn to the first \
          `GET /2018-06-01/runtime/invocation/next`, {} runs each in rounds (every binary once a round), SDK clients built. Peak: VmHWM \
          after one invocation of the sample event in `events/` (highest of the runs). Zip: the \
          binary as `bootstrap`, deflated (python zipfile). Rows \
@@ -242,7 +242,7 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
          ```sh\n\
          make bench                 # BENCH_RUNS=15 cold starts per binary; AWS_ENDPOINT_URL: use that emulator\n\
          ```\n\n\
-         It builds the 14 functions and `bench/`'s two floors with one \
+         It builds the 14 functions and `bench/`'s three floors (bare, SDK, SDK plus one DynamoDB request) with one \
          `cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins` (native, \
          not cross-compiled), starts scripts/emulator.py through scripts/with-emulator.sh unless \
          `AWS_ENDPOINT_URL` is set, provisions fresh tables from template.yaml, and runs \

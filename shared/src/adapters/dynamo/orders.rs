@@ -201,6 +201,11 @@ impl DynamoOrderStore {
             let item = reason
                 .item()
                 .ok_or_else(|| StoreError::Other("order refused without the item".into()))?;
+            // A resent transaction whose first attempt committed (DynamoDB answers it
+            // from its ClientRequestToken; an emulator may not) finds its own order.
+            if item.get(CREATION).and_then(|v| v.as_s().ok()) == Some(&creation_token(order)) {
+                return Ok(CreateOutcome::Created);
+            }
             return Ok(CreateOutcome::CartOrdered(Box::new(order_from_item(item)?)));
         }
         if counter_at.is_some_and(|i| cancelled.refused(i).is_some()) {
