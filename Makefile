@@ -95,15 +95,33 @@ invoke: bootstrap ## Run one function on its sample event: make invoke FN=get-or
 	cargo build -q -p orders-bench --bin invoke
 	scripts/with-emulator.sh "$${CARGO_TARGET_DIR:-target}/debug/invoke" $(FN) --bin-dir "$${CARGO_TARGET_DIR:-target}/debug" $(if $(PRINT_EVENT),--print-event)
 
+# make redrive QUEUE=FulfillmentDeadLetters: moves a dead-letter queue's messages back
+# to the queue whose redrive policy names it (or TO=<queue>), each once, deleting each
+# only after the source took it (dev/src/redrive.rs). QUEUE is a name or URL; against
+# AWS_ENDPOINT_URL when set (make dev's emulator: the template's logical ids are the
+# names). On AWS: aws sqs start-message-move-task --source-arn <DLQ ARN>
+# (docs/operations.md).
+QUEUE ?=
+TO ?=
+.PHONY: redrive schema
+redrive: ## Move a dead-letter queue's messages back to their queue: make redrive QUEUE=<name or URL>
+	@if [[ -z "$(QUEUE)" ]]; then echo "usage: make redrive QUEUE=<dead-letter queue name or URL> [TO=<queue>]" >&2; exit 2; fi
+	cargo run -q -p orders-dev --bin redrive -- "$(QUEUE)" $(if $(TO),--to "$(TO)")
+
+schema: ## Write docs/events.schema.json (as draft 4) into template.yaml's OrderEventSchema
+	cargo run -q -p orders-dev --bin schema
+
 emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
 
-# make bench: native release builds (the workspace profile as is; cargo-lambda would add
-# panic=abort) of the 14 functions and of bench/'s floors (a bare Lambda; the same plus the
-# SDK configuration and a DynamoDB client), in one cargo invocation so they share
-# dependency features; then bench/ runs each binary against a fake Lambda Runtime API and
-# a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of scripts/emulator.py) and
-# writes docs/bench.md. BENCH_RUNS: cold starts per binary.
+# make bench: native release builds (the workspace profile as is) of the 14 functions and
+# of bench/'s floors (a bare Lambda; the same plus the SDK configuration and a DynamoDB
+# client; that plus one DynamoDB request per invocation), in one cargo invocation so they
+# share dependency features; then bench/ runs each binary against a fake Lambda Runtime
+# API and a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of
+# scripts/emulator.py): first poll, first answer and warm invocations next to the floors,
+# peak memory, zip size; prints the cold-start table and writes docs/bench.md.
+# BENCH_RUNS: cold starts per binary.
 BENCH_RUNS ?= 15
 BENCH_NICE ?= nice -n 10
 .PHONY: bench

@@ -4,6 +4,8 @@
 pub mod local;
 pub mod pipeline;
 pub mod provision;
+pub mod redrive;
 pub mod samples;
+pub mod schema;
 pub mod server;
 pub mod template;

@@ -464,3 +464,97 @@ pub enum PaymentClaim {
     /// Another request holds it, or held it and went on to store the order.
     Held,
 }
+
+/// A business or health figure, by its metric name (docs/observability.md lists them
+/// with their dimensions). Payments, refunds and notifications report theirs here too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// One per order created (not per replay).
+    OrdersPlaced,
+    /// The created order's total in minor units, dimension `currency`.
+    OrderValue,
+    /// A status change refused, dimension `reason` (the problem code).
+    RefusedMoves,
+    /// Milliseconds from a change's commit to its consumer, dimension `consumer`.
+    ConsumerLag,
+    /// A change the publisher could not put on the bus.
+    PublishFailures,
+    /// A webhook attempt that did not get a 2xx, dimension `failure`.
+    WebhookFailures,
+    /// A payment that succeeded, dimension `provider`.
+    PaymentsSucceeded,
+    /// A payment that failed, dimension `provider`.
+    PaymentsFailed,
+    /// A refund made, dimensions `provider`, `currency`; its value as `RefundValue`.
+    Refunds,
+    /// A refund's amount in minor units.
+    RefundValue,
+    /// An email or SMS that could not be sent, dimension `channel`.
+    NotificationFailures,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::OrdersPlaced => "OrdersPlaced",
+            Metric::OrderValue => "OrderValue",
+            Metric::RefusedMoves => "RefusedMoves",
+            Metric::ConsumerLag => "ConsumerLag",
+            Metric::PublishFailures => "PublishFailures",
+            Metric::WebhookFailures => "WebhookFailures",
+            Metric::PaymentsSucceeded => "PaymentsSucceeded",
+            Metric::PaymentsFailed => "PaymentsFailed",
+            Metric::Refunds => "Refunds",
+            Metric::RefundValue => "RefundValue",
+            Metric::NotificationFailures => "NotificationFailures",
+        }
+    }
+
+    /// The CloudWatch unit.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::ConsumerLag => "Milliseconds",
+            Metric::OrderValue | Metric::RefundValue => "None",
+            _ => "Count",
+        }
+    }
+}
+
+/// Figures that share their dimensions, reported together (one EMF line).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricSet {
+    pub dimensions: Vec<(&'static str, String)>,
+    pub values: Vec<(Metric, f64)>,
+}
+
+impl MetricSet {
+    pub fn of(metric: Metric, value: f64) -> MetricSet {
+        MetricSet {
+            dimensions: Vec::new(),
+            values: vec![(metric, value)],
+        }
+    }
+
+    pub fn and(mut self, metric: Metric, value: f64) -> MetricSet {
+        self.values.push((metric, value));
+        self
+    }
+
+    pub fn by(mut self, dimension: &'static str, value: impl Into<String>) -> MetricSet {
+        self.dimensions.push((dimension, value.into()));
+        self
+    }
+}
+
+/// Where figures go (`adapters::emf`: CloudWatch Embedded Metric Format on stdout).
+/// Recording never fails the use case and never waits on I/O beyond a log line.
+pub trait Metrics: Send + Sync {
+    fn record(&self, set: MetricSet);
+}
+
+/// Figures nobody reads: the default of every service, and the local stack's.
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn record(&self, _: MetricSet) {}
+}

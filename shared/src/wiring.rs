@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 
+use crate::adapters::dynamo::order_item::ListShards;
 use crate::adapters::dynamo::{CartTable, DynamoInventory, DynamoOrderStore, DynamoWebhookStore};
+use crate::adapters::emf::{EmfMetrics, NAMESPACE as EMF_NAMESPACE};
 use crate::adapters::event_bus::EventBridgeBus;
 use crate::adapters::http::shipping::{
     ManualShipping, SHIPPO_DEFAULT_URL, ShippoAddress, ShippoShipping,
@@ -25,7 +27,7 @@ use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
 use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, OrderApi, PaymentApi, WebhookApi};
-use crate::ports::{CartSource, PaymentGateway, ShippingProvider};
+use crate::ports::{CartSource, Metrics, NoMetrics, PaymentGateway, ShippingProvider};
 use crate::services::checkout::{CheckoutPayments, CheckoutService};
 use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
 use crate::services::fulfillment::Fulfillment;
@@ -201,17 +203,51 @@ impl Wiring {
     }
 
     fn order_store(&self) -> Result<Arc<DynamoOrderStore>, ConfigError> {
-        Ok(Arc::new(DynamoOrderStore::new(
-            self.dynamodb(),
-            self.table()?,
-        )))
+        Ok(Arc::new(
+            DynamoOrderStore::new(self.dynamodb(), self.table()?)
+                .with_list_shards(self.list_shards()?),
+        ))
+    }
+
+    /// `LIST_INDEX_SHARDS`: shards of the `by_status` and `by_created` partitions
+    /// (default [`ListShards::DEFAULT`]; docs/data-design.md has the arithmetic).
+    pub fn list_shards(&self) -> Result<ListShards, ConfigError> {
+        let Some(text) = self.settings.get("LIST_INDEX_SHARDS") else {
+            return Ok(ListShards::default());
+        };
+        text.parse()
+            .ok()
+            .and_then(ListShards::new)
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: "LIST_INDEX_SHARDS",
+                why: format!(
+                    "{text:?} is not a whole number from 1 to {}",
+                    ListShards::MAX
+                ),
+            })
     }
 
     pub fn order_service(&self) -> Result<OrderService, ConfigError> {
-        Ok(OrderService::new(
-            self.order_store()?,
-            self.cursor_secret()?.as_bytes(),
-        ))
+        Ok(
+            OrderService::new(self.order_store()?, self.cursor_secret()?.as_bytes())
+                .with_metrics(self.metrics()?),
+        )
+    }
+
+    /// `METRICS`: `emf` (CloudWatch Embedded Metric Format on stdout) or `off`;
+    /// unset, `emf` in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) and `off` elsewhere
+    /// (the local stack and the tests, whose output it would only clutter).
+    pub fn metrics(&self) -> Result<Arc<dyn Metrics>, ConfigError> {
+        let in_lambda = self.settings.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        match self.settings.get("METRICS") {
+            Some("emf") => Ok(Arc::new(EmfMetrics::new(EMF_NAMESPACE))),
+            None if in_lambda => Ok(Arc::new(EmfMetrics::new(EMF_NAMESPACE))),
+            Some("off") | None => Ok(Arc::new(NoMetrics)),
+            Some(other) => Err(ConfigError::Invalid {
+                setting: "METRICS",
+                why: format!("{other:?} is neither emf nor off"),
+            }),
+        }
     }
 
     pub fn checkout_service(&self) -> Result<CheckoutService, ConfigError> {
@@ -222,6 +258,7 @@ impl Wiring {
         });
         Ok(CheckoutService::new(store, self.cart_source()?)
             .with_create_limit(self.create_limit()?)
+            .with_metrics(self.metrics()?)
             .with_payments(payments))
     }
 
@@ -366,7 +403,7 @@ impl Wiring {
     /// The stream publisher, on the bus named by `EVENT_BUS_NAME`.
     pub fn publisher(&self) -> Result<Publisher, ConfigError> {
         let bus = EventBridgeBus::from_sdk(&self.sdk, self.settings.required("EVENT_BUS_NAME")?);
-        Ok(Publisher::new(Arc::new(bus)))
+        Ok(Publisher::new(Arc::new(bus)).with_metrics(self.metrics()?))
     }
 
     /// Fulfillment: orders and stock share `TABLE_NAME`; Shippo when
@@ -377,7 +414,8 @@ impl Wiring {
             self.order_store()?,
             Arc::new(DynamoInventory::new(self.dynamodb(), table)),
             self.shipping()?,
-        ))
+        )
+        .with_metrics(self.metrics()?))
     }
 
     /// `SHIPPO_API_TOKEN` (unset: manual shipping), `SHIPPO_API_URL` (default
@@ -439,7 +477,8 @@ impl Wiring {
             Arc::new(sender),
             Arc::new(retry),
         )
-        .with_deadline(deadline))
+        .with_deadline(deadline)
+        .with_metrics(self.metrics()?))
     }
 }
 

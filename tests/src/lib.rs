@@ -359,10 +359,10 @@ impl Stack {
             .await
             .into_iter()
             .filter(|item| {
-                item.get("entity")
+                item.get("SK")
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str)
-                    == Some("order")
+                    == Some("ORDER")
             })
             .collect()
     }

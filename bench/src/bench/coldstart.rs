@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::requests::{Ids, sample};
 use super::runner::Runner;
-use super::{BARE, FUNCTIONS, SDK_FLOOR};
+use super::{BARE, DYNAMO_FLOOR, FUNCTIONS, SDK_FLOOR};
 use crate::Error;
 
 /// Runs every binary (those `selected`, and the floors) `runs` times, in rounds, with
@@ -52,6 +52,11 @@ pub async fn rounds(
             binary_bytes: std::fs::metadata(&binary)?.len(),
             zip_bytes: zip_size(&binary, work)?,
             answers: BTreeMap::new(),
+            first_ms: Vec::new(),
+            warm_ms: Vec::new(),
+            floor_operation: None,
+            floor_first_ms: Vec::new(),
+            floor_warm_ms: Vec::new(),
         };
         entries.push((name, setting, row));
     }
@@ -77,12 +82,34 @@ pub async fn rounds(
                 }
             }
             row.cold_ms.push(run.cold_start.as_secs_f64() * 1000.0);
+            row.first_ms.push(ms(run.first_answer));
+            row.warm_ms.extend(run.warm.iter().copied().map(ms));
             row.peak_kib.extend(run.peak_kib);
             *row.answers.entry(run.answer.summary()).or_default() += 1;
+            // Next to it, the floor making the one request this function made first.
+            let first_request = run.dynamo.first().map(|r| r.operation.clone());
+            if let (Some(operation), false) = (first_request, name == BARE || name == SDK_FLOOR) {
+                bench.extra_env = vec![
+                    ("FLOOR_OPERATION".into(), operation.clone()),
+                    ("FLOOR_PK".into(), "BENCH#floor".into()),
+                ];
+                let floor = bench.run(DYNAMO_FLOOR, &json!({"bench": true})).await?;
+                row.floor_operation = Some(operation);
+                row.floor_first_ms.push(ms(floor.first_answer));
+                row.floor_warm_ms.extend(floor.warm.iter().copied().map(ms));
+            }
         }
     }
     let mut rows = Vec::new();
     for (_, _, mut row) in entries {
+        for figures in [
+            &mut row.first_ms,
+            &mut row.warm_ms,
+            &mut row.floor_first_ms,
+            &mut row.floor_warm_ms,
+        ] {
+            figures.sort_by(f64::total_cmp);
+        }
         row.cold_ms.sort_by(f64::total_cmp);
         row.peak_kib.sort_unstable();
         eprintln!(
@@ -155,6 +182,19 @@ pub struct Row {
     pub zip_bytes: u64,
     /// The answers' summaries, and how often each came.
     pub answers: BTreeMap<String, usize>,
+    /// Sorted: spawn to the first answer.
+    pub first_ms: Vec<f64>,
+    /// Sorted: the warm invocations, poll answered to response.
+    pub warm_ms: Vec<f64>,
+    /// The DynamoDB operation the function made first, which its floor made.
+    pub floor_operation: Option<String>,
+    /// Sorted: the floor's first answers and warm invocations, run next to this row's.
+    pub floor_first_ms: Vec<f64>,
+    pub floor_warm_ms: Vec<f64>,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// `summary ×count, …`

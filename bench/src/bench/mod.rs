@@ -31,6 +31,10 @@ use runner::Runner;
 pub const BARE: &str = "bare-lambda";
 /// The bare Lambda plus our SDK configuration and a DynamoDB client (bench/src/bin/sdk-floor.rs).
 pub const SDK_FLOOR: &str = "sdk-floor";
+/// The SDK floor that makes one DynamoDB request per invocation (bench/src/bin/dynamo-floor.rs).
+pub const DYNAMO_FLOOR: &str = "dynamo-floor";
+/// Warm invocations after each cold one, in the cold-start rounds.
+pub const WARM: usize = 3;
 /// The cold-start runs' order: webhooks after the orders they are about, the floor first.
 pub const FUNCTIONS: [&str; 14] = [
     "create-order",
@@ -117,7 +121,7 @@ pub async fn run(args: &Args) -> Result<(), Error> {
             "the emulator at {endpoint} has no /_bench/ endpoints (start it with scripts/emulator.py): {e}"
         )
     })?;
-    for name in FUNCTIONS.iter().chain([&BARE, &SDK_FLOOR]) {
+    for name in FUNCTIONS.iter().chain([&BARE, &SDK_FLOOR, &DYNAMO_FLOOR]) {
         let path = args.bin_dir.join(name);
         if !path.is_file() {
             return Err(format!(
@@ -191,7 +195,8 @@ pub async fn run(args: &Args) -> Result<(), Error> {
 
     // 1. One call per API operation, each in a fresh process, counting DynamoDB requests.
     let calls = requests::per_call(&mut bench, &events_dir, &mut ids, &unique("key")).await?;
-    // 2. Cold start, peak memory and size of every binary.
+    // 2. Cold start, first answer, warm invocations, peak memory and size of every binary.
+    bench.warm = WARM;
     let rows = coldstart::rounds(
         &mut bench,
         args.runs,

@@ -26,8 +26,8 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
     let _ = writeln!(
         out,
         "Release binaries built natively (`cargo build --release`, the workspace profile as is: \
-         opt-level 3, fat LTO, 1 codegen unit, symbols stripped, unwinding panics — cargo-lambda \
-         adds panic=abort for its builds, this does not). Cold start: spawn to the first \
+         opt-level \"z\" (aws-lc's C at 3), fat LTO, 1 codegen unit, symbols stripped, \
+         panic=abort, as cargo-lambda builds). Cold start: spawn to the first \
          `GET /2018-06-01/runtime/invocation/next`, {} runs each in rounds (every binary once a round), SDK clients built. Peak: VmHWM \
          after one invocation of the sample event in `events/` (highest of the runs). Zip: the \
          binary as `bootstrap`, deflated (python zipfile). Rows \
@@ -66,6 +66,94 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
             mib(row.zip_bytes),
             answers(&row.answers),
         );
+    }
+    let _ = writeln!(out, "\n## Cold start as a caller feels it\n");
+    let _ = writeln!(
+        out,
+        "First answer: spawn to the response of the first invocation (the sample event), what \
+         the first caller waits for beyond Lambda's own placement. Warm: the {warm} invocations \
+         after it in the same process, each from the poll's answer to the response. Floor \
+         (`dynamo-floor`): the SDK floor making one DynamoDB request per invocation, the \
+         operation this function made first, run right after each of its runs. Targets: first \
+         answer ≤ 1.2 × the floor's, first poll ≤ 1.5 × the bare Lambda's, zip ≤ 4 MiB, peak \
+         ≤ 32 MiB. Medians.\n",
+        warm = super::WARM
+    );
+    let _ = writeln!(
+        out,
+        "| function | first poll ms | × bare | first answer ms | floor first answer ms (operation) | × floor | warm ms | floor warm ms | × floor warm | zip MiB | peak MiB |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let mut caller_misses = Vec::new();
+    for row in rows
+        .iter()
+        .filter(|r| r.name != BARE && r.name != SDK_FLOOR && !r.name.contains(" + "))
+    {
+        let cold = median(&row.cold_ms);
+        let first = median(&row.first_ms);
+        let warm = median(&row.warm_ms);
+        let floor_first = median(&row.floor_first_ms);
+        let floor_warm = median(&row.floor_warm_ms);
+        let poll_ratio = floor.map_or(f64::NAN, |f| cold / f);
+        let first_ratio = first / floor_first;
+        let zip = mib(row.zip_bytes);
+        let peak = row.peak_kib.last().copied().unwrap_or(0) as f64 / 1024.0;
+        let _ = writeln!(
+            out,
+            "| {} | {cold:.2} | {poll_ratio:.2} | {first:.2} | {} | {} | {warm:.2} | {} | {} | {zip:.2} | {peak:.1} |",
+            row.name,
+            match &row.floor_operation {
+                Some(op) => format!("{floor_first:.2} ({op})"),
+                None => "— (no DynamoDB request)".into(),
+            },
+            if first_ratio.is_nan() {
+                "—".into()
+            } else {
+                format!("{first_ratio:.2}")
+            },
+            if floor_warm.is_nan() {
+                "—".into()
+            } else {
+                format!("{floor_warm:.2}")
+            },
+            if floor_warm.is_nan() {
+                "—".into()
+            } else {
+                format!("{:.2}", warm / floor_warm)
+            },
+        );
+        if first_ratio > 1.2 {
+            caller_misses.push(format!(
+                "{}: first answer {first_ratio:.2} × the floor's (target ≤ 1.2 ×)",
+                row.name
+            ));
+        }
+        if poll_ratio > 1.5 {
+            caller_misses.push(format!(
+                "{}: first poll {poll_ratio:.2} × the bare Lambda's (target ≤ 1.5 ×)",
+                row.name
+            ));
+        }
+        if zip > 4.0 {
+            caller_misses.push(format!("{}: zip {zip:.2} MiB (target ≤ 4 MiB)", row.name));
+        }
+        if peak > 32.0 {
+            caller_misses.push(format!(
+                "{}: peak {peak:.1} MiB (target ≤ 32 MiB)",
+                row.name
+            ));
+        }
+    }
+    if caller_misses.is_empty() {
+        let _ = writeln!(out, "\nEvery function meets the four targets.");
+    } else {
+        let _ = writeln!(out);
+        for miss in &caller_misses {
+            let _ = writeln!(out, "- miss: {miss}");
+        }
     }
     let _ = writeln!(
         out,
@@ -154,7 +242,7 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
          ```sh\n\
          make bench                 # BENCH_RUNS=15 cold starts per binary; AWS_ENDPOINT_URL: use that emulator\n\
          ```\n\n\
-         It builds the 14 functions and `bench/`'s two floors with one \
+         It builds the 14 functions and `bench/`'s three floors (bare, SDK, SDK plus one DynamoDB request) with one \
          `cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins` (native, \
          not cross-compiled), starts scripts/emulator.py through scripts/with-emulator.sh unless \
          `AWS_ENDPOINT_URL` is set, provisions fresh tables from template.yaml, and runs \

@@ -2,8 +2,10 @@
 //! `AWS_LAMBDA_RUNTIME_API` at a Lambda Runtime API that this module serves on
 //! 127.0.0.1. Cold start = spawn to its first `GET /2018-06-01/runtime/invocation/next`
 //! (our mains build their SDK clients before polling). That poll is answered with the
-//! event given, the answer is recorded, the second poll is awaited, then `VmHWM` is read
-//! from `/proc/<pid>/status` and the process killed. The emulator's counters
+//! event given, the answer is recorded (first answer = spawn to that response: what the
+//! first caller waits for, init included), then `warm` more invocations of the same
+//! event are handed out, each timed from its poll's answer to its response, then the
+//! last poll is awaited, `VmHWM` is read from `/proc/<pid>/status` and the process killed. The emulator's counters
 //! (crate::emulator) give the DynamoDB requests it made meanwhile.
 
 use std::convert::Infallible;
@@ -30,14 +32,14 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 enum Signal {
     Next(Instant),
-    Response(Bytes),
+    Response(Instant, Bytes),
     Error(Bytes),
     InitError(Bytes),
 }
 
 struct RuntimeApi {
-    /// The event handed out by the next `next`; afterwards polls wait.
-    pending: Mutex<Option<Bytes>>,
+    /// The events handed out by the next polls, one each; afterwards polls wait.
+    pending: Mutex<std::collections::VecDeque<Bytes>>,
     signals: mpsc::UnboundedSender<Signal>,
     /// Wakes polls left waiting when a run ends.
     run_over: Notify,
@@ -76,7 +78,7 @@ async fn runtime_api(api: Arc<RuntimeApi>, request: Request<Incoming>) -> Respon
     let method = request.method().clone();
     if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
         let _ = api.signals.send(Signal::Next(at));
-        let event = api.pending.lock().unwrap().take();
+        let event = api.pending.lock().unwrap().pop_front();
         let Some(event) = event else {
             api.run_over.notified().await;
             return reply(StatusCode::GONE, "run over");
@@ -121,7 +123,7 @@ async fn runtime_api(api: Arc<RuntimeApi>, request: Request<Incoming>) -> Respon
     let signal = if path == "/2018-06-01/runtime/init/error" {
         Signal::InitError(body)
     } else if path.starts_with("/2018-06-01/runtime/invocation/") && path.ends_with("/response") {
-        Signal::Response(body)
+        Signal::Response(at, body)
     } else if path.starts_with("/2018-06-01/runtime/invocation/") && path.ends_with("/error") {
         Signal::Error(body)
     } else if path == "/hook" {
@@ -156,6 +158,8 @@ pub struct Runner {
     /// Set for some rows only (see `coldstart::variants`).
     pub extra_env: Vec<(String, String)>,
     wrap: Vec<String>,
+    /// Warm invocations after the first (the same event again).
+    pub warm: usize,
 }
 
 /// A DynamoDB request a call made, as the emulator counted it.
@@ -166,6 +170,13 @@ pub struct DynamoRequest {
     pub cart_lookup: bool,
 }
 
+/// When a run's milestones came.
+struct Timing {
+    cold_start: Duration,
+    first_answer: Duration,
+    warm: Vec<Duration>,
+}
+
 pub enum Answer {
     /// The function's response document.
     Response(Value),
@@ -174,6 +185,10 @@ pub enum Answer {
 
 pub struct Run {
     pub cold_start: Duration,
+    /// Spawn to the first invocation's response.
+    pub first_answer: Duration,
+    /// The warm invocations' durations: event handed out to response.
+    pub warm: Vec<Duration>,
     pub answer: Answer,
     /// VmHWM after the invocation, in KiB.
     pub peak_kib: Option<u64>,
@@ -265,7 +280,7 @@ impl Runner {
         let runtime_api = listener.local_addr()?.to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let api = Arc::new(RuntimeApi {
-            pending: Mutex::new(None),
+            pending: Mutex::new(std::collections::VecDeque::new()),
             signals: tx,
             run_over: Notify::new(),
             hooks_received: Mutex::new(0),
@@ -283,6 +298,7 @@ impl Runner {
             carts_table,
             extra_env: Vec::new(),
             wrap,
+            warm: 0,
         })
     }
 
@@ -294,7 +310,8 @@ impl Runner {
     /// next poll, reads its peak memory, and stops it.
     pub async fn run(&mut self, name: &str, event: &Value) -> Result<Run, Error> {
         while self.signals.try_recv().is_ok() {}
-        *self.api.pending.lock().unwrap() = Some(Bytes::from(serde_json::to_vec(event)?));
+        let event = Bytes::from(serde_json::to_vec(event)?);
+        *self.api.pending.lock().unwrap() = std::iter::repeat_n(event, 1 + self.warm).collect();
         if let Some(emulator) = &self.emulator {
             emulator.reset().await?;
         }
@@ -330,8 +347,8 @@ impl Runner {
         let _ = child.start_kill();
         let _ = child.wait().await;
         self.api.run_over.notify_waiters();
-        *self.api.pending.lock().unwrap() = None;
-        let (cold_start, answer, peak_kib) = result.map_err(|e| {
+        self.api.pending.lock().unwrap().clear();
+        let (timing, answer, peak_kib) = result.map_err(|e| {
             format!(
                 "{name}: {e} (its log: {})",
                 self.log_dir.join(format!("{name}.log")).display()
@@ -355,7 +372,9 @@ impl Runner {
             })
             .collect();
         Ok(Run {
-            cold_start,
+            cold_start: timing.cold_start,
+            first_answer: timing.first_answer,
+            warm: timing.warm,
             answer,
             peak_kib,
             dynamo,
@@ -367,10 +386,13 @@ impl Runner {
         child: &mut tokio::process::Child,
         started: Instant,
         pid: u32,
-    ) -> Result<(Duration, Answer, Option<u64>), Error> {
+    ) -> Result<(Timing, Answer, Option<u64>), Error> {
         let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
         let mut cold_start = None;
+        let mut first_answer = None;
         let mut answer = None;
+        let mut handed_out = None;
+        let mut warm = Vec::new();
         loop {
             let signal = tokio::select! {
                 signal = self.signals.recv() => signal.ok_or("runtime API stopped")?,
@@ -384,26 +406,50 @@ impl Runner {
                         match (cold_start, &answer) {
                             (None, _) => "first poll",
                             (Some(_), None) => "answer",
-                            _ => "second poll",
+                            _ => "next poll",
                         }
                     ).into());
                 }
             };
             match signal {
-                Signal::Next(at) => match cold_start {
-                    None => cold_start = Some(at.duration_since(started)),
-                    Some(cold) => {
-                        let answer = answer.ok_or("polled again without answering")?;
-                        return Ok((cold, answer, peak_kib(pid)));
+                Signal::Next(at) => {
+                    if cold_start.is_none() {
+                        cold_start = Some(at.duration_since(started));
+                    } else if answer.is_none() {
+                        return Err("polled again without answering".into());
                     }
-                },
-                Signal::Response(body) => {
-                    answer = Some(Answer::Response(
-                        serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    ));
+                    if first_answer.is_some() && warm.len() == self.warm {
+                        let timing = Timing {
+                            cold_start: cold_start.unwrap_or_default(),
+                            first_answer: first_answer.unwrap_or_default(),
+                            warm,
+                        };
+                        let answer = answer.ok_or("no answer")?;
+                        return Ok((timing, answer, peak_kib(pid)));
+                    }
+                    handed_out = Some(at);
+                }
+                Signal::Response(at, body) => {
+                    match first_answer {
+                        None => first_answer = Some(at.duration_since(started)),
+                        Some(_) => warm.push(at.duration_since(handed_out.unwrap_or(at))),
+                    }
+                    // The first invocation's answer is the one reported.
+                    if answer.is_none() {
+                        answer = Some(Answer::Response(
+                            serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        ));
+                    }
                 }
                 Signal::Error(body) => {
-                    answer = Some(Answer::Error(String::from_utf8_lossy(&body).into_owned()));
+                    if first_answer.is_none() {
+                        first_answer = Some(started.elapsed());
+                    } else {
+                        warm.push(handed_out.map(|h| h.elapsed()).unwrap_or_default());
+                    }
+                    if answer.is_none() {
+                        answer = Some(Answer::Error(String::from_utf8_lossy(&body).into_owned()));
+                    }
                 }
                 Signal::InitError(body) => {
                     return Err(format!("init error: {}", String::from_utf8_lossy(&body)).into());

@@ -351,7 +351,8 @@ async fn steady(run: &mut Run<'_>) -> Result<Phase, Error> {
              process, one interpreter lock) more than the stack.",
         );
     }
-    let notes = vec![reading];
+    let mut notes = vec![reading];
+    notes.push(the_limit(&traffic, &emulator, cpu));
     run.steady_webhooks_per_second = run.webhooks_per_second(&traffic);
     Ok(Phase {
         title: "steady load",
@@ -369,6 +370,31 @@ async fn steady(run: &mut Run<'_>) -> Result<Phase, Error> {
         notes,
         checks,
     })
+}
+
+/// Where the local stack's limit is and what sets it, from the steady phase: the
+/// emulator serves DynamoDB requests one at a time (one lock, one Python process), so
+/// its ceiling is 1 / (moto's mean work per request) requests a second; divided by the
+/// DynamoDB requests an order brought (API, pipeline and driver alike) it is the orders
+/// a second the stack can take, whatever the clients do.
+fn the_limit(traffic: &Traffic, emulator: &serde_json::Value, cpu: Option<f64>) -> String {
+    let (requests, mean_service_ms) = report::emulator_requests_and_mean_service(emulator);
+    let window = traffic.elapsed.as_secs_f64().max(f64::EPSILON);
+    let orders = traffic.placed.len().max(1) as f64;
+    let per_order = requests as f64 / orders;
+    let ceiling = 1000.0 / mean_service_ms.max(f64::EPSILON);
+    format!(
+        "Where the limit is: the emulator served {requests} DynamoDB requests in {window:.1} s          ({:.0}/s), {per_order:.1} per order placed, at a mean {mean_service_ms:.1} ms of moto's          work each under its one lock, so it cannot serve more than {ceiling:.0} requests/s:          {:.1} orders/s at this mix, against {:.1} orders/s reached{}. What sets it: the          emulator, one Python process ({} of one CPU) that serialises DynamoDB requests (it must:          moto's conditional writes are not atomic otherwise); orders-dev and the driver used          little. More clients only lengthen the queue for its lock. Past this the figures say          nothing about AWS: docs/scale.md carries the arithmetic for 1,000 orders/s.",
+        requests as f64 / window,
+        ceiling / per_order.max(f64::EPSILON),
+        orders / window,
+        if traffic.capped {
+            " (some clients ran out of carts)"
+        } else {
+            ""
+        },
+        cpu.map_or("?".to_string(), |c| format!("{:.0} %", c * 100.0)),
+    )
 }
 
 /// Phase 2: the emulator stopped in the middle of the load, then resumed.

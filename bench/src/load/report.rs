@@ -67,6 +67,20 @@ pub fn emulator_wait_and_service(timings: &Value) -> (f64, f64) {
     )
 }
 
+/// The emulator's DynamoDB work in a window: how many requests it served, and the mean
+/// of moto's work per request (the lock held), in ms.
+pub fn emulator_requests_and_mean_service(timings: &Value) -> (usize, f64) {
+    let service: Vec<f64> = timings["operations"]
+        .as_object()
+        .into_iter()
+        .flat_map(|ops| ops.values())
+        .flat_map(|t| t["service_ms"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_f64())
+        .collect();
+    let mean = service.iter().sum::<f64>() / service.len().max(1) as f64;
+    (service.len(), mean)
+}
+
 /// The healthy receiver's lag for the events of `order_ids`.
 pub fn webhook_lag_ms(
     deliveries: &[super::receivers::Delivery],

@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod emf;
 pub mod event_bus;
 pub mod http;
 pub mod webhook_queue;

@@ -14,6 +14,7 @@ use crate::ports::{
     CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, PaymentClaim,
     PaymentGateway, PaymentLedger, RateCharge, StoreError,
 };
+use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
 /// How long a retry with the same `Idempotency-Key` is answered from the record.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -55,6 +56,7 @@ pub struct CheckoutService {
     carts: Arc<dyn CartSource>,
     create_limit: Option<RateLimit>,
     payments: Option<CheckoutPayments>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl CheckoutService {
@@ -65,6 +67,7 @@ impl CheckoutService {
             carts,
             create_limit: None,
             payments: None,
+            metrics: Arc::new(NoMetrics),
         }
     }
 
@@ -72,6 +75,12 @@ impl CheckoutService {
     /// every order waits for an admin's confirmation.
     pub fn with_payments(mut self, payments: Option<CheckoutPayments>) -> Self {
         self.payments = payments;
+        self
+    }
+
+    /// Reports `OrdersPlaced` and `OrderValue` (by currency) for every order created.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -151,11 +160,25 @@ impl CheckoutService {
             limit,
             window: limit.window_at(now),
         });
-        match self
+        let outcome = self
             .store
             .create(&order, record.as_ref(), charge.as_ref())
-            .await?
-        {
+            .await?;
+        let label = match &outcome {
+            CreateOutcome::Created => "created",
+            CreateOutcome::KeySeen(_) => "key_seen",
+            CreateOutcome::CartOrdered(_) => "cart_already_ordered",
+            CreateOutcome::LimitReached => "create_limit_reached",
+        };
+        tracing::info!(order_id = %order.id, actor = %caller.user_id, outcome = label, "create");
+        if matches!(outcome, CreateOutcome::Created) {
+            self.metrics.record(
+                MetricSet::of(Metric::OrdersPlaced, 1.0)
+                    .and(Metric::OrderValue, order.total.minor() as f64)
+                    .by("currency", order.total.currency().code()),
+            );
+        }
+        match outcome {
             CreateOutcome::Created => Ok(Placed {
                 order_id: order.id,
                 replayed: false,

@@ -39,6 +39,7 @@ use crate::events::{Envelope, OrderEvent};
 use crate::ports::{
     Claim, OrderStore, Outgoing, RetryDelay, Sent, StoreError, WebhookSender, WebhookStore,
 };
+use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
 /// Delays before the 2nd, 3rd… attempt: the example schedule of Standard Webhooks,
 /// capped by how long SQS can hide a message. With the queue's maxReceiveCount of 8
@@ -102,6 +103,7 @@ pub struct Deliveries {
     sender: Arc<dyn WebhookSender>,
     retry: Arc<dyn RetryDelay>,
     deadline: Duration,
+    metrics: Arc<dyn Metrics>,
 }
 
 /// One event, ready to send: the same body goes to every subscription.
@@ -142,7 +144,14 @@ impl Deliveries {
             sender,
             retry,
             deadline: DEFAULT_BATCH_DEADLINE,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Reports `WebhookFailures` (by `failure`: `status` or `no_answer`).
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same deliverer with another batch deadline.
@@ -430,6 +439,13 @@ impl Deliveries {
                 Ok(Delivery::Gone)
             }
             Outcome::Failed => {
+                let failure = if record.status_code.is_some() {
+                    "status"
+                } else {
+                    "no_answer"
+                };
+                self.metrics
+                    .record(MetricSet::of(Metric::WebhookFailures, 1.0).by("failure", failure));
                 tracing::warn!(webhook_id = %subscription.id, event_id = %event.id, attempt, status = ?record.status_code, error = ?record.error, "webhook delivery failed");
                 Ok(Delivery::Failed { retry_after })
             }

@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
@@ -28,6 +29,7 @@ use crate::events::{Envelope, OrderEvent};
 use crate::ports::{
     ChangeOutcome, Inventory, OrderStore, ShippingError, ShippingProvider, StoreError,
 };
+use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
 /// The `actor` of every change fulfillment records.
 pub const ACTOR: &str = "fulfillment";
@@ -36,6 +38,7 @@ pub struct Fulfillment {
     store: Arc<dyn OrderStore>,
     inventory: Arc<dyn Inventory>,
     shipping: Arc<dyn ShippingProvider>,
+    metrics: Arc<dyn Metrics>,
 }
 
 /// Why one message could not be handled. Every variant leaves the message on the
@@ -74,7 +77,14 @@ impl Fulfillment {
             store,
             inventory,
             shipping,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Reports `ConsumerLag` (the event's change to this consumer).
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Handles one message of the fulfillment queue (an EventBridge event as a rule
@@ -84,6 +94,13 @@ impl Fulfillment {
         let envelope: Envelope =
             serde_json::from_str(body).map_err(|e| FulfillmentError::Poison(e.to_string()))?;
         let event = &envelope.detail;
+        tracing::info!(event_id = %event.event_id, order_id = %event.order_id, "fulfillment message");
+        if let Ok(at) = OffsetDateTime::parse(&event.occurred_at, &Rfc3339) {
+            let lag = (OffsetDateTime::now_utc() - at).whole_milliseconds().max(0);
+            self.metrics.record(
+                MetricSet::of(Metric::ConsumerLag, lag as f64).by("consumer", "fulfillment"),
+            );
+        }
         let order_id = OrderId::parse(&event.order_id).ok_or_else(|| {
             FulfillmentError::Poison(format!("not an order id: {:?}", event.order_id))
         })?;

@@ -16,6 +16,7 @@ use crate::domain::{
 use crate::ports::{
     CartSourceError, ChangeOutcome, OrderQuery, OrderStore, PagePosition, StoreError,
 };
+use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -93,6 +94,7 @@ pub struct Listed {
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
     cursor_key: aws_lc_rs::hmac::Key,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl OrderService {
@@ -100,7 +102,14 @@ impl OrderService {
         OrderService {
             store,
             cursor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cursor_secret),
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Reports `RefusedMoves` by reason.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// An order the caller may see; anyone else's is simply not found.
@@ -155,7 +164,30 @@ impl OrderService {
             .await
     }
 
+    /// Makes the move and says how it went, in the log and, when refused, as a metric.
     async fn apply(
+        &self,
+        caller: &Principal,
+        id: &str,
+        to: OrderStatus,
+        role: Role,
+        request: MoveRequest,
+    ) -> Result<Moved, OrderError> {
+        let result = self.make_move(caller, id, to, role, request).await;
+        let outcome = match &result {
+            Ok(Moved { changed: true, .. }) => "changed",
+            Ok(Moved { changed: false, .. }) => "no_op",
+            Err(err) => refusal_reason(err).unwrap_or("failed"),
+        };
+        tracing::info!(order_id = %id, actor = %caller.user_id, role = role.as_str(), to = to.as_str(), outcome, "status change");
+        if let Some(reason) = result.as_ref().err().and_then(refusal_reason) {
+            self.metrics
+                .record(MetricSet::of(Metric::RefusedMoves, 1.0).by("reason", reason));
+        }
+        result
+    }
+
+    async fn make_move(
         &self,
         caller: &Principal,
         id: &str,
@@ -265,6 +297,21 @@ impl OrderService {
             next_cursor: page.next.map(|p| seal_cursor(&self.cursor_key, &p, &scope)),
         })
     }
+}
+
+/// Why a move was refused, as the problem code the caller gets; `None` when it was
+/// not refused but failed (the store).
+fn refusal_reason(err: &OrderError) -> Option<&'static str> {
+    Some(match err {
+        OrderError::Conflict { .. } => "invalid_transition",
+        OrderError::StaleVersion { .. } => "version_mismatch",
+        OrderError::Backordered { .. } => "backordered",
+        OrderError::Contention => "concurrent_change",
+        OrderError::Forbidden(_) => "forbidden",
+        OrderError::NotFound => "order_not_found",
+        OrderError::Invalid(_) => "validation_failed",
+        _ => return None,
+    })
 }
 
 /// A page position as the caller sees it: the position, and an HMAC binding it to

@@ -26,9 +26,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::format_description::well_known::Rfc3339;
+
 use crate::domain::Order;
 use crate::events::OrderEvent;
-use crate::ports::EventBus;
+use crate::ports::{EventBus, Metric, MetricSet, Metrics, NoMetrics};
 
 /// Pauses before the retries of the entries that failed.
 const BACKOFF: [Duration; 3] = [
@@ -43,11 +45,21 @@ pub type Recorded = Result<Option<(Option<Order>, Order)>, String>;
 
 pub struct Publisher {
     bus: Arc<dyn EventBus>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl Publisher {
     pub fn new(bus: Arc<dyn EventBus>) -> Publisher {
-        Publisher { bus }
+        Publisher {
+            bus,
+            metrics: Arc::new(NoMetrics),
+        }
+    }
+
+    /// Reports `ConsumerLag` (commit to bus, the batch's oldest) and `PublishFailures`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Publisher {
+        self.metrics = metrics;
+        self
     }
 
     /// Publishes the event of every change in `records`, in order, up to the first
@@ -81,18 +93,46 @@ impl Publisher {
                 }
             }
         }
-        let unpublished = self.publish(&events).await.map(|i| positions[i]);
-        unpublished.or(poison)
+        let unpublished = self.publish(&events).await;
+        self.report(&events, &unpublished);
+        unpublished.first().map(|&i| positions[i]).or(poison)
     }
 
-    /// Publishes `events` in order, retrying the entries that fail. Answers the index
-    /// of the first event that never went out.
-    async fn publish(&self, events: &[OrderEvent]) -> Option<usize> {
+    fn report(&self, events: &[OrderEvent], unpublished: &[usize]) {
+        let now = time::OffsetDateTime::now_utc();
+        let lag = events
+            .iter()
+            .filter_map(|e| time::OffsetDateTime::parse(&e.occurred_at, &Rfc3339).ok())
+            .map(|at| (now - at).whole_milliseconds().max(0))
+            .max();
+        for (i, event) in events.iter().enumerate() {
+            let outcome = if unpublished.contains(&i) {
+                "unpublished"
+            } else {
+                "published"
+            };
+            tracing::info!(event_id = %event.event_id, order_id = %event.order_id, actor = %event.actor, outcome, "change");
+        }
+        if let Some(lag) = lag {
+            self.metrics
+                .record(MetricSet::of(Metric::ConsumerLag, lag as f64).by("consumer", "publisher"));
+        }
+        if !unpublished.is_empty() {
+            self.metrics.record(MetricSet::of(
+                Metric::PublishFailures,
+                unpublished.len() as f64,
+            ));
+        }
+    }
+
+    /// Publishes `events` in order, retrying the entries that fail. Answers the
+    /// indexes of the events that never went out, in order.
+    async fn publish(&self, events: &[OrderEvent]) -> Vec<usize> {
         let mut unpublished: Vec<usize> = (0..events.len()).collect();
         // Each attempt but the last is followed by a pause before the next.
         for pause in BACKOFF.iter().map(Some).chain([None]) {
             if unpublished.is_empty() {
-                return None;
+                return unpublished;
             }
             let batch: Vec<OrderEvent> = unpublished.iter().map(|&i| events[i].clone()).collect();
             let outcomes = self.bus.publish(&batch).await;
@@ -117,7 +157,7 @@ impl Publisher {
                 tokio::time::sleep(*pause).await;
             }
         }
-        unpublished.first().copied()
+        unpublished
     }
 }
 

@@ -251,9 +251,21 @@ async fn attempt(
                 .as_m()
                 .unwrap();
             assert_eq!(last["actor"].as_s().unwrap(), actor, "{label}");
+            // Its by_status partition moved with it, to the same shard.
+            let shard = |item: &Item| {
+                text(item, "status_shard")
+                    .split_once('#')
+                    .map(|(_, k)| k.to_string())
+            };
+            assert_eq!(
+                text(&after, "status_shard"),
+                format!("{to}#{}", shard(&before).unwrap()),
+                "{label}"
+            );
             // Nothing else about the order moved.
             let changes = [
                 "status",
+                "status_shard",
                 "payment_status",
                 "shipping_status",
                 "version",

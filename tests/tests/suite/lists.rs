@@ -468,7 +468,7 @@ async fn paging_through_a_filter_visits_exactly_the_matches() {
 #[tokio::test]
 async fn a_long_run_of_filtered_out_orders_is_read_in_bounded_calls() {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-    use orders::adapters::dynamo::order_item::order_to_item;
+    use orders::adapters::dynamo::order_item::{ListShards, order_to_item};
     use orders::adapters::dynamo::orders::MAX_QUERY_PAGES;
     use orders::domain::{Cart, CartLine, OrderStatus};
 
@@ -506,7 +506,7 @@ async fn a_long_run_of_filtered_out_orders_is_read_in_bounded_calls() {
             confirmed.push(order.id.to_string());
         }
         let put = PutRequest::builder()
-            .set_item(Some(order_to_item(&order)))
+            .set_item(Some(order_to_item(&order, ListShards::DEFAULT)))
             .build()
             .unwrap();
         writes.push(WriteRequest::builder().put_request(put).build());

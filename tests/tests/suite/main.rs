@@ -2,15 +2,18 @@
 //! area, and one harness (`orders_tests`, in `src/lib.rs`). Each module is one area;
 //! all of them run against the emulator that `make test` starts.
 
+mod costs;
 mod create;
 mod fulfillment;
 mod layout;
 mod lifecycle;
 mod lists;
 mod openapi;
+mod operations;
 mod payments;
 mod pipeline;
 mod publisher;
 mod samples;
+mod shards;
 mod stack;
 mod webhooks;

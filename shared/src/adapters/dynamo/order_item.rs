@@ -18,8 +18,11 @@ pub type Item = HashMap<String, AttributeValue>;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
-/// Marks order items; the `by_created` index is keyed on it.
+/// Marks order items; with the order's shard (`order#<shard>`) it is the partition
+/// of the `by_created` index.
 pub const ENTITY_ORDER: &str = "order";
+/// `<status>#<shard>`: the partition of the `by_status` index.
+pub const STATUS_SHARD: &str = "status_shard";
 const ORDER_SK: &str = "ORDER";
 const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 
@@ -55,6 +58,56 @@ pub fn rate_counter_key(caller: &str, window_start: i64) -> Item {
     ])
 }
 
+/// How many partitions (shards) the `by_status` and `by_created` indexes spread each
+/// of their keys over (`LIST_INDEX_SHARDS`). One partition takes 1,000 write units a
+/// second; the arithmetic behind the default is in docs/data-design.md ("Sharded
+/// indexes"). Shards may be added later (an order keeps the shard it was written with
+/// and the list reads every shard up to the count), never removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListShards(u16);
+
+impl ListShards {
+    pub const DEFAULT: ListShards = ListShards(16);
+    /// A list page costs one Query per shard; past this the page is the cost.
+    pub const MAX: u16 = 64;
+
+    pub fn new(count: u16) -> Option<ListShards> {
+        (1..=Self::MAX)
+            .contains(&count)
+            .then_some(ListShards(count))
+    }
+
+    pub fn count(self) -> u16 {
+        self.0
+    }
+
+    /// An order's shard, from its id alone (FNV-1a, stable across builds and
+    /// versions), so every write of an order lands in the same shard and no reader
+    /// has to look it up.
+    pub fn of(self, id: &OrderId) -> u16 {
+        let hash = id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (hash % u64::from(self.0)) as u16
+    }
+}
+
+impl Default for ListShards {
+    fn default() -> Self {
+        ListShards::DEFAULT
+    }
+}
+
+/// The `by_created` partition of one shard.
+pub fn created_partition(shard: u16) -> String {
+    format!("{ENTITY_ORDER}#{shard}")
+}
+
+/// The `by_status` partition of one status and shard.
+pub fn status_partition(status: OrderStatus, shard: u16) -> String {
+    format!("{}#{shard}", status.as_str())
+}
+
 /// Sort key of the list indexes: newest first by time, order id as tie-breaker.
 pub fn created_key(order: &Order) -> String {
     format!("{}#{}", timestamp(order.created_at), order.id)
@@ -74,10 +127,15 @@ pub fn creation_token(order: &Order) -> String {
     )
 }
 
-pub fn order_to_item(order: &Order) -> Item {
+pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
+    let shard = shards.of(&order.id);
     let mut item = order_key(&order.id);
     item.insert(CREATION.into(), s(creation_token(order)));
-    item.insert("entity".into(), s(ENTITY_ORDER));
+    item.insert("entity".into(), s(created_partition(shard)));
+    item.insert(
+        STATUS_SHARD.into(),
+        s(status_partition(order.status, shard)),
+    );
     item.insert("order_id".into(), s(order.id.as_str()));
     item.insert("user_id".into(), s(&order.user_id));
     item.insert("cart_id".into(), s(&order.cart_id));
@@ -464,6 +522,27 @@ impl<'a> Fields<'a> {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    const SHARD_OF_ABC123: u16 = 8;
+
+    #[test]
+    fn an_orders_shard_is_stable_and_orders_spread_over_every_shard() {
+        let shards = ListShards::DEFAULT;
+        // Written into stored items: a change of the hash would strand them.
+        assert_eq!(shards.of(&OrderId::for_cart("abc123")), SHARD_OF_ABC123);
+        let mut counts = vec![0u32; usize::from(shards.count())];
+        for n in 0..1600 {
+            let id = OrderId::for_cart(&format!("cart-{n}"));
+            counts[usize::from(shards.of(&id))] += 1;
+        }
+        // 100 each on average; none starved or doubled.
+        assert!(
+            counts.iter().all(|&c| (60..=140).contains(&c)),
+            "{counts:?}"
+        );
+        assert_eq!(ListShards::new(0), None);
+        assert_eq!(ListShards::new(ListShards::MAX + 1), None);
+    }
 
     #[test]
     fn timestamps_have_fixed_width_so_they_sort_as_text() {

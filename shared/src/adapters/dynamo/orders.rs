@@ -2,7 +2,7 @@
 //! refusals come back with the item as it was (`ReturnValuesOnConditionCheckFailure`),
 //! so telling 404 from 409 never costs a read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -15,9 +15,9 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use super::order_item::{
-    CREATION, ENTITY_ORDER, Item, PK, SK, creation_token, history_to_value, idempotency_from_item,
-    idempotency_key, idempotency_to_item, n, order_from_item, order_key, order_to_item,
-    rate_counter_key, s,
+    CREATION, Item, ListShards, STATUS_SHARD, created_key, created_partition, creation_token,
+    history_to_value, idempotency_from_item, idempotency_key, idempotency_to_item, n,
+    order_from_item, order_key, order_to_item, rate_counter_key, s, status_partition,
 };
 use crate::adapters::aws::store_error;
 use crate::domain::lifecycle::ShippingUpdate;
@@ -28,9 +28,10 @@ use crate::ports::{
     OrderStore, PagePosition, RateCharge, StoreError,
 };
 
-/// The three list indexes and the attribute each is partitioned on.
+/// The three list indexes and the attribute each is partitioned on. `by_status` and
+/// `by_created` are sharded (`ListShards`): a list reads every shard and merges.
 const BY_USER: (&str, &str) = ("by_user", "user_id");
-const BY_STATUS: (&str, &str) = ("by_status", "status");
+const BY_STATUS: (&str, &str) = ("by_status", STATUS_SHARD);
 const BY_CREATED: (&str, &str) = ("by_created", "entity");
 
 /// The most Query requests one list call makes. A page may then come back short (or
@@ -41,6 +42,7 @@ pub const MAX_QUERY_PAGES: usize = 10;
 pub struct DynamoOrderStore {
     pub(super) client: Client,
     pub(super) table: String,
+    shards: ListShards,
 }
 
 impl DynamoOrderStore {
@@ -48,7 +50,14 @@ impl DynamoOrderStore {
         DynamoOrderStore {
             client,
             table: table.into(),
+            shards: ListShards::default(),
         }
+    }
+
+    /// The same store with `shards` list-index shards (`LIST_INDEX_SHARDS`).
+    pub fn with_list_shards(mut self, shards: ListShards) -> Self {
+        self.shards = shards;
+        self
     }
 
     /// One conditional UpdateItem of an order: the new order, or, if the condition
@@ -117,7 +126,7 @@ impl DynamoOrderStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(order_to_item(order)))
+            .set_item(Some(order_to_item(order, self.shards)))
             .condition_expression("attribute_not_exists(PK)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -167,7 +176,11 @@ impl DynamoOrderStore {
                 .map_err(|e| StoreError::Other(e.to_string()))
         };
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut items = vec![put(order_to_item(order), "attribute_not_exists(PK)", None)?];
+        let mut items = vec![put(
+            order_to_item(order, self.shards),
+            "attribute_not_exists(PK)",
+            None,
+        )?];
         let key_at = record
             .map(|record| {
                 // An expired record that TTL has not yet deleted does not count.
@@ -205,6 +218,11 @@ impl DynamoOrderStore {
             let item = reason
                 .item()
                 .ok_or_else(|| StoreError::Other("order refused without the item".into()))?;
+            // A resent transaction whose first attempt committed (DynamoDB answers it
+            // from its ClientRequestToken; an emulator may not) finds its own order.
+            if item.get(CREATION).and_then(|v| v.as_s().ok()) == Some(&creation_token(order)) {
+                return Ok(CreateOutcome::Created);
+            }
             return Ok(CreateOutcome::CartOrdered(Box::new(order_from_item(item)?)));
         }
         if counter_at.is_some_and(|i| cancelled.refused(i).is_some()) {
@@ -261,12 +279,18 @@ impl OrderStore for DynamoOrderStore {
     ) -> Result<ChangeOutcome, StoreError> {
         let mut update = vec![
             "#status = :to",
+            // The order moves to its new status's partition of `by_status`.
+            "status_shard = :to_shard",
             "updated_at = :now",
             "version = version + :one",
             "history = list_append(history, :entry)",
         ];
         let mut values = HashMap::from([
             (":to".to_string(), s(change.to.as_str())),
+            (
+                ":to_shard".to_string(),
+                s(status_partition(change.to, self.shards.of(id))),
+            ),
             (":now".to_string(), s(timestamp(change.at))),
             (":one".to_string(), n(1)),
             (
@@ -362,106 +386,26 @@ impl OrderStore for DynamoOrderStore {
     }
 
     async fn list(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-        let ((index, partition_attr), partition, status_filter) =
-            match (&query.user_id, query.status) {
-                (Some(user), status) => (BY_USER, user.clone(), status),
-                (None, Some(status)) => (BY_STATUS, status.as_str().to_string(), None),
-                (None, None) => (BY_CREATED, ENTITY_ORDER.to_string(), None),
-            };
-
-        let mut values = HashMap::from([(":p".to_string(), s(&partition))]);
-        let mut key_condition = "#p = :p".to_string();
-        let mut names = HashMap::from([("#p".to_string(), partition_attr.to_string())]);
-        // created_key is "<timestamp to the millisecond>#<order id>": "#~" sorts after
-        // every id of the same millisecond and "#" before, which makes both bounds
-        // exclusive. A bound finer than a millisecond is truncated to it: `after` then
-        // still excludes that millisecond, `before` includes it (it is earlier).
-        let after = query.created_after.map(|t| format!("{}#~", timestamp(t)));
-        let before = query.created_before.map(|t| {
-            let sub_ms = t.nanosecond() % 1_000_000 != 0;
-            format!("{}#{}", timestamp(t), if sub_ms { "~" } else { "" })
-        });
-        match (after, before) {
-            // No millisecond strictly between the bounds: nothing to read, and DynamoDB
-            // refuses a BETWEEN whose bounds are equal or reversed.
-            (Some(a), Some(b)) if b <= a => {
-                return Ok(OrderPage {
-                    orders: Vec::new(),
-                    next: None,
-                });
-            }
-            (Some(a), Some(b)) => {
-                key_condition.push_str(" AND created_key BETWEEN :a AND :b");
-                values.insert(":a".into(), s(a));
-                values.insert(":b".into(), s(b));
-            }
-            (Some(a), None) => {
-                key_condition.push_str(" AND created_key > :a");
-                values.insert(":a".into(), s(a));
-            }
-            (None, Some(b)) => {
-                key_condition.push_str(" AND created_key < :b");
-                values.insert(":b".into(), s(b));
-            }
-            (None, None) => {}
-        }
-        let filter = status_filter.map(|status| {
-            names.insert("#status".into(), "status".into());
-            values.insert(":status".into(), s(status.as_str()));
-            "#status = :status".to_string()
-        });
-
-        let mut start = match &query.after {
-            Some(position) => Some(decode_position(position, partition_attr)?),
-            None => None,
+        let Some(range) = KeyRange::of(query)? else {
+            return Ok(OrderPage {
+                orders: Vec::new(),
+                next: None,
+            });
         };
-        let mut orders = Vec::with_capacity(query.limit);
-        let mut more = false;
-        // Where reading stopped short of a full page: the next call goes on from there.
-        let mut stopped_at = None;
-        // Read one item past the page: DynamoDB reports a LastEvaluatedKey whenever it
-        // stops at Limit, so only an extra item proves that another page exists. A
-        // filter may thin a read out; keep reading until the page is full, the index
-        // ends, or MAX_QUERY_PAGES reads were spent (a long run of orders the filter
-        // drops must not hold one API call for ever).
-        for round in 1..=MAX_QUERY_PAGES {
-            let wanted = (query.limit - orders.len()) as i32 + 1;
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(&key_condition)
-                .set_filter_expression(filter.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
-                .limit(wanted)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in output.items() {
-                if orders.len() == query.limit {
-                    more = true;
-                    break;
-                }
-                orders.push(order_from_item(item)?);
+        let shards = 0..self.shards.count();
+        match (&query.user_id, query.status) {
+            (Some(user), status) => self.list_user(user, status, &range, query.limit).await,
+            (None, Some(status)) => {
+                let partitions = shards.map(|k| status_partition(status, k)).collect();
+                self.list_sharded(BY_STATUS, partitions, &range, query.limit)
+                    .await
             }
-            match output.last_evaluated_key() {
-                Some(key) if !more && round == MAX_QUERY_PAGES => {
-                    stopped_at = Some(key.clone());
-                }
-                Some(key) if !more => start = Some(key.clone()),
-                _ => break,
+            (None, None) => {
+                let partitions = shards.map(created_partition).collect();
+                self.list_sharded(BY_CREATED, partitions, &range, query.limit)
+                    .await
             }
         }
-        let next = match (orders.last(), stopped_at) {
-            (_, Some(key)) => Some(position_of_key(&key, partition_attr)?),
-            (Some(last), None) if more => Some(encode_position(last, partition_attr, &partition)),
-            _ => None,
-        };
-        Ok(OrderPage { orders, next })
     }
 
     async fn idempotency_record(
@@ -477,61 +421,310 @@ impl OrderStore for DynamoOrderStore {
     }
 }
 
-/// The position after `last`: the index's key attributes and the table's, as the
-/// ExclusiveStartKey of the next query needs them.
-fn encode_position(last: &Order, partition_attr: &str, partition: &str) -> PagePosition {
-    let key = order_key(&last.id);
-    let text = |k: &str| {
-        key.get(k)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    PagePosition(
-        serde_json::json!([
-            partition_attr,
+impl DynamoOrderStore {
+    /// One Query of one index partition, newest first, within `range`.
+    async fn query_partition(
+        &self,
+        (index, partition_attr): (&str, &str),
+        partition: &str,
+        range: &KeyRange,
+        status_filter: Option<OrderStatus>,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput, StoreError> {
+        let mut names = HashMap::from([("#p".to_string(), partition_attr.to_string())]);
+        let mut values = HashMap::from([(":p".to_string(), s(partition))]);
+        let mut key_condition = "#p = :p".to_string();
+        range.condition(&mut key_condition, &mut values);
+        let filter = status_filter.map(|status| {
+            names.insert("#status".into(), "status".into());
+            values.insert(":status".into(), s(status.as_str()));
+            "#status = :status".to_string()
+        });
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(key_condition)
+            .set_filter_expression(filter)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)
+    }
+
+    /// One customer's orders (`by_user`), a `status` filter applied as a filter
+    /// expression.
+    async fn list_user(
+        &self,
+        user: &str,
+        status_filter: Option<OrderStatus>,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<OrderPage, StoreError> {
+        let mut start = None;
+        let mut orders = Vec::with_capacity(limit);
+        let mut more = false;
+        // Where reading stopped short of a full page: the next call goes on from there.
+        let mut stopped_at = None;
+        // Read one item past the page: DynamoDB reports a LastEvaluatedKey whenever it
+        // stops at Limit, so only an extra item proves that another page exists. A
+        // filter may thin a read out; keep reading until the page is full, the index
+        // ends, or MAX_QUERY_PAGES reads were spent (a long run of orders the filter
+        // drops must not hold one API call for ever).
+        for round in 1..=MAX_QUERY_PAGES {
+            let wanted = limit - orders.len() + 1;
+            let output = self
+                .query_partition(BY_USER, user, range, status_filter, wanted, start.take())
+                .await?;
+            for item in output.items() {
+                if orders.len() == limit {
+                    more = true;
+                    break;
+                }
+                orders.push(order_from_item(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !more && round == MAX_QUERY_PAGES => stopped_at = Some(key.clone()),
+                Some(key) if !more => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        let next = match (orders.last(), stopped_at) {
+            (_, Some(key)) => Some(position(BY_USER.0, text_of(&key, "created_key")?)),
+            (Some(last), None) if more => Some(position(BY_USER.0, &created_key(last))),
+            _ => None,
+        };
+        Ok(OrderPage { orders, next })
+    }
+
+    /// Every shard of a sharded index read at once and merged newest first. Each shard
+    /// first reads about twice its share of the page (orders spread evenly over the
+    /// shards), and a shard that runs dry before the page is full reads on, with
+    /// enough to finish the page alone. Every shard that has not ended keeps one item
+    /// ahead, so the merge always sees each shard's newest unread order, and an item
+    /// left ahead once the page is full proves the next page is not empty.
+    async fn list_sharded(
+        &self,
+        index: (&str, &str),
+        partitions: Vec<String>,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<OrderPage, StoreError> {
+        let mut shards: Vec<Shard> = partitions.into_iter().map(Shard::new).collect();
+        let first_read = (2 * limit).div_ceil(shards.len()) + 1;
+        let mut orders = Vec::with_capacity(limit);
+        let mut more = false;
+        loop {
+            let wanted = if orders.is_empty() {
+                first_read
+            } else {
+                limit - orders.len() + 1
+            };
+            let reads = shards
+                .iter_mut()
+                .filter(|shard| shard.ahead.is_empty() && !shard.ended)
+                .map(|shard| async move {
+                    let output = self
+                        .query_partition(
+                            index,
+                            &shard.partition,
+                            range,
+                            None,
+                            wanted,
+                            shard.next.take(),
+                        )
+                        .await?;
+                    shard.take(output)
+                });
+            futures_util::future::try_join_all(reads).await?;
+            let newest = shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, shard)| shard.ahead.front().map(|(key, _)| (key, i)))
+                .max()
+                .map(|(_, i)| i);
+            let Some(newest) = newest else { break };
+            if orders.len() == limit {
+                more = true;
+                break;
+            }
+            if let Some((_, item)) = shards[newest].ahead.pop_front() {
+                orders.push(order_from_item(&item)?);
+            }
+        }
+        let next = match orders.last() {
+            Some(last) if more => Some(position(index.0, &created_key(last))),
+            _ => None,
+        };
+        Ok(OrderPage { orders, next })
+    }
+}
+
+/// One shard's read so far: the items read and not yet on the page, newest first,
+/// and where its next read starts.
+struct Shard {
+    partition: String,
+    ahead: VecDeque<(String, Item)>,
+    next: Option<Item>,
+    ended: bool,
+}
+
+impl Shard {
+    fn new(partition: String) -> Shard {
+        Shard {
             partition,
-            super::order_item::created_key(last),
-            text(PK),
-            text(SK)
-        ])
-        .to_string(),
-    )
+            ahead: VecDeque::new(),
+            next: None,
+            ended: false,
+        }
+    }
+
+    fn take(
+        &mut self,
+        output: aws_sdk_dynamodb::operation::query::QueryOutput,
+    ) -> Result<(), StoreError> {
+        for item in output.items() {
+            self.ahead
+                .push_back((text_of(item, "created_key")?.to_string(), item.clone()));
+        }
+        self.next = output.last_evaluated_key().cloned();
+        self.ended = self.next.is_none();
+        Ok(())
+    }
 }
 
-/// The position of a LastEvaluatedKey, in the form `encode_position` writes.
-fn position_of_key(key: &Item, partition_attr: &str) -> Result<PagePosition, StoreError> {
-    let text = |k: &str| {
-        key.get(k)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .ok_or_else(|| StoreError::Other(format!("query stopped at a key without {k}")))
-    };
-    Ok(PagePosition(
-        serde_json::json!([
-            partition_attr,
-            text(partition_attr)?,
-            text("created_key")?,
-            text(PK)?,
-            text(SK)?
-        ])
-        .to_string(),
-    ))
+/// The `created_key` range a list reads: the caller's `created_after` and
+/// `created_before` and, past the first page, the cursor, which is the `created_key`
+/// of the last order handed out: everything newer was on the pages before, on every
+/// shard alike, so one position serves them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyRange {
+    /// Exclusive bounds, each a text no `created_key` equals.
+    above: Option<String>,
+    below: Option<String>,
 }
 
-fn decode_position(position: &PagePosition, partition_attr: &str) -> Result<Item, StoreError> {
+impl KeyRange {
+    /// `None` when no order can be in the range.
+    fn of(query: &OrderQuery) -> Result<Option<KeyRange>, StoreError> {
+        // created_key is "<timestamp to the millisecond>#<order id>": "#~" sorts after
+        // every id of the same millisecond and "#" before, which makes both bounds
+        // exclusive. A bound finer than a millisecond is truncated to it: `after` then
+        // still excludes that millisecond, `before` includes it (it is earlier).
+        let above = query.created_after.map(|t| format!("{}#~", timestamp(t)));
+        let before = query.created_before.map(|t| {
+            let sub_ms = t.nanosecond() % 1_000_000 != 0;
+            format!("{}#{}", timestamp(t), if sub_ms { "~" } else { "" })
+        });
+        // The cursor lies inside the caller's range, so it is the nearer upper bound.
+        let below = match &query.after {
+            Some(position) => Some(just_below(&decode_position(position)?)),
+            None => before,
+        };
+        Ok(match (&above, &below) {
+            // No key strictly between the bounds: nothing to read (and DynamoDB
+            // refuses a BETWEEN whose bounds are equal or reversed).
+            (Some(a), Some(b)) if b <= a => None,
+            _ => Some(KeyRange { above, below }),
+        })
+    }
+
+    fn condition(&self, key_condition: &mut String, values: &mut HashMap<String, AttributeValue>) {
+        match (&self.above, &self.below) {
+            // BETWEEN is inclusive, which is exclusive here: no key equals a bound.
+            (Some(a), Some(b)) => {
+                key_condition.push_str(" AND created_key BETWEEN :a AND :b");
+                values.insert(":a".into(), s(a));
+                values.insert(":b".into(), s(b));
+            }
+            (Some(a), None) => {
+                key_condition.push_str(" AND created_key > :a");
+                values.insert(":a".into(), s(a));
+            }
+            (None, Some(b)) => {
+                key_condition.push_str(" AND created_key < :b");
+                values.insert(":b".into(), s(b));
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// A text just below `key`, above every other `created_key` below it: the last
+/// character one lower, then `~`, which sorts after every character of an order id.
+fn just_below(key: &str) -> String {
+    let mut chars: Vec<char> = key.chars().collect();
+    match chars.pop() {
+        Some(last) => {
+            let lower = char::from_u32(u32::from(last).saturating_sub(1)).unwrap_or(last);
+            chars.push(lower);
+            chars.push('~');
+            chars.into_iter().collect()
+        }
+        None => String::new(),
+    }
+}
+
+fn text_of<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Other(format!("an index item without {name}")))
+}
+
+/// A page position: the index read and the `created_key` of the last order handed
+/// out (or, when a call stopped reading early, of the last item it read).
+fn position(index: &str, created_key: &str) -> PagePosition {
+    PagePosition(serde_json::json!([index, created_key]).to_string())
+}
+
+fn decode_position(position: &PagePosition) -> Result<String, StoreError> {
     let parts: Vec<String> =
         serde_json::from_str(&position.0).map_err(|_| StoreError::BadPosition)?;
-    let [attr, partition, created_key, pk, sk] = parts.as_slice() else {
-        return Err(StoreError::BadPosition);
-    };
-    if attr != partition_attr {
-        return Err(StoreError::BadPosition);
+    match parts.as_slice() {
+        [index, key] if [BY_USER.0, BY_STATUS.0, BY_CREATED.0].contains(&index.as_str()) => {
+            Ok(key.clone())
+        }
+        _ => Err(StoreError::BadPosition),
     }
-    Ok(HashMap::from([
-        (attr.clone(), s(partition)),
-        ("created_key".into(), s(created_key)),
-        (PK.into(), s(pk)),
-        (SK.into(), s(sk)),
-    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn just_below_a_key_lies_between_it_and_every_key_below_it() {
+        let key = "2026-11-25T20:31:00.000Z#ORDKT9Y9G7TXGSP1QME";
+        let below = just_below(key);
+        assert!(below.as_str() < key);
+        for lower in [
+            "2026-11-25T20:31:00.000Z#ORDKT9Y9G7TXGSP1QMD",
+            "2026-11-25T20:31:00.000Z#ORDKT9Y9G7TXGSP1QM0",
+            "2026-11-25T20:31:00.000Z#ORDKT9Y9G7TXGSP1QMDZ",
+            "2026-11-25T20:30:59.999Z#ORDZZZZZZZZZZZZZZZZ",
+        ] {
+            assert!(lower < below.as_str(), "{lower}");
+        }
+    }
+
+    #[test]
+    fn a_position_names_one_of_the_indexes() {
+        let p = position("by_status", "2026-11-25T20:31:00.000Z#ORDKT9Y9G7TXGSP1QME");
+        assert_eq!(
+            decode_position(&p).unwrap(),
+            "2026-11-25T20:31:00.000Z#ORDKT9Y9G7TXGSP1QME"
+        );
+        for bad in [r#"["by_other","x"]"#, r#"["by_user"]"#, "nope"] {
+            assert_eq!(
+                decode_position(&PagePosition(bad.into())),
+                Err(StoreError::BadPosition)
+            );
+        }
+    }
 }

@@ -1,0 +1,313 @@
+//! The item sizes docs/cost.md prices: one order taken through its life (created with
+//! an Idempotency-Key under the create limit, confirmed, reserved by fulfillment,
+//! shipped, delivered) and one webhook delivery, read raw from the emulator and sized
+//! by DynamoDB's documented rules. The doc's table must say what this measures, so the
+//! cost model cannot drift from what the code writes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use orders::adapters::dynamo::DynamoWebhookStore;
+use orders::adapters::dynamo::inventory::DynamoInventory;
+use orders::domain::webhook::{Attempt, Outcome, WebhookId};
+use orders::domain::{Order, OrderId};
+use orders::events::{Envelope, OrderEvent, SOURCE};
+use orders::ports::{Inventory, OrderStore, WebhookStore};
+use orders_tests::{ADMIN, Call, Stack, checkout, token};
+use serde_json::json;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The size of an item as DynamoDB counts it
+/// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html):
+/// every attribute's name and value; strings and binaries by their bytes; a number 1
+/// byte per two significant digits plus 1; null and boolean 1; a list or map 3 bytes
+/// plus its elements, each element 1 byte more (a map's also its name). Trailing zeros
+/// are counted as significant: DynamoDB trims them, so a time such as `expires_at` is a
+/// byte smaller now and then; counting them makes the size an upper bound that does
+/// not depend on the clock.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+        _ => panic!("an attribute type DynamoDB does not have: {value:?}"),
+    }
+}
+
+fn number_size(text: &str) -> usize {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').len();
+    significant.div_ceil(2) + 1
+}
+
+fn write_units(bytes: usize) -> usize {
+    bytes.div_ceil(1024).max(1)
+}
+
+/// The rows of docs/cost.md's item-size table: (item, state) -> (bytes, write units).
+fn documented_sizes() -> BTreeMap<(String, String), (usize, usize)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cost.md");
+    let text = std::fs::read_to_string(path).expect("docs/cost.md");
+    let table = text
+        .split("<!-- item sizes: begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- item sizes: end -->").next())
+        .expect("docs/cost.md has the item-size table between its markers");
+    table
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.contains("---") && !l.contains("bytes"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let number = |i: usize| {
+                cells[i]
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| panic!("{line}"))
+            };
+            (
+                (cells[0].trim_matches('`').to_string(), cells[1].to_string()),
+                (number(2), number(3)),
+            )
+        })
+        .collect()
+}
+
+fn row(item: &str, state: &str, stored: &Item) -> ((String, String), (usize, usize)) {
+    let bytes = item_size(stored);
+    (
+        (item.to_string(), state.to_string()),
+        (bytes, write_units(bytes)),
+    )
+}
+
+async fn item(stack: &Stack, pk: &str, sk: &str) -> Item {
+    stack
+        .dynamodb
+        .get_item()
+        .table_name(&stack.table)
+        .key("PK", AttributeValue::S(pk.into()))
+        .key("SK", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("no item {pk} / {sk}"))
+}
+
+fn confirmed_message(before: &Order, after: &Order) -> String {
+    let detail = OrderEvent::for_change(Some(before), after).unwrap();
+    serde_json::to_string(&Envelope {
+        id: "evt-1".into(),
+        detail_type: detail.detail_type(),
+        source: SOURCE.into(),
+        time: detail.occurred_at.clone(),
+        detail,
+    })
+    .unwrap()
+}
+
+/// The sizes the cost model is built on are the sizes the code writes.
+#[tokio::test]
+async fn the_item_sizes_in_the_cost_model_are_what_the_code_stores() {
+    let stack = Stack::new().await;
+    stack.put_demo_cart().await;
+    let inventory = DynamoInventory::new(stack.dynamodb.clone(), &stack.table);
+    inventory.set_stock("p001", 100).await.unwrap();
+    inventory.set_stock("p002", 100).await.unwrap();
+    let mut measured = BTreeMap::new();
+
+    // The README's create, with a key, under the default create limit.
+    let mut body = checkout("abc123");
+    body["user_id"] = json!("user789");
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token("user789", ""))
+                .header("Idempotency-Key", "checkout-2026-12-02-0001")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    let order_pk = format!("ORDER#{id}");
+    let created = item(&stack, &order_pk, "ORDER").await;
+    measured.extend([row("order", "created", &created)]);
+    let items = stack.all_items().await;
+    let text = |i: &Item, k: &str| {
+        i.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let record = items
+        .iter()
+        .find(|i| text(i, "PK").starts_with("IDEMPOTENCY#"))
+        .unwrap();
+    let counter = items
+        .iter()
+        .find(|i| text(i, "PK").starts_with("RATE#"))
+        .unwrap();
+    measured.extend([
+        row("idempotency record", "created", record),
+        row("create counter", "first create", counter),
+    ]);
+
+    // Confirmed (admin), reserved by fulfillment, shipped and delivered (fulfillment).
+    stack.advance(&id, &["confirmed"]).await;
+    let confirmed = item(&stack, &order_pk, "ORDER").await;
+    measured.extend([row("order", "confirmed", &confirmed)]);
+    let store = stack.wiring.fulfillment().unwrap();
+    let orders =
+        orders::adapters::dynamo::DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+    let after = orders
+        .get(&OrderId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut before = after.clone();
+    before.status = orders::domain::OrderStatus::Pending;
+    before.version -= 1;
+    store
+        .handle(Some(&confirmed_message(&before, &after)))
+        .await
+        .unwrap();
+    let processing = item(&stack, &order_pk, "ORDER").await;
+    assert_eq!(processing["shipping_status"].as_s().unwrap(), "processing");
+    measured.extend([
+        row("order", "processing", &processing),
+        row(
+            "reservation",
+            "reserved",
+            &item(&stack, &format!("RESERVATION#{id}"), "RESERVATION").await,
+        ),
+        row(
+            "stock",
+            "one product",
+            &item(&stack, "STOCK#p001", "STOCK").await,
+        ),
+    ]);
+    let fulfill = token("warehouse", "orders:fulfill");
+    let reply = stack
+        .send(
+            Call::new("PUT", &format!("/api/orders/{id}/status"))
+                .bearer(&fulfill)
+                .json(&json!({ "status": "shipped", "tracking_number": "1Z999AA10123456784", "carrier": "UPS" })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let shipped = item(&stack, &order_pk, "ORDER").await;
+    measured.extend([row("order", "shipped", &shipped)]);
+    assert_eq!(
+        stack.set_status(&id, "delivered", &fulfill).await.status,
+        200
+    );
+    let delivered = item(&stack, &order_pk, "ORDER").await;
+    measured.extend([row("order", "delivered", &delivered)]);
+
+    // One webhook subscription, and one event delivered to it: claim, attempt, marker.
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/webhooks")
+                .bearer(&token("admin", ADMIN))
+                .json(&json!({ "url": "https://hooks.example.com/orders", "events": ["*"], "description": "Warehouse ERP" })),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let webhook = WebhookId::parse(reply.body["id"].as_str().unwrap()).unwrap();
+    let webhook_pk = format!("WEBHOOK#{}", webhook.as_str());
+    measured.extend([row(
+        "webhook subscription",
+        "created",
+        &item(&stack, &webhook_pk, "WEBHOOK").await,
+    )]);
+    let hooks = DynamoWebhookStore::new(stack.dynamodb.clone(), &stack.table);
+    let event_id = format!("{id}:2");
+    let now = time::OffsetDateTime::now_utc();
+    hooks
+        .claim(&webhook, &event_id, now, now + time::Duration::seconds(30))
+        .await
+        .unwrap();
+    let marker_sk = format!("DELIVERED#{event_id}");
+    measured.extend([row(
+        "delivery marker",
+        "claimed",
+        &item(&stack, &webhook_pk, &marker_sk).await,
+    )]);
+    hooks
+        .record_attempt(&Attempt {
+            webhook_id: webhook.clone(),
+            event_id: event_id.clone(),
+            event_type: "order.confirmed".into(),
+            attempt: 1,
+            at: now,
+            duration_ms: 143,
+            status_code: Some(200),
+            error: None,
+            outcome: Outcome::Delivered,
+        })
+        .await
+        .unwrap();
+    hooks
+        .mark_delivered(&webhook, &event_id, now)
+        .await
+        .unwrap();
+    measured.extend([row(
+        "delivery marker",
+        "delivered",
+        &item(&stack, &webhook_pk, &marker_sk).await,
+    )]);
+    let attempt = stack
+        .all_items()
+        .await
+        .into_iter()
+        .find(|i| text(i, "PK") == webhook_pk && text(i, "SK").starts_with("DELIVERY#"))
+        .unwrap();
+    measured.extend([row("delivery attempt", "2xx", &attempt)]);
+
+    let table: String = measured
+        .iter()
+        .map(|((item, state), (bytes, wcu))| format!("| `{item}` | {state} | {bytes} | {wcu} |\n"))
+        .collect();
+    assert!(
+        documented_sizes() == measured,
+        "docs/cost.md's item sizes differ from what the code stores; the measured rows:\n{table}"
+    );
+}
+
+#[test]
+fn item_sizes_follow_the_documented_rules() {
+    let item: Item = HashMap::from([
+        ("name".to_string(), AttributeValue::S("Jane".into())),
+        ("total".to_string(), AttributeValue::N("7500".into())),
+        ("version".to_string(), AttributeValue::N("12345".into())),
+        ("flag".to_string(), AttributeValue::Bool(true)),
+        (
+            "items".to_string(),
+            AttributeValue::L(vec![AttributeValue::M(HashMap::from([(
+                "id".to_string(),
+                AttributeValue::S("p1".into()),
+            )]))]),
+        ),
+    ]);
+    // name 4+4; total 5 + (7500: 2) + 1; version 7 + (5 digits: 3) + 1; flag 4 + 1;
+    // items 5 + 3 + (1 + map 3 + (1 + 2 + 2)).
+    assert_eq!(item_size(&item), 8 + 8 + 11 + 5 + (5 + 3 + 1 + 3 + 5));
+}
