@@ -302,6 +302,7 @@ mod tests {
                 },
                 tracking_number: None,
                 carrier: None,
+                contact: Default::default(),
                 created_at: at,
                 updated_at: at,
                 version,

@@ -3,6 +3,7 @@
 //! DynamoDB.
 
 pub mod checkout;
+pub mod contact;
 pub mod countries;
 pub mod lifecycle;
 pub mod money;
@@ -15,6 +16,7 @@ pub mod validation;
 pub mod webhook;
 
 pub use checkout::{AddressInput, Cart, CartLine, CartProblem, Checkout, CheckoutInput};
+pub use contact::{Contact, ContactInput};
 pub use lifecycle::{Refusal, Role, StatusChange, TRANSITIONS, Transition};
 pub use money::{Currency, Money};
 pub use order::{

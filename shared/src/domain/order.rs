@@ -4,6 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use super::contact::Contact;
 use super::money::Money;
 
 /// `ORD` followed by 16 characters of Crockford base32.
@@ -199,6 +200,8 @@ pub struct Order {
     pub shipping_address: ShippingAddress,
     pub tracking_number: Option<String>,
     pub carrier: Option<String>,
+    /// Where messages about the order go (owner and admins only; not in events).
+    pub contact: Contact,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// Bumped by every change; equal to the number of history entries.

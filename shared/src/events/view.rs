@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::time::timestamp;
-use crate::domain::{Money, Order, Role};
+use crate::domain::{Money, Order, Principal, Role};
 
 /// An amount as a JSON number with the currency's minor digits: `75.00`, never
 /// `75.0` or `74.99999`.
@@ -36,6 +36,10 @@ pub struct OrderView {
     pub tracking_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
+    /// Only in answers to the owner and admins ([`OrderView::for_reader`]); never in
+    /// an event, so never in a webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactView>,
     pub cart_id: String,
     pub created_at: String,
     pub updated_at: String,
@@ -93,11 +97,33 @@ impl From<&Order> for OrderView {
             },
             tracking_number: order.tracking_number.clone(),
             carrier: order.carrier.clone(),
+            contact: None,
             cart_id: order.cart_id.clone(),
             created_at: timestamp(order.created_at),
             updated_at: timestamp(order.updated_at),
             version: order.version,
         }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContactView {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl OrderView {
+    /// The order as `reader` may see it: with its contact for the owner and admins,
+    /// without for anyone else (the fulfillment service), as in the events.
+    pub fn for_reader(order: &Order, reader: &Principal) -> OrderView {
+        let mut view = OrderView::from(order);
+        if reader.admin || reader.user_id == order.user_id {
+            view.contact = Some(ContactView {
+                email: order.contact.email.clone(),
+                phone: order.contact.phone.clone(),
+            });
+        }
+        view
     }
 }
 

@@ -73,7 +73,7 @@ impl OrderApi {
             .get(&caller, &request::path_parameter(request, "order_id"))
             .await?;
         Ok(with_etag(
-            json_response(StatusCode::OK, &OrderView::from(&order)),
+            json_response(StatusCode::OK, &OrderView::for_reader(&order, &caller)),
             order.version,
         ))
     }
@@ -82,7 +82,11 @@ impl OrderApi {
         let caller = caller(&self.auth, request).await?;
         let (query, cursor) = request::list_request(request)?;
         let listed = self.orders.list(&caller, query, cursor.as_deref()).await?;
-        let orders: Vec<OrderView> = listed.orders.iter().map(OrderView::from).collect();
+        let orders: Vec<OrderView> = listed
+            .orders
+            .iter()
+            .map(|order| OrderView::for_reader(order, &caller))
+            .collect();
         Ok(json_response(
             StatusCode::OK,
             &OrderPageView {
@@ -129,7 +133,7 @@ impl OrderApi {
             .change_status(&caller, &id, status, move_request)
             .await?;
         Ok(with_etag(
-            json_response(StatusCode::OK, &OrderView::from(&moved.order)),
+            json_response(StatusCode::OK, &OrderView::for_reader(&moved.order, &caller)),
             moved.order.version,
         ))
     }
