@@ -4,4 +4,7 @@ pub mod aws;
 pub mod dynamo;
 pub mod event_bus;
 pub mod http;
+pub mod invoice_pdf;
+pub mod ses;
+pub mod templates;
 pub mod webhook_queue;

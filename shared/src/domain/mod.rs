@@ -5,8 +5,10 @@
 pub mod checkout;
 pub mod contact;
 pub mod countries;
+pub mod invoice;
 pub mod lifecycle;
 pub mod money;
+pub mod notification;
 pub mod order;
 pub mod principal;
 pub mod rate_limit;
