@@ -445,9 +445,18 @@ fn handlers(
         let deliveries = Arc::clone(&deliveries);
         Box::pin(async move { orders::inbound::sqs::deliver(&deliveries, event).await })
     });
+    let notifications = Arc::new(wiring.notifications().map_err(error)?);
+    let notify: QueueHandler = Arc::new(move |event| {
+        let notifications = Arc::clone(&notifications);
+        Box::pin(async move { orders::inbound::sqs::notify(&notifications, event).await })
+    });
     Ok((
         publish,
-        HashMap::from([("fulfill-orders", fulfill), ("deliver-webhooks", deliver)]),
+        HashMap::from([
+            ("fulfill-orders", fulfill),
+            ("deliver-webhooks", deliver),
+            ("notify-customers", notify),
+        ]),
     ))
 }
 

@@ -63,6 +63,11 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The sender of the tests' stacks' emails (an SES identity on the emulator).
+pub const MAIL_FROM: &str = "Orders Tests <orders@tests.example.com>";
+/// The seller on the tests' invoices.
+pub const INVOICE_SELLER: &str = r#"{"name": "Test Shop", "address": ["9 Test Lane", "Springfield 12345", "US"], "tax_id": "US-TEST-9", "email": "billing@tests.example.com"}"#;
+
 /// The cursor secret the tests' stacks sign with.
 pub const CURSOR_SECRET: &str = "test-cursor-secret";
 
@@ -208,8 +213,14 @@ impl Stack {
             .with("CURSOR_SECRET", CURSOR_SECRET)
             // On, so that every create goes through the limited transaction as
             // deployed, but too high for any test to reach unless it sets its own.
-            .with("ORDER_CREATE_LIMIT", "1000/60");
+            .with("ORDER_CREATE_LIMIT", "1000/60")
+            .with("MAIL_FROM", MAIL_FROM)
+            .with("INVOICE_SELLER", INVOICE_SELLER);
         settings = adjust(settings);
+        let emulator = orders::adapters::aws::sdk_config().await;
+        provision::ensure_sender(&emulator, settings.get("MAIL_FROM").unwrap_or(MAIL_FROM))
+            .await
+            .expect("the sender's SES identity");
         if settings.get("CART_API_URL").is_none() && settings.get("CARTS_TABLE").is_none() {
             settings = settings.with("CARTS_TABLE", &carts_table);
         }

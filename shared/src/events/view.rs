@@ -12,6 +12,12 @@ use crate::domain::{Money, Order, Principal, Role};
 #[derive(Debug)]
 pub struct Amount(Money);
 
+impl From<Money> for Amount {
+    fn from(money: Money) -> Amount {
+        Amount(money)
+    }
+}
+
 impl Serialize for Amount {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let raw =

@@ -21,6 +21,7 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/orders/{order_id}", "DELETE, GET"),
     ("/api/orders/{order_id}/status", "PUT"),
     ("/api/orders/{order_id}/history", "GET"),
+    ("/api/orders/{order_id}/invoice", "GET"),
     ("/api/webhooks", "GET, POST"),
     ("/api/webhooks/{webhook_id}", "DELETE, GET"),
     ("/api/webhooks/{webhook_id}/deliveries", "GET"),

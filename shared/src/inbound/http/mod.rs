@@ -8,6 +8,7 @@
 //! (`wiring`) and hands [`serve`] the one handler, so its binary holds only what that
 //! handler uses. The local stack and the tests serve every endpoint through [`Api`].
 
+pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
 pub mod problem;
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 use crate::auth::Authenticator;
 use crate::domain::Principal;
+pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 use problem::{ApiError, Problem};
 pub use webhooks::WebhookApi;
@@ -37,6 +39,7 @@ pub enum Endpoint {
     UpdateOrderStatus,
     CancelOrder,
     GetOrderHistory,
+    GetOrderInvoice,
     CreateWebhook,
     ListWebhooks,
     GetWebhook,
@@ -45,13 +48,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
         Endpoint::UpdateOrderStatus,
         Endpoint::CancelOrder,
         Endpoint::GetOrderHistory,
+        Endpoint::GetOrderInvoice,
         Endpoint::CreateWebhook,
         Endpoint::ListWebhooks,
         Endpoint::GetWebhook,
@@ -67,6 +71,7 @@ impl Endpoint {
             Endpoint::UpdateOrderStatus => "update-order-status",
             Endpoint::CancelOrder => "cancel-order",
             Endpoint::GetOrderHistory => "get-order-history",
+            Endpoint::GetOrderInvoice => "get-order-invoice",
             Endpoint::CreateWebhook => "create-webhook",
             Endpoint::ListWebhooks => "list-webhooks",
             Endpoint::GetWebhook => "get-webhook",
@@ -85,6 +90,7 @@ pub struct Api {
     pub orders: OrderApi,
     pub checkout: CheckoutApi,
     pub webhooks: WebhookApi,
+    pub invoices: InvoiceApi,
 }
 
 impl Api {
@@ -97,6 +103,7 @@ impl Api {
             Endpoint::UpdateOrderStatus => self.orders.update_order_status(&request).await,
             Endpoint::CancelOrder => self.orders.cancel_order(&request).await,
             Endpoint::GetOrderHistory => self.orders.get_order_history(&request).await,
+            Endpoint::GetOrderInvoice => self.invoices.get_invoice(&request).await,
             Endpoint::CreateWebhook => self.webhooks.create_webhook(&request).await,
             Endpoint::ListWebhooks => self.webhooks.list_webhooks(&request).await,
             Endpoint::GetWebhook => self.webhooks.get_webhook(&request).await,
