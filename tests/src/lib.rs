@@ -88,6 +88,8 @@ pub struct Reply {
     pub body: Value,
     /// The body exactly as sent, for checks on its text (`"total":75.00`).
     pub text: String,
+    /// The body's bytes (a PDF).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -113,17 +115,19 @@ impl From<lambda_http::Response<Body>> for Reply {
     fn from(response: lambda_http::Response<Body>) -> Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = match response.body() {
-            Body::Text(text) => text.clone(),
-            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => String::new(),
+        let bytes = match response.body() {
+            Body::Text(text) => text.as_bytes().to_vec(),
+            Body::Binary(bytes) => bytes.clone(),
+            _ => Vec::new(),
         };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
             headers,
             body,
             text,
+            bytes,
         }
     }
 }

@@ -8,6 +8,7 @@ mod layout;
 mod lifecycle;
 mod lists;
 mod openapi;
+mod notifications;
 mod pipeline;
 mod publisher;
 mod samples;
