@@ -4,6 +4,7 @@
 
 mod create;
 mod fulfillment;
+mod invoices;
 mod layout;
 mod lifecycle;
 mod lists;
