@@ -99,7 +99,7 @@ emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOT
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
 
 # make bench: native release builds (the workspace profile as is; cargo-lambda would add
-# panic=abort) of the 14 functions and of bench/'s floors (a bare Lambda; the same plus the
+# panic=abort) of the 16 functions and of bench/'s floors (a bare Lambda; the same plus the
 # SDK configuration and a DynamoDB client), in one cargo invocation so they share
 # dependency features; then bench/ runs each binary against a fake Lambda Runtime API and
 # a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of scripts/emulator.py) and

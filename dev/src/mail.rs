@@ -57,7 +57,11 @@ pub fn describe(message: &Value) -> String {
         message["subject"].as_str().unwrap_or_default()
     );
     let text = message["text"].as_str().unwrap_or_default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()).take(FIRST_LINES) {
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(FIRST_LINES)
+    {
         out.push_str("  | ");
         out.push_str(line);
         out.push('\n');

@@ -226,9 +226,18 @@ pub async fn ensure_sender(sdk: &aws_config::SdkConfig, from: &str) -> Result<()
     {
         return Ok(());
     }
-    match ses.create_email_identity().email_identity(&address).send().await {
+    match ses
+        .create_email_identity()
+        .email_identity(&address)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => {
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) =>
+        {
             Ok(())
         }
         Err(err) => Err(ProvisionError::Ses(orders::adapters::aws::describe(&err))),

@@ -8,9 +8,8 @@ use orders::wiring::Wiring;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let api = Wiring::from_env().await.invoice_api()?;
-    http::serve(
-        api,
-        |api, request| async move { api.get_invoice(&request).await },
-    )
+    http::serve(api, |api, request| async move {
+        api.get_invoice(&request).await
+    })
     .await
 }

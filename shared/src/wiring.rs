@@ -17,27 +17,27 @@ use crate::adapters::dynamo::{CartTable, DynamoInventory, DynamoOrderStore, Dyna
 use crate::adapters::dynamo::{DynamoInvoiceStore, DynamoMessageLog};
 use crate::adapters::event_bus::EventBridgeBus;
 use crate::adapters::http::sendgrid::{SENDGRID_DEFAULT_URL, SendGridMailer, split_mailbox};
-use crate::adapters::http::twilio::{TWILIO_DEFAULT_URL, TwilioMessenger};
-use crate::adapters::invoice_pdf::PdfInvoices;
-use crate::adapters::ses::SesMailer;
-use crate::adapters::templates::Templates;
-use crate::domain::invoice::Seller;
-use crate::ports::{Mailer, TextMessenger};
-use crate::services::invoices::InvoiceService;
-use crate::services::notifications::Notifications;
 use crate::adapters::http::shipping::{
     ManualShipping, SHIPPO_DEFAULT_URL, ShippoAddress, ShippoShipping,
 };
+use crate::adapters::http::twilio::{TWILIO_DEFAULT_URL, TwilioMessenger};
 use crate::adapters::http::{CartApi, HttpWebhookSender};
+use crate::adapters::invoice_pdf::PdfInvoices;
+use crate::adapters::ses::SesMailer;
+use crate::adapters::templates::Templates;
 use crate::adapters::webhook_queue::SqsRetryDelay;
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
+use crate::domain::invoice::Seller;
 use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, InvoiceApi, OrderApi, WebhookApi};
 use crate::ports::{CartSource, ShippingProvider};
+use crate::ports::{Mailer, TextMessenger};
 use crate::services::checkout::CheckoutService;
 use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
 use crate::services::fulfillment::Fulfillment;
+use crate::services::invoices::InvoiceService;
+use crate::services::notifications::Notifications;
 use crate::services::orders::OrderService;
 use crate::services::publisher::Publisher;
 use crate::services::webhooks::WebhookService;
@@ -442,7 +442,9 @@ impl Wiring {
             "ses" => Ok(Arc::new(SesMailer::new(
                 aws_sdk_sesv2::Client::new(&self.sdk),
                 from,
-                self.settings.get("SES_CONFIGURATION_SET").map(str::to_string),
+                self.settings
+                    .get("SES_CONFIGURATION_SET")
+                    .map(str::to_string),
             ))),
             "sendgrid" => {
                 let key = self.settings.required("SENDGRID_API_KEY")?;
@@ -474,12 +476,11 @@ impl Wiring {
             .settings
             .get("TWILIO_API_URL")
             .unwrap_or(TWILIO_DEFAULT_URL);
-        let twilio = TwilioMessenger::new(url, sid, token, from).map_err(|why| {
-            ConfigError::Invalid {
+        let twilio =
+            TwilioMessenger::new(url, sid, token, from).map_err(|why| ConfigError::Invalid {
                 setting: "TWILIO_API_URL",
                 why,
-            }
-        })?;
+            })?;
         Ok(Some(Arc::new(twilio)))
     }
 

@@ -40,19 +40,28 @@ fn win_ansi(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Helvetica's advance widths (per 1000 units) for what amounts are made of, to
-/// right-align them; other characters are counted as an average capital.
-fn width(text: &str, size: f32) -> f32 {
+/// Helvetica's advance widths (its AFM, per 1000 units) for printable ASCII from
+/// the space on, to right-align text; anything else counts as a capital.
+const HELVETICA: [u16; 95] = [
+    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, // ' '..'/'
+    556, 556, 556, 556, 556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556, // '0'..'?'
+    1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778, // '@'..'O'
+    667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556, // 'P'..'_'
+    333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556, // '`'..'o'
+    556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584, // 'p'..'~'
+];
+
+/// The width of `text` in points; bold runs about 5 % wider than regular.
+fn width(text: &str, size: f32, font: Name) -> f32 {
     let units: u32 = text
         .chars()
         .map(|c| match c {
-            '0'..='9' => 556,
-            '.' | ',' | ' ' => 278,
-            '-' => 333,
+            ' '..='~' => u32::from(HELVETICA[c as usize - 32]),
             _ => 667,
         })
         .sum();
-    units as f32 * size / 1000.0
+    let bold = if font == BOLD { 1.05 } else { 1.0 };
+    units as f32 * size * bold / 1000.0
 }
 
 struct Page {
@@ -77,7 +86,7 @@ impl Page {
     }
 
     fn right(&mut self, font: Name, size: f32, x: f32, y: f32, text: &str) {
-        self.text(font, size, x - width(text, size), y, text);
+        self.text(font, size, x - width(text, size, font), y, text);
     }
 
     fn rule(&mut self, y: f32) {
@@ -103,12 +112,30 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
     for index in 0..page_count {
         let mut page = Page::new();
         page.text(BOLD, 20.0, LEFT, 780.0, "INVOICE");
-        page.right(REGULAR, 10.0, RIGHT, 790.0, &format!("Invoice number: {}", invoice.number));
+        page.right(
+            REGULAR,
+            10.0,
+            RIGHT,
+            790.0,
+            &format!("Invoice number: {}", invoice.number),
+        );
         let date = d.issued_at.date();
         page.right(REGULAR, 10.0, RIGHT, 776.0, &format!("Date: {date}"));
-        page.right(REGULAR, 10.0, RIGHT, 762.0, &format!("Order: {}", d.order_id));
+        page.right(
+            REGULAR,
+            10.0,
+            RIGHT,
+            762.0,
+            &format!("Order: {}", d.order_id),
+        );
         if page_count > 1 {
-            page.right(REGULAR, 9.0, RIGHT, 748.0, &format!("Page {} of {page_count}", index + 1));
+            page.right(
+                REGULAR,
+                9.0,
+                RIGHT,
+                748.0,
+                &format!("Page {} of {page_count}", index + 1),
+            );
         }
 
         let mut y = 720.0;
@@ -165,13 +192,31 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             page.text(BOLD, 11.0, 330.0, y, &format!("Total ({currency})"));
             page.right(BOLD, 11.0, RIGHT, y, &amount(d.total));
             y -= 32.0;
-            page.text(REGULAR, 10.0, LEFT, y, &format!("Payment method: {}", d.payment_method));
+            page.text(
+                REGULAR,
+                10.0,
+                LEFT,
+                y,
+                &format!("Payment method: {}", d.payment_method),
+            );
             if let Some(reference) = &d.payment_reference {
                 y -= 13.0;
-                page.text(REGULAR, 10.0, LEFT, y, &format!("Payment reference: {reference}"));
+                page.text(
+                    REGULAR,
+                    10.0,
+                    LEFT,
+                    y,
+                    &format!("Payment reference: {reference}"),
+                );
             }
             y -= 13.0;
-            page.text(REGULAR, 9.0, LEFT, y, "Prices include any applicable taxes.");
+            page.text(
+                REGULAR,
+                9.0,
+                LEFT,
+                y,
+                "Prices include any applicable taxes.",
+            );
         }
         pages.push(page);
     }
@@ -204,7 +249,10 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
     for (page, id) in pages.into_iter().zip(&page_ids) {
         let contents = Ref::new(id.get() + 1);
         let mut writer = pdf.page(*id);
-        writer.media_box(Rect::new(0.0, 0.0, PAGE.0, PAGE.1)).parent(tree).contents(contents);
+        writer
+            .media_box(Rect::new(0.0, 0.0, PAGE.0, PAGE.1))
+            .parent(tree)
+            .contents(contents);
         let mut resources = writer.resources();
         resources.fonts().pair(REGULAR, regular).pair(BOLD, bold);
         resources.finish();

@@ -118,8 +118,8 @@ mod tests {
                 content: b"%PDF-1.7".to_vec(),
             }],
         };
-        let raw = String::from_utf8(mime("Orders <orders@example.com>", &message).unwrap())
-            .unwrap();
+        let raw =
+            String::from_utf8(mime("Orders <orders@example.com>", &message).unwrap()).unwrap();
         for part in [
             "From: \"Orders\" <orders@example.com>",
             "To: <jane@example.com>",

@@ -267,7 +267,11 @@ mod tests {
             assert!(email.text.contains("Total: 20.00 USD"), "{}", email.text);
             // Text as typed in the text part, escaped in the HTML part.
             assert!(email.text.contains("Cable <USB> & more"));
-            assert!(email.html.contains("Cable &lt;USB&gt; &amp; more"), "{}", email.html);
+            assert!(
+                email.html.contains("Cable &lt;USB&gt; &amp; more"),
+                "{}",
+                email.html
+            );
         }
         let shipped = templates.email(&Notice::Shipped, &order, None).unwrap();
         assert!(shipped.text.contains("Tracking number: 1Z999AA10123456784"));

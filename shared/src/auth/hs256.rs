@@ -59,7 +59,8 @@ pub fn issue_hs256_token_with_claims(
 ) -> String {
     install_crypto_provider();
     let iat = jsonwebtoken::get_current_timestamp();
-    let mut claims = serde_json::json!({ "sub": sub, "iat": iat, "exp": iat.saturating_add(ttl.as_secs()) });
+    let mut claims =
+        serde_json::json!({ "sub": sub, "iat": iat, "exp": iat.saturating_add(ttl.as_secs()) });
     if !scope.is_empty() {
         claims["scope"] = scope.into();
     }

@@ -37,7 +37,10 @@ impl ContactInput {
         if let Some(email) = email
             && !is_email(email)
         {
-            errors.add("contact.email", "must be an email address such as jane@example.com");
+            errors.add(
+                "contact.email",
+                "must be an email address such as jane@example.com",
+            );
         }
         let phone = self.phone.as_deref();
         if let Some(phone) = phone
@@ -59,8 +62,14 @@ impl ContactInput {
 /// claim the issuer vouches for but that cannot be sent to is no contact.
 pub fn from_claims(email: Option<&str>, phone: Option<&str>) -> Contact {
     Contact {
-        email: email.map(str::trim).filter(|e| is_email(e)).map(str::to_string),
-        phone: phone.map(str::trim).filter(|p| is_e164(p)).map(str::to_string),
+        email: email
+            .map(str::trim)
+            .filter(|e| is_email(e))
+            .map(str::to_string),
+        phone: phone
+            .map(str::trim)
+            .filter(|p| is_e164(p))
+            .map(str::to_string),
     }
 }
 
@@ -91,7 +100,9 @@ pub fn is_email(text: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
         && labels
             .last()

@@ -29,7 +29,9 @@ pub enum Notice {
     Delivered,
     Cancelled,
     /// `order.payment_status_changed` to `refunded` or `partially_refunded`.
-    Refunded { partial: bool },
+    Refunded {
+        partial: bool,
+    },
 }
 
 /// `detail-type` of a payment change that does not move the order's status (the
@@ -94,7 +96,11 @@ mod tests {
             ("order.something_new", None, None),
         ];
         for (detail_type, payment, expected) in cases {
-            assert_eq!(Notice::for_event(detail_type, payment), expected, "{detail_type}");
+            assert_eq!(
+                Notice::for_event(detail_type, payment),
+                expected,
+                "{detail_type}"
+            );
         }
     }
 

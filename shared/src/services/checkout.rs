@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::orders::OrderError;
 use crate::domain::Principal;
-use crate::domain::contact;
 use crate::domain::RateLimit;
+use crate::domain::contact;
 use crate::domain::{Checkout, Order, OrderId};
 use crate::ports::{
     CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, RateCharge,

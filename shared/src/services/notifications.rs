@@ -24,8 +24,7 @@ use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{
     Attachment, Claim, EmailMessage, InvoiceRenderer, InvoiceStore, Mailer, MessageLog,
-    MessageTemplates, OrderStore, SendError, StoreError, TemplateError, TextMessage,
-    TextMessenger,
+    MessageTemplates, OrderStore, SendError, StoreError, TemplateError, TextMessage, TextMessenger,
 };
 
 /// How long a claim holds before another attempt may take it over: well above one

@@ -49,7 +49,9 @@ async fn confirmed_order(stack: &Stack, user: &str) -> String {
 }
 
 fn sequence(number: &str) -> u64 {
-    InvoiceNumber::parse(number).expect("an invoice number").sequence
+    InvoiceNumber::parse(number)
+        .expect("an invoice number")
+        .sequence
 }
 
 #[tokio::test]
@@ -107,11 +109,19 @@ async fn a_redelivered_confirmation_gets_the_same_invoice_and_takes_no_number() 
     let id = confirmed_order(&stack, "ann").await;
     let confirmed = last_event(&stack, &id).await;
     for _ in 0..3 {
-        assert!(notify(&notifications, vec![confirmed.clone()]).await.is_empty());
+        assert!(
+            notify(&notifications, vec![confirmed.clone()])
+                .await
+                .is_empty()
+        );
     }
     // Another order confirmed afterwards takes the next number: none was used up.
     let next = confirmed_order(&stack, "bob").await;
-    assert!(notify(&notifications, vec![last_event(&stack, &next).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &next).await])
+            .await
+            .is_empty()
+    );
 
     let admin = token("admin", ADMIN);
     let first = stack.send(invoice_call(&id, &admin)).await;
@@ -136,11 +146,19 @@ async fn the_invoice_is_for_the_owner_and_admins_once_the_order_is_confirmed() {
     // Pending: no invoice yet.
     assert_eq!(stack.send(invoice_call(&id, &customer)).await.status, 404);
     // The created event issues nothing either.
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
     assert_eq!(stack.send(invoice_call(&id, &customer)).await.status, 404);
 
     stack.advance(&id, &["confirmed"]).await;
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
     let owner = stack.send(invoice_call(&id, &customer)).await;
     assert_eq!(owner.status, 200, "{owner:?}");
     assert_eq!(owner.header("content-type"), Some("application/json"));
@@ -158,7 +176,11 @@ async fn the_invoice_is_for_the_owner_and_admins_once_the_order_is_confirmed() {
     assert_eq!(invoice["payment_method"], "credit_card");
     assert_eq!(invoice["payment_reference"], json!(null));
     assert!(owner.text.contains(r#""lines":[{"product_id":"p001","description":"USB Cable","quantity":2,"unit_price":10.00,"amount":20.00}]"#), "{}", owner.text);
-    assert!(owner.text.contains(r#""subtotal":20.00,"total":20.00"#), "{}", owner.text);
+    assert!(
+        owner.text.contains(r#""subtotal":20.00,"total":20.00"#),
+        "{}",
+        owner.text
+    );
 
     let admin = stack.send(invoice_call(&id, &token("admin", ADMIN))).await;
     assert_eq!(admin.status, 200);
@@ -199,7 +221,11 @@ async fn the_pdf_holds_the_number_the_lines_and_the_total() {
     assert_eq!(reply.status, 201, "{reply:?}");
     let id = reply.body["order_id"].as_str().unwrap().to_string();
     stack.advance(&id, &["confirmed"]).await;
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
 
     let owner = token("user789", "");
     let json = stack.send(invoice_call(&id, &owner)).await;
@@ -230,6 +256,9 @@ async fn the_pdf_holds_the_number_the_lines_and_the_total() {
         "Test Shop",
         "Jane Doe",
     ] {
-        assert!(text.contains(expected), "{expected:?} in the PDF's text:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{expected:?} in the PDF's text:\n{text}"
+        );
     }
 }

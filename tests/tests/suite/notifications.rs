@@ -15,7 +15,9 @@ use orders::adapters::http::twilio::TwilioMessenger;
 use orders::domain::{Order, OrderId};
 use orders::events::{Envelope, OrderEvent, SOURCE};
 use orders::inbound::sqs;
-use orders::ports::{Attachment, EmailMessage, Mailer, OrderStore, SendError, TextMessage, TextMessenger};
+use orders::ports::{
+    Attachment, EmailMessage, Mailer, OrderStore, SendError, TextMessage, TextMessenger,
+};
 use orders::services::notifications::Notifications;
 use orders::wiring::Settings;
 use orders_tests::{ADMIN, Call, FULFILL, SECRET, Stack, checkout, token, unique};
@@ -57,7 +59,10 @@ pub fn address(name: &str) -> String {
 pub async fn sent_emails(to: &str) -> Vec<Value> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the emulator");
     let bytes = reqwest::Client::new()
-        .get(format!("{endpoint}/_ses/messages?to={}", to.replace('+', "%2B")))
+        .get(format!(
+            "{endpoint}/_ses/messages?to={}",
+            to.replace('+', "%2B")
+        ))
         .send()
         .await
         .unwrap()
@@ -209,8 +214,13 @@ impl StandIn {
                                         (k.as_str().to_string(), v.to_str().unwrap_or("").into())
                                     })
                                     .collect();
-                                let body =
-                                    request.into_body().collect().await.unwrap().to_bytes().to_vec();
+                                let body = request
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .unwrap()
+                                    .to_bytes()
+                                    .to_vec();
                                 let received = Received {
                                     method,
                                     path,
@@ -231,8 +241,10 @@ impl StandIn {
                                     ),
                                     None => answer(&received, n),
                                 };
-                                let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
-                                *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                                let mut response =
+                                    hyper::Response::new(Full::new(Bytes::from(body)));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
                                 response.headers_mut().insert(
                                     "content-type",
                                     hyper::header::HeaderValue::from_static("application/json"),
@@ -277,25 +289,45 @@ impl StandIn {
 pub fn twilio_answer(request: &Received, n: usize) -> Answer {
     let expected_path = format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json");
     if request.method != "POST" || request.path != expected_path {
-        return (404, vec![], r#"{"code":20404,"message":"not found"}"#.into());
+        return (
+            404,
+            vec![],
+            r#"{"code":20404,"message":"not found"}"#.into(),
+        );
     }
-    let credentials = base64::engine::general_purpose::STANDARD
-        .encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}"));
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}"));
     if request.headers.get("authorization") != Some(&format!("Basic {credentials}")) {
-        return (401, vec![], r#"{"code":20003,"message":"Authenticate"}"#.into());
+        return (
+            401,
+            vec![],
+            r#"{"code":20003,"message":"Authenticate"}"#.into(),
+        );
     }
     if request.headers.get("content-type").map(String::as_str)
         != Some("application/x-www-form-urlencoded")
     {
-        return (400, vec![], r#"{"code":21601,"message":"not a form"}"#.into());
+        return (
+            400,
+            vec![],
+            r#"{"code":21601,"message":"not a form"}"#.into(),
+        );
     }
     let form = request.form();
     let to = form.get("To").cloned().unwrap_or_default();
     if !orders::domain::contact::is_e164(&to) {
-        return (400, vec![], r#"{"code":21211,"message":"Invalid 'To' Phone Number"}"#.into());
+        return (
+            400,
+            vec![],
+            r#"{"code":21211,"message":"Invalid 'To' Phone Number"}"#.into(),
+        );
     }
-    if form.get("Body").is_none_or(|b| b.is_empty()) || form.get("From").is_none() {
-        return (400, vec![], r#"{"code":21602,"message":"Message body is required"}"#.into());
+    if form.get("Body").is_none_or(|b| b.is_empty()) || !form.contains_key("From") {
+        return (
+            400,
+            vec![],
+            r#"{"code":21602,"message":"Message body is required"}"#.into(),
+        );
     }
     let sid = format!("SM{n:032}");
     let resource = json!({
@@ -313,7 +345,11 @@ pub fn twilio_answer(request: &Received, n: usize) -> Answer {
 /// key, `400` with `errors[]` for a bad body.
 pub fn sendgrid_answer(request: &Received, n: usize) -> Answer {
     if request.method != "POST" || request.path != "/v3/mail/send" {
-        return (404, vec![], r#"{"errors":[{"message":"not found"}]}"#.into());
+        return (
+            404,
+            vec![],
+            r#"{"errors":[{"message":"not found"}]}"#.into(),
+        );
     }
     if request.headers.get("authorization") != Some(&format!("Bearer {SENDGRID_KEY}")) {
         return (
@@ -327,14 +363,18 @@ pub fn sendgrid_answer(request: &Received, n: usize) -> Answer {
         (
             400,
             vec![],
-            json!({"errors": [{"message": format!("{field} is invalid"), "field": field}]}).to_string(),
+            json!({"errors": [{"message": format!("{field} is invalid"), "field": field}]})
+                .to_string(),
         )
     };
     let to = &body["personalizations"][0]["to"][0]["email"];
     if !to.as_str().is_some_and(orders::domain::contact::is_email) {
         return bad("personalizations.0.to.0.email");
     }
-    if !body["from"]["email"].as_str().is_some_and(orders::domain::contact::is_email) {
+    if !body["from"]["email"]
+        .as_str()
+        .is_some_and(orders::domain::contact::is_email)
+    {
         return bad("from.email");
     }
     if body["subject"].as_str().is_none_or(str::is_empty) {
@@ -349,7 +389,12 @@ pub fn sendgrid_answer(request: &Received, n: usize) -> Answer {
     if types.first() != Some(&"text/plain") || !types.contains(&"text/html") {
         return bad("content");
     }
-    for (i, attachment) in body["attachments"].as_array().into_iter().flatten().enumerate() {
+    for (i, attachment) in body["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let decodes = attachment["content"]
             .as_str()
             .is_some_and(|c| base64::engine::general_purpose::STANDARD.decode(c).is_ok());
@@ -357,7 +402,11 @@ pub fn sendgrid_answer(request: &Received, n: usize) -> Answer {
             return bad(&format!("attachments.{i}"));
         }
     }
-    (202, vec![("x-message-id", format!("sg-{n:08}"))], String::new())
+    (
+        202,
+        vec![("x-message-id", format!("sg-{n:08}"))],
+        String::new(),
+    )
 }
 
 fn subjects(emails: &[Value]) -> Vec<String> {
@@ -377,7 +426,13 @@ async fn the_contact_comes_from_the_body_or_the_token_and_only_owner_and_admins_
     let email = address("jane");
     // The body's contact wins; the token fills what it leaves out.
     let token = token_with_contact("jane", Some("claimed@example.com"), Some("+12125550100"));
-    let id = place(&stack, "jane", &token, json!({ "contact": { "email": email } })).await;
+    let id = place(
+        &stack,
+        "jane",
+        &token,
+        json!({ "contact": { "email": email } }),
+    )
+    .await;
     let order = stored(&stack, &id).await;
     assert_eq!(order.contact.email.as_deref(), Some(email.as_str()));
     assert_eq!(order.contact.phone.as_deref(), Some("+12125550100"));
@@ -394,7 +449,10 @@ async fn the_contact_comes_from_the_body_or_the_token_and_only_owner_and_admins_
         }
     };
     let owner = read(token.clone()).await;
-    assert_eq!(owner.body["contact"], json!({"email": email, "phone": "+12125550100"}));
+    assert_eq!(
+        owner.body["contact"],
+        json!({"email": email, "phone": "+12125550100"})
+    );
     let admin = read(orders_tests::token("admin", ADMIN)).await;
     assert_eq!(admin.body["contact"]["email"], json!(email));
     let fulfillment = read(orders_tests::token("shipper", FULFILL)).await;
@@ -457,11 +515,19 @@ async fn a_whole_lifecycle_reaches_the_contact_by_email_and_the_parcel_moves_by_
     let phone = "+12125550123";
     let customer = token_with_contact("jane", Some(&email), Some(phone));
     let id = place(&stack, "jane", &customer, json!({})).await;
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
 
     // Paid (an admin confirms), shipped with tracking, delivered.
     stack.advance(&id, &["confirmed"]).await;
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
     let shipped = stack
         .send(
             Call::new("PUT", &format!("/api/orders/{id}/status"))
@@ -470,12 +536,23 @@ async fn a_whole_lifecycle_reaches_the_contact_by_email_and_the_parcel_moves_by_
         )
         .await;
     assert_eq!(shipped.status, 200, "{shipped:?}");
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
     assert_eq!(
-        stack.set_status(&id, "delivered", &token("shipper", FULFILL)).await.status,
+        stack
+            .set_status(&id, "delivered", &token("shipper", FULFILL))
+            .await
+            .status,
         200
     );
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
 
     let emails = sent_emails(&email).await;
     assert_eq!(
@@ -492,17 +569,28 @@ async fn a_whole_lifecycle_reaches_the_contact_by_email_and_the_parcel_moves_by_
         for part in ["text", "html"] {
             let body = email_sent[part].as_str().unwrap();
             assert!(body.contains(&id), "{part} names the order: {body}");
-            assert!(body.contains("Jane Doe") && body.contains("20.00"), "{body}");
+            assert!(
+                body.contains("Jane Doe") && body.contains("20.00"),
+                "{body}"
+            );
         }
     }
     let shipped_text = emails[2]["text"].as_str().unwrap();
-    assert!(shipped_text.contains("Tracking number: 1Z999AA10123456784"), "{shipped_text}");
+    assert!(
+        shipped_text.contains("Tracking number: 1Z999AA10123456784"),
+        "{shipped_text}"
+    );
     assert!(shipped_text.contains("with UPS"));
     // The confirmation carries the invoice.
     let attachments = emails[1]["attachments"].as_array().unwrap();
     assert_eq!(attachments.len(), 1, "{attachments:?}");
     assert_eq!(attachments[0]["content_type"], "application/pdf");
-    assert!(attachments[0]["filename"].as_str().unwrap().starts_with("INV-"));
+    assert!(
+        attachments[0]["filename"]
+            .as_str()
+            .unwrap()
+            .starts_with("INV-")
+    );
     assert!(emails[1]["text"].as_str().unwrap().contains("INV-"));
     for other in [&emails[0], &emails[2], &emails[3]] {
         assert_eq!(other["attachments"], json!([]));
@@ -534,7 +622,11 @@ async fn a_redelivered_or_duplicated_event_sends_nothing_twice() {
     // Redelivered: the same message three times, one after another.
     let notifications = stack.wiring.notifications().unwrap();
     for _ in 0..3 {
-        assert!(notify(&notifications, vec![confirmed.clone()]).await.is_empty());
+        assert!(
+            notify(&notifications, vec![confirmed.clone()])
+                .await
+                .is_empty()
+        );
     }
     assert_eq!(sent_emails(&email).await.len(), 1);
 
@@ -559,7 +651,10 @@ async fn a_redelivered_or_duplicated_event_sends_nothing_twice() {
     let emails = sent_emails(&email).await;
     assert_eq!(
         subjects(&emails),
-        [format!("Payment received for order {id}"), format!("Order {id} has shipped")]
+        [
+            format!("Payment received for order {id}"),
+            format!("Order {id} has shipped")
+        ]
     );
     assert_eq!(twilio.received().len(), 1, "one SMS for shipped");
 
@@ -605,13 +700,27 @@ async fn a_failed_send_releases_its_claim_and_the_retry_sends_it_once() {
     // Twilio fails twice (503, then 500): the message stays on the queue each time.
     twilio.fail_next(&[503, 500]);
     let message_id = shipped.message_id.clone().unwrap();
-    assert_eq!(notify(&notifications, vec![shipped.clone()]).await, [message_id.clone()]);
-    assert_eq!(notify(&notifications, vec![shipped.clone()]).await, [message_id]);
+    assert_eq!(
+        notify(&notifications, vec![shipped.clone()]).await,
+        std::slice::from_ref(&message_id)
+    );
+    assert_eq!(
+        notify(&notifications, vec![shipped.clone()]).await,
+        [message_id]
+    );
     // The retry sends the SMS; the email, sent on the first attempt, is not resent.
-    assert!(notify(&notifications, vec![shipped.clone()]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![shipped.clone()])
+            .await
+            .is_empty()
+    );
     assert!(notify(&notifications, vec![shipped]).await.is_empty());
     assert_eq!(sent_emails(&email).await.len(), 1);
-    assert_eq!(twilio.received().len(), 3, "two failures, one success, nothing after");
+    assert_eq!(
+        twilio.received().len(),
+        3,
+        "two failures, one success, nothing after"
+    );
 }
 
 #[tokio::test]
@@ -632,7 +741,11 @@ async fn a_no_op_status_change_records_nothing_and_so_tells_nothing() {
     let notifications = stack.wiring.notifications().unwrap();
     // Only the real change is told, however often its event arrives.
     let confirmed = last_event(&stack, &id).await;
-    assert!(notify(&notifications, vec![confirmed.clone(), confirmed]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![confirmed.clone(), confirmed])
+            .await
+            .is_empty()
+    );
     assert_eq!(sent_emails(&email).await.len(), 1);
 }
 
@@ -657,15 +770,27 @@ async fn refunds_and_cancellations_are_told_and_other_events_are_not() {
         refund.detail.order = serde_json::from_str(&order.to_string()).unwrap();
         // Another event id per payment change (the payments feature's own sequence).
         refund.detail.event_id = format!("{}:refund-{n}", refund.detail.order_id);
-        assert!(notify(&notifications, vec![message(&refund)]).await.is_empty());
+        assert!(
+            notify(&notifications, vec![message(&refund)])
+                .await
+                .is_empty()
+        );
     }
     stack.advance(&id, &["cancelled"]).await;
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
 
     // A shipping-status change (fulfillment's progress) is not told.
     let mut progress = envelope.clone();
     progress.detail_type = orders::events::SHIPPING_STATUS_CHANGED.into();
-    assert!(notify(&notifications, vec![message(&progress)]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![message(&progress)])
+            .await
+            .is_empty()
+    );
 
     assert_eq!(
         subjects(&sent_emails(&email).await),
@@ -721,16 +846,29 @@ fn invoice_email(to: &str) -> EmailMessage {
 #[tokio::test]
 async fn sendgrid_gets_its_documented_mail_send_request() {
     let sendgrid = StandIn::start(sendgrid_answer).await;
-    let mailer = SendGridMailer::new(&sendgrid.url, SENDGRID_KEY, "Orders <orders@example.com>").unwrap();
-    let id = mailer.send(&invoice_email("jane@example.com")).await.unwrap();
+    let mailer =
+        SendGridMailer::new(&sendgrid.url, SENDGRID_KEY, "Orders <orders@example.com>").unwrap();
+    let id = mailer
+        .send(&invoice_email("jane@example.com"))
+        .await
+        .unwrap();
     assert_eq!(id, "sg-00000001");
 
     let request = &sendgrid.received()[0];
-    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/v3/mail/send"));
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/v3/mail/send")
+    );
     assert_eq!(request.headers["content-type"], "application/json");
     let body = request.json();
-    assert_eq!(body["personalizations"], json!([{"to": [{"email": "jane@example.com"}]}]));
-    assert_eq!(body["from"], json!({"email": "orders@example.com", "name": "Orders"}));
+    assert_eq!(
+        body["personalizations"],
+        json!([{"to": [{"email": "jane@example.com"}]}])
+    );
+    assert_eq!(
+        body["from"],
+        json!({"email": "orders@example.com", "name": "Orders"})
+    );
     assert_eq!(body["subject"], "Payment received for order ORD1");
     assert_eq!(
         body["content"],
@@ -748,11 +886,20 @@ async fn sendgrid_gets_its_documented_mail_send_request() {
 
     // A wrong key is refused (retrying will not help); a 5xx or 429 is worth a retry.
     let wrong = SendGridMailer::new(&sendgrid.url, "SG.wrong", "orders@example.com").unwrap();
-    let refused = wrong.send(&invoice_email("jane@example.com")).await.unwrap_err();
-    assert!(matches!(&refused, SendError::Refused(why) if why.contains("401") && why.contains("invalid")), "{refused:?}");
+    let refused = wrong
+        .send(&invoice_email("jane@example.com"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, SendError::Refused(why) if why.contains("401") && why.contains("invalid")),
+        "{refused:?}"
+    );
     sendgrid.fail_next(&[503, 429]);
     for _ in 0..2 {
-        let err = mailer.send(&invoice_email("jane@example.com")).await.unwrap_err();
+        let err = mailer
+            .send(&invoice_email("jane@example.com"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
     }
 }
@@ -760,7 +907,8 @@ async fn sendgrid_gets_its_documented_mail_send_request() {
 #[tokio::test]
 async fn twilio_gets_its_documented_messages_request() {
     let twilio = StandIn::start(twilio_answer).await;
-    let messenger = TwilioMessenger::new(&twilio.url, TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM).unwrap();
+    let messenger =
+        TwilioMessenger::new(&twilio.url, TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM).unwrap();
     let text = TextMessage {
         to: "+12125550123".into(),
         body: "Order ORD1 has shipped & is on its way: 1Z999".into(),
@@ -769,7 +917,10 @@ async fn twilio_gets_its_documented_messages_request() {
     assert_eq!(sid, format!("SM{:032}", 1));
     let request = &twilio.received()[0];
     assert_eq!(request.method, "POST");
-    assert_eq!(request.path, format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"));
+    assert_eq!(
+        request.path,
+        format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json")
+    );
     let form = request.form();
     assert_eq!(form["To"], "+12125550123");
     assert_eq!(form["From"], TWILIO_FROM);
@@ -777,9 +928,15 @@ async fn twilio_gets_its_documented_messages_request() {
 
     let wrong = TwilioMessenger::new(&twilio.url, TWILIO_SID, "wrong-token", TWILIO_FROM).unwrap();
     let refused = wrong.send(&text).await.unwrap_err();
-    assert!(matches!(&refused, SendError::Refused(why) if why.contains("20003")), "{refused:?}");
+    assert!(
+        matches!(&refused, SendError::Refused(why) if why.contains("20003")),
+        "{refused:?}"
+    );
     twilio.fail_next(&[500]);
-    assert!(matches!(messenger.send(&text).await, Err(SendError::Unavailable(_))));
+    assert!(matches!(
+        messenger.send(&text).await,
+        Err(SendError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]
@@ -794,22 +951,39 @@ async fn sendgrid_is_chosen_by_settings_and_sends_the_lifecycle_too() {
     .await;
     let notifications = stack.wiring.notifications().unwrap();
     let email = address("sg");
-    let id = place(&stack, "sg", &token_with_contact("sg", Some(&email), None), json!({})).await;
+    let id = place(
+        &stack,
+        "sg",
+        &token_with_contact("sg", Some(&email), None),
+        json!({}),
+    )
+    .await;
     stack.advance(&id, &["confirmed"]).await;
-    assert!(notify(&notifications, vec![last_event(&stack, &id).await]).await.is_empty());
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
     let requests = sendgrid.received();
     assert_eq!(requests.len(), 1);
     let body = requests[0].json();
     assert_eq!(body["personalizations"][0]["to"][0]["email"], json!(email));
-    assert_eq!(body["subject"], json!(format!("Payment received for order {id}")));
+    assert_eq!(
+        body["subject"],
+        json!(format!("Payment received for order {id}"))
+    );
     assert_eq!(body["attachments"][0]["type"], "application/pdf");
-    assert!(sent_emails(&email).await.is_empty(), "nothing went through SES");
+    assert!(
+        sent_emails(&email).await.is_empty(),
+        "nothing went through SES"
+    );
 
     // A misconfigured provider stops the function at init, naming the setting.
     let bad = Stack::with_settings(|s: Settings| s.with("MAIL_PROVIDER", "pigeon")).await;
     let why = bad.wiring.notifications().err().unwrap().to_string();
     assert!(why.starts_with("MAIL_PROVIDER"), "{why}");
-    let missing = Stack::with_settings(|s: Settings| s.with("TWILIO_ACCOUNT_SID", TWILIO_SID)).await;
+    let missing =
+        Stack::with_settings(|s: Settings| s.with("TWILIO_ACCOUNT_SID", TWILIO_SID)).await;
     let why = missing.wiring.notifications().err().unwrap().to_string();
     assert!(why.contains("TWILIO_AUTH_TOKEN"), "{why}");
 }

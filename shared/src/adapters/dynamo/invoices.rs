@@ -105,7 +105,11 @@ impl InvoiceStore for DynamoInvoiceStore {
                 .set_expression_attribute_values(Some(if last == 0 {
                     [(":next".to_string(), n(last + 1))].into()
                 } else {
-                    [(":next".to_string(), n(last + 1)), (":last".to_string(), n(last))].into()
+                    [
+                        (":next".to_string(), n(last + 1)),
+                        (":last".to_string(), n(last)),
+                    ]
+                    .into()
                 }))
                 .build()
                 .map_err(|e| StoreError::Other(e.to_string()))?;
@@ -113,7 +117,9 @@ impl InvoiceStore for DynamoInvoiceStore {
                 .table_name(&self.table)
                 .set_item(Some(invoice_to_item(&invoice)?))
                 .condition_expression("attribute_not_exists(PK)")
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(|e| StoreError::Other(e.to_string()))?;
             let items = vec![
@@ -248,8 +254,7 @@ fn invoice_from_item(item: &Item) -> Result<Invoice, StoreError> {
     let number = InvoiceNumber::parse(text("invoice_number")?)
         .ok_or_else(|| corrupt("unreadable invoice_number"))?;
     let d: Document = serde_json::from_str(text("document")?).map_err(corrupt)?;
-    let currency =
-        Currency::from_code(&d.currency).ok_or_else(|| corrupt("unknown currency"))?;
+    let currency = Currency::from_code(&d.currency).ok_or_else(|| corrupt("unknown currency"))?;
     let money = |minor| Money::from_minor(minor, currency);
     Ok(Invoice {
         number,

@@ -133,7 +133,10 @@ impl OrderApi {
             .change_status(&caller, &id, status, move_request)
             .await?;
         Ok(with_etag(
-            json_response(StatusCode::OK, &OrderView::for_reader(&moved.order, &caller)),
+            json_response(
+                StatusCode::OK,
+                &OrderView::for_reader(&moved.order, &caller),
+            ),
             moved.order.version,
         ))
     }
