@@ -114,7 +114,7 @@ schema: ## Write docs/events.schema.json (as draft 4) into template.yaml's Order
 emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOTO_PORT:-4566}
 	$(VENV)/bin/python scripts/emulator.py --host 127.0.0.1 --port $${MOTO_PORT:-4566}
 
-# make bench: native release builds (the workspace profile as is) of the 14 functions and
+# make bench: native release builds (the workspace profile as is) of every function and
 # of bench/'s floors (a bare Lambda; the same plus the SDK configuration and a DynamoDB
 # client; that plus one DynamoDB request per invocation), in one cargo invocation so they
 # share dependency features; then bench/ runs each binary against a fake Lambda Runtime

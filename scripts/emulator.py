@@ -14,7 +14,8 @@ the table's stream alive after a cancelled transaction; the patch is only applie
 version it was written for, the one requirements-dev.txt pins, and on any other the emulator
 refuses to start), and, outside the lock, the bench counters (scripts/emulator_bench.py:
 DynamoDB requests counted and timed at `/_bench/requests` and `/_bench/timings`, for
-`make bench` and `make load`).
+`make bench` and `make load`), and the sent emails read back (scripts/emulator_ses.py:
+`GET /_ses/messages`, for `make dev`'s log and the tests).
 
 `--port 0` binds a free port; with `--ready-file` the URL actually bound is written there
 once the socket listens, which is how scripts/with-emulator.sh avoids port races.
@@ -83,9 +84,12 @@ def serve(args) -> int:
     from werkzeug.serving import make_server
 
     from emulator_bench import CountRequests
+    from emulator_ses import SentEmails
 
     keep_streams_across_rollbacks()
-    app = CountRequests(SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app)))
+    app = SentEmails(
+        CountRequests(SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app)))
+    )
     try:
         # What werkzeug's run_simple(threaded=True) does, minus the reloader and banner,
         # so that the bound port is known before serving.

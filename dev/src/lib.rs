@@ -2,6 +2,7 @@
 //! emulator, built from `template.yaml` and the same handlers as the Lambdas.
 
 pub mod local;
+pub mod mail;
 pub mod pipeline;
 pub mod provision;
 pub mod redrive;

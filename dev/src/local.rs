@@ -110,6 +110,11 @@ pub async fn provision(
             .await
             .map_err(|e| LocalError::Stock(e.to_string()))?;
     }
+    let from = settings
+        .get("MAIL_FROM")
+        .unwrap_or(orders::wiring::DEV_MAIL_FROM)
+        .to_string();
+    provision::ensure_sender(sdk, &from).await?;
     let mut settings = settings;
     if let Some((url, _)) = queues.get("WebhookQueue") {
         settings = settings.with("WEBHOOK_QUEUE_URL", url);

@@ -13,6 +13,10 @@ use orders_dev::{local, pipeline};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The demo customer's contact, in its dev token's claims.
+const DEMO_EMAIL: &str = "jane.doe@example.com";
+const DEMO_PHONE: &str = "+12125550123";
+
 /// At most this many carts are seeded to show the create limit.
 const LIMIT_DEMO_CARTS: u32 = 50;
 
@@ -52,6 +56,11 @@ async fn main() -> Result<(), Error> {
     };
     let consumers = pipeline::start(local, &wiring, &template.consumers()).await?;
     let _sweep = pipeline::start_sweep(&wiring)?;
+    // Every email SES on the emulator sends, printed as it goes (recipient, subject,
+    // first lines), so a developer sees what a customer would get.
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        tokio::spawn(orders_dev::mail::print_sent_emails(endpoint));
+    }
     let app = Arc::new(wiring.api()?);
     // One cart more than the limit allows, so that the banner's loop ends in a 429.
     let carts = CartsFrom::from_settings(wiring.settings())?;
@@ -86,7 +95,14 @@ async fn main() -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
 
     let day = Duration::from_secs(24 * 60 * 60);
-    let customer = issue_hs256_token(secret.as_bytes(), "user789", "", day);
+    // With an email claim, so that the walk-through's messages have a contact.
+    let customer = orders::auth::issue_hs256_token_with_claims(
+        secret.as_bytes(),
+        "user789",
+        "",
+        &serde_json::json!({ "email": DEMO_EMAIL, "phone_number": DEMO_PHONE }),
+        day,
+    );
     let admin = issue_hs256_token(secret.as_bytes(), "admin", "orders:admin", day);
     let fulfill = issue_hs256_token(secret.as_bytes(), "fulfillment", "orders:fulfill", day);
     println!("\nOrders API on http://127.0.0.1:{port} (template: {template_path})");
@@ -94,7 +110,9 @@ async fn main() -> Result<(), Error> {
         println!("  {:<6} {}", route.method, route.path);
     }
     println!("\nDev tokens (HS256, valid 24 h):");
-    println!("  export TOKEN={customer}   # user789, the demo cart's owner");
+    println!(
+        "  export TOKEN={customer}   # user789, the demo cart's owner ({DEMO_EMAIL}, {DEMO_PHONE})"
+    );
     println!("  export ADMIN_TOKEN={admin}");
     println!("  export FULFILL_TOKEN={fulfill}");
     println!(
@@ -104,6 +122,11 @@ async fn main() -> Result<(), Error> {
         "Events: table stream -> publisher -> bus `{bus}` -> queues -> fulfillment and webhooks,"
     );
     println!("all in this process; its log shows each step.");
+    println!(
+        "Messages: each email SES (on the emulator) sends is printed here as `email to …`; read \
+         them back with curl -s {}/_ses/messages (README, \"Messages\").",
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
+    );
     println!("Create limit (ORDER_CREATE_LIMIT, `<count>/<seconds>` or 0): {create_limit}");
     println!("Ctrl-C stops.\n");
 

@@ -445,7 +445,16 @@ fn handlers(
         let deliveries = Arc::clone(&deliveries);
         Box::pin(async move { orders::inbound::sqs::deliver(&deliveries, event).await })
     });
-    let mut queues = HashMap::from([("fulfill-orders", fulfill), ("deliver-webhooks", deliver)]);
+    let notifications = Arc::new(wiring.notifications().map_err(error)?);
+    let notify: QueueHandler = Arc::new(move |event| {
+        let notifications = Arc::clone(&notifications);
+        Box::pin(async move { orders::inbound::sqs::notify(&notifications, event).await })
+    });
+    let mut queues = HashMap::from([
+        ("fulfill-orders", fulfill),
+        ("deliver-webhooks", deliver),
+        ("notify-customers", notify),
+    ]);
     // Payments run only with a payment provider (STRIPE_SECRET_KEY).
     if wiring.payment_gateway().map_err(error)?.is_some() {
         let payments = Arc::new(wiring.payment_service().map_err(error)?);

@@ -18,6 +18,8 @@ pub enum ProvisionError {
     Dynamo(String),
     #[error("table {0} did not become active in time")]
     NotActive(String),
+    #[error("SES: {0}")]
+    Ses(String),
 }
 
 fn dynamo<E: std::error::Error + 'static>(err: E) -> ProvisionError {
@@ -208,3 +210,36 @@ pub const DEMO_CART: (&str, &str, &[SeedLine<'static>]) = (
         ("p002", "Keyboard", 1, "55.00"),
     ],
 );
+
+/// Creates the SES identity of `from` (`Name <address>` or an address), as
+/// template.yaml's `SenderIdentity` declares it for `MAIL_FROM`, unless it exists;
+/// the emulator, like SES, sends only from identities it has.
+pub async fn ensure_sender(sdk: &aws_config::SdkConfig, from: &str) -> Result<(), ProvisionError> {
+    let (_, address) = orders::adapters::http::sendgrid::split_mailbox(from);
+    let ses = aws_sdk_sesv2::Client::new(sdk);
+    if ses
+        .get_email_identity()
+        .email_identity(&address)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    match ses
+        .create_email_identity()
+        .email_identity(&address)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(ProvisionError::Ses(orders::adapters::aws::describe(&err))),
+    }
+}

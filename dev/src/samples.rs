@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use orders::auth::issue_hs256_token;
 use orders::inbound::http::{Api, Endpoint, method_not_allowed};
+use orders::wiring::Wiring;
 use serde_json::{Value, json};
 
 /// The demo cart's order, as the samples name it (`OrderId::for_cart("abc123")`).
@@ -51,6 +52,7 @@ pub enum Function {
     /// `ANY` on a known path: its one answer is 405 with `Allow`.
     MethodNotAllowed,
     FulfillOrders,
+    NotifyCustomers,
     DeliverWebhooks,
     PublishEvents,
     SettlePayments,
@@ -62,6 +64,7 @@ impl Function {
     pub fn named(name: &str) -> Option<Function> {
         match name {
             "fulfill-orders" => Some(Function::FulfillOrders),
+            "notify-customers" => Some(Function::NotifyCustomers),
             "deliver-webhooks" => Some(Function::DeliverWebhooks),
             "publish-events" => Some(Function::PublishEvents),
             "settle-payments" => Some(Function::SettlePayments),
@@ -222,6 +225,7 @@ async fn send(api: &Api, name: &str, event: &Value) -> Result<(u16, Value), Samp
 ///
 /// Needs the demo cart (`provision::DEMO_CART`) in the stack's carts table.
 pub async fn arrange(
+    wiring: &Wiring,
     api: &Api,
     events_dir: &Path,
     name: &str,
@@ -252,7 +256,9 @@ pub async fn arrange(
     }
     if matches!(
         function,
-        Function::Api(Endpoint::UpdateOrderStatus) | Function::FulfillOrders
+        Function::Api(Endpoint::UpdateOrderStatus | Endpoint::GetOrderInvoice)
+            | Function::FulfillOrders
+            | Function::NotifyCustomers
     ) {
         // The update-order-status sample, sent by an admin confirming the payment.
         let mut confirm =
@@ -270,6 +276,19 @@ pub async fn arrange(
             return Err(failed(format!(
                 "confirming the demo order: {status} {body}"
             )));
+        }
+    }
+    // An invoice exists once the notifications consumer handled the confirmation: its
+    // own sample is that event.
+    if function == Function::Api(Endpoint::GetOrderInvoice) {
+        let event = load(events_dir, "notify-customers", &ids, secret)?;
+        let event = serde_json::from_value(event).map_err(|e| failed(e.to_string()))?;
+        let notifications = wiring.notifications().map_err(|e| failed(e.to_string()))?;
+        let failures = orders::inbound::sqs::notify(&notifications, event)
+            .await
+            .batch_item_failures;
+        if !failures.is_empty() {
+            return Err(failed("issuing the demo order's invoice failed".into()));
         }
     }
     if matches!(

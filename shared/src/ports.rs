@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 
 use std::time::Duration;
 
+use crate::domain::invoice::{Invoice, InvoiceDraft};
 use crate::domain::lifecycle::ShippingUpdate;
+use crate::domain::notification::{Channel, Notice};
 use crate::domain::payment::RefundHold;
 use crate::domain::payment::notice::PaymentChange;
 use crate::domain::rate_limit::{RateLimit, Window};
@@ -557,4 +559,135 @@ pub struct NoMetrics;
 
 impl Metrics for NoMetrics {
     fn record(&self, _: MetricSet) {}
+}
+
+// ----------------------------------------------------------------------------------
+// Messages to customers, and invoices.
+// ----------------------------------------------------------------------------------
+
+/// An email ready to send: both parts rendered, attachments in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailMessage {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A text message ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMessage {
+    /// E.164.
+    pub to: String,
+    pub body: String,
+}
+
+/// Why a message was not sent. Either way the message is retried, then dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying: unreachable, timed out, throttled, 5xx.
+    #[error("the message provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The provider said no (4xx): a retry is unlikely to help.
+    #[error("the message provider refused the message: {0}")]
+    Refused(String),
+}
+
+/// Sends email: Amazon SES (the default) or SendGrid.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Answers the provider's id of the message.
+    async fn send(&self, message: &EmailMessage) -> Result<String, SendError>;
+}
+
+/// Sends text messages: Twilio.
+#[async_trait]
+pub trait TextMessenger: Send + Sync {
+    /// Answers the provider's id of the message.
+    async fn send(&self, message: &TextMessage) -> Result<String, SendError>;
+}
+
+/// A rendered email's parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template}: {why}")]
+pub struct TemplateError {
+    pub template: String,
+    pub why: String,
+}
+
+/// Words for a notice: the message templates.
+pub trait MessageTemplates: Send + Sync {
+    fn email(
+        &self,
+        notice: &Notice,
+        order: &Order,
+        invoice: Option<&Invoice>,
+    ) -> Result<RenderedEmail, TemplateError>;
+
+    fn text(&self, notice: &Notice, order: &Order) -> Result<String, TemplateError>;
+}
+
+/// The invoice as a document.
+pub trait InvoiceRenderer: Send + Sync {
+    /// A PDF.
+    fn pdf(&self, invoice: &Invoice) -> Vec<u8>;
+}
+
+/// Which messages went out: one claim per (event, channel), so that a redelivered
+/// or duplicated event sends nothing twice.
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Claims sending `channel`'s message for `event_id` until `lease_until`, in one
+    /// conditional write (the same outcomes as a webhook claim).
+    async fn claim(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Claim, StoreError>;
+
+    /// Gives a claim back after a failed send, so the retry may claim at once.
+    async fn release(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        claim: &ClaimToken,
+    ) -> Result<(), StoreError>;
+
+    /// Records that the message went out (`provider_id`); it is never claimed again.
+    async fn mark_sent(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        at: OffsetDateTime,
+        provider_id: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// Where invoices are kept and numbered.
+#[async_trait]
+pub trait InvoiceStore: Send + Sync {
+    /// The order's invoice, if it has one.
+    async fn get(&self, order_id: &OrderId) -> Result<Option<Invoice>, StoreError>;
+
+    /// The order's invoice: the one it has, or `draft` with the next number of its
+    /// year, stored atomically with the number it takes, so that no number is lost
+    /// or given twice, and an order never gets two.
+    async fn issue(&self, draft: &InvoiceDraft) -> Result<Invoice, StoreError>;
 }

@@ -15,22 +15,32 @@ use aws_config::SdkConfig;
 
 use crate::adapters::dynamo::order_item::ListShards;
 use crate::adapters::dynamo::{CartTable, DynamoInventory, DynamoOrderStore, DynamoWebhookStore};
+use crate::adapters::dynamo::{DynamoInvoiceStore, DynamoMessageLog};
 use crate::adapters::emf::{EmfMetrics, NAMESPACE as EMF_NAMESPACE};
 use crate::adapters::event_bus::EventBridgeBus;
+use crate::adapters::http::sendgrid::{SENDGRID_DEFAULT_URL, SendGridMailer, split_mailbox};
 use crate::adapters::http::shipping::{
     ManualShipping, SHIPPO_DEFAULT_URL, ShippoAddress, ShippoShipping,
 };
 use crate::adapters::http::stripe::STRIPE_DEFAULT_URL;
+use crate::adapters::http::twilio::{TWILIO_DEFAULT_URL, TwilioMessenger};
 use crate::adapters::http::{CartApi, HttpWebhookSender, StripeGateway};
+use crate::adapters::invoice_pdf::PdfInvoices;
+use crate::adapters::ses::SesMailer;
+use crate::adapters::templates::Templates;
 use crate::adapters::webhook_queue::SqsRetryDelay;
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
+use crate::domain::invoice::Seller;
 use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
-use crate::inbound::http::{Api, CheckoutApi, OrderApi, PaymentApi, WebhookApi};
+use crate::inbound::http::{Api, CheckoutApi, InvoiceApi, OrderApi, PaymentApi, WebhookApi};
 use crate::ports::{CartSource, Metrics, NoMetrics, PaymentGateway, ShippingProvider};
+use crate::ports::{Mailer, TextMessenger};
 use crate::services::checkout::{CheckoutPayments, CheckoutService};
 use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
 use crate::services::fulfillment::Fulfillment;
+use crate::services::invoices::InvoiceService;
+use crate::services::notifications::Notifications;
 use crate::services::orders::OrderService;
 use crate::services::payments::{DEFAULT_PENDING_PAYMENT_TTL, PaymentService};
 use crate::services::publisher::Publisher;
@@ -38,6 +48,13 @@ use crate::services::webhooks::WebhookService;
 
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
+
+/// The sender in local mode when `MAIL_FROM` is unset (`make dev` creates it as an
+/// SES identity on the emulator).
+pub const DEV_MAIL_FROM: &str = "Orders (local) <orders@example.com>";
+
+/// The seller on invoices in local mode when `INVOICE_SELLER` is unset.
+pub const DEV_INVOICE_SELLER: &str = r#"{"name": "Orders Demo Shop", "address": ["1 Market Street", "San Francisco, CA 94105", "US"], "tax_id": "US-DEMO-0001", "email": "billing@example.com"}"#;
 
 /// Lambda's longest timeout (15 minutes): no batch deadline can be longer.
 const MAX_BATCH_DEADLINE_SECONDS: f64 = 900.0;
@@ -390,12 +407,16 @@ impl Wiring {
                 checkout: self.checkout_service()?,
             },
             webhooks: WebhookApi {
-                auth,
+                auth: auth.clone(),
                 webhooks: self.webhook_service()?,
             },
             payments: match self.payment_gateway()? {
                 Some(_) => Some(self.payment_api()?),
                 None => None,
+            },
+            invoices: InvoiceApi {
+                auth,
+                invoices: self.invoice_service()?,
             },
         })
     }
@@ -479,6 +500,147 @@ impl Wiring {
         )
         .with_deadline(deadline)
         .with_metrics(self.metrics()?))
+    }
+
+    /// `GET /api/orders/{order_id}/invoice`.
+    pub fn invoice_api(&self) -> Result<InvoiceApi, ConfigError> {
+        Ok(InvoiceApi {
+            auth: self.authenticator()?,
+            invoices: self.invoice_service()?,
+        })
+    }
+
+    fn invoice_service(&self) -> Result<InvoiceService, ConfigError> {
+        Ok(InvoiceService::new(
+            Arc::new(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)),
+            Arc::new(PdfInvoices),
+        ))
+    }
+
+    /// The notifications consumer: orders, invoices and message claims in
+    /// `TABLE_NAME`; email by `MAIL_PROVIDER` (`ses`, the default, or `sendgrid`)
+    /// from `MAIL_FROM`; SMS by Twilio when `TWILIO_ACCOUNT_SID` is set; invoices
+    /// issued by `INVOICE_SELLER`.
+    pub fn notifications(&self) -> Result<Notifications, ConfigError> {
+        let seller = self.seller()?;
+        let templates = Templates::new(seller.name.clone()).map_err(|e| ConfigError::Invalid {
+            setting: "templates",
+            why: e.to_string(),
+        })?;
+        Ok(Notifications::new(
+            self.order_store()?,
+            Arc::new(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)),
+            Arc::new(DynamoMessageLog::new(self.dynamodb(), self.table()?)),
+            self.mailer()?,
+            self.text_messenger()?,
+            Arc::new(templates),
+            Arc::new(PdfInvoices),
+            seller,
+        ))
+    }
+
+    /// `MAIL_FROM` (`Name <address>` or an address: SES's verified identity, or
+    /// SendGrid's verified sender); in local mode [`DEV_MAIL_FROM`] unless set.
+    fn mail_from(&self) -> Result<String, ConfigError> {
+        let from = match self.settings.get("MAIL_FROM") {
+            Some(from) => from,
+            None if self.settings.local_mode() => DEV_MAIL_FROM,
+            None => return Err(ConfigError::Missing("MAIL_FROM")),
+        };
+        let (_, address) = split_mailbox(from);
+        if !crate::domain::contact::is_email(&address) {
+            return Err(ConfigError::Invalid {
+                setting: "MAIL_FROM",
+                why: format!("{from:?} is not `Name <address>` or an address"),
+            });
+        }
+        Ok(from.to_string())
+    }
+
+    fn mailer(&self) -> Result<Arc<dyn Mailer>, ConfigError> {
+        let from = self.mail_from()?;
+        let invalid = |setting, why: String| ConfigError::Invalid { setting, why };
+        match self.settings.get("MAIL_PROVIDER").unwrap_or("ses") {
+            "ses" => Ok(Arc::new(SesMailer::new(
+                aws_sdk_sesv2::Client::new(&self.sdk),
+                from,
+                self.settings
+                    .get("SES_CONFIGURATION_SET")
+                    .map(str::to_string),
+            ))),
+            "sendgrid" => {
+                let key = self.settings.required("SENDGRID_API_KEY")?;
+                let url = self
+                    .settings
+                    .get("SENDGRID_API_URL")
+                    .unwrap_or(SENDGRID_DEFAULT_URL);
+                let mailer = SendGridMailer::new(url, key, &from)
+                    .map_err(|why| invalid("SENDGRID_API_URL", why))?;
+                Ok(Arc::new(mailer))
+            }
+            other => Err(invalid(
+                "MAIL_PROVIDER",
+                format!("{other:?} is not ses or sendgrid"),
+            )),
+        }
+    }
+
+    /// Twilio when `TWILIO_ACCOUNT_SID` is set (then `TWILIO_AUTH_TOKEN` and
+    /// `TWILIO_FROM`, a number or sender id, are required; `TWILIO_API_URL` defaults
+    /// to [`TWILIO_DEFAULT_URL`]); otherwise no SMS.
+    fn text_messenger(&self) -> Result<Option<Arc<dyn TextMessenger>>, ConfigError> {
+        let Some(sid) = self.settings.get("TWILIO_ACCOUNT_SID") else {
+            return Ok(None);
+        };
+        let token = self.settings.required("TWILIO_AUTH_TOKEN")?;
+        let from = self.settings.required("TWILIO_FROM")?;
+        let url = self
+            .settings
+            .get("TWILIO_API_URL")
+            .unwrap_or(TWILIO_DEFAULT_URL);
+        let twilio =
+            TwilioMessenger::new(url, sid, token, from).map_err(|why| ConfigError::Invalid {
+                setting: "TWILIO_API_URL",
+                why,
+            })?;
+        Ok(Some(Arc::new(twilio)))
+    }
+
+    /// `INVOICE_SELLER`: `{"name", "address": [lines], "tax_id"?, "email"?}`; in
+    /// local mode a demo seller unless set.
+    fn seller(&self) -> Result<Seller, ConfigError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SellerSetting {
+            name: String,
+            address: Vec<String>,
+            #[serde(default)]
+            tax_id: Option<String>,
+            #[serde(default)]
+            email: Option<String>,
+        }
+        let text = match self.settings.get("INVOICE_SELLER") {
+            Some(text) => text,
+            None if self.settings.local_mode() => DEV_INVOICE_SELLER,
+            None => return Err(ConfigError::Missing("INVOICE_SELLER")),
+        };
+        let seller: SellerSetting =
+            serde_json::from_str(text).map_err(|e| ConfigError::Invalid {
+                setting: "INVOICE_SELLER",
+                why: e.to_string(),
+            })?;
+        if seller.name.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "INVOICE_SELLER",
+                why: "name must not be blank".into(),
+            });
+        }
+        Ok(Seller {
+            name: seller.name,
+            address: seller.address,
+            tax_id: seller.tax_id,
+            email: seller.email,
+        })
     }
 }
 

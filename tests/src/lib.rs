@@ -63,6 +63,11 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The sender of the tests' stacks' emails (an SES identity on the emulator).
+pub const MAIL_FROM: &str = "Orders Tests <orders@tests.example.com>";
+/// The seller on the tests' invoices.
+pub const INVOICE_SELLER: &str = r#"{"name": "Test Shop", "address": ["9 Test Lane", "Springfield 12345", "US"], "tax_id": "US-TEST-9", "email": "billing@tests.example.com"}"#;
+
 /// The cursor secret the tests' stacks sign with.
 pub const CURSOR_SECRET: &str = "test-cursor-secret";
 
@@ -83,6 +88,8 @@ pub struct Reply {
     pub body: Value,
     /// The body exactly as sent, for checks on its text (`"total":75.00`).
     pub text: String,
+    /// The body's bytes (a PDF).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -108,17 +115,19 @@ impl From<lambda_http::Response<Body>> for Reply {
     fn from(response: lambda_http::Response<Body>) -> Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = match response.body() {
-            Body::Text(text) => text.clone(),
-            Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => String::new(),
+        let bytes = match response.body() {
+            Body::Text(text) => text.as_bytes().to_vec(),
+            Body::Binary(bytes) => bytes.clone(),
+            _ => Vec::new(),
         };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
             headers,
             body,
             text,
+            bytes,
         }
     }
 }
@@ -208,8 +217,14 @@ impl Stack {
             .with("CURSOR_SECRET", CURSOR_SECRET)
             // On, so that every create goes through the limited transaction as
             // deployed, but too high for any test to reach unless it sets its own.
-            .with("ORDER_CREATE_LIMIT", "1000/60");
+            .with("ORDER_CREATE_LIMIT", "1000/60")
+            .with("MAIL_FROM", MAIL_FROM)
+            .with("INVOICE_SELLER", INVOICE_SELLER);
         settings = adjust(settings);
+        let emulator = orders::adapters::aws::sdk_config().await;
+        provision::ensure_sender(&emulator, settings.get("MAIL_FROM").unwrap_or(MAIL_FROM))
+            .await
+            .expect("the sender's SES identity");
         if settings.get("CART_API_URL").is_none() && settings.get("CARTS_TABLE").is_none() {
             settings = settings.with("CARTS_TABLE", &carts_table);
         }

@@ -82,8 +82,9 @@ async fn invoke() -> Result<bool, Error> {
     let sdk = orders::adapters::aws::sdk_config().await;
     let (settings, _) = local::provision(settings, &template, &sdk).await?;
     let secret = settings.required("JWT_SECRET")?.to_string();
-    let api = Wiring::new(settings.clone(), sdk).api()?;
-    let ids = samples::arrange(&api, &args.events_dir, name, secret.as_bytes()).await?;
+    let wiring = Wiring::new(settings.clone(), sdk);
+    let api = wiring.api()?;
+    let ids = samples::arrange(&wiring, &api, &args.events_dir, name, secret.as_bytes()).await?;
     let event = samples::load(&args.events_dir, name, &ids, secret.as_bytes())?;
     if args.print_event {
         println!("{}", serde_json::to_string_pretty(&event)?);

@@ -5,4 +5,7 @@ pub mod dynamo;
 pub mod emf;
 pub mod event_bus;
 pub mod http;
+pub mod invoice_pdf;
+pub mod ses;
+pub mod templates;
 pub mod webhook_queue;

@@ -42,6 +42,8 @@ pub(super) struct Claims {
     aud: Option<Audience>,
     client_id: Option<String>,
     token_use: Option<String>,
+    email: Option<String>,
+    phone_number: Option<String>,
 }
 
 /// RFC 7519 §4.1.3: one string or an array of them.
@@ -94,7 +96,10 @@ impl Claims {
             (true, Some(scope)) => scope,
             _ => "",
         };
-        Ok(principal(user_id, scope, scopes))
+        let mut principal = principal(user_id, scope, scopes);
+        principal.email = self.email;
+        principal.phone = self.phone_number;
+        Ok(principal)
     }
 }
 
@@ -105,5 +110,7 @@ fn principal(user_id: String, scope: &str, scopes: &Scopes) -> Principal {
         user_id,
         admin: has(&scopes.admin),
         fulfillment: has(&scopes.fulfill),
+        email: None,
+        phone: None,
     }
 }

@@ -47,3 +47,29 @@ pub fn issue_hs256_token(secret: &[u8], sub: &str, scope: &str, ttl: Duration) -
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
         .expect("HS256 signing with an in-memory secret cannot fail")
 }
+
+/// The same, with `extra` claims beside `sub` and `scope` (`email`, `phone_number`:
+/// the dev token of `make dev` and the tests of contacts).
+pub fn issue_hs256_token_with_claims(
+    secret: &[u8],
+    sub: &str,
+    scope: &str,
+    extra: &serde_json::Value,
+    ttl: Duration,
+) -> String {
+    install_crypto_provider();
+    let iat = jsonwebtoken::get_current_timestamp();
+    let mut claims =
+        serde_json::json!({ "sub": sub, "iat": iat, "exp": iat.saturating_add(ttl.as_secs()) });
+    if !scope.is_empty() {
+        claims["scope"] = scope.into();
+    }
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            claims.insert(name.clone(), value.clone());
+        }
+    }
+    let key = EncodingKey::from_secret(secret);
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+        .expect("HS256 signing with an in-memory secret cannot fail")
+}

@@ -49,7 +49,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 pub use claims::{DEFAULT_ADMIN_SCOPE, DEFAULT_FULFILL_SCOPE};
-pub use hs256::{DEV_JWT_SECRET, issue_hs256_token};
+pub use hs256::{DEV_JWT_SECRET, issue_hs256_token, issue_hs256_token_with_claims};
 
 use crate::domain::Principal;
 use claims::{Claims, Scopes};

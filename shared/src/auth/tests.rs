@@ -251,7 +251,9 @@ async fn hs256_accepts_a_valid_token() {
         Principal {
             user_id: "user-1".into(),
             admin: false,
-            fulfillment: false
+            fulfillment: false,
+            email: None,
+            phone: None,
         }
     );
 }
@@ -517,7 +519,9 @@ async fn id_tokens_are_accepted_without_roles() {
         Principal {
             user_id: "alice".into(),
             admin: false,
-            fulfillment: false
+            fulfillment: false,
+            email: None,
+            phone: None,
         }
     );
 }

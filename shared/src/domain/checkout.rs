@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::contact::{Contact, ContactInput};
 use super::countries::is_iso_3166_alpha2;
 use super::lifecycle::Role;
 
@@ -19,6 +20,7 @@ pub struct CheckoutInput {
     pub user_id: Option<String>,
     pub payment_method: Option<String>,
     pub shipping_address: Option<AddressInput>,
+    pub contact: Option<ContactInput>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,8 @@ pub struct Checkout {
     pub user_id: Option<String>,
     pub payment_method: PaymentMethod,
     pub shipping_address: ShippingAddress,
+    /// The request's `contact`; a field it leaves out comes from the token.
+    pub contact: Contact,
 }
 
 fn required<'a>(
@@ -97,6 +101,11 @@ impl CheckoutInput {
             }
             Some(a) => validate_address(&mut errors, a),
         };
+        let contact = self
+            .contact
+            .as_ref()
+            .map(|c| c.validate(&mut errors))
+            .unwrap_or_default();
 
         match (self.cart_id, payment_method, address) {
             (Some(cart_id), Some(payment_method), Some(shipping_address)) if errors.is_empty() => {
@@ -105,6 +114,7 @@ impl CheckoutInput {
                     user_id: self.user_id,
                     payment_method,
                     shipping_address,
+                    contact,
                 })
             }
             _ => Err(errors),
@@ -267,6 +277,7 @@ impl Checkout {
             tracking_number: None,
             carrier: None,
             payment: None,
+            contact: self.contact,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -355,6 +366,7 @@ mod tests {
                 zip: s("10001"),
                 country: s("US"),
             }),
+            contact: None,
         }
     }
 

@@ -319,6 +319,7 @@ mod tests {
                 tracking_number: None,
                 carrier: None,
                 payment: None,
+                contact: Default::default(),
                 created_at: at,
                 updated_at: at,
                 version,

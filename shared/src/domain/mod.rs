@@ -30,9 +30,12 @@ macro_rules! named_enum {
 }
 
 pub mod checkout;
+pub mod contact;
 pub mod countries;
+pub mod invoice;
 pub mod lifecycle;
 pub mod money;
+pub mod notification;
 pub mod order;
 pub mod payment;
 pub mod principal;
@@ -43,6 +46,7 @@ pub mod validation;
 pub mod webhook;
 
 pub use checkout::{AddressInput, Cart, CartLine, CartProblem, Checkout, CheckoutInput};
+pub use contact::{Contact, ContactInput};
 pub use lifecycle::{Refusal, Role, StatusChange, TRANSITIONS, Transition};
 pub use money::{Currency, Money};
 pub use order::{

@@ -4,6 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use super::contact::Contact;
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;
@@ -185,6 +186,8 @@ pub struct Order {
     pub carrier: Option<String>,
     /// The online payment, when the order is paid through the provider.
     pub payment: Option<Payment>,
+    /// Where messages about the order go (owner and admins only; not in events).
+    pub contact: Contact,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// Bumped by every change; equal to the number of history entries.

@@ -5,12 +5,18 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::time::timestamp;
-use crate::domain::{Money, Order, PaymentStatus, Role};
+use crate::domain::{Money, Order, PaymentStatus, Principal, Role};
 
 /// An amount as a JSON number with the currency's minor digits: `75.00`, never
 /// `75.0` or `74.99999`.
 #[derive(Debug)]
 pub struct Amount(Money);
+
+impl From<Money> for Amount {
+    fn from(money: Money) -> Amount {
+        Amount(money)
+    }
+}
 
 impl Serialize for Amount {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -40,6 +46,10 @@ pub struct OrderView {
     /// order, never in an event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment: Option<PaymentView>,
+    /// Only in answers to the owner and admins ([`OrderView::for_reader`]); never in
+    /// an event, so never in a webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactView>,
     pub cart_id: String,
     pub created_at: String,
     pub updated_at: String,
@@ -66,24 +76,6 @@ pub struct RefundView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: String,
-}
-
-impl OrderView {
-    /// The order as `reader` sees it: the owner of an order still waiting for its
-    /// payment gets the intent's client secret, to pay it with.
-    pub fn for_reader(order: &Order, reader: Reader) -> OrderView {
-        let mut view = OrderView::from(order);
-        let waiting = matches!(
-            order.payment_status,
-            PaymentStatus::Unpaid | PaymentStatus::Failed
-        );
-        if let (Reader::Customer, true, Some(view), Some(payment)) =
-            (reader, waiting, view.payment.as_mut(), &order.payment)
-        {
-            view.client_secret = Some(payment.client_secret.clone());
-        }
-        view
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -154,11 +146,45 @@ impl From<&Order> for OrderView {
                     .collect(),
                 problem: p.problem.clone(),
             }),
+            contact: None,
             cart_id: order.cart_id.clone(),
             created_at: timestamp(order.created_at),
             updated_at: timestamp(order.updated_at),
             version: order.version,
         }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContactView {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl OrderView {
+    /// The order as `reader` may see it: with its contact for the owner and admins,
+    /// without for anyone else (the fulfillment service), as in the events; and for
+    /// the owner of an order still waiting for its payment, the intent's client
+    /// secret, to pay it with.
+    pub fn for_reader(order: &Order, reader: &Principal) -> OrderView {
+        let mut view = OrderView::from(order);
+        let owner = reader.user_id == order.user_id;
+        if reader.admin || owner {
+            view.contact = Some(ContactView {
+                email: order.contact.email.clone(),
+                phone: order.contact.phone.clone(),
+            });
+        }
+        let waiting = matches!(
+            order.payment_status,
+            PaymentStatus::Unpaid | PaymentStatus::Failed
+        );
+        if let (true, true, Some(view), Some(payment)) =
+            (owner, waiting, view.payment.as_mut(), &order.payment)
+        {
+            view.client_secret = Some(payment.client_secret.clone());
+        }
+        view
     }
 }
 

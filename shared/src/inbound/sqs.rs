@@ -6,6 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::services::deliveries::{Deliveries, QueuedEvent};
 use crate::services::fulfillment::Fulfillment;
+use crate::services::notifications::Notifications;
 use crate::services::payments::PaymentService;
 
 /// The fulfillment queue: each message on its own.
@@ -14,6 +15,22 @@ pub async fn fulfill(fulfillment: &Fulfillment, event: SqsEvent) -> SqsBatchResp
     for message in event.records {
         let id = message.message_id.unwrap_or_default();
         match fulfillment.handle(message.body.as_deref()).await {
+            Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "handled"),
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
+                response.add_failure(id);
+            }
+        }
+    }
+    response
+}
+
+/// The notifications queue: each message on its own.
+pub async fn notify(notifications: &Notifications, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        match notifications.handle(message.body.as_deref()).await {
             Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "handled"),
             Err(err) => {
                 tracing::error!(message_id = %id, error = %err, "failed; left on the queue");

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::orders::OrderError;
 use crate::domain::Principal;
 use crate::domain::RateLimit;
+use crate::domain::contact;
 use crate::domain::{Checkout, Order, OrderId, Payment, PaymentMethod};
 use crate::ports::{
     CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, PaymentClaim,
@@ -111,6 +112,15 @@ impl CheckoutService {
             Some(user) => user.clone(),
             None => caller.user_id.clone(),
         };
+        // The token's email and phone are the caller's: they reach the order only when
+        // the caller orders for itself, and only where the request's contact is silent.
+        let mut checkout = checkout;
+        if customer == caller.user_id {
+            let claimed = contact::from_claims(caller.email.as_deref(), caller.phone.as_deref());
+            let contact = &mut checkout.contact;
+            contact.email = contact.email.take().or(claimed.email);
+            contact.phone = contact.phone.take().or(claimed.phone);
+        }
         let key = idempotency.map(|i| {
             (
                 IdempotencyKey {

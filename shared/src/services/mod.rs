@@ -4,6 +4,8 @@
 pub mod checkout;
 pub mod deliveries;
 pub mod fulfillment;
+pub mod invoices;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod publisher;

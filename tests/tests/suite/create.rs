@@ -912,6 +912,7 @@ async fn a_resent_create_is_recognised_as_its_own_write() {
                 zip: s("02101"),
                 country: s("US"),
             }),
+            contact: None,
         };
         let cart = Cart {
             cart_id: "own".into(),

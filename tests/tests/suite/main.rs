@@ -5,9 +5,11 @@
 mod costs;
 mod create;
 mod fulfillment;
+mod invoices;
 mod layout;
 mod lifecycle;
 mod lists;
+mod notifications;
 mod openapi;
 mod operations;
 mod payments;

@@ -55,7 +55,7 @@ async fn stack() -> Stack {
 async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
     let dir = events_dir();
     let secret = SECRET.as_bytes();
-    let ids = samples::arrange(&stack.app, &dir, name, secret)
+    let ids = samples::arrange(&stack.wiring, &stack.app, &dir, name, secret)
         .await
         .map_err(|e| e.to_string())?;
     let event = samples::load(&dir, name, &ids, secret).map_err(|e| e.to_string())?;
@@ -85,6 +85,14 @@ async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
             let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
             let fulfillment = wiring.fulfillment().map_err(|e| e.to_string())?;
             orders::inbound::sqs::fulfill(&fulfillment, event)
+                .await
+                .batch_item_failures
+                .len()
+        }
+        Function::NotifyCustomers => {
+            let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+            let notifications = wiring.notifications().map_err(|e| e.to_string())?;
+            orders::inbound::sqs::notify(&notifications, event)
                 .await
                 .batch_item_failures
                 .len()

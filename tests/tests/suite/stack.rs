@@ -26,6 +26,7 @@ fn the_template_routes_every_endpoint_once() {
         ),
         ("DELETE", "/api/orders/{order_id}", "cancel-order"),
         ("GET", "/api/orders/{order_id}/history", "get-order-history"),
+        ("GET", "/api/orders/{order_id}/invoice", "get-order-invoice"),
         ("POST", "/api/webhooks", "create-webhook"),
         ("GET", "/api/webhooks", "list-webhooks"),
         ("GET", "/api/webhooks/{webhook_id}", "get-webhook"),

@@ -155,17 +155,7 @@ impl Hooks {
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let request = orders_dev::server::lambda_request(parts, bytes, params);
         let response = self.stack.app.handle(endpoint, request).await;
-        let text = match response.body() {
-            lambda_http::Body::Text(text) => text.clone(),
-            lambda_http::Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => String::new(),
-        };
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+        Reply::from(response)
     }
 
     async fn admin(&self, method: &str, uri: &str, body: Option<&Value>) -> Reply {

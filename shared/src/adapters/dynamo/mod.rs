@@ -3,6 +3,8 @@
 
 pub mod carts;
 pub mod inventory;
+pub mod invoices;
+pub mod messages;
 pub mod order_item;
 pub mod orders;
 pub mod payments;
@@ -11,5 +13,7 @@ pub mod webhooks;
 
 pub use carts::CartTable;
 pub use inventory::DynamoInventory;
+pub use invoices::DynamoInvoiceStore;
+pub use messages::DynamoMessageLog;
 pub use orders::DynamoOrderStore;
 pub use webhooks::DynamoWebhookStore;

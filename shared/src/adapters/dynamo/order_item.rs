@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::Contact;
 use crate::domain::payment::RefundHold;
 use crate::domain::time::timestamp;
 use crate::domain::{
@@ -161,6 +162,12 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
     }
     if let Some(payment) = &order.payment {
         item.insert(PAYMENT.into(), payment_to_value(payment));
+    }
+    if let Some(email) = &order.contact.email {
+        item.insert("contact_email".into(), s(email));
+    }
+    if let Some(phone) = &order.contact.phone {
+        item.insert("contact_phone".into(), s(phone));
     }
     item.insert("created_at".into(), s(timestamp(order.created_at)));
     item.insert("updated_at".into(), s(timestamp(order.updated_at)));
@@ -418,6 +425,10 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         tracking_number: f.optional("tracking_number")?,
         carrier: f.optional("carrier")?,
         payment: item.get(PAYMENT).map(payment_from).transpose()?,
+        contact: Contact {
+            email: f.optional("contact_email")?,
+            phone: f.optional("contact_phone")?,
+        },
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
         version: f.number("version")?,

@@ -4,9 +4,11 @@
 
 pub mod body;
 pub mod cart_api;
+pub mod sendgrid;
 pub mod shipping;
 pub mod stripe;
 pub mod tls;
+pub mod twilio;
 pub mod webhook_sender;
 
 pub use cart_api::CartApi;

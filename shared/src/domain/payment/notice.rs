@@ -162,6 +162,7 @@ mod tests {
             tracking_number: None,
             carrier: None,
             payment: Some(Payment::new("pi_1".into(), "pi_1_secret".into())),
+            contact: Default::default(),
             created_at: at,
             updated_at: at,
             version: 1,

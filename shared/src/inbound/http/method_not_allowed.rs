@@ -23,6 +23,7 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/orders/{order_id}/history", "GET"),
     ("/api/orders/{order_id}/refunds", "POST"),
     ("/api/payments/stripe/webhook", "POST"),
+    ("/api/orders/{order_id}/invoice", "GET"),
     ("/api/webhooks", "GET, POST"),
     ("/api/webhooks/{webhook_id}", "DELETE, GET"),
     ("/api/webhooks/{webhook_id}/deliveries", "GET"),

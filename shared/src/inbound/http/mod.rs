@@ -8,6 +8,7 @@
 //! (`wiring`) and hands [`serve`] the one handler, so its binary holds only what that
 //! handler uses. The local stack and the tests serve every endpoint through [`Api`].
 
+pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
 pub mod payments;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use crate::auth::Authenticator;
 use crate::domain::Principal;
+pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
 use problem::{ApiError, Problem};
@@ -39,6 +41,7 @@ pub enum Endpoint {
     UpdateOrderStatus,
     CancelOrder,
     GetOrderHistory,
+    GetOrderInvoice,
     CreateWebhook,
     ListWebhooks,
     GetWebhook,
@@ -49,13 +52,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
         Endpoint::UpdateOrderStatus,
         Endpoint::CancelOrder,
         Endpoint::GetOrderHistory,
+        Endpoint::GetOrderInvoice,
         Endpoint::CreateWebhook,
         Endpoint::ListWebhooks,
         Endpoint::GetWebhook,
@@ -73,6 +77,7 @@ impl Endpoint {
             Endpoint::UpdateOrderStatus => "update-order-status",
             Endpoint::CancelOrder => "cancel-order",
             Endpoint::GetOrderHistory => "get-order-history",
+            Endpoint::GetOrderInvoice => "get-order-invoice",
             Endpoint::CreateWebhook => "create-webhook",
             Endpoint::ListWebhooks => "list-webhooks",
             Endpoint::GetWebhook => "get-webhook",
@@ -95,6 +100,7 @@ pub struct Api {
     pub webhooks: WebhookApi,
     /// `None` when payments are off (no `STRIPE_SECRET_KEY`): their routes answer 404.
     pub payments: Option<PaymentApi>,
+    pub invoices: InvoiceApi,
 }
 
 impl Api {
@@ -107,6 +113,7 @@ impl Api {
             Endpoint::UpdateOrderStatus => self.orders.update_order_status(&request).await,
             Endpoint::CancelOrder => self.orders.cancel_order(&request).await,
             Endpoint::GetOrderHistory => self.orders.get_order_history(&request).await,
+            Endpoint::GetOrderInvoice => self.invoices.get_invoice(&request).await,
             Endpoint::CreateWebhook => self.webhooks.create_webhook(&request).await,
             Endpoint::ListWebhooks => self.webhooks.list_webhooks(&request).await,
             Endpoint::GetWebhook => self.webhooks.get_webhook(&request).await,

@@ -77,14 +77,8 @@ impl OrderApi {
             .orders
             .get(&caller, &request::path_parameter(request, "order_id"))
             .await?;
-        // The owner sees what it needs to pay an unpaid order; nobody else does.
-        let reader = if order.user_id == caller.user_id {
-            Reader::Customer
-        } else {
-            Reader::Staff
-        };
         Ok(with_etag(
-            json_response(StatusCode::OK, &OrderView::for_reader(&order, reader)),
+            json_response(StatusCode::OK, &OrderView::for_reader(&order, &caller)),
             order.version,
         ))
     }
@@ -93,7 +87,11 @@ impl OrderApi {
         let caller = caller(&self.auth, request).await?;
         let (query, cursor) = request::list_request(request)?;
         let listed = self.orders.list(&caller, query, cursor.as_deref()).await?;
-        let orders: Vec<OrderView> = listed.orders.iter().map(OrderView::from).collect();
+        let orders: Vec<OrderView> = listed
+            .orders
+            .iter()
+            .map(|order| OrderView::for_reader(order, &caller))
+            .collect();
         Ok(json_response(
             StatusCode::OK,
             &OrderPageView {
@@ -140,7 +138,10 @@ impl OrderApi {
             .change_status(&caller, &id, status, move_request)
             .await?;
         Ok(with_etag(
-            json_response(StatusCode::OK, &OrderView::from(&moved.order)),
+            json_response(
+                StatusCode::OK,
+                &OrderView::for_reader(&moved.order, &caller),
+            ),
             moved.order.version,
         ))
     }

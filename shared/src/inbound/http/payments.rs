@@ -16,7 +16,7 @@ use super::{caller, json_response, with_etag};
 use crate::auth::Authenticator;
 use crate::domain::FieldErrors;
 use crate::domain::payment::notice::{NoticeOutcome, PaymentNotice};
-use crate::events::view::{OrderView, Reader};
+use crate::events::view::OrderView;
 use crate::services::payments::{NoticeHandled, PaymentService, RefundRequest};
 
 /// How old a signed webhook may be: Stripe's libraries' default, against replays.
@@ -113,7 +113,7 @@ impl PaymentApi {
             StatusCode::OK
         };
         let mut response = with_etag(
-            json_response(status, &OrderView::for_reader(&order, Reader::Staff)),
+            json_response(status, &OrderView::for_reader(&order, &caller)),
             order.version,
         );
         if !made && replay_possible {

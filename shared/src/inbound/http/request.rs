@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::validation::is_valid_id;
-use crate::domain::{AddressInput, Checkout, CheckoutInput, FieldErrors, OrderStatus};
+use crate::domain::{
+    AddressInput, Checkout, CheckoutInput, ContactInput, FieldErrors, OrderStatus,
+};
 use crate::ports::OrderQuery;
 
 /// The largest request body accepted. A checkout is well under 2 KiB.
@@ -201,7 +203,13 @@ fn checkout_input(body: &Map<String, Value>) -> (CheckoutInput, FieldErrors) {
     let fields = Fields::new(
         body,
         "",
-        &["cart_id", "user_id", "shipping_address", "payment_method"],
+        &[
+            "cart_id",
+            "user_id",
+            "shipping_address",
+            "payment_method",
+            "contact",
+        ],
     );
     fields.unknown(&mut errors);
     let shipping_address = fields.object(&mut errors, "shipping_address").map(|a| {
@@ -220,11 +228,20 @@ fn checkout_input(body: &Map<String, Value>) -> (CheckoutInput, FieldErrors) {
             country: address.string(&mut errors, "country"),
         }
     });
+    let contact = fields.object(&mut errors, "contact").map(|c| {
+        let contact = Fields::new(c, "contact", &["email", "phone"]);
+        contact.unknown(&mut errors);
+        ContactInput {
+            email: contact.string(&mut errors, "email"),
+            phone: contact.string(&mut errors, "phone"),
+        }
+    });
     let input = CheckoutInput {
         cart_id: fields.string(&mut errors, "cart_id"),
         user_id: fields.string(&mut errors, "user_id"),
         payment_method: fields.string(&mut errors, "payment_method"),
         shipping_address,
+        contact,
     };
     (input, errors)
 }

@@ -1,0 +1,293 @@
+//! Invoices and their numbers (`docs/data-design.md`, "Invoices"): one counter item
+//! per calendar year, and one invoice item per order, written together in one
+//! transaction so that a number is taken exactly when an invoice gets it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::order_item::{Item, PK, SK, n, s};
+use crate::adapters::aws::{read_item, transact};
+use crate::domain::invoice::{
+    Buyer, Invoice, InvoiceDraft, InvoiceLine, InvoiceNumber, MAX_SEQUENCE, Seller,
+};
+use crate::domain::time::timestamp;
+use crate::domain::{Currency, Money, OrderId};
+use crate::ports::{InvoiceStore, StoreError};
+
+/// Attempts at taking the next number before giving up (the message is retried):
+/// each lost race means another invoice took that number, so this many concurrent
+/// confirmations in one instant are needed to exhaust it.
+const MAX_ATTEMPTS: u32 = 50;
+
+pub struct DynamoInvoiceStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoInvoiceStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoInvoiceStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn invoice_key(order_id: &OrderId) -> Item {
+    Item::from([
+        (PK.into(), s(format!("INVOICE#{order_id}"))),
+        (SK.into(), s("INVOICE")),
+    ])
+}
+
+fn counter_key(year: i32) -> Item {
+    Item::from([
+        (PK.into(), s(format!("INVOICE_COUNTER#{year}"))),
+        (SK.into(), s("COUNTER")),
+    ])
+}
+
+fn corrupt(why: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("invoice: {why}"))
+}
+
+#[async_trait]
+impl InvoiceStore for DynamoInvoiceStore {
+    async fn get(&self, order_id: &OrderId) -> Result<Option<Invoice>, StoreError> {
+        read_item(&self.client, &self.table, invoice_key(order_id))
+            .await?
+            .map(|item| invoice_from_item(&item))
+            .transpose()
+    }
+
+    /// Reads the order's invoice (a redelivery finds it) and the year's counter, then
+    /// writes both in one transaction: the counter from the value read to the next,
+    /// the invoice only if the order has none. A counter that moved meanwhile (a
+    /// concurrent confirmation) cancels it, and it is tried again with the new value;
+    /// an invoice that appeared meanwhile (a concurrent twin) is the answer.
+    async fn issue(&self, draft: &InvoiceDraft) -> Result<Invoice, StoreError> {
+        let year = draft.year();
+        for attempt in 0..MAX_ATTEMPTS {
+            if let Some(existing) = self.get(&draft.order_id).await? {
+                return Ok(existing);
+            }
+            let last = match read_item(&self.client, &self.table, counter_key(year)).await? {
+                Some(item) => item
+                    .get("last_sequence")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| corrupt(format!("counter of {year} has no last_sequence")))?,
+                None => 0,
+            };
+            if last >= MAX_SEQUENCE {
+                return Err(StoreError::Other(format!(
+                    "the invoice numbers of {year} are used up"
+                )));
+            }
+            let invoice = draft.clone().numbered(last + 1);
+            let counter = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(counter_key(year)))
+                .update_expression("SET last_sequence = :next")
+                .condition_expression(if last == 0 {
+                    "attribute_not_exists(PK)"
+                } else {
+                    "last_sequence = :last"
+                })
+                .set_expression_attribute_values(Some(if last == 0 {
+                    [(":next".to_string(), n(last + 1))].into()
+                } else {
+                    [
+                        (":next".to_string(), n(last + 1)),
+                        (":last".to_string(), n(last)),
+                    ]
+                    .into()
+                }))
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(invoice_to_item(&invoice)?))
+                .condition_expression("attribute_not_exists(PK)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            let items = vec![
+                TransactWriteItem::builder().update(counter).build(),
+                TransactWriteItem::builder().put(put).build(),
+            ];
+            match transact(&self.client, items).await {
+                Ok(Ok(())) => return Ok(invoice),
+                Ok(Err(cancelled)) => {
+                    if let Some(existing) = cancelled.refused(1).and_then(|r| r.item())
+                        && !existing.is_empty()
+                    {
+                        return invoice_from_item(existing);
+                    }
+                    if cancelled.refused(0).is_none() && cancelled.refused(1).is_none() {
+                        // Conflict or throttling: not a condition, so pause before again.
+                        let error = cancelled.into_error();
+                        if !matches!(error, StoreError::Contention | StoreError::Throttled) {
+                            return Err(error);
+                        }
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                }
+                Err(StoreError::Contention) => tokio::time::sleep(backoff(attempt)).await,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+}
+
+/// 5, 10, 20… ms, at most 200, with jitter so that racers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = (5u64 << attempt.min(5)).min(200);
+    let mut byte = [0u8; 1];
+    let jitter = aws_lc_rs::rand::fill(&mut byte).map_or(0, |_| u64::from(byte[0]) % base.max(1));
+    Duration::from_millis(base + jitter)
+}
+
+/// The invoice as stored: its keys and number as attributes (to find and check it),
+/// the document as JSON text with amounts in minor units (as issued, never
+/// recomputed: an invoice does not change).
+#[derive(Serialize, Deserialize)]
+struct Document {
+    order_id: String,
+    issued_at: String,
+    currency: String,
+    seller: SellerDoc,
+    buyer: BuyerDoc,
+    lines: Vec<LineDoc>,
+    subtotal: i64,
+    total: i64,
+    payment_method: String,
+    payment_reference: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SellerDoc {
+    name: String,
+    address: Vec<String>,
+    tax_id: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BuyerDoc {
+    user_id: String,
+    name: String,
+    address: Vec<String>,
+    email: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LineDoc {
+    product_id: String,
+    description: String,
+    quantity: u32,
+    unit_price: i64,
+    amount: i64,
+}
+
+fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
+    let d = &invoice.draft;
+    let document = Document {
+        order_id: d.order_id.to_string(),
+        issued_at: timestamp(d.issued_at),
+        currency: d.total.currency().code().to_string(),
+        seller: SellerDoc {
+            name: d.seller.name.clone(),
+            address: d.seller.address.clone(),
+            tax_id: d.seller.tax_id.clone(),
+            email: d.seller.email.clone(),
+        },
+        buyer: BuyerDoc {
+            user_id: d.buyer.user_id.clone(),
+            name: d.buyer.name.clone(),
+            address: d.buyer.address.clone(),
+            email: d.buyer.email.clone(),
+        },
+        lines: d
+            .lines
+            .iter()
+            .map(|l| LineDoc {
+                product_id: l.product_id.clone(),
+                description: l.description.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price.minor(),
+                amount: l.amount.minor(),
+            })
+            .collect(),
+        subtotal: d.subtotal.minor(),
+        total: d.total.minor(),
+        payment_method: d.payment_method.clone(),
+        payment_reference: d.payment_reference.clone(),
+    };
+    let json = serde_json::to_string(&document).map_err(|e| StoreError::Other(e.to_string()))?;
+    let mut item = invoice_key(&d.order_id);
+    item.insert("invoice_number".into(), s(invoice.number.to_string()));
+    item.insert("year".into(), n(invoice.number.year));
+    item.insert("sequence".into(), n(invoice.number.sequence));
+    item.insert("issued_at".into(), s(timestamp(d.issued_at)));
+    item.insert("document".into(), s(json));
+    Ok(item)
+}
+
+fn invoice_from_item(item: &Item) -> Result<Invoice, StoreError> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v: &AttributeValue| v.as_s().ok())
+            .ok_or_else(|| corrupt(format!("no {name}")))
+    };
+    let number = InvoiceNumber::parse(text("invoice_number")?)
+        .ok_or_else(|| corrupt("unreadable invoice_number"))?;
+    let d: Document = serde_json::from_str(text("document")?).map_err(corrupt)?;
+    let currency = Currency::from_code(&d.currency).ok_or_else(|| corrupt("unknown currency"))?;
+    let money = |minor| Money::from_minor(minor, currency);
+    Ok(Invoice {
+        number,
+        draft: InvoiceDraft {
+            order_id: OrderId::parse(&d.order_id).ok_or_else(|| corrupt("bad order_id"))?,
+            issued_at: OffsetDateTime::parse(&d.issued_at, &Rfc3339).map_err(corrupt)?,
+            seller: Seller {
+                name: d.seller.name,
+                address: d.seller.address,
+                tax_id: d.seller.tax_id,
+                email: d.seller.email,
+            },
+            buyer: Buyer {
+                user_id: d.buyer.user_id,
+                name: d.buyer.name,
+                address: d.buyer.address,
+                email: d.buyer.email,
+            },
+            lines: d
+                .lines
+                .into_iter()
+                .map(|l| InvoiceLine {
+                    product_id: l.product_id,
+                    description: l.description,
+                    quantity: l.quantity,
+                    unit_price: money(l.unit_price),
+                    amount: money(l.amount),
+                })
+                .collect(),
+            subtotal: money(d.subtotal),
+            total: money(d.total),
+            payment_method: d.payment_method,
+            payment_reference: d.payment_reference,
+        },
+    })
+}

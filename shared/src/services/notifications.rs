@@ -1,0 +1,269 @@
+//! Telling the customer: an email on every key change of an order (placed, paid,
+//! shipped, delivered, cancelled, refunded), an SMS when the parcel moves, and the
+//! invoice, issued here on `order.confirmed` and attached to that email (the
+//! notifications queue's messages; `inbound::sqs` hands them over one by one).
+//!
+//! The event says which order and what happened; the stored order, read strongly
+//! consistent, says where to write (its contact is never in an event), and an event
+//! it did not go through is forged: dead-lettered with no effect.
+//!
+//! Exactly one message per event and channel: each is claimed in one conditional
+//! write before it is sent and marked sent after. A redelivery finds it sent; a
+//! concurrent twin finds it held and is retried later (by then it is sent, or its
+//! holder released it, or the lease ran out). A failed send releases the claim and
+//! leaves the message on the queue, so it is retried and then dead-lettered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::invoice::{Invoice, InvoiceDraft, Seller};
+use crate::domain::notification::{Channel, Notice};
+use crate::domain::{Order, OrderId};
+use crate::events::Envelope;
+use crate::ports::{
+    Attachment, Claim, EmailMessage, InvoiceRenderer, InvoiceStore, Mailer, MessageLog,
+    MessageTemplates, OrderStore, SendError, StoreError, TemplateError, TextMessage, TextMessenger,
+};
+
+/// How long a claim holds before another attempt may take it over: well above one
+/// send (the adapters time out after 10 s), well below the queue's visibility
+/// timeout (180 s), so a crashed sender's message finds it free when it comes back.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+pub struct Notifications {
+    store: Arc<dyn OrderStore>,
+    invoices: Arc<dyn InvoiceStore>,
+    log: Arc<dyn MessageLog>,
+    mailer: Arc<dyn Mailer>,
+    /// `None`: SMS is not configured, and no text is claimed or sent.
+    texts: Option<Arc<dyn TextMessenger>>,
+    templates: Arc<dyn MessageTemplates>,
+    renderer: Arc<dyn InvoiceRenderer>,
+    seller: Seller,
+}
+
+/// Why a message was not (fully) handled. Every variant leaves it on the queue: it is
+/// received again, and after `maxReceiveCount` it is dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("not a notification message: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{channel} for {event_id}: {error}")]
+    Send {
+        event_id: String,
+        channel: &'static str,
+        error: SendError,
+    },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{channel} for {event_id} is being sent by another attempt; retried later")]
+    Held {
+        event_id: String,
+        channel: &'static str,
+    },
+}
+
+/// What became of one channel's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent now, with the provider's id.
+    Sent(String),
+    /// An earlier attempt sent it.
+    AlreadySent,
+    /// The contact has no address for the channel (or SMS is not configured).
+    NoAddress,
+}
+
+/// What handling one message did, for the log and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Told {
+        notice: Notice,
+        invoice: Option<String>,
+        deliveries: Vec<(Channel, Delivery)>,
+    },
+    Ignored(String),
+}
+
+#[allow(clippy::too_many_arguments)]
+impl Notifications {
+    pub fn new(
+        store: Arc<dyn OrderStore>,
+        invoices: Arc<dyn InvoiceStore>,
+        log: Arc<dyn MessageLog>,
+        mailer: Arc<dyn Mailer>,
+        texts: Option<Arc<dyn TextMessenger>>,
+        templates: Arc<dyn MessageTemplates>,
+        renderer: Arc<dyn InvoiceRenderer>,
+        seller: Seller,
+    ) -> Self {
+        Notifications {
+            store,
+            invoices,
+            log,
+            mailer,
+            texts,
+            templates,
+            renderer,
+            seller,
+        }
+    }
+
+    /// Handles one message of the notifications queue (an EventBridge event as a
+    /// rule delivers it). An error leaves the message on the queue.
+    pub async fn handle(&self, body: Option<&str>) -> Result<Outcome, NotifyError> {
+        let body = body.ok_or_else(|| NotifyError::Poison("no body".into()))?;
+        let envelope: Envelope =
+            serde_json::from_str(body).map_err(|e| NotifyError::Poison(e.to_string()))?;
+        let event = &envelope.detail;
+        // A payment change is told by the payment status its order reached.
+        let payment_status = event.order.value()["payment_status"]
+            .as_str()
+            .map(str::to_string);
+        let Some(notice) = Notice::for_event(&envelope.detail_type, payment_status.as_deref())
+        else {
+            return Ok(Outcome::Ignored(envelope.detail_type.clone()));
+        };
+        let id = OrderId::parse(&event.order_id)
+            .ok_or_else(|| NotifyError::Poison(format!("not an order id: {:?}", event.order_id)))?;
+        let order = self
+            .store
+            .get(&id)
+            .await?
+            .ok_or_else(|| NotifyError::Poison(format!("no order {id}")))?;
+        if !event.recorded_in(&order) {
+            return Err(NotifyError::Poison(format!(
+                "event {} is not a change the stored order went through",
+                event.event_id
+            )));
+        }
+
+        let invoice = match notice {
+            Notice::Confirmed => self.issue_invoice(&order).await?,
+            _ => None,
+        };
+        let mut deliveries = Vec::new();
+        for channel in notice.channels() {
+            let delivery = self
+                .deliver(&event.event_id, *channel, &notice, &order, invoice.as_ref())
+                .await?;
+            deliveries.push((*channel, delivery));
+        }
+        Ok(Outcome::Told {
+            notice,
+            invoice: invoice.map(|i| i.number.to_string()),
+            deliveries,
+        })
+    }
+
+    /// The order's invoice, issued now unless an earlier attempt did: the store
+    /// numbers it once per order.
+    pub async fn issue_invoice(&self, order: &Order) -> Result<Option<Invoice>, StoreError> {
+        match InvoiceDraft::for_order(order, &self.seller) {
+            Some(draft) => Ok(Some(self.invoices.issue(&draft).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        notice: &Notice,
+        order: &Order,
+        invoice: Option<&Invoice>,
+    ) -> Result<Delivery, NotifyError> {
+        let address = match channel {
+            Channel::Email => order.contact.email.as_deref(),
+            Channel::Sms if self.texts.is_some() => order.contact.phone.as_deref(),
+            Channel::Sms => None,
+        };
+        let Some(address) = address else {
+            return Ok(Delivery::NoAddress);
+        };
+        let now = OffsetDateTime::now_utc();
+        let token = match self
+            .log
+            .claim(event_id, channel, now, now + CLAIM_LEASE)
+            .await?
+        {
+            Claim::Claimed(token) => token,
+            Claim::Delivered => return Ok(Delivery::AlreadySent),
+            Claim::Held => {
+                return Err(NotifyError::Held {
+                    event_id: event_id.to_string(),
+                    channel: channel.as_str(),
+                });
+            }
+        };
+        match self
+            .send(event_id, channel, address, notice, order, invoice)
+            .await
+        {
+            Ok(provider_id) => {
+                self.log
+                    .mark_sent(event_id, channel, OffsetDateTime::now_utc(), &provider_id)
+                    .await?;
+                Ok(Delivery::Sent(provider_id))
+            }
+            Err(err) => {
+                // Released, the retry claims at once instead of waiting out the lease.
+                if let Err(release) = self.log.release(event_id, channel, &token).await {
+                    tracing::warn!(event_id, error = %release, "releasing a failed send's claim failed; it lapses with its lease");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        event_id: &str,
+        channel: Channel,
+        to: &str,
+        notice: &Notice,
+        order: &Order,
+        invoice: Option<&Invoice>,
+    ) -> Result<String, NotifyError> {
+        let failed = |error| NotifyError::Send {
+            event_id: event_id.to_string(),
+            channel: channel.as_str(),
+            error,
+        };
+        match channel {
+            Channel::Email => {
+                let rendered = self.templates.email(notice, order, invoice)?;
+                let attachments = invoice
+                    .map(|invoice| Attachment {
+                        filename: format!("{}.pdf", invoice.number),
+                        content_type: "application/pdf".into(),
+                        content: self.renderer.pdf(invoice),
+                    })
+                    .into_iter()
+                    .collect();
+                let message = EmailMessage {
+                    to: to.to_string(),
+                    subject: rendered.subject,
+                    text: rendered.text,
+                    html: rendered.html,
+                    attachments,
+                };
+                self.mailer.send(&message).await.map_err(failed)
+            }
+            Channel::Sms => {
+                let Some(texts) = &self.texts else {
+                    return Err(failed(SendError::Refused("SMS is not configured".into())));
+                };
+                let message = TextMessage {
+                    to: to.to_string(),
+                    body: self.templates.text(notice, order)?,
+                };
+                texts.send(&message).await.map_err(failed)
+            }
+        }
+    }
+}
