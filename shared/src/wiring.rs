@@ -309,7 +309,7 @@ impl Wiring {
             .payment_gateway()?
             .ok_or(ConfigError::Missing("STRIPE_SECRET_KEY"))?;
         let store = self.order_store()?;
-        Ok(PaymentService::new(store.clone(), store, gateway))
+        Ok(PaymentService::new(store.clone(), store, gateway).with_metrics(self.metrics()?))
     }
 
     /// `POST /api/payments/stripe/webhook` and `POST /api/orders/{id}/refunds`.

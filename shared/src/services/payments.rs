@@ -11,7 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::lifecycle::StatusChange;
-use crate::domain::payment::notice::{NoticeEffect, PaymentNotice};
+use crate::domain::payment::notice::{NoticeEffect, NoticeOutcome, PaymentNotice};
 use crate::domain::payment::refund::{RefundRefusal, check_refund};
 use crate::domain::payment::{
     CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID,
@@ -21,8 +21,8 @@ use crate::domain::{
 };
 use crate::events::Envelope;
 use crate::ports::{
-    CancelOutcome, ChangeOutcome, OrderQuery, OrderStore, PaymentError, PaymentGateway,
-    PaymentLedger, StoreError,
+    CancelOutcome, ChangeOutcome, Metric, MetricSet, Metrics, NoMetrics, OrderQuery, OrderStore,
+    PaymentError, PaymentGateway, PaymentLedger, StoreError,
 };
 
 /// The default of `PENDING_PAYMENT_TTL`: a day, as long as a Stripe Checkout session
@@ -89,6 +89,7 @@ pub struct PaymentService {
     store: Arc<dyn OrderStore>,
     ledger: Arc<dyn PaymentLedger>,
     gateway: Arc<dyn PaymentGateway>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl PaymentService {
@@ -101,7 +102,15 @@ impl PaymentService {
             store,
             ledger,
             gateway,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Reports `PaymentsSucceeded`/`PaymentsFailed` for every notice recorded, and
+    /// `Refunds`/`RefundValue` (by currency) for every refund made.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A verified provider notice about the payment of `order_id` (its metadata).
@@ -124,6 +133,12 @@ impl PaymentService {
             };
             match self.ledger.record_payment(&id, &change).await? {
                 ChangeOutcome::Changed(after) => {
+                    let metric = match notice.outcome {
+                        NoticeOutcome::Succeeded { .. } => Metric::PaymentsSucceeded,
+                        NoticeOutcome::Failed { .. } => Metric::PaymentsFailed,
+                    };
+                    self.metrics
+                        .record(MetricSet::of(metric, 1.0).by("provider", "stripe"));
                     return Ok(NoticeHandled::Applied {
                         order_id: id,
                         version: after.version,
@@ -388,7 +403,15 @@ impl PaymentService {
             .complete_refund(&order.id, &refund, status, &entry)
             .await?
         {
-            ChangeOutcome::Changed(after) => Ok((*after, true)),
+            ChangeOutcome::Changed(after) => {
+                self.metrics.record(
+                    MetricSet::of(Metric::Refunds, 1.0)
+                        .and(Metric::RefundValue, refund.amount.minor() as f64)
+                        .by("provider", "stripe")
+                        .by("currency", refund.amount.currency().code()),
+                );
+                Ok((*after, true))
+            }
             // Completed by a concurrent resumption of the same hold.
             ChangeOutcome::Refused(Some(current)) => Ok((*current, false)),
             ChangeOutcome::Refused(None) => Err(PaymentServiceError::NotFound),
