@@ -136,7 +136,8 @@ impl InvoiceDraft {
             subtotal: order.total,
             total: order.total,
             payment_method: order.payment_method.as_str().to_string(),
-            payment_reference: None,
+            // The Stripe PaymentIntent that paid it; none for orders paid otherwise.
+            payment_reference: order.payment.as_ref().map(|p| p.intent_id.clone()),
         })
     }
 
