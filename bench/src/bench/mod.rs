@@ -165,8 +165,10 @@ pub async fn run(args: &Args) -> Result<(), Error> {
         ("EVENT_BUS_NAME", setup.bus.clone()),
         ("JWT_SECRET", orders_tests::SECRET.into()),
         ("CURSOR_SECRET", CURSOR_SECRET.into()),
-        // The webhook samples are pointed at this program's receiver on 127.0.0.1.
-        ("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true".into()),
+        // The webhook samples are pointed at this program's receiver on 127.0.0.1, which
+        // only local mode lets a subscription target (the older
+        // WEBHOOKS_ALLOW_PRIVATE_TARGETS no longer does: create-webhook answered 400).
+        (orders::wiring::LOCAL_MODE, "true".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -154,6 +154,21 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
         for miss in &caller_misses {
             let _ = writeln!(out, "- miss: {miss}");
         }
+        if let (Some(bare), Some(sdk)) = (floor, sdk_floor) {
+            let _ = writeln!(
+                out,
+                "\nWhat stands in the way: the SDK floor alone (configuration and a DynamoDB \
+                 client, no code of ours) reaches its first poll at {:.2} × the bare Lambda's \
+                 {bare:.2} ms, so a 1.5 × target leaves {:.2} ms for everything a function adds \
+                 (its other clients, the authenticator, the settings); a function that makes \
+                 more than one request before it answers (create-order: the cart lookup, then \
+                 the transaction; fulfill-orders: a read, a transaction, an update) cannot \
+                 answer within 1.2 × of one request; and every ratio here has a denominator of \
+                 a few milliseconds, which the machine's load (above) moves by as much.",
+                sdk / bare,
+                (1.5 * bare - sdk).max(0.0),
+            );
+        }
     }
     let _ = writeln!(
         out,
