@@ -282,6 +282,71 @@ async fn the_item_sizes_in_the_cost_model_are_what_the_code_stores() {
         .unwrap();
     measured.extend([row("delivery attempt", "2xx", &attempt)]);
 
+    // A card order with payments on (localstripe): its payment claim, and the order
+    // item with its payment once Stripe's notice confirmed it.
+    let stripe =
+        std::env::var("STRIPE_API_BASE").expect("STRIPE_API_BASE (make test starts localstripe)");
+    let paying = Stack::with_settings(|s| {
+        s.with("STRIPE_SECRET_KEY", "sk_test_orders_costs")
+            .with("STRIPE_API_BASE", &stripe)
+            .with("STRIPE_WEBHOOK_SECRET", "whsec_costs")
+    })
+    .await;
+    paying.put_demo_cart().await;
+    let reply = paying
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token("user789", ""))
+                .json(&checkout("abc123")),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let card_pk = format!("ORDER#{}", reply.body["order_id"].as_str().unwrap());
+    let intent = reply.body["payment"]["intent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    measured.extend([
+        row(
+            "payment claim",
+            "created",
+            &item(
+                &paying,
+                &format!("PAYMENT#{}", reply.body["order_id"].as_str().unwrap()),
+                "CLAIM",
+            )
+            .await,
+        ),
+        row(
+            "card order",
+            "created",
+            &item(&paying, &card_pk, "ORDER").await,
+        ),
+    ]);
+    let event = json!({
+        "id": "evt_3QCostModelEvent01", "type": "payment_intent.succeeded", "created": now.unix_timestamp(),
+        "data": {"object": {"id": intent, "amount": 7500, "amount_received": 7500, "currency": "usd",
+            "metadata": {"order_id": reply.body["order_id"]}}}
+    })
+    .to_string();
+    let t = now.unix_timestamp();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"whsec_costs");
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{t}.{event}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let paid = paying
+        .send(
+            Call::new("POST", "/api/payments/stripe/webhook")
+                .header("stripe-signature", &format!("t={t},v1={hex}"))
+                .raw_body("application/json", &event),
+        )
+        .await;
+    assert_eq!(paid.body["outcome"], "applied", "{paid:?}");
+    measured.extend([row(
+        "card order",
+        "paid (confirmed)",
+        &item(&paying, &card_pk, "ORDER").await,
+    )]);
+
     let table: String = measured
         .iter()
         .map(|((item, state), (bytes, wcu))| format!("| `{item}` | {state} | {bytes} | {wcu} |\n"))

@@ -574,6 +574,27 @@ async fn forged_unsigned_and_stale_signatures_change_nothing() {
     let reply = p.deliver(&event, now()).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(p.order(&order_id).await.status.as_str(), "confirmed");
+    // And the order is listed under its new status (its `by_status` shard moved too).
+    for (status, listed) in [("confirmed", true), ("pending", false)] {
+        let page = p
+            .stack
+            .send(
+                Call::new("GET", &format!("/api/orders?status={status}"))
+                    .bearer(&token("admin", ADMIN)),
+            )
+            .await;
+        let ids: Vec<&str> = page.body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["order_id"].as_str())
+            .collect();
+        assert_eq!(
+            ids.contains(&order_id.as_str()),
+            listed,
+            "{status}: {page:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ pub const MAX_QUERY_PAGES: usize = 10;
 pub struct DynamoOrderStore {
     pub(super) client: Client,
     pub(super) table: String,
-    shards: ListShards,
+    pub(super) shards: ListShards,
 }
 
 impl DynamoOrderStore {

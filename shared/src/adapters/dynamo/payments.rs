@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::order_item::{
     Item, PK, SK, history_to_value, hold_to_value, money_to_value, n, refund_to_value, s,
+    status_partition,
 };
 use super::orders::DynamoOrderStore;
 use crate::adapters::aws::store_error;
@@ -116,6 +117,8 @@ impl PaymentLedger for DynamoOrderStore {
     ) -> Result<ChangeOutcome, StoreError> {
         let mut set = vec![
             "#status = :status",
+            // A payment that confirms moves the order to that status's `by_status` shard.
+            "status_shard = :status_shard",
             "payment_status = :payment",
             "updated_at = :now",
             "version = version + :one",
@@ -124,6 +127,10 @@ impl PaymentLedger for DynamoOrderStore {
         let mut remove = Vec::new();
         let mut values = HashMap::from([
             (":status".to_string(), s(change.status.as_str())),
+            (
+                ":status_shard".to_string(),
+                s(status_partition(change.status, self.shards.of(id))),
+            ),
             (":payment".to_string(), s(change.payment_status.as_str())),
             (":now".to_string(), s(timestamp(change.entry.at))),
             (":one".to_string(), n(1)),
