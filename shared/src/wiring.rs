@@ -536,7 +536,8 @@ impl Wiring {
             Arc::new(templates),
             Arc::new(PdfInvoices),
             seller,
-        ))
+        )
+        .with_metrics(self.metrics()?))
     }
 
     /// `MAIL_FROM` (`Name <address>` or an address: SES's verified identity, or

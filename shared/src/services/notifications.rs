@@ -24,7 +24,8 @@ use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{
     Attachment, Claim, EmailMessage, InvoiceRenderer, InvoiceStore, Mailer, MessageLog,
-    MessageTemplates, OrderStore, SendError, StoreError, TemplateError, TextMessage, TextMessenger,
+    MessageTemplates, Metric, MetricSet, Metrics, NoMetrics, OrderStore, SendError, StoreError,
+    TemplateError, TextMessage, TextMessenger,
 };
 
 /// How long a claim holds before another attempt may take it over: well above one
@@ -42,6 +43,7 @@ pub struct Notifications {
     templates: Arc<dyn MessageTemplates>,
     renderer: Arc<dyn InvoiceRenderer>,
     seller: Seller,
+    metrics: Arc<dyn Metrics>,
 }
 
 /// Why a message was not (fully) handled. Every variant leaves it on the queue: it is
@@ -110,7 +112,14 @@ impl Notifications {
             templates,
             renderer,
             seller,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Reports `NotificationFailures` (by channel) for every send that failed.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Handles one message of the notifications queue (an EventBridge event as a
@@ -211,6 +220,10 @@ impl Notifications {
                 Ok(Delivery::Sent(provider_id))
             }
             Err(err) => {
+                self.metrics.record(
+                    MetricSet::of(Metric::NotificationFailures, 1.0)
+                        .by("channel", channel.as_str()),
+                );
                 // Released, the retry claims at once instead of waiting out the lease.
                 if let Err(release) = self.log.release(event_id, channel, &token).await {
                     tracing::warn!(event_id, error = %release, "releasing a failed send's claim failed; it lapses with its lease");
