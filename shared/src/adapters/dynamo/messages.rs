@@ -5,18 +5,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use time::OffsetDateTime;
 
+use super::claims;
 use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::store_error;
 use crate::domain::notification::Channel;
 use crate::domain::time::timestamp;
 use crate::ports::{Claim, ClaimToken, MessageLog, StoreError};
 
-const STATE_CLAIMED: &str = "claimed";
 const STATE_SENT: &str = "sent";
 /// Longer than any redelivery: SQS keeps a message at most 14 days.
 const KEEP_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -42,10 +39,6 @@ fn key(event_id: &str, channel: Channel) -> Item {
     ])
 }
 
-fn millis(at: OffsetDateTime) -> i128 {
-    at.unix_timestamp_nanos() / 1_000_000
-}
-
 fn expires_at(from: OffsetDateTime) -> aws_sdk_dynamodb::types::AttributeValue {
     n((from + KEEP_FOR).unix_timestamp())
 }
@@ -59,48 +52,19 @@ impl MessageLog for DynamoMessageLog {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes)
-            .map_err(|_| StoreError::Other("no randomness for a claim".into()))?;
-        let token = ClaimToken(bytes.iter().map(|b| format!("{b:02x}")).collect());
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(event_id, channel)))
-            .update_expression(
-                "SET #state = :claimed, claim = :token, lease_until = :until, \
-                 event_id = :event, channel = :channel, expires_at = :expires",
-            )
-            // Free, or claimed by an attempt whose lease ran out (it crashed). A sent
-            // message is never claimed again.
-            .condition_expression(
-                "attribute_not_exists(PK) OR (#state = :claimed AND lease_until < :now)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
-            .expression_attribute_values(":token", s(&token.0))
-            .expression_attribute_values(":until", n(millis(lease_until)))
-            .expression_attribute_values(":now", n(millis(now)))
-            .expression_attribute_values(":event", s(event_id))
-            .expression_attribute_values(":channel", s(channel.as_str()))
-            .expression_attribute_values(":expires", expires_at(now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Claimed(token)),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                    let state = e.item().and_then(|item| item.get("state"));
-                    Ok(match state.and_then(|v| v.as_s().ok()) {
-                        Some(state) if state == STATE_CLAIMED => Claim::Held,
-                        _ => Claim::Delivered,
-                    })
-                }
-                _ => Err(store_error(err)),
-            },
-        }
+        claims::claim(
+            &self.client,
+            &self.table,
+            key(event_id, channel),
+            &[
+                ("event_id", s(event_id)),
+                ("channel", s(channel.as_str())),
+                ("expires_at", expires_at(now)),
+            ],
+            now,
+            lease_until,
+        )
+        .await
     }
 
     async fn release(
@@ -109,25 +73,7 @@ impl MessageLog for DynamoMessageLog {
         channel: Channel,
         claim: &ClaimToken,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(event_id, channel)))
-            .condition_expression("#state = :claimed AND claim = :token")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
-            .expression_attribute_values(":token", s(&claim.0))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                // Its lease ran out and another attempt holds it now.
-                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
-                _ => Err(store_error(err)),
-            },
-        }
+        claims::release(&self.client, &self.table, key(event_id, channel), claim).await
     }
 
     async fn mark_sent(

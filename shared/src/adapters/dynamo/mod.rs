@@ -2,6 +2,7 @@
 //! reservations and webhooks (`docs/data-design.md`); carts may have their own.
 
 pub mod carts;
+pub mod claims;
 pub mod inventory;
 pub mod invoices;
 pub mod messages;

@@ -15,10 +15,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::claims;
 use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::store_error;
 use crate::domain::time::timestamp;
@@ -30,7 +31,6 @@ pub const ENTITY_WEBHOOK: &str = "webhook";
 const SUBSCRIPTION_SK: &str = "WEBHOOK";
 const ATTEMPT_PREFIX: &str = "DELIVERY#";
 const DELIVERED_PREFIX: &str = "DELIVERED#";
-const STATE_CLAIMED: &str = "claimed";
 const STATE_DELIVERED: &str = "delivered";
 /// Sorts after every attempt's key and before the subscription's.
 const ATTEMPT_UPPER_BOUND: &str = "DELIVERY$";
@@ -235,44 +235,15 @@ impl WebhookStore for DynamoWebhookStore {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
-        let token = claim_token()?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id, format!("{DELIVERED_PREFIX}{event_id}"))))
-            .update_expression(
-                "SET #state = :claimed, claim = :token, lease_until = :until, \
-                 event_id = :event, expires_at = :expires",
-            )
-            // Free, or claimed by someone whose lease ran out. A delivered marker (and
-            // one written before claims existed, without a state) is never claimed.
-            .condition_expression(
-                "attribute_not_exists(PK) OR (#state = :claimed AND lease_until < :now)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
-            .expression_attribute_values(":token", s(&token.0))
-            .expression_attribute_values(":until", n(millis(lease_until)))
-            .expression_attribute_values(":now", n(millis(now)))
-            .expression_attribute_values(":event", s(event_id))
-            .expression_attribute_values(":expires", expires_at(now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Claimed(token)),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                    let state = e.item().and_then(|item| item.get("state"));
-                    Ok(match state.and_then(|v| v.as_s().ok()) {
-                        Some(state) if state == STATE_CLAIMED => Claim::Held,
-                        _ => Claim::Delivered,
-                    })
-                }
-                _ => Err(store_error(err)),
-            },
-        }
+        claims::claim(
+            &self.client,
+            &self.table,
+            key(id, format!("{DELIVERED_PREFIX}{event_id}")),
+            &[("event_id", s(event_id)), ("expires_at", expires_at(now))],
+            now,
+            lease_until,
+        )
+        .await
     }
 
     async fn release(
@@ -281,25 +252,14 @@ impl WebhookStore for DynamoWebhookStore {
         event_id: &str,
         claim: &ClaimToken,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id, format!("{DELIVERED_PREFIX}{event_id}"))))
-            .condition_expression("#state = :claimed AND claim = :token")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
-            .expression_attribute_values(":token", s(&claim.0))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                // Delivered meanwhile, or the lease ran out and another claimed it.
-                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
-                _ => Err(store_error(err)),
-            },
-        }
+        // Delivered meanwhile, or the lease ran out and another claimed it: left alone.
+        claims::release(
+            &self.client,
+            &self.table,
+            key(id, format!("{DELIVERED_PREFIX}{event_id}")),
+            claim,
+        )
+        .await
     }
 
     async fn mark_delivered(
@@ -323,20 +283,6 @@ impl WebhookStore for DynamoWebhookStore {
             .map_err(store_error)?;
         Ok(())
     }
-}
-
-fn millis(at: OffsetDateTime) -> i128 {
-    at.unix_timestamp_nanos() / 1_000_000
-}
-
-/// 128 random bits: only the claimer knows its claim.
-fn claim_token() -> Result<ClaimToken, StoreError> {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| StoreError::Other("no randomness for a claim".into()))?;
-    Ok(ClaimToken(
-        bytes.iter().map(|b| format!("{b:02x}")).collect(),
-    ))
 }
 
 pub fn subscription_to_item(subscription: &Subscription) -> Item {
