@@ -456,7 +456,7 @@ fn handlers(
         ("notify-customers", notify),
     ]);
     // Payments run only with a payment provider (STRIPE_SECRET_KEY).
-    if wiring.payment_gateway().map_err(error)?.is_some() {
+    if wiring.payments_on() {
         let payments = Arc::new(wiring.payment_service().map_err(error)?);
         let settle: QueueHandler = Arc::new(move |event| {
             let payments = Arc::clone(&payments);
@@ -476,7 +476,7 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// The expiry sweep on a timer, as EventBridge Scheduler runs `expire-orders`.
 pub fn start_sweep(wiring: &Wiring) -> Result<Option<tokio::task::JoinHandle<()>>, PipelineError> {
     let error = |err: orders::wiring::ConfigError| PipelineError(err.to_string());
-    if wiring.payment_gateway().map_err(error)?.is_none() {
+    if !wiring.payments_on() {
         return Ok(None);
     }
     let payments = wiring.payment_service().map_err(error)?;

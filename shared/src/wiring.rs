@@ -151,6 +151,8 @@ pub struct Wiring {
     /// connections (one TLS handshake, not one per adapter), and it is built only by
     /// the functions that use DynamoDB.
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    /// One Stripe client, shared the same way by checkout and the payment service.
+    stripe: OnceLock<Arc<dyn PaymentGateway>>,
 }
 
 impl Wiring {
@@ -167,6 +169,7 @@ impl Wiring {
             settings,
             sdk,
             dynamodb: OnceLock::new(),
+            stripe: OnceLock::new(),
         }
     }
 
@@ -295,11 +298,20 @@ impl Wiring {
             .settings
             .get("STRIPE_API_BASE")
             .unwrap_or(STRIPE_DEFAULT_URL);
+        if let Some(stripe) = self.stripe.get() {
+            return Ok(Some(stripe.clone()));
+        }
         let stripe = StripeGateway::new(base, key).map_err(|why| ConfigError::Invalid {
             setting: "STRIPE_API_BASE",
             why,
         })?;
-        Ok(Some(Arc::new(stripe)))
+        Ok(Some(self.stripe.get_or_init(|| Arc::new(stripe)).clone()))
+    }
+
+    /// Whether payments are on (`STRIPE_SECRET_KEY` set); `payment_gateway` says
+    /// whether the settings are valid.
+    pub fn payments_on(&self) -> bool {
+        self.settings.get("STRIPE_SECRET_KEY").is_some()
     }
 
     /// Payments, refunds and the expiry sweep: these functions exist only with
@@ -410,9 +422,10 @@ impl Wiring {
                 auth: auth.clone(),
                 webhooks: self.webhook_service()?,
             },
-            payments: match self.payment_gateway()? {
-                Some(_) => Some(self.payment_api()?),
-                None => None,
+            payments: if self.payments_on() {
+                Some(self.payment_api()?)
+            } else {
+                None
             },
             invoices: InvoiceApi {
                 auth,

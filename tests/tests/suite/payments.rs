@@ -932,3 +932,59 @@ async fn each_payment_step_makes_the_dynamodb_requests_the_data_design_states() 
     );
     assert_eq!(settled.1, ["GetItem"], "{settled:?}");
 }
+
+/// A refund whose holder died after holding it (Stripe's answer lost) is finished by a
+/// later request with its key once the hold's lease ran out; while it runs, another
+/// refund waits (409) and Stripe is not asked twice.
+#[tokio::test]
+async fn an_abandoned_refund_hold_is_finished_and_a_live_one_waits() {
+    use orders::domain::payment::{REFUND_HOLD_LEASE_SECONDS, RefundHold};
+    use orders::ports::PaymentLedger;
+    let p = payments().await;
+    let (order_id, intent) = p.paid_order().await;
+    let ledger =
+        orders::adapters::dynamo::DynamoOrderStore::new(p.stack.dynamodb.clone(), &p.stack.table);
+    let order = p.order(&order_id).await;
+    let hold = |at| RefundHold {
+        key: "lost-1".into(),
+        amount: orders::domain::Money::parse("30.00", order.total.currency()).unwrap(),
+        reason: None,
+        actor: "admin".into(),
+        at,
+    };
+    // A hold just taken: another refund, and the same key, wait for its holder.
+    let fresh = hold(OffsetDateTime::now_utc());
+    ledger
+        .hold_refund(&order.id, &fresh, order.version)
+        .await
+        .unwrap();
+    let other = p.refund(&order_id, "10.00", "other-1").await;
+    assert_eq!(
+        (other.status, other.code()),
+        (409, "refund_in_progress"),
+        "{other:?}"
+    );
+    let same = p.refund(&order_id, "30.00", "lost-1").await;
+    assert_eq!(
+        (same.status, same.code()),
+        (409, "refund_in_progress"),
+        "{same:?}"
+    );
+    assert!(p.stripe.refunds_of(&intent).await.is_empty());
+    // Its holder died: past the lease, the same key finishes it, once.
+    ledger.release_refund(&order.id, "lost-1").await.unwrap();
+    let old =
+        hold(OffsetDateTime::now_utc() - time::Duration::seconds(REFUND_HOLD_LEASE_SECONDS + 5));
+    ledger
+        .hold_refund(&order.id, &old, order.version)
+        .await
+        .unwrap();
+    let finished = p.refund(&order_id, "30.00", "lost-1").await;
+    assert_eq!(finished.status, 201, "{finished:?}");
+    assert_eq!(finished.body["payment_status"], "partially_refunded");
+    let again = p.refund(&order_id, "30.00", "lost-1").await;
+    assert_eq!(again.status, 200, "{again:?}");
+    let refunds = p.stripe.refunds_of(&intent).await;
+    assert_eq!(refunds.len(), 1, "{refunds:#?}");
+    assert_eq!(refunds[0]["amount"], 3000);
+}

@@ -98,6 +98,20 @@ pub async fn release(
     }
 }
 
+/// Records the claimed act done: `item` (its key, a `state` other than `claimed`, and
+/// what the caller keeps of it) replaces the claim. Unconditional: recording the same
+/// fact twice is the same fact, and a done item is never claimed again.
+pub async fn record_done(client: &Client, table: &str, item: Item) -> Result<(), StoreError> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
 /// Leases are kept in milliseconds.
 pub fn millis(at: OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos() / 1_000_000

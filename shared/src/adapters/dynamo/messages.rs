@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 
 use super::claims;
 use super::order_item::{Item, PK, SK, n, s};
-use crate::adapters::aws::store_error;
 use crate::domain::notification::Channel;
 use crate::domain::time::timestamp;
 use crate::ports::{Claim, ClaimToken, MessageLog, StoreError};
@@ -90,14 +89,6 @@ impl MessageLog for DynamoMessageLog {
         item.insert("sent_at".into(), s(timestamp(at)));
         item.insert("provider_id".into(), s(provider_id));
         item.insert("expires_at".into(), expires_at(at));
-        // Unconditional: it replaces the claim, and a second mark is the same fact.
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        claims::record_done(&self.client, &self.table, item).await
     }
 }

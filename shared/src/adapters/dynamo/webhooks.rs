@@ -273,15 +273,7 @@ impl WebhookStore for DynamoWebhookStore {
         item.insert("event_id".into(), s(event_id));
         item.insert("at".into(), s(timestamp(at)));
         item.insert("expires_at".into(), expires_at(at));
-        // Unconditional: it replaces the claim, and a second marker is the same fact.
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        claims::record_done(&self.client, &self.table, item).await
     }
 }
 

@@ -90,7 +90,7 @@ impl CartSource for CartApi {
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+            s if super::retry_later(s) => {
                 return Err(CartSourceError::Unavailable(format!(
                     "cart API answered {s}"
                 )));

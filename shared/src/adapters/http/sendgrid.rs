@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use serde::Serialize;
 
 use super::body::read_limited;
@@ -164,7 +164,7 @@ impl Mailer for SendGridMailer {
             .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
             .unwrap_or_default();
         let why = format!("SendGrid answered {status}: {detail}");
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if super::retry_later(status) {
             Err(SendError::Unavailable(why))
         } else {
             Err(SendError::Refused(why))

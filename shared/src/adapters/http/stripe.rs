@@ -82,10 +82,7 @@ impl StripeGateway {
             .and_then(|b| b.error.message)
             .unwrap_or_else(|| format!("answered {status}"));
         // 409: a concurrent request with the same idempotency key is still running.
-        if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::CONFLICT
-        {
+        if super::retry_later(status) || status == StatusCode::CONFLICT {
             return Err(Answer::Unavailable(message));
         }
         Err(Answer::Refused(status, message))

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 
 use super::body::read_limited;
 use crate::ports::{SendError, TextMessage, TextMessenger};
@@ -101,7 +101,7 @@ impl TextMessenger for TwilioMessenger {
             answer["code"],
             answer["message"].as_str().unwrap_or_default()
         );
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if super::retry_later(status) {
             Err(SendError::Unavailable(why))
         } else {
             Err(SendError::Refused(why))
