@@ -1,7 +1,9 @@
 # Orders: one command each to run, test, build and deploy.
 #
 #   make dev      the local stack (emulator + API on 127.0.0.1:${PORT:-3000}); Ctrl-C stops it
-#   make test     fmt, clippy, cfn-lint, every test against a throw-away emulator, the fuzz run
+#   make test     fmt, clippy, cfn-lint, every test against a throw-away emulator, the fuzz run,
+#                 make dev played as the README walks it (scripts/smoke.sh), the other targets
+#                 in a reduced form (scripts/targets.sh)
 #   make invoke FN=get-order   one function's binary on its sample event (events/)
 #
 # Needs Rust and python3; everything else (moto, cfn-lint, cargo-lambda, schemathesis, pinned in
@@ -40,15 +42,20 @@ dev: ## Run the local stack: emulator, tables and seed from template.yaml, API o
 
 # The fuzz step (scripts/fuzz.sh): schemathesis against the local stack (orders-dev, debug)
 # on its own throw-away emulator, as an admin and as a customer, fixed seed; FUZZ_EXAMPLES
-# cases per operation and phase (25: over 1,000 cases a pass). Its last line is the
-# closing line of `make test`; any failing check, 5xx or panic fails the target.
+# cases per operation and phase (25: over 1,000 cases a pass); any failing check, 5xx or
+# panic fails the target. The smoke run and the targets' run close `make test`, each with
+# a line `<step>: N passed, N failed`.
 FUZZ_EXAMPLES ?= 25
 
-test: lint ## Lint, then every test against a throw-away emulator (debug profile), then the schemathesis run
+test: lint ## Lint, every test against a throw-away emulator (debug profile), the schemathesis run, make dev's smoke run and the other targets
 	scripts/with-emulator.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$${TMPDIR:-/tmp}/orders-test.log"
 	@# One closing line for the whole run, summed over every test binary.
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$${TMPDIR:-/tmp}/orders-test.log"
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/fuzz.sh
+	@# The README's first command as a new user runs it, its walk-through with curl, Ctrl-C.
+	scripts/smoke.sh
+	@# Every other target the README names, in a reduced form where the full one is long.
+	scripts/targets.sh
 
 .PHONY: fuzz
 fuzz: bootstrap ## Only the schemathesis run of docs/openapi.yaml against the local stack
@@ -62,12 +69,20 @@ lint: bootstrap ## cargo fmt --check, clippy -D warnings, cfn-lint template.yaml
 fmt: ## Format the Rust code
 	cargo fmt --all
 
+# BUILD_ONLY=get-order: that function only; BUILD_PROFILE: a cargo profile other than
+# release (make test's reduced run: LAMBDA_ARCH=x86_64 BUILD_ONLY=get-order BUILD_PROFILE=quick).
+BUILD_ONLY ?=
+BUILD_PROFILE ?= release
 build: bootstrap ## Release Lambda binaries (cargo lambda build) into target/lambda/ (or $CARGO_TARGET_DIR/lambda/)
 	@if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx '$(LAMBDA_TRIPLE)'; then \
 	  echo "build: adding the Rust target $(LAMBDA_TRIPLE) (rustup target add)"; \
-	  rustup target add $(LAMBDA_TRIPLE); \
+	  rustup target add $(LAMBDA_TRIPLE) || { \
+	    echo "build: rustup could not add $(LAMBDA_TRIPLE) (it downloads it from the Rust project's servers);" >&2; \
+	    echo "  on a machine that cannot reach them, build for x86_64 Lambdas: make build LAMBDA_ARCH=x86_64" >&2; \
+	    echo "  (and set Architectures: x86_64 in template.yaml)" >&2; exit 1; }; \
 	fi
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --target $(LAMBDA_TRIPLE) --package functions --bins
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build $(if $(filter release,$(BUILD_PROFILE)),--release,--profile $(BUILD_PROFILE)) \
+	  --target $(LAMBDA_TRIPLE) --package functions $(if $(BUILD_ONLY),--bin $(BUILD_ONLY),--bins)
 
 # SAM's rust-cargolambda builder reads binaries from ./target/lambda/<name>/bootstrap, so
 # CARGO_TARGET_DIR is unset for it. beta_features is on in samconfig.toml (SAM still
@@ -106,7 +121,8 @@ TO ?=
 .PHONY: redrive schema
 redrive: ## Move a dead-letter queue's messages back to their queue: make redrive QUEUE=<name or URL>
 	@if [[ -z "$(QUEUE)" ]]; then echo "usage: make redrive QUEUE=<dead-letter queue name or URL> [TO=<queue>]" >&2; exit 2; fi
-	cargo run -q -p orders-dev --bin redrive -- "$(QUEUE)" $(if $(TO),--to "$(TO)")
+	@# Against an emulator, its dummy credentials and region as make dev uses them.
+	$(if $(AWS_ENDPOINT_URL),scripts/with-emulator.sh) cargo run -q -p orders-dev --bin redrive -- "$(QUEUE)" $(if $(TO),--to "$(TO)")
 
 schema: ## Write docs/events.schema.json (as draft 4) into template.yaml's OrderEventSchema
 	cargo run -q -p orders-dev --bin schema
@@ -121,15 +137,24 @@ emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOT
 # API and a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of
 # scripts/emulator.py): first poll, first answer and warm invocations next to the floors,
 # peak memory, zip size; prints the cold-start table and writes docs/bench.md.
-# BENCH_RUNS: cold starts per binary.
+# BENCH_RUNS: cold starts per binary. BENCH_ONLY=get-order,create-order: only those
+# functions (built and run; the floors always). BENCH_PROFILE: the cargo profile
+# (`quick`, release without LTO, is what make test's reduced run uses). BENCH_OUT: the
+# report's path.
 BENCH_RUNS ?= 15
 BENCH_NICE ?= nice -n 10
+BENCH_ONLY ?=
+BENCH_PROFILE ?= release
+BENCH_OUT ?= docs/bench.md
+comma := ,
+BENCH_BINS = $(if $(BENCH_ONLY),$(foreach f,$(subst $(comma), ,$(BENCH_ONLY)),--bin $(f)) --bin bare-lambda --bin sdk-floor --bin dynamo-floor,--bins)
 .PHONY: bench
 bench: bootstrap ## Cold start, peak memory, size and DynamoDB requests per call of every function; writes docs/bench.md
-	$(BENCH_NICE) cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins
+	$(BENCH_NICE) cargo build --profile $(BENCH_PROFILE) -p functions -p orders-bench --no-default-features --features sdk-floor $(BENCH_BINS)
 	$(BENCH_NICE) cargo build -p orders-bench --bin bench
 	scripts/with-emulator.sh cargo run -q -p orders-bench --bin bench -- --runs $(BENCH_RUNS) \
-	  --bin-dir "$${CARGO_TARGET_DIR:-target}/release" --out docs/bench.md --command "make bench"
+	  --bin-dir "$${CARGO_TARGET_DIR:-target}/$(BENCH_PROFILE)" --out $(BENCH_OUT) --command "make bench" \
+	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 # make load: the local stack under load and under faults (bench/src/load/). Builds orders-dev
 # with the release profile (the workspace's: fat LTO, a few minutes the first time) and the

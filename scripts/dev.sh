@@ -162,9 +162,9 @@ if [[ -z "${STRIPE_API_BASE:-}" ]]; then
   ) &
 fi
 
-say "cargo run -p orders-dev (API on 127.0.0.1:$api_port); Ctrl-C stops everything"
+say "cargo run -p orders-dev --bin orders-dev (API on 127.0.0.1:$api_port); Ctrl-C stops everything"
 set -m
-cargo run -p orders-dev </dev/null &
+cargo run -p orders-dev --bin orders-dev </dev/null &
 app_pid=$!
 set +m
 
