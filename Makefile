@@ -54,6 +54,8 @@ test: lint ## Lint, every test against a throw-away emulator (debug profile), th
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/fuzz.sh
 	@# The README's first command as a new user runs it, its walk-through with curl, Ctrl-C.
 	scripts/smoke.sh
+	@# The same, pointed at an emulator, a Stripe and a cart API started elsewhere.
+	scripts/with-emulator.sh scripts/smoke.sh --external
 	@# Every other target the README names, in a reduced form where the full one is long.
 	scripts/targets.sh
 

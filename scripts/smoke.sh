@@ -5,6 +5,10 @@
 # then the signal a person's Ctrl-C sends (SIGINT to make's process group), and a check
 # that nothing `make dev` started is left running. Any failure fails `make test`.
 #
+# `scripts/smoke.sh --external`, run under scripts/with-emulator.sh: the same make dev
+# pointed at services started elsewhere (AWS_ENDPOINT_URL, STRIPE_API_BASE, and a
+# Shopping Cart API stand-in as CART_API_URL), which it must use and leave running.
+#
 # Env: SMOKE_BOOT_SECONDS (how long make dev may take to answer /health; a cold build
 # is included in it; default 1200).
 set -euo pipefail
@@ -33,8 +37,17 @@ stripe="http://127.0.0.1:$stripe_port"
 dev_pid=""
 checks=0
 
-# A clean environment for make dev: no emulator, Stripe or Shippo of the caller's.
-unset AWS_ENDPOINT_URL STRIPE_API_BASE SHIPPO_API_URL SHIPPO_API_TOKEN SHIPPO_WEBHOOK_TOKEN CART_API_URL
+external=""
+if [[ "${1:-}" == --external ]]; then
+  external=1
+  [[ -n "${AWS_ENDPOINT_URL:-}" && -n "${STRIPE_API_BASE:-}" ]] ||
+    { say "--external needs AWS_ENDPOINT_URL and STRIPE_API_BASE (run it under scripts/with-emulator.sh)"; exit 2; }
+  stripe="$STRIPE_API_BASE"
+else
+  # A clean environment for make dev: no emulator, Stripe or Shippo of the caller's.
+  unset AWS_ENDPOINT_URL STRIPE_API_BASE SHIPPO_API_URL SHIPPO_API_TOKEN SHIPPO_WEBHOOK_TOKEN CART_API_URL
+fi
+cart_api_pid=""
 
 # Everything make dev starts stays in the session setsid gives it, so "nothing left" is
 # "no process of that session left".
@@ -80,6 +93,7 @@ on_exit() {
   if [[ -n "$dev_pid" ]]; then
     stop_dev || status=1
   fi
+  [[ -z "$cart_api_pid" ]] || kill "$cart_api_pid" 2>/dev/null || true
   if [[ $status -ne 0 ]]; then
     say "make dev's output (last 60 lines; all of it in $log):"
     tail -n 60 "$log" >&2 || true
@@ -92,7 +106,18 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say "make dev on 127.0.0.1:$api_port (emulator :$moto_port, Stripe :$stripe_port, Shippo :$shippo_port)"
+if [[ -n "$external" ]]; then
+  # The Shopping Cart API, as the fuzz run stands it in: a cart of user `fuzzer` for any id.
+  python3 tests/fuzz/support.py cart-api --ready-file "$work/cart-url" </dev/null >"$work/cart-api.log" 2>&1 &
+  cart_api_pid=$!
+  for _ in $(seq 100); do [[ -s "$work/cart-url" ]] && break; sleep 0.1; done
+  [[ -s "$work/cart-url" ]] || fail "the cart API stand-in did not start"
+  export CART_API_URL="$(cat "$work/cart-url")"
+  export JWT_SECRET="smoke-external-secret-of-32-bytes-or-more"
+  say "external services: emulator $AWS_ENDPOINT_URL, Stripe $STRIPE_API_BASE, carts $CART_API_URL"
+fi
+
+say "make dev on 127.0.0.1:$api_port${external:+ with the services above}${external:- (emulator :$moto_port, Stripe :$stripe_port, Shippo :$shippo_port)}"
 # In a session of its own, as in a terminal, with SIGINT at its default: a background job
 # of a script starts with SIGINT ignored, and a shell cannot trap what it inherited ignored.
 PORT="$api_port" MOTO_PORT="$moto_port" STRIPE_PORT="$stripe_port" SHIPPO_PORT="$shippo_port" \
@@ -122,8 +147,16 @@ done
 TOKEN="$(token_of TOKEN)"
 ADMIN_TOKEN="$(token_of ADMIN_TOKEN)"
 FULFILL_TOKEN="$(token_of FULFILL_TOKEN)"
-emulator="$(sed -nE 's/^dev: emulator \(moto\) on ([^,]+),.*/\1/p' "$log" | head -n 1)"
-[[ -n "$emulator" ]] || fail "make dev did not say where its emulator is"
+if [[ -n "$external" ]]; then
+  emulator="$AWS_ENDPOINT_URL"
+  grep -q "using the emulator at AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" "$log" ||
+    fail "make dev did not say it uses the emulator at AWS_ENDPOINT_URL"
+  ! grep -qE '^dev: (emulator \(moto\) on|Stripe stand-in)' "$log" ||
+    fail "make dev started an emulator or a Stripe stand-in although both were given"
+else
+  emulator="$(sed -nE 's/^dev: emulator \(moto\) on ([^,]+),.*/\1/p' "$log" | head -n 1)"
+  [[ -n "$emulator" ]] || fail "make dev did not say where its emulator is"
+fi
 
 # --- a request and its checks ---------------------------------------------------------
 # call METHOD PATH [curl args...]: sets $status, $body and $headers.
@@ -179,6 +212,32 @@ pay() {
   curl -fsS -X POST -u sk_test_orders_local: "$stripe/v1/payment_intents/$1/confirm" | grep -q '"status": "succeeded"' ||
     fail "localstripe did not confirm $1"
 }
+
+# --- against services started elsewhere ------------------------------------------------
+if [[ -n "$external" ]]; then
+  # A Stripe of one's own is told where to send its events by its owner, not by make dev.
+  curl -fsS -o /dev/null -X POST "$STRIPE_API_BASE/_config/webhooks/smoke" \
+    -d "url=$base/api/payments/stripe/webhook" -d "secret=${STRIPE_WEBHOOK_SECRET:-whsec_orders_local_dev}" \
+    -d "events[]=payment_intent.succeeded" || fail "could not register the webhook with the given Stripe"
+  FUZZER_TOKEN="$(python3 tests/fuzz/support.py token --secret "$JWT_SECRET" --sub fuzzer)"
+  call POST /api/orders -H "Authorization: Bearer $FUZZER_TOKEN" -H "Content-Type: application/json" \
+    -d '{"cart_id":"smoke-1","payment_method":"credit_card","shipping_address":{"name":"Jane Doe","address":"123 Main St","city":"New York","state":"NY","zip":"10001","country":"US"}}'
+  expect_status 201 "create from CART_API_URL's cart"
+  ORDER="$(json 'b["order_id"]')"
+  call GET "/api/orders/$ORDER" -H "Authorization: Bearer $FUZZER_TOKEN"
+  expect_status 200 "get"
+  expect_json 'b["total"]' 20.0 "the cart API's prices"
+  pay "$(json 'b["payment"]["intent_id"]')"
+  poll "/api/orders/$ORDER" "$FUZZER_TOKEN" 'b["status"] + "/" + b["payment_status"]' confirmed/paid "payment at STRIPE_API_BASE"
+  stop_dev || fail "Ctrl-C did not stop everything make dev started"
+  checks=$((checks + 1))
+  curl -sS -o /dev/null "$AWS_ENDPOINT_URL" || fail "the emulator make dev was given is gone after its Ctrl-C"
+  curl -sS -o /dev/null "$STRIPE_API_BASE/v1/payment_intents" || fail "the Stripe given to make dev is gone after its Ctrl-C"
+  checks=$((checks + 1))
+  say "external services: used, and left running after Ctrl-C"
+  say "$checks passed, 0 failed"
+  exit 0
+fi
 
 # The seed's request body, verbatim (README, "Walk-through").
 seed_body='{
