@@ -139,8 +139,9 @@ emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOT
 # API and a throw-away emulator (or $AWS_ENDPOINT_URL, if it is one of
 # scripts/emulator.py): first poll, first answer and warm invocations next to the floors,
 # peak memory, zip size; prints the cold-start table and writes docs/bench.md.
-# BENCH_RUNS: cold starts per binary. BENCH_ONLY=get-order,create-order: only those
-# functions (built and run; the floors always). BENCH_PROFILE: the cargo profile
+# BENCH_RUNS: cold starts per binary. BENCH_ONLY=get-order,create-order: the cold starts
+# of those functions only (every binary is still built: the requests-per-call table runs
+# every API operation). BENCH_PROFILE: the cargo profile
 # (`quick`, release without LTO, is what make test's reduced run uses). BENCH_OUT: the
 # report's path.
 BENCH_RUNS ?= 15
@@ -148,11 +149,9 @@ BENCH_NICE ?= nice -n 10
 BENCH_ONLY ?=
 BENCH_PROFILE ?= release
 BENCH_OUT ?= docs/bench.md
-comma := ,
-BENCH_BINS = $(if $(BENCH_ONLY),$(foreach f,$(subst $(comma), ,$(BENCH_ONLY)),--bin $(f)) --bin bare-lambda --bin sdk-floor --bin dynamo-floor,--bins)
 .PHONY: bench
 bench: bootstrap ## Cold start, peak memory, size and DynamoDB requests per call of every function; writes docs/bench.md
-	$(BENCH_NICE) cargo build --profile $(BENCH_PROFILE) -p functions -p orders-bench --no-default-features --features sdk-floor $(BENCH_BINS)
+	$(BENCH_NICE) cargo build --profile $(BENCH_PROFILE) -p functions -p orders-bench --no-default-features --features sdk-floor --bins
 	$(BENCH_NICE) cargo build -p orders-bench --bin bench
 	scripts/with-emulator.sh cargo run -q -p orders-bench --bin bench -- --runs $(BENCH_RUNS) \
 	  --bin-dir "$${CARGO_TARGET_DIR:-target}/$(BENCH_PROFILE)" --out $(BENCH_OUT) --command "make bench" \

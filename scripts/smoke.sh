@@ -363,6 +363,34 @@ grep -q '"statusCode": *200' "$work/invoke.log" ||
   { cat "$work/invoke.log" >&2; fail "make invoke FN=get-order did not answer 200"; }
 checks=$((checks + 1))
 say "make invoke FN=get-order: 200"
+
+# README, "Invoking one function": cargo lambda watch with dev/lambda.env's settings (its
+# emulator address made this stack's), the sample printed by make invoke, cargo lambda invoke.
+lambda_port="$(free_port)"
+sed "s|^AWS_ENDPOINT_URL=.*|AWS_ENDPOINT_URL=$emulator|" dev/lambda.env >"$work/lambda.env"
+PATH="$root/.venv/bin:$PATH" python3 -c 'import os, sys
+os.setsid()
+os.execvp(sys.argv[1], sys.argv[1:])' cargo lambda watch --package functions --env-file "$work/lambda.env" \
+  --invoke-port "$lambda_port" </dev/null >"$work/watch.log" 2>&1 &
+watch_pid=$!
+make -s invoke FN=get-order PRINT_EVENT=1 >"$work/get-order.json" 2>"$work/print-event.log" ||
+  { cat "$work/print-event.log" >&2; fail "make -s invoke FN=get-order PRINT_EVENT=1"; }
+deadline=$((SECONDS + 600))
+until PATH="$root/.venv/bin:$PATH" cargo lambda invoke get-order --data-file "$work/get-order.json" \
+  --invoke-port "$lambda_port" >"$work/lambda-invoke.log" 2>&1; do
+  if ! kill -0 "$watch_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+    kill -TERM -- "-$watch_pid" 2>/dev/null || true
+    cat "$work/watch.log" "$work/lambda-invoke.log" >&2
+    fail "cargo lambda invoke get-order against cargo lambda watch"
+  fi
+  sleep 1
+done
+kill -TERM -- "-$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+grep -q '"statusCode": *200' "$work/lambda-invoke.log" ||
+  { cat "$work/lambda-invoke.log" >&2; fail "cargo lambda invoke get-order did not answer 200"; }
+checks=$((checks + 1))
+say "cargo lambda watch + cargo lambda invoke get-order: 200"
 unset AWS_ENDPOINT_URL
 
 stop_dev || fail "Ctrl-C did not stop everything make dev started"
