@@ -44,7 +44,7 @@ bench_reduced() {
 }
 
 load_reduced() {
-  make -s load LOAD_PROFILE=dev LOAD_CLIENTS=2 LOAD_SECONDS=5 LOAD_FAULT_SECONDS=5 LOAD_NICE= \
+  make -s load LOAD_PROFILE=dev LOAD_CLIENTS=2 LOAD_SECONDS=5 LOAD_FAULT_SECONDS=12 LOAD_NICE= \
     LOAD_OUT="$work/load.md"
 }
 
