@@ -18,4 +18,5 @@ mod publisher;
 mod samples;
 mod shards;
 mod stack;
+mod stock;
 mod webhooks;
