@@ -12,6 +12,7 @@ mod lists;
 mod notifications;
 mod openapi;
 mod operations;
+mod outage;
 mod payments;
 mod pipeline;
 mod publisher;
