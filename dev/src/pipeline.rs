@@ -36,7 +36,7 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// nobody, and the messages it took stay hidden for the queue's VisibilityTimeout: so
 /// wait for a busy emulator rather than resend (the SDK's 2 s attempt timeout, meant
 /// for the API, made a loaded emulator hide messages for minutes).
-const RECEIVE_TIMEOUT: Duration = Duration::from_secs(20);
+pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Attempts at a failing stream record before it goes to the on-failure queue
 /// (template.yaml allows more; locally the poison should surface quickly).
 const STREAM_ATTEMPTS: u32 = 3;
@@ -307,7 +307,10 @@ pub async fn poll_queue(
                                 .operation_timeout(RECEIVE_TIMEOUT)
                                 .build(),
                         )
-                        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::standard().with_max_attempts(1)),
+                        .retry_config(
+                            aws_sdk_sqs::config::retry::RetryConfig::standard()
+                                .with_max_attempts(1),
+                        ),
                 )
                 .send()
         })

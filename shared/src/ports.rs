@@ -188,8 +188,8 @@ pub trait Inventory: Send + Sync {
         lines: &[StockLine],
     ) -> Result<ShippedOutcome, StoreError>;
 
-    /// Puts an order's reserved stock back, at most once; a no-op when there is
-    /// nothing reserved.
+    /// Puts an order's reserved stock back, at most once (less what was oversold: it
+    /// never was in the count); a no-op when there is nothing reserved.
     async fn release(&self, order_id: &OrderId) -> Result<ReleaseOutcome, StoreError>;
 
     /// Sets a product's available stock (seeding, restocking).

@@ -235,7 +235,13 @@ impl Run<'_> {
         let limit = late_limit(&self.settings.root)?;
         let settled = self
             .observer
-            .settle(&self.stack, &self.placed, &self.healthy, SETTLE_LIMIT, limit)
+            .settle(
+                &self.stack,
+                &self.placed,
+                &self.healthy,
+                SETTLE_LIMIT,
+                limit,
+            )
             .await?;
         eprintln!(
             "load:   pipeline {} after {:.1} s",
@@ -585,12 +591,19 @@ async fn emulator_stopped(run: &mut Run<'_>) -> Result<Phase, Error> {
             format!(
                 "The pipeline caught up {:.1} s after the window; {second_receives} of this phase's \
                  deliveries to the healthy receiver came from a second or later receive of their \
-                 message. (A ReceiveMessage sent while the emulator is stopped is served when it \
-                 resumes, to nobody: the messages it took stay hidden for the queue's \
-                 VisibilityTimeout, {} s here — SQS's at-least-once, as for Lambda. When that \
-                 happens, catching up takes that long.)",
+                 message. (A webhook claim written while the emulator was stopped, whose answer \
+                 was lost, holds its pair until its lease ends, {} s: its message comes back \
+                 then. A ReceiveMessage given up on is served when the emulator resumes, to \
+                 nobody: the messages it took stay hidden for the queue's VisibilityTimeout, {} s \
+                 here — SQS's at-least-once, as for Lambda; the local poller waits {} s for a \
+                 receive, longer than the stop, so that it rarely happens. Either is late, not \
+                 lost.)",
                 settled.waited.as_secs_f64(),
+                (orders::services::deliveries::DEFAULT_BATCH_DEADLINE
+                    + orders::services::deliveries::CLAIM_MARGIN)
+                    .as_secs(),
                 visibility_timeout(&run.settings.root)?.as_secs(),
+                orders_dev::pipeline::RECEIVE_TIMEOUT.as_secs(),
             ),
         ],
         webhook_lag_ms: run.webhook_lag(&traffic),

@@ -12,8 +12,8 @@ use crate::domain::RateLimit;
 use crate::domain::contact;
 use crate::domain::{Checkout, Order, OrderId, Payment, PaymentMethod};
 use crate::ports::{
-    CartSource, CartSourceError, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, PaymentClaim,
-    PaymentGateway, PaymentLedger, RateCharge, StoreError,
+    CartSource, CartSourceError, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore,
+    PaymentClaim, PaymentGateway, PaymentLedger, RateCharge, StoreError,
 };
 use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 

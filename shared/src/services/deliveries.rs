@@ -290,7 +290,14 @@ impl Deliveries {
                     );
                     // Their claims stay until the lease runs out: no sooner than that.
                     for &i in owner.values() {
-                        fail(&mut failed, i, Retry { failed: true, ..held });
+                        fail(
+                            &mut failed,
+                            i,
+                            Retry {
+                                failed: true,
+                                ..held
+                            },
+                        );
                     }
                     tasks.abort_all();
                     break;

@@ -73,7 +73,9 @@ pub enum Outcome {
     Released(ReleaseOutcome),
     /// The order had shipped before its stock was taken: taken now, `oversold` the
     /// products the count was short of.
-    TakenForShipped { oversold: Vec<Shortfall> },
+    TakenForShipped {
+        oversold: Vec<Shortfall>,
+    },
     Ignored(String),
 }
 

@@ -56,5 +56,9 @@ async fn a_keyed_create_against_a_hanging_carts_table_is_a_prompt_cart_503() {
         "{reply:?}"
     );
     assert!(reply.header("retry-after").is_some(), "{reply:?}");
-    assert!(took < bound(), "answered after {took:?}, bound {:?}", bound());
+    assert!(
+        took < bound(),
+        "answered after {took:?}, bound {:?}",
+        bound()
+    );
 }

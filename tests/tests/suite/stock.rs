@@ -337,5 +337,8 @@ async fn shipped_orders_racing_for_the_last_units_oversell_exactly_the_differenc
         let reservation = c.inventory.reservation(order).await.unwrap().unwrap();
         oversold += reservation.oversold.iter().map(|l| l.quantity).sum::<u64>();
     }
-    assert_eq!(oversold, 5, "each order's share adds up to the product's total");
+    assert_eq!(
+        oversold, 5,
+        "each order's share adds up to the product's total"
+    );
 }

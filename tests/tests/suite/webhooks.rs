@@ -1675,7 +1675,7 @@ async fn a_claim_resent_by_the_sdk_is_still_ours_and_the_event_goes_out_at_once(
 
 #[tokio::test]
 async fn a_message_whose_pair_is_held_elsewhere_comes_back_when_the_lease_ends_not_on_the_schedule()
- {
+{
     use orders::ports::WebhookStore;
 
     let hooks = Hooks::local().await;
@@ -1690,7 +1690,12 @@ async fn a_message_whose_pair_is_held_elsewhere_comes_back_when_the_lease_ends_n
     let now = time::OffsetDateTime::now_utc();
     let orders::ports::Claim::Claimed(_) = hooks
         .store
-        .claim(&id, &event.detail.event_id, now, now + time::Duration::try_from(lease).unwrap())
+        .claim(
+            &id,
+            &event.detail.event_id,
+            now,
+            now + time::Duration::try_from(lease).unwrap(),
+        )
         .await
         .unwrap()
     else {
