@@ -158,20 +158,28 @@ bench: bootstrap ## Cold start, peak memory, size and DynamoDB requests per call
 	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 # make load: the local stack under load and under faults (bench/src/load/). Builds orders-dev
-# with the release profile (the workspace's: fat LTO, a few minutes the first time) and the
-# driver, which starts its own emulator (so that it can pause it) and orders-dev on free
-# loopback ports, runs LOAD_CLIENTS clients for LOAD_SECONDS, then the fault runs (the
-# emulator stopped mid-load for LOAD_FAULT_SECONDS, a webhook receiver that hangs, a poison
-# stream record), checks that nothing was lost or doubled and writes docs/load.md. Exits
-# non-zero if a check fails. Not part of make test: it takes minutes.
+# with LOAD_PROFILE (release, the default: the workspace's fat LTO, a few minutes the first
+# time; dev: the debug build, no release build, the reduced form CI runs) and the driver,
+# which starts its own emulator (so that it can pause it) and orders-dev on free loopback
+# ports, runs LOAD_CLIENTS clients for LOAD_SECONDS, then the fault runs (the emulator
+# stopped mid-load within LOAD_FAULT_SECONDS, a webhook receiver that hangs, a poison stream
+# record), checks that nothing was lost or doubled and writes its report (LOAD_OUT:
+# docs/load.md for release, a temporary file for dev). Exits non-zero if a check fails.
+# Not part of make test: it takes minutes. Reduced, about two minutes on a warm target:
+#   make load LOAD_PROFILE=dev LOAD_CLIENTS=2 LOAD_SECONDS=5 LOAD_FAULT_SECONDS=12
+LOAD_PROFILE ?= release
 LOAD_CLIENTS ?= 8
 LOAD_SECONDS ?= 20
 LOAD_FAULT_SECONDS ?= 20
 LOAD_NICE ?= nice -n 10
+LOAD_DEV_DIR = $(if $(filter dev,$(LOAD_PROFILE)),debug,release)
+LOAD_OUT ?= $(if $(filter dev,$(LOAD_PROFILE)),$${TMPDIR:-/tmp}/orders-load-dev.md,docs/load.md)
 .PHONY: load
 load: bootstrap ## Load and fault runs on the local stack (throughput, latency, nothing lost); writes docs/load.md
-	$(LOAD_NICE) cargo build --release -p orders-dev
+	@case "$(LOAD_PROFILE)" in release|dev) ;; \
+	  *) echo "load: LOAD_PROFILE must be release or dev, not $(LOAD_PROFILE)" >&2; exit 2 ;; esac
+	$(LOAD_NICE) cargo build $(if $(filter release,$(LOAD_PROFILE)),--release) -p orders-dev
 	$(LOAD_NICE) cargo build -p orders-bench --bin load
 	cargo run -q -p orders-bench --bin load -- --clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) \
-	  --fault-seconds $(LOAD_FAULT_SECONDS) --dev-bin "$${CARGO_TARGET_DIR:-target}/release/orders-dev" \
-	  --out docs/load.md --command "make load"
+	  --fault-seconds $(LOAD_FAULT_SECONDS) --dev-bin "$${CARGO_TARGET_DIR:-target}/$(LOAD_DEV_DIR)/orders-dev" \
+	  --out "$(LOAD_OUT)" --command "make load$(if $(filter dev,$(LOAD_PROFILE)), LOAD_PROFILE=dev LOAD_CLIENTS=$(LOAD_CLIENTS) LOAD_SECONDS=$(LOAD_SECONDS) LOAD_FAULT_SECONDS=$(LOAD_FAULT_SECONDS))"

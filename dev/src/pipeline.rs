@@ -31,6 +31,12 @@ pub type QueueHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Se
 
 /// How often an idle poller looks again: Lambda's pollers do the same.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How long a queue poller's ReceiveMessage (a 1 s long poll) may wait for its answer,
+/// in one attempt. A receive given up on is still served when the queue gets to it, to
+/// nobody, and the messages it took stay hidden for the queue's VisibilityTimeout: so
+/// wait for a busy emulator rather than resend (the SDK's 2 s attempt timeout, meant
+/// for the API, made a loaded emulator hide messages for minutes).
+pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Attempts at a failing stream record before it goes to the on-failure queue
 /// (template.yaml allows more; locally the poison should surface quickly).
 const STREAM_ATTEMPTS: u32 = 3;
@@ -292,6 +298,20 @@ pub async fn poll_queue(
                 .max_number_of_messages(batch_size.clamp(1, 10) as i32)
                 .wait_time_seconds(1)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
+                .customize()
+                .config_override(
+                    aws_sdk_sqs::config::Builder::default()
+                        .timeout_config(
+                            aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                                .operation_attempt_timeout(RECEIVE_TIMEOUT)
+                                .operation_timeout(RECEIVE_TIMEOUT)
+                                .build(),
+                        )
+                        .retry_config(
+                            aws_sdk_sqs::config::retry::RetryConfig::standard()
+                                .with_max_attempts(1),
+                        ),
+                )
                 .send()
         })
         .await;

@@ -13,7 +13,7 @@ use crate::domain::notification::{Channel, Notice};
 use crate::domain::payment::RefundHold;
 use crate::domain::payment::notice::PaymentChange;
 use crate::domain::rate_limit::{RateLimit, Window};
-use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
+use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, ShippedOutcome, StockLine};
 use crate::domain::webhook::{Attempt, Subscription, WebhookId};
 use crate::domain::{
     Cart, HistoryEntry, Money, Order, OrderId, OrderStatus, PaymentStatus, Refund, ShippingAddress,
@@ -176,8 +176,20 @@ pub trait Inventory: Send + Sync {
         lines: &[StockLine],
     ) -> Result<ReserveOutcome, StoreError>;
 
-    /// Puts an order's reserved stock back, at most once; a no-op when there is
-    /// nothing reserved.
+    /// Takes `lines` out of stock for an order whose goods have already left (shipped,
+    /// delivered): at most once per order, sharing `reserve`'s record, so whichever of
+    /// the two comes first takes the stock and the other finds it reserved. Never
+    /// refused for shortage: a product the count is short of is taken down to zero
+    /// and the missing units are recorded as oversold (on the reservation and the
+    /// product's stock item). `lines` are the whole order's.
+    async fn reserve_shipped(
+        &self,
+        order_id: &OrderId,
+        lines: &[StockLine],
+    ) -> Result<ShippedOutcome, StoreError>;
+
+    /// Puts an order's reserved stock back, at most once (less what was oversold: it
+    /// never was in the count); a no-op when there is nothing reserved.
     async fn release(&self, order_id: &OrderId) -> Result<ReleaseOutcome, StoreError>;
 
     /// Sets a product's available stock (seeding, restocking).
@@ -493,6 +505,8 @@ pub enum Metric {
     RefundValue,
     /// An email or SMS that could not be sent, dimension `channel`.
     NotificationFailures,
+    /// Units shipped that the stock count did not have (recorded as oversold).
+    StockOversold,
 }
 
 impl Metric {
@@ -509,6 +523,7 @@ impl Metric {
             Metric::Refunds => "Refunds",
             Metric::RefundValue => "RefundValue",
             Metric::NotificationFailures => "NotificationFailures",
+            Metric::StockOversold => "StockOversold",
         }
     }
 

@@ -277,6 +277,7 @@ impl Wiring {
             ledger: store.clone(),
         });
         Ok(CheckoutService::new(store, self.cart_source()?)
+            .with_cart_deadline(crate::adapters::aws::OPERATION_TIMEOUT)
             .with_create_limit(self.create_limit()?)
             .with_metrics(self.metrics()?)
             .with_payments(payments))

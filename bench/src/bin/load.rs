@@ -46,6 +46,7 @@ fn settings() -> Result<Settings, Error> {
         out: None,
         command: "load".into(),
     };
+    let (mut stop_after_given, mut short_given) = (false, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -55,8 +56,14 @@ fn settings() -> Result<Settings, Error> {
             "--clients" => settings.clients = value()?.parse()?,
             "--seconds" => settings.seconds = seconds()?,
             "--fault-seconds" => settings.fault_seconds = seconds()?,
-            "--short-seconds" => settings.short_seconds = seconds()?,
-            "--stop-after" => settings.stop_after = seconds()?,
+            "--short-seconds" => {
+                settings.short_seconds = seconds()?;
+                short_given = true;
+            }
+            "--stop-after" => {
+                settings.stop_after = seconds()?;
+                stop_after_given = true;
+            }
             "--stop-for" => settings.stop_for = seconds()?,
             "--max-orders" => settings.max_orders = value()?.parse()?,
             "--deadline" => settings.deadline = seconds()?,
@@ -70,6 +77,27 @@ fn settings() -> Result<Settings, Error> {
     }
     if settings.clients == 0 || settings.max_orders < settings.clients {
         return Err("--clients must be at least 1, and --max-orders at least --clients".into());
+    }
+    // A reduced run (CI's: a few seconds per phase) scales what was not given: the
+    // short phases to the steady one, and the stop to the fault window, keeping the
+    // stop itself longer than the SDK's operation timeout, or it proves nothing.
+    if !short_given {
+        settings.short_seconds = settings.short_seconds.min(settings.seconds);
+    }
+    if !stop_after_given {
+        let room = settings
+            .fault_seconds
+            .saturating_sub(settings.stop_for + Duration::from_secs(2));
+        settings.stop_after = room.clamp(Duration::from_secs(1), settings.stop_after);
+    }
+    let fits = settings.stop_after + settings.stop_for + Duration::from_secs(1);
+    if !stop_after_given && settings.fault_seconds < fits {
+        eprintln!(
+            "load: the fault window is {} s, so that the emulator's {} s stop fits in it",
+            fits.as_secs(),
+            settings.stop_for.as_secs()
+        );
+        settings.fault_seconds = fits;
     }
     if settings.stop_after + settings.stop_for >= settings.fault_seconds {
         return Err("--stop-after + --stop-for must end before --fault-seconds".into());

@@ -224,7 +224,13 @@ pub fn render(
         "## Reproduce\n\n\
          ```sh\n\
          make load                  # LOAD_CLIENTS=8 LOAD_SECONDS=20 (steady phase); LOAD_FAULT_SECONDS=20\n\
+         make load LOAD_PROFILE=dev LOAD_CLIENTS=2 LOAD_SECONDS=5 LOAD_FAULT_SECONDS=12  # CI's reduced form\n\
          ```\n\n\
+         `LOAD_PROFILE=dev` runs the debug build of `orders-dev` (no release build) and writes \
+         its report to a temporary file instead of this one. A change still missing 60 s after \
+         its phase is counted late, and waited for as long as the queues' settings allow \
+         (the longest VisibilityTimeout, for a receive whose answer was lost, plus a webhook \
+         claim's lease); only what is missing after that is lost, and fails.\n\n\
          It builds `orders-dev` with `cargo build --release -p orders-dev` (the workspace profile, \
          fat LTO: a few minutes the first time) and the driver `load` (bench/src/load/), which \
          starts its own scripts/emulator.py on a free loopback port (so that it can pause it) \

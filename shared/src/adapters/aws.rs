@@ -11,6 +11,10 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use crate::ports::StoreError;
 
+/// The longest one AWS request may take, its SDK retries included: the API's bound
+/// on a store call before it answers 503.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Loads region, credentials and `AWS_ENDPOINT_URL` from the environment, with
 /// timeouts short enough that an unreachable DynamoDB becomes a prompt 503 instead
 /// of an API Gateway timeout. The HTTPS client trusts Amazon's roots only
@@ -26,7 +30,7 @@ pub async fn sdk_config() -> SdkConfig {
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3));

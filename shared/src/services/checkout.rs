@@ -12,8 +12,8 @@ use crate::domain::RateLimit;
 use crate::domain::contact;
 use crate::domain::{Checkout, Order, OrderId, Payment, PaymentMethod};
 use crate::ports::{
-    CartSource, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore, PaymentClaim,
-    PaymentGateway, PaymentLedger, RateCharge, StoreError,
+    CartSource, CartSourceError, CreateOutcome, IdempotencyKey, IdempotencyRecord, OrderStore,
+    PaymentClaim, PaymentGateway, PaymentLedger, RateCharge, StoreError,
 };
 use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
@@ -23,6 +23,11 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a checkout may take between claiming an order's payment and storing the
 /// order: past it, a retry may take the claim over (the first attempt died).
 pub const PAYMENT_CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+/// How long a checkout waits on its cart, a keyed retry's fallback to its record
+/// included, unless `with_cart_deadline` says otherwise: an unreachable cart source
+/// is a 503 within it, not after one timeout for the cart and another for the record.
+pub const CART_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A create that was answered: freshly, or as a replay of the first request.
 #[derive(Debug)]
@@ -58,6 +63,7 @@ pub struct CheckoutService {
     create_limit: Option<RateLimit>,
     payments: Option<CheckoutPayments>,
     metrics: Arc<dyn Metrics>,
+    cart_deadline: Duration,
 }
 
 impl CheckoutService {
@@ -69,7 +75,15 @@ impl CheckoutService {
             create_limit: None,
             payments: None,
             metrics: Arc::new(NoMetrics),
+            cart_deadline: CART_DEADLINE,
         }
+    }
+
+    /// The cart read and a keyed retry's record read share this deadline (wiring sets
+    /// it to the SDK's operation timeout, the API's bound on one store request).
+    pub fn with_cart_deadline(mut self, deadline: Duration) -> Self {
+        self.cart_deadline = deadline;
+        self
     }
 
     /// Card orders get a payment intent at checkout; `None`: payments are off and
@@ -135,14 +149,25 @@ impl CheckoutService {
         let cart_id = checkout.cart_id.clone();
         // A keyed retry is answered from its record whatever the cart says now
         // (emptied, changed hands, gone, its service down). The record is read only
-        // when the cart is refused, so a first request costs no read.
-        let mut order = match self.order_from_cart(checkout, &customer, caller, now).await {
+        // when the cart is refused, so a first request costs no read. Both reads share
+        // one deadline: a cart source that hangs leaves no time for a second wait.
+        let deadline = tokio::time::Instant::now() + self.cart_deadline;
+        let from_cart = self.order_from_cart(checkout, &customer, caller, now);
+        let cart = tokio::time::timeout_at(deadline, from_cart)
+            .await
+            .unwrap_or_else(|_| Err(self.cart_too_slow()));
+        let mut order = match cart {
             Ok(order) => order,
             Err(refused) => {
-                if let Some((key, fingerprint)) = &key
-                    && let Some(record) = self.store.idempotency_record(key).await?
-                {
-                    return replay(record, fingerprint);
+                if let Some((key, fingerprint)) = &key {
+                    let record = self.store.idempotency_record(key);
+                    match tokio::time::timeout_at(deadline, record).await {
+                        Ok(Ok(Some(record))) => return replay(record, fingerprint),
+                        Ok(Ok(None)) => {}
+                        Ok(Err(err)) => return Err(err.into()),
+                        // Out of time: the cart's answer stands; a retry may replay.
+                        Err(_) => {}
+                    }
                 }
                 return Err(refused);
             }
@@ -304,6 +329,13 @@ impl CheckoutService {
                 .and_then(|o| o.payment);
         }
         Ok(placed)
+    }
+
+    fn cart_too_slow(&self) -> OrderError {
+        OrderError::CartSource(CartSourceError::Unavailable(format!(
+            "no cart within {} ms",
+            self.cart_deadline.as_millis()
+        )))
     }
 
     async fn order_from_cart(

@@ -21,6 +21,10 @@
 //! - A failed message is reported as a batch item failure, and its visibility is set
 //!   to the next delay of a growing schedule, so the queue retries it later; after the
 //!   queue's `maxReceiveCount` it moves to the dead-letter queue.
+//! - A message that only found its pair claimed by another attempt (a concurrent
+//!   twin, or one abandoned at the deadline) did not fail: it comes back once that
+//!   claim's lease has run out at the latest, not on the growing schedule, which
+//!   would otherwise hold a healthy receiver's event back for minutes, then hours.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,7 +70,7 @@ pub const DEFAULT_BATCH_DEADLINE: Duration = Duration::from_secs(20);
 
 /// How long a claim outlives the batch deadline: a claim is held from before the send
 /// until its outcome is recorded, which ends by the deadline plus one store write.
-const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+pub const CLAIM_MARGIN: Duration = Duration::from_secs(30);
 
 /// The delay after attempt `attempt` (1-based) failed, before jitter.
 pub fn retry_delay(attempt: u32) -> Duration {
@@ -80,6 +84,32 @@ fn with_jitter(delay: Duration) -> Duration {
     match aws_lc_rs::rand::fill(&mut byte) {
         Ok(()) => (delay + delay.mul_f64(f64::from(byte[0]) / 2550.0)).min(MAX_RETRY_DELAY),
         Err(_) => delay,
+    }
+}
+
+/// Why a message is to be received again, and so when.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Retry {
+    /// A receiver failed, or the event could not be read or its delivery recorded:
+    /// the growing schedule applies.
+    failed: bool,
+    /// No sooner than this: a receiver's `Retry-After`, or the lease of a claim that
+    /// another attempt holds.
+    not_before: Option<Duration>,
+}
+
+impl Retry {
+    const FAILED: Retry = Retry {
+        failed: true,
+        not_before: None,
+    };
+
+    /// Both reasons: the later retry wins.
+    fn and(self, other: Retry) -> Retry {
+        Retry {
+            failed: self.failed || other.failed,
+            not_before: self.not_before.max(other.not_before),
+        }
     }
 }
 
@@ -173,13 +203,21 @@ impl Deliveries {
                 .collect(),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read webhook subscriptions; the batch will be retried");
-                let all = vec![Some(None); messages.len()];
+                let all = vec![Some(Retry::FAILED); messages.len()];
                 return self.respond(messages, all).await;
             }
         };
 
-        // failed[i]: None while message i is fine, Some(retry_after) once it failed.
-        let mut failed: Vec<Option<Option<Duration>>> = vec![None; messages.len()];
+        // failed[i]: None while message i is fine, Some(why) once it is to come back.
+        let mut failed: Vec<Option<Retry>> = vec![None; messages.len()];
+        // What a message whose pair is claimed elsewhere waits for: that claim's lease.
+        let held = Retry {
+            failed: false,
+            not_before: Some(self.claim_lease()),
+        };
+        let fail = |failed: &mut Vec<Option<Retry>>, i: usize, why: Retry| {
+            failed[i] = Some(failed[i].map_or(why, |earlier| earlier.and(why)));
+        };
         let limit = Arc::new(Semaphore::new(CONCURRENT_SENDS));
         let mut tasks = JoinSet::new();
         let mut owner = HashMap::new();
@@ -193,7 +231,7 @@ impl Deliveries {
                 Ok(event) => Arc::new(event),
                 Err(why) => {
                     tracing::error!(message_id = ?message.id, %why, "unreadable webhook message");
-                    failed[i] = Some(None);
+                    fail(&mut failed, i, Retry::FAILED);
                     continue;
                 }
             };
@@ -212,12 +250,12 @@ impl Deliveries {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::error!(message_id = ?message.id, event_id = %event.id, "not a change the stored order went through; not sent");
-                    failed[i] = Some(None);
+                    fail(&mut failed, i, Retry::FAILED);
                     continue;
                 }
                 Err(err) => {
                     tracing::warn!(message_id = ?message.id, error = %err, "cannot read the order; will retry");
-                    failed[i] = Some(None);
+                    fail(&mut failed, i, Retry::FAILED);
                     continue;
                 }
             }
@@ -250,8 +288,16 @@ impl Deliveries {
                         deadline_ms = self.deadline.as_millis() as u64,
                         "webhook batch deadline reached; unfinished deliveries will be retried"
                     );
+                    // Their claims stay until the lease runs out: no sooner than that.
                     for &i in owner.values() {
-                        failed[i] = Some(failed[i].flatten());
+                        fail(
+                            &mut failed,
+                            i,
+                            Retry {
+                                failed: true,
+                                ..held
+                            },
+                        );
                     }
                     tasks.abort_all();
                     break;
@@ -270,16 +316,18 @@ impl Deliveries {
             let Some(i) = i else { continue };
             match result {
                 Ok(Delivery::Delivered | Delivery::AlreadyDelivered | Delivery::Gone) => {}
-                Ok(Delivery::Held) => {
-                    failed[i] = Some(failed[i].flatten());
-                }
-                Ok(Delivery::Failed { retry_after }) => {
-                    let earlier = failed[i].flatten();
-                    failed[i] = Some(earlier.max(retry_after));
-                }
+                Ok(Delivery::Held) => fail(&mut failed, i, held),
+                Ok(Delivery::Failed { retry_after }) => fail(
+                    &mut failed,
+                    i,
+                    Retry {
+                        failed: true,
+                        not_before: retry_after,
+                    },
+                ),
                 Err(err) => {
                     tracing::warn!(error = %err, "webhook delivery not recorded; will retry");
-                    failed[i] = Some(failed[i].flatten());
+                    fail(&mut failed, i, Retry::FAILED);
                 }
             }
         }
@@ -303,14 +351,15 @@ impl Deliveries {
             .is_some_and(|order| event.recorded_in(&order)))
     }
 
+    /// How long a claim taken now may be held: the batch deadline and a margin.
+    pub fn claim_lease(&self) -> Duration {
+        self.deadline + CLAIM_MARGIN
+    }
+
     /// Delays each failed message's next attempt; answers which failed.
-    async fn respond(
-        &self,
-        messages: &[QueuedEvent],
-        failed: Vec<Option<Option<Duration>>>,
-    ) -> Vec<bool> {
+    async fn respond(&self, messages: &[QueuedEvent], failed: Vec<Option<Retry>>) -> Vec<bool> {
         for (message, failure) in messages.iter().zip(&failed) {
-            let Some(retry_after) = *failure else {
+            let Some(retry) = *failure else {
                 continue;
             };
             let (Some(attempt), Some(receipt)) =
@@ -318,7 +367,13 @@ impl Deliveries {
             else {
                 continue;
             };
-            let delay = with_jitter(retry_delay(attempt)).max(retry_after.unwrap_or_default());
+            let not_before = retry.not_before.unwrap_or_default();
+            let delay = if retry.failed {
+                with_jitter(retry_delay(attempt)).max(not_before)
+            } else {
+                // Nothing failed: back once the other attempt's claim is settled.
+                with_jitter(not_before).min(MAX_RETRY_DELAY)
+            };
             if let Err(why) = self
                 .retry
                 .postpone(message.queue_arn.as_deref(), receipt, delay)

@@ -16,6 +16,13 @@
 //! Redeliveries have no second effect because every step is conditional on the
 //! state it moves from: the reservation exists at most once per order, the shipping
 //! status moves only from where it was, a release happens only while reserved.
+//!
+//! Goods that ship come off the stock exactly once, whatever the order of events.
+//! When the queue lags (a backlog, an outage) a person may ship a confirmed order
+//! before its message is handled: the goods have left, so the stock is taken now,
+//! with `Inventory::reserve_shipped`, which refuses nothing for shortage: what the
+//! count lacks is recorded as oversold (`StockOversold`, alarmed) for a person to
+//! reconcile. Only a cancelled order is skipped, and its reservation released.
 
 use std::sync::Arc;
 
@@ -23,8 +30,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::lifecycle::ShippingUpdate;
-use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, StockLine};
-use crate::domain::{OrderId, OrderStatus, ShippingAddress, ShippingStatus};
+use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, ShippedOutcome, Shortfall, StockLine};
+use crate::domain::{Order, OrderId, OrderStatus, ShippingAddress, ShippingStatus};
 use crate::events::{Envelope, OrderEvent};
 use crate::ports::{
     ChangeOutcome, Inventory, OrderStore, ShippingError, ShippingProvider, StoreError,
@@ -64,6 +71,11 @@ pub enum Outcome {
         shipping: ShippingStatus,
     },
     Released(ReleaseOutcome),
+    /// The order had shipped before its stock was taken: taken now, `oversold` the
+    /// products the count was short of.
+    TakenForShipped {
+        oversold: Vec<Shortfall>,
+    },
     Ignored(String),
 }
 
@@ -81,7 +93,8 @@ impl Fulfillment {
         }
     }
 
-    /// Reports `ConsumerLag` (the event's change to this consumer).
+    /// Reports `ConsumerLag` (the event's change to this consumer) and
+    /// `StockOversold` (units shipped beyond the count).
     pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
         self.metrics = metrics;
         self
@@ -133,18 +146,14 @@ impl Fulfillment {
             (OrderStatus::Cancelled, _) => {
                 return Ok(Outcome::Released(self.inventory.release(id).await?));
             }
-            // Not confirmed (a forged event), already processing (a redelivery), or
-            // moved on (shipped).
+            // Shipped before this message was handled: the goods have left.
+            (OrderStatus::Shipped | OrderStatus::Delivered, _) => {
+                return self.take_for_shipped(&order).await;
+            }
+            // Not confirmed (a forged event) or already processing (a redelivery).
             (status, shipping) => return Ok(Outcome::NothingToDo { status, shipping }),
         }
-        let lines: Vec<StockLine> = order
-            .items
-            .iter()
-            .map(|line| StockLine {
-                product_id: line.product_id.clone(),
-                quantity: u64::from(line.quantity),
-            })
-            .collect();
+        let lines = stock_lines(&order);
         let address = &order.shipping_address;
 
         let update = match self.inventory.reserve(id, &lines).await? {
@@ -180,12 +189,51 @@ impl Fulfillment {
             ChangeOutcome::Refused(Some(current)) if current.status == OrderStatus::Cancelled => {
                 Ok(Outcome::Released(self.inventory.release(id).await?))
             }
-            // Already processing or backordered (a redelivery), or moved on (shipped).
+            // Shipped meanwhile: if the reservation above was refused for shortage, the
+            // goods left anyway (a reservation made above is found, nothing taken twice).
+            ChangeOutcome::Refused(Some(current))
+                if matches!(
+                    current.status,
+                    OrderStatus::Shipped | OrderStatus::Delivered
+                ) =>
+            {
+                self.take_for_shipped(&current).await
+            }
+            // Already processing or backordered (a redelivery).
             ChangeOutcome::Refused(Some(current)) => Ok(Outcome::NothingToDo {
                 status: current.status,
                 shipping: current.shipping_status,
             }),
             ChangeOutcome::Refused(None) => Err(self.no_such_order(id).await),
+        }
+    }
+
+    /// Takes a shipped (or delivered) order's goods out of stock, once: a shortage is
+    /// recorded as oversold, never refused, since the goods are gone.
+    async fn take_for_shipped(&self, order: &Order) -> Result<Outcome, FulfillmentError> {
+        let id = &order.id;
+        match self
+            .inventory
+            .reserve_shipped(id, &stock_lines(order))
+            .await?
+        {
+            ShippedOutcome::Taken { oversold } => {
+                let units: u64 = oversold.iter().map(Shortfall::missing).sum();
+                if units > 0 {
+                    tracing::error!(order_id = %id, ?oversold, "shipped beyond the stock count: recorded as oversold");
+                    self.metrics
+                        .record(MetricSet::of(Metric::StockOversold, units as f64));
+                }
+                Ok(Outcome::TakenForShipped { oversold })
+            }
+            ShippedOutcome::AlreadyReserved => Ok(Outcome::NothingToDo {
+                status: order.status,
+                shipping: order.shipping_status,
+            }),
+            // Retrying will not help: the dead-letter queue is where a person sees it.
+            ShippedOutcome::TooLarge { products } => Err(FulfillmentError::Poison(format!(
+                "order {id} shipped {products} products, more than one reservation holds; take them out of stock by hand"
+            ))),
         }
     }
 
@@ -246,6 +294,18 @@ impl Fulfillment {
         }
         FulfillmentError::Poison(format!("no order {id}"))
     }
+}
+
+/// What an order takes out of stock: its lines.
+fn stock_lines(order: &Order) -> Vec<StockLine> {
+    order
+        .items
+        .iter()
+        .map(|line| StockLine {
+            product_id: line.product_id.clone(),
+            quantity: u64::from(line.quantity),
+        })
+        .collect()
 }
 
 fn forged(event: &OrderEvent) -> FulfillmentError {

@@ -1558,3 +1558,166 @@ async fn the_sample_events_are_what_the_functions_receive() {
     );
     assert!(text.contains(r#""total":75.00,"#), "{text}");
 }
+
+// ---------------------------------------------------------------------------------
+// Late, not lost: a claim whose answer came too late, and a claim held elsewhere
+// (issue 25: events that never reached a healthy receiver under load).
+// ---------------------------------------------------------------------------------
+
+/// A proxy in front of the emulator's DynamoDB that forwards every request at once but
+/// holds back the answer to the first webhook claim (an `UpdateItem` setting a lease)
+/// for `hold`: longer than the SDK's attempt timeout, the emulator under load does
+/// the same. The SDK then resends the claim, which the emulator has already applied.
+async fn slow_first_claim(hold: Duration) -> (String, Arc<Mutex<usize>>) {
+    let upstream = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (the emulator)");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let claims = Arc::new(Mutex::new(0usize));
+    let seen = claims.clone();
+    let client = reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (seen, client, upstream) = (seen.clone(), client.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<Incoming>| {
+                    let (seen, client, upstream) = (seen.clone(), client.clone(), upstream.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body.collect().await?.to_bytes();
+                        let target = parts
+                            .headers
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        let is_claim = target.ends_with(".UpdateItem")
+                            && String::from_utf8_lossy(&body).contains("lease_until");
+                        let mut forward = client.request(
+                            parts.method.clone(),
+                            format!("{upstream}{}", parts.uri.path()),
+                        );
+                        for (name, value) in &parts.headers {
+                            if name != "host" {
+                                forward = forward.header(name, value);
+                            }
+                        }
+                        let answer = forward.body(body.to_vec()).send().await.unwrap();
+                        let status = answer.status();
+                        let headers = answer.headers().clone();
+                        let bytes = answer.bytes().await.unwrap();
+                        if is_claim {
+                            let first = {
+                                let mut count = seen.lock().unwrap();
+                                *count += 1;
+                                *count == 1
+                            };
+                            if first {
+                                tokio::time::sleep(hold).await;
+                            }
+                        }
+                        let mut response = http::Response::new(Full::new(bytes));
+                        *response.status_mut() = status;
+                        for (name, value) in &headers {
+                            if name != "content-length" && name != "transfer-encoding" {
+                                response.headers_mut().insert(name, value.clone());
+                            }
+                        }
+                        Ok::<_, hyper::Error>(response)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, claims)
+}
+
+#[tokio::test]
+async fn a_claim_resent_by_the_sdk_is_still_ours_and_the_event_goes_out_at_once() {
+    let hooks = Hooks::local().await;
+    let receiver = Receiver::ok().await;
+    let sub = hooks.subscribe(&receiver.url, &["*"]).await;
+    let event = hooks.order_event("cart-resent-claim", false).await;
+    // The deliverer's webhook store reaches DynamoDB through the slow proxy; its first
+    // claim's answer comes after the SDK's 2 s attempt timeout.
+    let (proxy, claims) = slow_first_claim(Duration::from_secs(3)).await;
+    let mut sdk = orders::adapters::aws::sdk_config().await.into_builder();
+    sdk.set_endpoint_url(Some(proxy));
+    sdk.insert_origin("endpoint_url", aws_types::origin::Origin::shared_config());
+    let slow = aws_sdk_dynamodb::Client::new(&sdk.build());
+    let sender = HttpWebhookSender::with_timeout(TargetPolicy::LOCAL, Duration::from_secs(5));
+    let deliverer = Deliverer(Deliveries::new(
+        hooks.orders(),
+        Arc::new(DynamoWebhookStore::new(slow, &hooks.stack.table)),
+        Arc::new(sender.unwrap()),
+        hooks.delays.clone(),
+    ));
+
+    let response = deliverer
+        .handle(batch(vec![event_message("m1", &event, 1)]))
+        .await;
+
+    assert!(
+        *claims.lock().unwrap() >= 2,
+        "the SDK resent the claim: {}",
+        claims.lock().unwrap()
+    );
+    // Without the claim's own token in its condition, the resend found the claim
+    // "held" (by itself), nothing was sent, and the message came back on the retry
+    // schedule: 5 s, then 5 minutes, then 30…
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    assert_eq!(receiver.received().len(), 1);
+    let log = hooks.deliveries(sub["id"].as_str().unwrap()).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["outcome"], "delivered");
+}
+
+#[tokio::test]
+async fn a_message_whose_pair_is_held_elsewhere_comes_back_when_the_lease_ends_not_on_the_schedule()
+{
+    use orders::ports::WebhookStore;
+
+    let hooks = Hooks::local().await;
+    let receiver = Receiver::ok().await;
+    let sub = hooks.subscribe(&receiver.url, &["*"]).await;
+    let event = hooks.order_event("cart-held", false).await;
+    let deliverer = hooks.local_deliverer();
+    let lease = deliverer.0.claim_lease();
+    // Another attempt holds the pair (a twin sending now, or one abandoned at its
+    // batch deadline whose claim runs until its lease ends).
+    let id = orders::domain::webhook::WebhookId::parse(sub["id"].as_str().unwrap()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let orders::ports::Claim::Claimed(_) = hooks
+        .store
+        .claim(
+            &id,
+            &event.detail.event_id,
+            now,
+            now + time::Duration::try_from(lease).unwrap(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a free pair is claimed");
+    };
+
+    // Its 2nd and 3rd receives (the schedule would say 5 and 30 minutes).
+    for receive in [2, 3] {
+        let response = deliverer
+            .handle(batch(vec![event_message("m1", &event, receive)]))
+            .await;
+        assert_eq!(failed_ids(&response), ["m1"]);
+    }
+
+    assert!(receiver.received().is_empty());
+    let delays: Vec<Duration> = hooks.delays.0.lock().unwrap().iter().map(|d| d.2).collect();
+    assert_eq!(delays.len(), 2, "{delays:?}");
+    for delay in delays {
+        // The lease and up to a tenth of jitter: not minutes or hours.
+        assert!(
+            delay >= lease && delay <= lease + lease / 10,
+            "{delay:?}, lease {lease:?}"
+        );
+    }
+}

@@ -45,11 +45,14 @@ pub async fn claim(
         .table_name(table)
         .set_key(Some(key))
         .update_expression(set)
-        // Free, or claimed by an attempt whose lease ran out (it crashed). An item
-        // recorded done (and one without a state, written before claims) is never
-        // claimed again.
+        // Free, or claimed by an attempt whose lease ran out (it crashed), or by this
+        // very request: the SDK resends a request whose answer did not come in time
+        // (the attempt timeout), and the first copy may have been applied; without
+        // `claim = :token` the resend would find its own claim held, and the act
+        // would wait out the lease. An item recorded done (and one without a state,
+        // written before claims) is never claimed again.
         .condition_expression(
-            "attribute_not_exists(PK) OR (#state = :claimed AND lease_until < :now)",
+            "attribute_not_exists(PK) OR (#state = :claimed AND (lease_until < :now OR claim = :token))",
         )
         .expression_attribute_names("#state", "state")
         .set_expression_attribute_values(Some(values))

@@ -2,12 +2,17 @@
 //!
 //! | item | `PK` | `SK` | attributes |
 //! | --- | --- | --- | --- |
-//! | stock | `STOCK#<product_id>` | `STOCK` | `product_id`, `available` (N) |
-//! | reservation | `RESERVATION#<order_id>` | `RESERVATION` | `order_id`, `lines` (list of `{product_id, quantity}`), `state` (`reserved`/`released`), `reserved_at`, `released_at`? |
+//! | stock | `STOCK#<product_id>` | `STOCK` | `product_id`, `available` (N), `oversold` (N)? |
+//! | reservation | `RESERVATION#<order_id>` | `RESERVATION` | `order_id`, `lines` (list of `{product_id, quantity}`), `oversold`? (the same shape), `state` (`reserved`/`released`), `reserved_at`, `released_at`? |
 //!
 //! Neither carries `entity`, `status` or `user_id`, so neither appears in the order
 //! indexes. A reservation is never deleted: once released it stays as a tombstone, so
 //! a late redelivery of `order.confirmed` cannot reserve the same order twice.
+//!
+//! `oversold` counts units that shipped although the count did not have them (goods
+//! that left before their order's stock was taken, `reserve_shipped`): on the
+//! product's stock item, the total so far; on the reservation, this order's share,
+//! which a release does not give back (it never was in stock).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,12 +27,16 @@ use time::OffsetDateTime;
 use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::store_error;
 use crate::domain::OrderId;
-use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, Shortfall, StockLine};
+use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, ShippedOutcome, Shortfall, StockLine};
 use crate::domain::time::timestamp;
 use crate::ports::{Inventory, StoreError};
 
 /// DynamoDB allows 100 actions in one transaction; one of them is the reservation.
 pub const MAX_RESERVED_PRODUCTS: usize = 99;
+
+/// Transactions `reserve_shipped` builds before giving up: each one after the first
+/// was cancelled because a short product's count changed under it.
+const SHIPPED_ATTEMPTS: usize = 5;
 
 const STOCK_SK: &str = "STOCK";
 const RESERVATION_SK: &str = "RESERVATION";
@@ -52,7 +61,24 @@ impl ReservationState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredReservation {
     pub lines: Vec<StockLine>,
+    /// Of `lines`, the units the count did not have when the goods shipped.
+    pub oversold: Vec<StockLine>,
     pub state: ReservationState,
+}
+
+impl StoredReservation {
+    /// Units of `product_id` this reservation took out of the count (its line less
+    /// what was oversold): what a release gives back.
+    pub fn taken(&self, product_id: &str) -> u64 {
+        let sum = |lines: &[StockLine]| -> u64 {
+            lines
+                .iter()
+                .filter(|l| l.product_id == product_id)
+                .map(|l| l.quantity)
+                .sum()
+        };
+        sum(&self.lines).saturating_sub(sum(&self.oversold))
+    }
 }
 
 #[derive(Clone)]
@@ -77,6 +103,14 @@ impl DynamoInventory {
             .transpose()
     }
 
+    /// Units of `product_id` that shipped beyond its count, in all (0 if none).
+    pub async fn oversold(&self, product_id: &str) -> Result<u64, StoreError> {
+        match self.read(stock_key(product_id)).await? {
+            Some(item) if item.contains_key("oversold") => number(&item, "oversold"),
+            _ => Ok(0),
+        }
+    }
+
     /// The reservation made for `order_id`, if any.
     pub async fn reservation(
         &self,
@@ -90,6 +124,92 @@ impl DynamoInventory {
 
     async fn read(&self, key: Item) -> Result<Option<Item>, StoreError> {
         crate::adapters::aws::read_item(&self.client, &self.table, key).await
+    }
+
+    /// The reservation of `order_id`, written only if the order has none yet.
+    fn new_reservation(
+        &self,
+        order_id: &OrderId,
+        wanted: &BTreeMap<&str, u64>,
+        oversold: &[Shortfall],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut reservation = reservation_key(order_id);
+        reservation.insert("order_id".into(), s(order_id.as_str()));
+        reservation.insert("state".into(), s(ReservationState::Reserved.as_str()));
+        reservation.insert(
+            "lines".into(),
+            AttributeValue::L(
+                wanted
+                    .iter()
+                    .map(|(product, quantity)| line_to_value(product, *quantity))
+                    .collect(),
+            ),
+        );
+        if !oversold.is_empty() {
+            reservation.insert(
+                "oversold".into(),
+                AttributeValue::L(
+                    oversold
+                        .iter()
+                        .map(|short| line_to_value(&short.product_id, short.missing()))
+                        .collect(),
+                ),
+            );
+        }
+        reservation.insert(
+            "reserved_at".into(),
+            s(timestamp(OffsetDateTime::now_utc())),
+        );
+        self.put(reservation, "attribute_not_exists(PK)")
+    }
+
+    /// `available -= quantity`, only if that many are available.
+    fn take(&self, product_id: &str, quantity: u64) -> Result<TransactWriteItem, StoreError> {
+        self.update(
+            stock_key(product_id),
+            "SET #available = #available - :q",
+            Some("#available >= :q"),
+            &[("#available", "available")],
+            HashMap::from([(":q".to_string(), n(quantity))]),
+        )
+    }
+
+    /// Everything left of a product the count is short of (`available` as last seen,
+    /// `None`: no stock item): the count goes to zero and `missing` units are added to
+    /// its oversold total. Conditioned on the count still being what was seen.
+    fn take_all(
+        &self,
+        short: &Shortfall,
+        seen: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let names = [("#available", "available"), ("#oversold", "oversold")];
+        let mut values = HashMap::from([
+            (":zero".to_string(), n(0)),
+            (":missing".to_string(), n(short.missing())),
+        ]);
+        let (expression, condition) = match seen {
+            Some(available) => {
+                values.insert(":seen".to_string(), n(available));
+                (
+                    "SET #available = :zero ADD #oversold :missing",
+                    "#available = :seen",
+                )
+            }
+            None => {
+                values.insert(":product".to_string(), s(&short.product_id));
+                (
+                    "SET #available = :zero, product_id = :product ADD #oversold :missing",
+                    "attribute_not_exists(PK)",
+                )
+            }
+        };
+        self.update(
+            stock_key(&short.product_id),
+            expression,
+            Some(condition),
+            &names,
+            values,
+        )
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
@@ -146,33 +266,11 @@ impl Inventory for DynamoInventory {
             });
         }
 
-        let mut reservation = reservation_key(order_id);
-        reservation.insert("order_id".into(), s(order_id.as_str()));
-        reservation.insert("state".into(), s(ReservationState::Reserved.as_str()));
-        reservation.insert(
-            "lines".into(),
-            AttributeValue::L(
-                wanted
-                    .iter()
-                    .map(|(product, quantity)| line_to_value(product, *quantity))
-                    .collect(),
-            ),
-        );
-        reservation.insert(
-            "reserved_at".into(),
-            s(timestamp(OffsetDateTime::now_utc())),
-        );
         // The reservation is item 0, product i is item i + 1: the cancellation
         // reasons come back in the same order.
-        let mut items = vec![self.put(reservation, "attribute_not_exists(PK)")?];
+        let mut items = vec![self.new_reservation(order_id, &wanted, &[])?];
         for (product, quantity) in &wanted {
-            items.push(self.update(
-                stock_key(product),
-                "SET #available = #available - :q",
-                Some("#available >= :q"),
-                &[("#available", "available")],
-                HashMap::from([(":q".to_string(), n(quantity))]),
-            )?);
+            items.push(self.take(product, *quantity)?);
         }
 
         let cancelled = match crate::adapters::aws::transact(&self.client, items).await? {
@@ -206,6 +304,69 @@ impl Inventory for DynamoInventory {
         }
     }
 
+    /// One transaction, as `reserve`, built again (up to [`SHIPPED_ATTEMPTS`] times)
+    /// while products come up short: a short product is then taken down to zero on
+    /// the condition that its count is still the one the cancellation showed, and its
+    /// missing units are recorded as oversold, on the reservation and the stock item.
+    async fn reserve_shipped(
+        &self,
+        order_id: &OrderId,
+        lines: &[StockLine],
+    ) -> Result<ShippedOutcome, StoreError> {
+        let wanted = merge(lines);
+        if wanted.len() > MAX_RESERVED_PRODUCTS {
+            return Ok(ShippedOutcome::TooLarge {
+                products: wanted.len(),
+            });
+        }
+        // The count each product was last seen at, once a transaction was refused
+        // for it (`None`: no stock item). Unseen products get the plain decrement.
+        let mut seen: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+        for _ in 0..SHIPPED_ATTEMPTS {
+            let oversold: Vec<Shortfall> = wanted
+                .iter()
+                .filter_map(|(product, quantity)| {
+                    let available = seen.get(product)?.unwrap_or(0);
+                    (available < *quantity).then(|| Shortfall {
+                        product_id: product.to_string(),
+                        wanted: *quantity,
+                        available,
+                    })
+                })
+                .collect();
+            let mut items = vec![self.new_reservation(order_id, &wanted, &oversold)?];
+            for (product, quantity) in &wanted {
+                items.push(match oversold.iter().find(|s| s.product_id == *product) {
+                    Some(short) => self.take_all(short, seen[product])?,
+                    None => self.take(product, *quantity)?,
+                });
+            }
+
+            let cancelled = match crate::adapters::aws::transact(&self.client, items).await? {
+                Ok(()) => return Ok(ShippedOutcome::Taken { oversold }),
+                Err(cancelled) => cancelled,
+            };
+            if cancelled.refused(0).is_some() {
+                return Ok(ShippedOutcome::AlreadyReserved);
+            }
+            let mut recounted = false;
+            for (i, (product, _)) in wanted.iter().enumerate() {
+                if let Some(reason) = cancelled.refused(i + 1) {
+                    let available = reason
+                        .item()
+                        .map(|item| number(item, "available"))
+                        .transpose()?;
+                    seen.insert(product, available);
+                    recounted = true;
+                }
+            }
+            if !recounted {
+                return Err(cancelled.into_error());
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
     /// Reads the reservation for its lines (immutable once written), then one
     /// transaction: `state` reserved → released (only if still reserved) and
     /// `available += quantity` per line. A concurrent twin finds it released.
@@ -235,13 +396,18 @@ impl Inventory for DynamoInventory {
             ]),
         )?];
         for line in &reservation.lines {
+            // What was oversold never was in the count: it is not given back.
+            let taken = reservation.taken(&line.product_id);
+            if taken == 0 {
+                continue;
+            }
             // ADD, not SET: it works even if the stock item was removed meanwhile.
             items.push(self.update(
                 stock_key(&line.product_id),
                 "ADD #available :q",
                 None,
                 &[("#available", "available")],
-                HashMap::from([(":q".to_string(), n(line.quantity))]),
+                HashMap::from([(":q".to_string(), n(taken))]),
             )?);
         }
 
@@ -312,24 +478,34 @@ fn reservation_from_item(item: &Item) -> Result<StoredReservation, StoreError> {
         Some("released") => ReservationState::Released,
         _ => return Err(corrupt("unknown state")),
     };
-    let lines = item
-        .get("lines")
-        .and_then(|v| v.as_l().ok())
-        .ok_or_else(|| corrupt("no lines"))?
-        .iter()
-        .map(|line| {
-            let line = line.as_m().map_err(|_| corrupt("line is not a map"))?;
-            let product_id = line
-                .get("product_id")
-                .and_then(|v| v.as_s().ok())
-                .ok_or_else(|| corrupt("line without product_id"))?;
-            Ok(StockLine {
-                product_id: product_id.clone(),
-                quantity: number(line, "quantity")?,
+    let stock_lines = |value: &AttributeValue| -> Result<Vec<StockLine>, StoreError> {
+        value
+            .as_l()
+            .map_err(|_| corrupt("lines are not a list"))?
+            .iter()
+            .map(|line| {
+                let line = line.as_m().map_err(|_| corrupt("line is not a map"))?;
+                let product_id = line
+                    .get("product_id")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| corrupt("line without product_id"))?;
+                Ok(StockLine {
+                    product_id: product_id.clone(),
+                    quantity: number(line, "quantity")?,
+                })
             })
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(StoredReservation { lines, state })
+            .collect()
+    };
+    let lines = stock_lines(item.get("lines").ok_or_else(|| corrupt("no lines"))?)?;
+    let oversold = match item.get("oversold") {
+        Some(value) => stock_lines(value)?,
+        None => Vec::new(),
+    };
+    Ok(StoredReservation {
+        lines,
+        oversold,
+        state,
+    })
 }
 
 fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
