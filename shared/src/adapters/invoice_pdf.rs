@@ -6,6 +6,7 @@
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use crate::domain::Money;
+use crate::domain::billing::TaxLine;
 use crate::domain::invoice::Invoice;
 use crate::ports::InvoiceRenderer;
 
@@ -15,8 +16,14 @@ const LEFT: f32 = 50.0;
 const RIGHT: f32 = 545.0;
 const REGULAR: Name = Name(b"F1");
 const BOLD: Name = Name(b"F2");
-/// Lines of the table on a page; the rest continue on the next.
-const LINES_PER_PAGE: usize = 28;
+/// Lines of the table on a page; the rest continue on the next. The last page keeps
+/// room below them for shipping, the totals and the tax summary.
+const LINES_PER_PAGE: usize = 20;
+/// Right edges of the table's number columns: quantity, unit price, amount, discount,
+/// net, tax rate, tax.
+const COLUMNS: [f32; 7] = [232.0, 287.0, 342.0, 394.0, 449.0, 490.0, RIGHT];
+/// Characters of a description that fit before the quantity column.
+const DESCRIPTION_CHARS: usize = 30;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PdfInvoices;
@@ -109,6 +116,26 @@ fn amount(money: Money) -> String {
     money.to_decimal_string()
 }
 
+/// The rates of a line's taxes as people write them: `19%`, `6%+1%`; `-` for none.
+fn rates(taxes: &[TaxLine]) -> String {
+    if taxes.is_empty() {
+        return "-".into();
+    }
+    let rates: Vec<String> = taxes
+        .iter()
+        .map(|t| format!("{}%", t.rate.percent()))
+        .collect();
+    rates.join("+")
+}
+
+fn shortened(text: &str, chars: usize) -> String {
+    let mut short: String = text.chars().take(chars).collect();
+    if text.chars().count() > chars {
+        short.push_str("...");
+    }
+    short
+}
+
 pub fn render(invoice: &Invoice) -> Vec<u8> {
     let d = &invoice.draft;
     let currency = d.total.currency().code();
@@ -133,6 +160,13 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             10.0,
             RIGHT,
             762.0,
+            &format!("Supply date: {}", d.supply_date),
+        );
+        page.right(
+            REGULAR,
+            10.0,
+            RIGHT,
+            748.0,
             &format!("Order: {}", d.order_id),
         );
         if page_count > 1 {
@@ -140,7 +174,7 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
                 REGULAR,
                 9.0,
                 RIGHT,
-                748.0,
+                734.0,
                 &format!("Page {} of {page_count}", index + 1),
             );
         }
@@ -170,35 +204,100 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             }
         }
 
-        y -= 36.0;
-        page.text(BOLD, 10.0, LEFT, y, "Description");
-        page.right(BOLD, 10.0, 360.0, y, "Qty");
-        page.right(BOLD, 10.0, 450.0, y, &format!("Unit price ({currency})"));
-        page.right(BOLD, 10.0, RIGHT, y, &format!("Amount ({currency})"));
+        y -= 30.0;
+        page.text(REGULAR, 9.0, LEFT, y, &format!("Amounts in {currency}"));
+        y -= 14.0;
+        page.text(BOLD, 9.0, LEFT, y, "Description");
+        let headings = [
+            "Qty",
+            "Unit price",
+            "Amount",
+            "Discount",
+            "Net",
+            "Tax rate",
+            "Tax",
+        ];
+        for (heading, x) in headings.iter().zip(COLUMNS) {
+            page.right(BOLD, 9.0, x, y, heading);
+        }
         y -= 6.0;
         page.rule(y);
         for line in chunks.get(index).copied().unwrap_or_default() {
-            y -= 15.0;
-            let mut description: String = line.description.chars().take(48).collect();
-            if line.description.chars().count() > 48 {
-                description.push_str("...");
+            y -= 14.0;
+            let cells = [
+                line.quantity.to_string(),
+                amount(line.unit_price),
+                amount(line.amount),
+                amount(line.discount),
+                amount(line.net),
+                rates(&line.tax_lines),
+                amount(line.tax),
+            ];
+            page.text(
+                REGULAR,
+                9.0,
+                LEFT,
+                y,
+                &shortened(&line.description, DESCRIPTION_CHARS),
+            );
+            for (cell, x) in cells.iter().zip(COLUMNS) {
+                page.right(REGULAR, 9.0, x, y, cell);
             }
-            page.text(REGULAR, 10.0, LEFT, y, &description);
-            page.right(REGULAR, 10.0, 360.0, y, &line.quantity.to_string());
-            page.right(REGULAR, 10.0, 450.0, y, &amount(line.unit_price));
-            page.right(REGULAR, 10.0, RIGHT, y, &amount(line.amount));
         }
 
         if index + 1 == page_count {
+            if let Some(shipping) = &d.shipping {
+                y -= 14.0;
+                let label = format!("Shipping: {}", shipping.description);
+                page.text(REGULAR, 9.0, LEFT, y, &shortened(&label, DESCRIPTION_CHARS));
+                let cells = [
+                    (COLUMNS[2], amount(shipping.amount)),
+                    (COLUMNS[4], amount(shipping.net)),
+                    (COLUMNS[5], rates(&shipping.tax_lines)),
+                    (COLUMNS[6], amount(shipping.tax)),
+                ];
+                for (x, cell) in cells {
+                    page.right(REGULAR, 9.0, x, y, &cell);
+                }
+            }
             y -= 8.0;
             page.rule(y);
-            y -= 16.0;
-            page.text(REGULAR, 10.0, 330.0, y, "Subtotal");
-            page.right(REGULAR, 10.0, RIGHT, y, &amount(d.subtotal));
+            let mut totals = vec![("Subtotal".to_string(), d.subtotal)];
+            if d.discount_total.minor() != 0 {
+                totals.push(("Discounts".into(), d.discount_total));
+            }
+            if d.shipping.is_some() {
+                totals.push(("Shipping".into(), d.shipping_total));
+            }
+            totals.push(("Net total".into(), d.net_total()));
+            let tax = if d.taxes_included {
+                "Tax (included)"
+            } else {
+                "Tax"
+            };
+            totals.push((tax.into(), d.tax_total));
+            for (label, value) in totals {
+                y -= 14.0;
+                page.text(REGULAR, 10.0, 330.0, y, &label);
+                page.right(REGULAR, 10.0, RIGHT, y, &amount(value));
+            }
             y -= 16.0;
             page.text(BOLD, 11.0, 330.0, y, &format!("Total ({currency})"));
             page.right(BOLD, 11.0, RIGHT, y, &amount(d.total));
-            y -= 32.0;
+            if !d.tax_summary.is_empty() {
+                y -= 26.0;
+                page.text(BOLD, 9.0, LEFT, y, "Tax summary");
+                page.right(BOLD, 9.0, COLUMNS[4], y, "Net");
+                page.right(BOLD, 9.0, COLUMNS[6], y, "Tax");
+                for row in &d.tax_summary {
+                    y -= 13.0;
+                    let name = format!("{} {}%", row.name, row.rate.percent());
+                    page.text(REGULAR, 9.0, LEFT, y, &shortened(&name, DESCRIPTION_CHARS));
+                    page.right(REGULAR, 9.0, COLUMNS[4], y, &amount(row.net));
+                    page.right(REGULAR, 9.0, COLUMNS[6], y, &amount(row.tax));
+                }
+            }
+            y -= 26.0;
             page.text(
                 REGULAR,
                 10.0,
@@ -217,13 +316,12 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
                 );
             }
             y -= 13.0;
-            page.text(
-                REGULAR,
-                9.0,
-                LEFT,
-                y,
-                "Prices include any applicable taxes.",
-            );
+            let note = match (d.tax_summary.is_empty(), d.taxes_included) {
+                (true, _) => "Prices include any applicable taxes.",
+                (false, true) => "Prices include the taxes shown.",
+                (false, false) => "Taxes are added to the net amounts.",
+            };
+            page.text(REGULAR, 9.0, LEFT, y, note);
         }
         pages.push(page);
     }

@@ -6,9 +6,9 @@
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::domain::Order;
 use crate::domain::invoice::Invoice;
 use crate::domain::notification::Notice;
+use crate::domain::{Money, Order};
 use crate::ports::{MessageTemplates, RenderedEmail, TemplateError};
 
 macro_rules! templates {
@@ -85,6 +85,10 @@ impl Templates {
     ) -> Context<'a> {
         let currency = order.total.currency().code();
         let a = &order.shipping_address;
+        let totals = order.totals();
+        // Each money line shows only when the order has it, so a plain order's
+        // message is what it always was.
+        let shown = |m: Money| (m.minor() != 0).then(|| m.to_decimal_string());
         Context {
             shop: &self.shop,
             customer: &a.name,
@@ -95,6 +99,15 @@ impl Templates {
                 payment_status: order.payment_status.as_str(),
                 total: order.total.to_decimal_string(),
                 currency,
+                subtotal: totals.subtotal.to_decimal_string(),
+                discount_total: shown(totals.discount_total),
+                shipping_total: order
+                    .pricing
+                    .shipping
+                    .as_ref()
+                    .map(|s| s.amount.to_decimal_string()),
+                tax_total: shown(totals.tax_total),
+                taxes_included: order.pricing.taxes_included,
                 items: order
                     .items
                     .iter()
@@ -142,6 +155,11 @@ struct OrderContext<'a> {
     payment_status: &'a str,
     total: String,
     currency: &'a str,
+    subtotal: String,
+    discount_total: Option<String>,
+    shipping_total: Option<String>,
+    tax_total: Option<String>,
+    taxes_included: bool,
     items: Vec<LineContext<'a>>,
     shipping_address: AddressContext<'a>,
     tracking_number: Option<&'a str>,
@@ -226,7 +244,10 @@ mod tests {
                 name: "Cable <USB> & more".into(),
                 quantity: 2,
                 price: Money::from_minor(1000, usd),
+                discount: Money::zero(usd),
+                tax_lines: vec![],
             }],
+            pricing: Default::default(),
             total: Money::from_minor(2000, usd),
             shipping_address: ShippingAddress {
                 name: "Jane Doe".into(),
