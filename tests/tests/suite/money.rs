@@ -513,3 +513,78 @@ async fn several_invoice_series_are_each_gapless() {
         );
     }
 }
+
+/// Names and products in Latin with ß ł ő ğ, Greek and Cyrillic print in the PDF, and
+/// the text pypdf extracts from it is the JSON's; a character the font lacks prints as
+/// the replacement character, never dropped.
+#[tokio::test]
+async fn the_pdf_prints_any_script_the_font_has() {
+    use crate::notifications::{last_event, notify};
+
+    let stack = Stack::new().await;
+    let notifications = stack.wiring.notifications().unwrap();
+    let cart_id = unique("c");
+    stack
+        .put_cart_json(&json!({
+            "cart_id": cart_id, "user_id": USER, "currency": "EUR",
+            "items": [
+                {"product_id": "p1", "name": "Ελληνικό μέλι", "quantity": 1, "price": "12.00"},
+                {"product_id": "p2", "name": "Чай «Юлия»", "quantity": 2, "price": "3.50"},
+                {"product_id": "p3", "name": "Tee 日本", "quantity": 1, "price": "1.00"}
+            ]
+        }))
+        .await;
+    let mut body = checkout(&cart_id);
+    body["shipping_address"] = json!({
+        "name": "Łukasz Gößling", "address": "Őrség utca 5, Ğebze", "city": "Wrocław",
+        "zip": "50-001", "country": "PL"
+    });
+    let created = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(USER, ""))
+                .json(&body),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["order_id"].as_str().unwrap().to_string();
+    stack.advance(&id, &["confirmed"]).await;
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
+
+    let call = || Call::new("GET", &format!("/api/orders/{id}/invoice")).bearer(&token(USER, ""));
+    let invoice = stack.send(call()).await.body;
+    let pdf = stack.send(call().header("accept", "application/pdf")).await;
+    assert_eq!(pdf.status, 200);
+    let printed = crate::invoices::pdf_text(&pdf.bytes);
+
+    let mut expected: Vec<String> = vec![invoice["buyer"]["name"].as_str().unwrap().to_string()];
+    for line in invoice["buyer"]["address"].as_array().unwrap() {
+        expected.push(line.as_str().unwrap().to_string());
+    }
+    expected.push(
+        invoice["lines"][0]["description"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    expected.push(
+        invoice["lines"][1]["description"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(expected[0], "Łukasz Gößling");
+    for text in &expected {
+        assert!(printed.contains(text.as_str()), "{text:?} in:\n{printed}");
+    }
+    // DejaVu Sans has no CJK: a visible replacement, one per character.
+    assert_eq!(invoice["lines"][2]["description"], "Tee 日本");
+    assert!(printed.contains("Tee \u{fffd}\u{fffd}"), "{printed}");
+    assert!(!printed.contains('日'));
+    // A subset: a few dozen glyphs, not the font's 6,000.
+    assert!(pdf.bytes.len() < 48 * 1024, "{} bytes", pdf.bytes.len());
+}
