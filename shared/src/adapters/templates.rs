@@ -268,6 +268,51 @@ mod tests {
         }
     }
 
+    fn email_of(order: &Order) -> RenderedEmail {
+        Templates::new("The Shop")
+            .unwrap()
+            .email(&Notice::Confirmed, order, None)
+            .unwrap()
+    }
+
+    #[test]
+    fn messages_show_the_money_lines_an_order_has() {
+        use crate::domain::billing::{Discount, Pricing, ShippingLine};
+        let mut order = order();
+        let usd = order.total.currency();
+        order.pricing = Pricing {
+            taxes_included: true,
+            shipping: Some(ShippingLine {
+                method: "ups".into(),
+                name: "UPS".into(),
+                amount: Money::from_minor(490, usd),
+                tax_lines: vec![],
+            }),
+            discounts: vec![Discount {
+                code: "WELCOME".into(),
+                amount: Money::from_minor(400, usd),
+            }],
+        };
+        order.items[0].discount = Money::from_minor(400, usd);
+        order.items[0].tax_lines = vec![crate::domain::billing::TaxLine {
+            name: "Sales tax".into(),
+            rate: crate::domain::billing::TaxRate::parse("0.08").unwrap(),
+            amount: Money::from_minor(119, usd),
+        }];
+        order.total = Money::from_minor(2090, usd);
+        let email = email_of(&order);
+        for line in [
+            "Subtotal: 20.00 USD",
+            "Discount: -4.00 USD",
+            "Shipping: 4.90 USD",
+            "Taxes included: 1.19 USD",
+            "Total: 20.90 USD",
+        ] {
+            assert!(email.text.contains(line), "{line:?} in:\n{}", email.text);
+        }
+        assert!(email.html.contains("Taxes included"), "{}", email.html);
+    }
+
     #[test]
     fn every_notice_renders_naming_the_order() {
         let templates = Templates::new("The Shop").unwrap();
@@ -295,6 +340,8 @@ mod tests {
                 email.html
             );
         }
+        // A plain order's message has no money lines but its total.
+        assert!(!email_of(&order).text.contains("Subtotal"));
         let shipped = templates.email(&Notice::Shipped, &order, None).unwrap();
         assert!(shipped.text.contains("Tracking number: 1Z999AA10123456784"));
         assert!(shipped.text.contains("with UPS"));
