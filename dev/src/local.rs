@@ -93,6 +93,7 @@ pub async fn provision(
         provision::ensure_table(&dynamodb, &carts_table, &provision::carts_table_spec()).await?;
         let (cart_id, user_id, lines) = DEMO_CART;
         provision::put_cart(&dynamodb, &carts_table, cart_id, user_id, "USD", lines).await?;
+        provision::put_cart_json(&dynamodb, &carts_table, &provision::demo_priced_cart()).await?;
     }
     let queues = pipeline::provision(
         &aws_sdk_sqs::Client::new(sdk),

@@ -201,6 +201,53 @@ pub async fn put_cart(
     Ok(())
 }
 
+/// Stores a cart given as the Shopping Cart API's JSON (shipping, discounts, taxes
+/// and all) in the carts table: strings as strings, numbers as DynamoDB numbers with
+/// their digits as written, so a priced cart reads back exactly as sent.
+pub async fn put_cart_json(
+    client: &Client,
+    table: &str,
+    cart: &serde_json::Value,
+) -> Result<(), ProvisionError> {
+    fn value(v: &serde_json::Value) -> AttributeValue {
+        use serde_json::Value;
+        match v {
+            Value::Null => AttributeValue::Null(true),
+            Value::Bool(b) => AttributeValue::Bool(*b),
+            Value::Number(n) => AttributeValue::N(n.to_string()),
+            Value::String(s) => AttributeValue::S(s.clone()),
+            Value::Array(items) => AttributeValue::L(items.iter().map(value).collect()),
+            Value::Object(members) => {
+                AttributeValue::M(members.iter().map(|(k, v)| (k.clone(), value(v))).collect())
+            }
+        }
+    }
+    let AttributeValue::M(item) = value(cart) else {
+        return Err(ProvisionError::Dynamo("a cart is a JSON object".into()));
+    };
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(dynamo)?;
+    Ok(())
+}
+
+/// The README's priced cart, `eu123` of `user789`: EUR, VAT added, DHL shipping and
+/// a 4.00 code; 20.00 − 4.00 + 4.90 + 3.97 = 24.87.
+pub fn demo_priced_cart() -> serde_json::Value {
+    serde_json::json!({
+        "cart_id": "eu123", "user_id": "user789", "currency": "EUR", "taxes_included": false,
+        "items": [{"product_id": "p001", "name": "USB Cable", "quantity": 2, "price": "10.00",
+                   "tax_lines": [{"name": "VAT", "rate": "0.19", "amount": "3.04"}]}],
+        "shipping": {"method": "dhl_paket", "name": "DHL Paket", "amount": "4.90",
+                     "tax_lines": [{"name": "VAT", "rate": "0.19", "amount": "0.93"}]},
+        "discounts": [{"code": "WELCOME10", "amount": "4.00"}]
+    })
+}
+
 /// The demo cart of the README walk-through: `abc123` of `user789`, totalling 75.00.
 pub const DEMO_CART: (&str, &str, &[SeedLine<'static>]) = (
     "abc123",

@@ -30,7 +30,7 @@ use crate::adapters::ses::SesMailer;
 use crate::adapters::templates::Templates;
 use crate::adapters::webhook_queue::SqsRetryDelay;
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
-use crate::domain::invoice::Seller;
+use crate::domain::invoice::{InvoiceSeries, Seller};
 use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{Api, CheckoutApi, InvoiceApi, OrderApi, PaymentApi, WebhookApi};
@@ -551,7 +551,26 @@ impl Wiring {
             Arc::new(PdfInvoices),
             seller,
         )
+        .with_invoice_series(self.invoice_series()?)
         .with_metrics(self.metrics()?))
+    }
+
+    /// `INVOICE_SERIES`: how many gapless series invoices are numbered in (1 to 99,
+    /// default 1: `INV-2026-000123`; more: `INV-2026-03-000123`).
+    pub fn invoice_series(&self) -> Result<InvoiceSeries, ConfigError> {
+        let Some(text) = self.settings.get("INVOICE_SERIES") else {
+            return Ok(InvoiceSeries::ONE);
+        };
+        text.parse()
+            .ok()
+            .and_then(InvoiceSeries::new)
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: "INVOICE_SERIES",
+                why: format!(
+                    "{text:?} is not a whole number from 1 to {}",
+                    InvoiceSeries::MAX
+                ),
+            })
     }
 
     /// `MAIL_FROM` (`Name <address>` or an address: SES's verified identity, or

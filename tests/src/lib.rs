@@ -281,6 +281,14 @@ impl Stack {
         .expect("cart stored");
     }
 
+    /// Stores `cart` (the Shopping Cart API's JSON: shipping, discounts, taxes) in the
+    /// carts table.
+    pub async fn put_cart_json(&self, cart: &Value) {
+        provision::put_cart_json(&self.dynamodb, &self.carts_table, cart)
+            .await
+            .expect("cart stored");
+    }
+
     /// The orders table as the emulator describes it.
     pub async fn orders_table(&self) -> aws_sdk_dynamodb::types::TableDescription {
         self.dynamodb

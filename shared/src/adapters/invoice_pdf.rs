@@ -1,13 +1,31 @@
 //! The invoice as a PDF, written with `pdf-writer`: A4 pages of text and rules in
-//! Helvetica, one of the 14 standard fonts every PDF reader has, so no font is
-//! embedded (the document is a few KiB, and so is what it adds to a binary). Text is
-//! WinAnsi-encoded: Latin-1 and the euro sign print as themselves, anything else as `?`.
+//! DejaVu Sans (`fonts/`, an open font with Latin, Greek and Cyrillic), embedded as a
+//! subset of the glyphs the document uses (`subsetter`) with a ToUnicode map, so that
+//! names in any of those scripts print, and the text a reader extracts (pypdf,
+//! pdftotext) is the text of the JSON invoice. A character the font lacks prints as
+//! the replacement character `�` and is logged, never dropped. Bold is the regular
+//! face drawn with a thin outline: one font file, not two, in the binaries that
+//! render invoices (`get-order-invoice`, `notify-customers`).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, TextRenderingMode, UnicodeCmap};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use subsetter::GlyphRemapper;
+use ttf_parser::{Face, GlyphId};
 
 use crate::domain::Money;
+use crate::domain::billing::TaxLine;
 use crate::domain::invoice::Invoice;
 use crate::ports::InvoiceRenderer;
+
+/// DejaVu Sans 2.37 (`fonts/LICENSE`).
+static FONT: &[u8] = include_bytes!("../../../fonts/DejaVuSans.ttf");
+/// The font's PostScript name with a subset tag, as PDF names embedded subsets.
+const FONT_NAME: Name = Name(b"ORDERS+DejaVuSans");
+/// Printed for a character the font has no glyph for.
+const REPLACEMENT: char = '\u{fffd}';
 
 /// A4, in points.
 const PAGE: (f32, f32) = (595.0, 842.0);
@@ -15,8 +33,14 @@ const LEFT: f32 = 50.0;
 const RIGHT: f32 = 545.0;
 const REGULAR: Name = Name(b"F1");
 const BOLD: Name = Name(b"F2");
-/// Lines of the table on a page; the rest continue on the next.
-const LINES_PER_PAGE: usize = 28;
+/// Lines of the table on a page; the rest continue on the next. The last page keeps
+/// room below them for shipping, the totals and the tax summary.
+const LINES_PER_PAGE: usize = 20;
+/// Right edges of the table's number columns: quantity, unit price, amount, discount,
+/// net, tax rate, tax.
+const COLUMNS: [f32; 7] = [232.0, 287.0, 342.0, 394.0, 449.0, 490.0, RIGHT];
+/// Characters of a description that fit before the quantity column.
+const DESCRIPTION_CHARS: usize = 30;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PdfInvoices;
@@ -27,86 +51,103 @@ impl InvoiceRenderer for PdfInvoices {
     }
 }
 
-/// WinAnsiEncoding: Latin-1 keeps its code points (0x20–0x7E, 0xA0–0xFF).
-fn win_ansi(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| match c {
-            ' '..='~' | '\u{a0}'..='\u{ff}' => c as u8,
-            '€' => 0x80,
-            '\u{2013}' => 0x96,
-            '\u{2014}' => 0x97,
-            _ => b'?',
-        })
-        .collect()
+/// The parsed font, once per process.
+fn face() -> &'static Face<'static> {
+    static FACE: OnceLock<Face<'static>> = OnceLock::new();
+    FACE.get_or_init(|| Face::parse(FONT, 0).expect("fonts/DejaVuSans.ttf is a font"))
 }
 
-/// Helvetica's advance widths (its AFM, per 1000 units) for printable ASCII from
-/// the space on, to right-align text; anything else counts as a capital.
-#[rustfmt::skip]
-const HELVETICA: [u16; 95] = [
-    // ' '..'/'
-    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278,
-    // '0'..'?'
-    556, 556, 556, 556, 556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556,
-    // '@'..'O'
-    1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778,
-    // 'P'..'_'
-    667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556,
-    // '`'..'o'
-    333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556,
-    // 'p'..'~'
-    556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584,
-];
+/// The font's glyph for `c`; `None` when it has none.
+fn glyph(c: char) -> Option<GlyphId> {
+    face().glyph_index(c).filter(|g| g.0 != 0)
+}
 
-/// The width of `text` in points; bold runs about 5 % wider than regular.
+/// The glyph printed for `c`: its own, or the replacement character's.
+fn printed(c: char) -> (char, GlyphId) {
+    match glyph(c) {
+        Some(g) => (c, g),
+        None => (REPLACEMENT, glyph(REPLACEMENT).unwrap_or(GlyphId(0))),
+    }
+}
+
+/// An advance in thousandths of the font size, as PDF widths are given.
+fn advance(g: GlyphId) -> f32 {
+    let face = face();
+    f32::from(face.glyph_hor_advance(g).unwrap_or(0)) * 1000.0 / f32::from(face.units_per_em())
+}
+
+/// The width of `text` in points; bold draws a 0.3 pt outline around the same glyphs.
 fn width(text: &str, size: f32, font: Name) -> f32 {
-    let units: u32 = text
-        .chars()
-        .map(|c| match c {
-            ' '..='~' => u32::from(HELVETICA[c as usize - 32]),
-            _ => 667,
-        })
-        .sum();
-    let bold = if font == BOLD { 1.05 } else { 1.0 };
-    units as f32 * size * bold / 1000.0
+    let units: f32 = text.chars().map(|c| advance(printed(c).1)).sum();
+    let outline = if font == BOLD { 0.3 } else { 0.0 };
+    units * size / 1000.0 + outline
+}
+
+/// What a page draws, kept until the whole document is laid out: the font subset can
+/// only be made once every character is known.
+enum Mark {
+    Text {
+        font: Name<'static>,
+        size: f32,
+        x: f32,
+        y: f32,
+        text: String,
+    },
+    Rule {
+        y: f32,
+    },
 }
 
 struct Page {
-    content: Content,
+    marks: Vec<Mark>,
 }
 
 impl Page {
     fn new() -> Page {
-        Page {
-            content: Content::new(),
-        }
+        Page { marks: Vec::new() }
     }
 
-    fn text(&mut self, font: Name, size: f32, x: f32, y: f32, text: &str) {
-        let bytes = win_ansi(text);
-        self.content
-            .begin_text()
-            .set_font(font, size)
-            .next_line(x, y)
-            .show(Str(&bytes))
-            .end_text();
+    fn text(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
+        self.marks.push(Mark::Text {
+            font,
+            size,
+            x,
+            y,
+            text: text.to_string(),
+        });
     }
 
-    fn right(&mut self, font: Name, size: f32, x: f32, y: f32, text: &str) {
+    fn right(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
         self.text(font, size, x - width(text, size, font), y, text);
     }
 
     fn rule(&mut self, y: f32) {
-        self.content
-            .set_line_width(0.5)
-            .move_to(LEFT, y)
-            .line_to(RIGHT, y)
-            .stroke();
+        self.marks.push(Mark::Rule { y });
     }
 }
 
 fn amount(money: Money) -> String {
     money.to_decimal_string()
+}
+
+/// The rates of a line's taxes as people write them: `19%`, `6%+1%`; `-` for none.
+fn rates(taxes: &[TaxLine]) -> String {
+    if taxes.is_empty() {
+        return "-".into();
+    }
+    let rates: Vec<String> = taxes
+        .iter()
+        .map(|t| format!("{}%", t.rate.percent()))
+        .collect();
+    rates.join("+")
+}
+
+fn shortened(text: &str, chars: usize) -> String {
+    let mut short: String = text.chars().take(chars).collect();
+    if text.chars().count() > chars {
+        short.push_str("...");
+    }
+    short
 }
 
 pub fn render(invoice: &Invoice) -> Vec<u8> {
@@ -133,6 +174,13 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             10.0,
             RIGHT,
             762.0,
+            &format!("Supply date: {}", d.supply_date),
+        );
+        page.right(
+            REGULAR,
+            10.0,
+            RIGHT,
+            748.0,
             &format!("Order: {}", d.order_id),
         );
         if page_count > 1 {
@@ -140,7 +188,7 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
                 REGULAR,
                 9.0,
                 RIGHT,
-                748.0,
+                734.0,
                 &format!("Page {} of {page_count}", index + 1),
             );
         }
@@ -170,35 +218,100 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             }
         }
 
-        y -= 36.0;
-        page.text(BOLD, 10.0, LEFT, y, "Description");
-        page.right(BOLD, 10.0, 360.0, y, "Qty");
-        page.right(BOLD, 10.0, 450.0, y, &format!("Unit price ({currency})"));
-        page.right(BOLD, 10.0, RIGHT, y, &format!("Amount ({currency})"));
+        y -= 30.0;
+        page.text(REGULAR, 9.0, LEFT, y, &format!("Amounts in {currency}"));
+        y -= 14.0;
+        page.text(BOLD, 9.0, LEFT, y, "Description");
+        let headings = [
+            "Qty",
+            "Unit price",
+            "Amount",
+            "Discount",
+            "Net",
+            "Tax rate",
+            "Tax",
+        ];
+        for (heading, x) in headings.iter().zip(COLUMNS) {
+            page.right(BOLD, 9.0, x, y, heading);
+        }
         y -= 6.0;
         page.rule(y);
         for line in chunks.get(index).copied().unwrap_or_default() {
-            y -= 15.0;
-            let mut description: String = line.description.chars().take(48).collect();
-            if line.description.chars().count() > 48 {
-                description.push_str("...");
+            y -= 14.0;
+            let cells = [
+                line.quantity.to_string(),
+                amount(line.unit_price),
+                amount(line.amount),
+                amount(line.discount),
+                amount(line.net),
+                rates(&line.tax_lines),
+                amount(line.tax),
+            ];
+            page.text(
+                REGULAR,
+                9.0,
+                LEFT,
+                y,
+                &shortened(&line.description, DESCRIPTION_CHARS),
+            );
+            for (cell, x) in cells.iter().zip(COLUMNS) {
+                page.right(REGULAR, 9.0, x, y, cell);
             }
-            page.text(REGULAR, 10.0, LEFT, y, &description);
-            page.right(REGULAR, 10.0, 360.0, y, &line.quantity.to_string());
-            page.right(REGULAR, 10.0, 450.0, y, &amount(line.unit_price));
-            page.right(REGULAR, 10.0, RIGHT, y, &amount(line.amount));
         }
 
         if index + 1 == page_count {
+            if let Some(shipping) = &d.shipping {
+                y -= 14.0;
+                let label = format!("Shipping: {}", shipping.description);
+                page.text(REGULAR, 9.0, LEFT, y, &shortened(&label, DESCRIPTION_CHARS));
+                let cells = [
+                    (COLUMNS[2], amount(shipping.amount)),
+                    (COLUMNS[4], amount(shipping.net)),
+                    (COLUMNS[5], rates(&shipping.tax_lines)),
+                    (COLUMNS[6], amount(shipping.tax)),
+                ];
+                for (x, cell) in cells {
+                    page.right(REGULAR, 9.0, x, y, &cell);
+                }
+            }
             y -= 8.0;
             page.rule(y);
-            y -= 16.0;
-            page.text(REGULAR, 10.0, 330.0, y, "Subtotal");
-            page.right(REGULAR, 10.0, RIGHT, y, &amount(d.subtotal));
+            let mut totals = vec![("Subtotal".to_string(), d.subtotal)];
+            if d.discount_total.minor() != 0 {
+                totals.push(("Discounts".into(), d.discount_total));
+            }
+            if d.shipping.is_some() {
+                totals.push(("Shipping".into(), d.shipping_total));
+            }
+            totals.push(("Net total".into(), d.net_total()));
+            let tax = if d.taxes_included {
+                "Tax (included)"
+            } else {
+                "Tax"
+            };
+            totals.push((tax.into(), d.tax_total));
+            for (label, value) in totals {
+                y -= 14.0;
+                page.text(REGULAR, 10.0, 330.0, y, &label);
+                page.right(REGULAR, 10.0, RIGHT, y, &amount(value));
+            }
             y -= 16.0;
             page.text(BOLD, 11.0, 330.0, y, &format!("Total ({currency})"));
             page.right(BOLD, 11.0, RIGHT, y, &amount(d.total));
-            y -= 32.0;
+            if !d.tax_summary.is_empty() {
+                y -= 26.0;
+                page.text(BOLD, 9.0, LEFT, y, "Tax summary");
+                page.right(BOLD, 9.0, COLUMNS[4], y, "Net");
+                page.right(BOLD, 9.0, COLUMNS[6], y, "Tax");
+                for row in &d.tax_summary {
+                    y -= 13.0;
+                    let name = format!("{} {}%", row.name, row.rate.percent());
+                    page.text(REGULAR, 9.0, LEFT, y, &shortened(&name, DESCRIPTION_CHARS));
+                    page.right(REGULAR, 9.0, COLUMNS[4], y, &amount(row.net));
+                    page.right(REGULAR, 9.0, COLUMNS[6], y, &amount(row.tax));
+                }
+            }
+            y -= 26.0;
             page.text(
                 REGULAR,
                 10.0,
@@ -217,24 +330,99 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
                 );
             }
             y -= 13.0;
-            page.text(
-                REGULAR,
-                9.0,
-                LEFT,
-                y,
-                "Prices include any applicable taxes.",
-            );
+            let note = match (d.tax_summary.is_empty(), d.taxes_included) {
+                (true, _) => "Prices include any applicable taxes.",
+                (false, true) => "Prices include the taxes shown.",
+                (false, false) => "Taxes are added to the net amounts.",
+            };
+            page.text(REGULAR, 9.0, LEFT, y, note);
         }
         pages.push(page);
     }
 
+    write(&format!("Invoice {}", invoice.number), pages)
+}
+
+/// The glyphs a document prints, numbered as its font subset numbers them (the CIDs
+/// its text is written in), and the character each stands for.
+struct Glyphs {
+    remapper: GlyphRemapper,
+    of_char: BTreeMap<char, u16>,
+    /// Per CID, the character the ToUnicode map gives it.
+    chars: BTreeMap<u16, char>,
+}
+
+impl Glyphs {
+    fn of(pages: &[Page]) -> Glyphs {
+        let used: BTreeSet<char> = pages
+            .iter()
+            .flat_map(|p| &p.marks)
+            .filter_map(|m| match m {
+                Mark::Text { text, .. } => Some(text.chars()),
+                Mark::Rule { .. } => None,
+            })
+            .flatten()
+            .collect();
+        let mut remapper = GlyphRemapper::new();
+        let mut of_char = BTreeMap::new();
+        let mut chars = BTreeMap::new();
+        for c in used {
+            let (shown, g) = printed(c);
+            if shown != c {
+                tracing::warn!(
+                    character = %c.escape_unicode(),
+                    "the invoice font has no glyph for a character; printed as U+FFFD"
+                );
+            }
+            let cid = remapper.remap(g.0);
+            of_char.insert(c, cid);
+            chars.entry(cid).or_insert(shown);
+        }
+        Glyphs {
+            remapper,
+            of_char,
+            chars,
+        }
+    }
+
+    /// `text` as the big-endian CIDs a `Tj` of an Identity-H font shows.
+    fn encode(&self, text: &str) -> Vec<u8> {
+        text.chars()
+            .flat_map(|c| self.of_char.get(&c).copied().unwrap_or(0).to_be_bytes())
+            .collect()
+    }
+}
+
+fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
+    let glyphs = Glyphs::of(&pages);
+    // Without a subset (never seen: the font is ours), the whole font is embedded,
+    // its glyphs addressed by their own ids.
+    let (font_file, cid_is_gid) = match subsetter::subset(FONT, 0, &glyphs.remapper) {
+        Ok(subset) => (subset, false),
+        Err(e) => {
+            tracing::error!(error = ?e, "subsetting the invoice font failed; embedding all of it");
+            (FONT.to_vec(), true)
+        }
+    };
+    let old_gids: Vec<u16> = glyphs.remapper.remapped_gids().collect();
+    let cid = |new: u16| {
+        if cid_is_gid {
+            old_gids[usize::from(new)]
+        } else {
+            new
+        }
+    };
+
     let catalog = Ref::new(1);
     let tree = Ref::new(2);
-    let regular = Ref::new(3);
-    let bold = Ref::new(4);
-    let info = Ref::new(5);
-    let first_page = 6;
-    let page_ids: Vec<Ref> = (0..page_count)
+    let font = Ref::new(3);
+    let cid_font = Ref::new(4);
+    let descriptor = Ref::new(5);
+    let file = Ref::new(6);
+    let to_unicode = Ref::new(7);
+    let info = Ref::new(8);
+    let first_page = 9;
+    let page_ids: Vec<Ref> = (0..pages.len())
         .map(|i| Ref::new(first_page + 2 * i as i32))
         .collect();
 
@@ -242,18 +430,67 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree)
         .kids(page_ids.iter().copied())
-        .count(page_count as i32);
-    pdf.type1_font(regular)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.type1_font(bold)
-        .base_font(Name(b"Helvetica-Bold"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    let title = format!("Invoice {}", invoice.number);
+        .count(pages.len() as i32);
+
+    let face = face();
+    let scale = |v: i16| f32::from(v) * 1000.0 / f32::from(face.units_per_em());
+    let system = SystemInfo {
+        registry: Str(b"Adobe"),
+        ordering: Str(b"Identity"),
+        supplement: 0,
+    };
+    pdf.type0_font(font)
+        .base_font(FONT_NAME)
+        .encoding_predefined(Name(b"Identity-H"))
+        .descendant_font(cid_font)
+        .to_unicode(to_unicode);
+    let mut cids = pdf.cid_font(cid_font);
+    cids.subtype(CidFontType::Type2)
+        .base_font(FONT_NAME)
+        .system_info(system)
+        .font_descriptor(descriptor)
+        .default_width(0.0);
+    if cid_is_gid {
+        cids.cid_to_gid_map_predefined(Name(b"Identity"));
+        let mut widths = cids.widths();
+        for old in &old_gids {
+            widths.consecutive(*old, [advance(GlyphId(*old))]);
+        }
+        widths.finish();
+    } else {
+        cids.cid_to_gid_map_predefined(Name(b"Identity"));
+        cids.widths()
+            .consecutive(0, old_gids.iter().map(|g| advance(GlyphId(*g))));
+    }
+    cids.finish();
+    let bbox = face.global_bounding_box();
+    pdf.font_descriptor(descriptor)
+        .name(FONT_NAME)
+        .flags(FontFlags::NON_SYMBOLIC)
+        .bbox(Rect::new(
+            scale(bbox.x_min),
+            scale(bbox.y_min),
+            scale(bbox.x_max),
+            scale(bbox.y_max),
+        ))
+        .italic_angle(0.0)
+        .ascent(scale(face.ascender()))
+        .descent(scale(face.descender()))
+        .cap_height(scale(face.capital_height().unwrap_or(face.ascender())))
+        .stem_v(80.0)
+        .font_file2(file);
+    pdf.stream(file, &font_file)
+        .pair(Name(b"Length1"), font_file.len() as i32);
+    let mut map = UnicodeCmap::new(Name(b"Orders-UTF16"), system);
+    for (new, c) in &glyphs.chars {
+        map.pair(cid(*new), *c);
+    }
+    pdf.cmap(to_unicode, &map.finish());
+
     pdf.document_info(info)
-        .title(TextStr(&title))
+        .title(TextStr(title))
         .producer(TextStr("Orders"));
-    for (page, id) in pages.into_iter().zip(&page_ids) {
+    for (page, id) in pages.iter().zip(&page_ids) {
         let contents = Ref::new(id.get() + 1);
         let mut writer = pdf.page(*id);
         writer
@@ -261,10 +498,52 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             .parent(tree)
             .contents(contents);
         let mut resources = writer.resources();
-        resources.fonts().pair(REGULAR, regular).pair(BOLD, bold);
+        // One font under both names: bold is a drawing mode, not a second file.
+        resources.fonts().pair(REGULAR, font).pair(BOLD, font);
         resources.finish();
         writer.finish();
-        pdf.stream(contents, &page.content.finish());
+        let mut content = Content::new();
+        for mark in &page.marks {
+            match mark {
+                Mark::Text {
+                    font,
+                    size,
+                    x,
+                    y,
+                    text,
+                } => {
+                    let shown: Vec<u8> = if cid_is_gid {
+                        text.chars()
+                            .map(|c| glyphs.of_char.get(&c).map_or(0, |n| cid(*n)))
+                            .flat_map(u16::to_be_bytes)
+                            .collect()
+                    } else {
+                        glyphs.encode(text)
+                    };
+                    content.begin_text();
+                    if *font == BOLD {
+                        content
+                            .set_text_rendering_mode(TextRenderingMode::FillStroke)
+                            .set_line_width(0.3);
+                    } else {
+                        content.set_text_rendering_mode(TextRenderingMode::Fill);
+                    }
+                    content
+                        .set_font(*font, *size)
+                        .next_line(*x, *y)
+                        .show(Str(&shown))
+                        .end_text();
+                }
+                Mark::Rule { y } => {
+                    content
+                        .set_line_width(0.5)
+                        .move_to(LEFT, *y)
+                        .line_to(RIGHT, *y)
+                        .stroke();
+                }
+            }
+        }
+        pdf.stream(contents, &content.finish());
     }
     pdf.finish()
 }
@@ -274,8 +553,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latin1_prints_and_the_rest_is_replaced() {
-        assert_eq!(win_ansi("Café €5 — ok"), b"Caf\xe9 \x805 \x97 ok");
-        assert_eq!(win_ansi("日本"), b"??");
+    fn the_font_prints_latin_greek_and_cyrillic_and_replaces_the_rest() {
+        for c in "Łukasz Gößling Őr Ğ ł ő ğ ß Ελένη Юлия €".chars() {
+            assert_eq!(printed(c).0, c, "{c}");
+        }
+        assert_eq!(printed('日').0, REPLACEMENT);
+        assert_ne!(
+            printed('日').1,
+            GlyphId(0),
+            "the replacement is a visible glyph"
+        );
+        assert!(width("Ελένη", 10.0, REGULAR) > width("Ε", 10.0, REGULAR));
     }
 }

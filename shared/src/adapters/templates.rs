@@ -6,9 +6,9 @@
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::domain::Order;
 use crate::domain::invoice::Invoice;
 use crate::domain::notification::Notice;
+use crate::domain::{Money, Order};
 use crate::ports::{MessageTemplates, RenderedEmail, TemplateError};
 
 macro_rules! templates {
@@ -85,6 +85,10 @@ impl Templates {
     ) -> Context<'a> {
         let currency = order.total.currency().code();
         let a = &order.shipping_address;
+        let totals = order.totals();
+        // Each money line shows only when the order has it, so a plain order's
+        // message is what it always was.
+        let shown = |m: Money| (m.minor() != 0).then(|| m.to_decimal_string());
         Context {
             shop: &self.shop,
             customer: &a.name,
@@ -95,6 +99,15 @@ impl Templates {
                 payment_status: order.payment_status.as_str(),
                 total: order.total.to_decimal_string(),
                 currency,
+                subtotal: totals.subtotal.to_decimal_string(),
+                discount_total: shown(totals.discount_total),
+                shipping_total: order
+                    .pricing
+                    .shipping
+                    .as_ref()
+                    .map(|s| s.amount.to_decimal_string()),
+                tax_total: shown(totals.tax_total),
+                taxes_included: order.pricing.taxes_included,
                 items: order
                     .items
                     .iter()
@@ -142,6 +155,11 @@ struct OrderContext<'a> {
     payment_status: &'a str,
     total: String,
     currency: &'a str,
+    subtotal: String,
+    discount_total: Option<String>,
+    shipping_total: Option<String>,
+    tax_total: Option<String>,
+    taxes_included: bool,
     items: Vec<LineContext<'a>>,
     shipping_address: AddressContext<'a>,
     tracking_number: Option<&'a str>,
@@ -226,7 +244,10 @@ mod tests {
                 name: "Cable <USB> & more".into(),
                 quantity: 2,
                 price: Money::from_minor(1000, usd),
+                discount: Money::zero(usd),
+                tax_lines: vec![],
             }],
+            pricing: Default::default(),
             total: Money::from_minor(2000, usd),
             shipping_address: ShippingAddress {
                 name: "Jane Doe".into(),
@@ -245,6 +266,51 @@ mod tests {
             version: 4,
             history: vec![],
         }
+    }
+
+    fn email_of(order: &Order) -> RenderedEmail {
+        Templates::new("The Shop")
+            .unwrap()
+            .email(&Notice::Confirmed, order, None)
+            .unwrap()
+    }
+
+    #[test]
+    fn messages_show_the_money_lines_an_order_has() {
+        use crate::domain::billing::{Discount, Pricing, ShippingLine};
+        let mut order = order();
+        let usd = order.total.currency();
+        order.pricing = Pricing {
+            taxes_included: true,
+            shipping: Some(ShippingLine {
+                method: "ups".into(),
+                name: "UPS".into(),
+                amount: Money::from_minor(490, usd),
+                tax_lines: vec![],
+            }),
+            discounts: vec![Discount {
+                code: "WELCOME".into(),
+                amount: Money::from_minor(400, usd),
+            }],
+        };
+        order.items[0].discount = Money::from_minor(400, usd);
+        order.items[0].tax_lines = vec![crate::domain::billing::TaxLine {
+            name: "Sales tax".into(),
+            rate: crate::domain::billing::TaxRate::parse("0.08").unwrap(),
+            amount: Money::from_minor(119, usd),
+        }];
+        order.total = Money::from_minor(2090, usd);
+        let email = email_of(&order);
+        for line in [
+            "Subtotal: 20.00 USD",
+            "Discount: -4.00 USD",
+            "Shipping: 4.90 USD",
+            "Taxes included: 1.19 USD",
+            "Total: 20.90 USD",
+        ] {
+            assert!(email.text.contains(line), "{line:?} in:\n{}", email.text);
+        }
+        assert!(email.html.contains("Taxes included"), "{}", email.html);
     }
 
     #[test]
@@ -274,6 +340,8 @@ mod tests {
                 email.html
             );
         }
+        // A plain order's message has no money lines but its total.
+        assert!(!email_of(&order).text.contains("Subtotal"));
         let shipped = templates.email(&Notice::Shipped, &order, None).unwrap();
         assert!(shipped.text.contains("Tracking number: 1Z999AA10123456784"));
         assert!(shipped.text.contains("with UPS"));

@@ -2,6 +2,8 @@
 
 use time::OffsetDateTime;
 
+use super::billing::Totals;
+use super::billing::cart::{self as priced, CartCharges, CartTaxLine, MemberError};
 use super::contact::{Contact, ContactInput};
 use super::countries::is_iso_3166_alpha2;
 use super::lifecycle::Role;
@@ -174,6 +176,8 @@ pub struct Cart {
     pub user_id: String,
     pub currency: String,
     pub items: Vec<CartLine>,
+    /// Shipping, discounts and whether prices include taxes (all optional).
+    pub charges: CartCharges,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +188,7 @@ pub struct CartLine {
     pub price: String,
     /// The line's own currency, when the cart service sends one; it must be the cart's.
     pub currency: Option<String>,
+    pub tax_lines: Vec<CartTaxLine>,
 }
 
 /// Why a cart cannot become an order.
@@ -201,6 +206,18 @@ pub enum CartProblem {
     TooManyLines,
     #[error("order total is too large")]
     TotalTooLarge,
+    /// A money member (shipping, discounts, taxes) that cannot be priced.
+    #[error("cart member {member}: {message}")]
+    BadMember { member: String, message: String },
+}
+
+impl From<MemberError> for CartProblem {
+    fn from(e: MemberError) -> Self {
+        CartProblem::BadMember {
+            member: e.member,
+            message: e.message,
+        }
+    }
 }
 
 pub const MAX_LINES: usize = 100;
@@ -262,6 +279,28 @@ impl Checkout {
                 .ok_or(CartProblem::TotalTooLarge)?;
             items.push(item);
         }
+        let pricing = priced::pricing(&cart.charges, currency, total)?;
+        for (index, (item, line)) in items.iter_mut().zip(&cart.items).enumerate() {
+            let member = format!("items[{index}].tax_lines");
+            item.tax_lines = priced::tax_lines(&member, &line.tax_lines, item.value())?;
+        }
+        let values: Vec<Money> = items.iter().map(LineItem::value).collect();
+        for (item, discount) in items
+            .iter_mut()
+            .zip(priced::line_discounts(&pricing, &values))
+        {
+            item.discount = discount;
+        }
+        let totals = Totals::of(
+            items.iter().map(|i| (i.value(), i.tax_lines.as_slice())),
+            &pricing,
+            currency,
+        );
+        // Kept below 2^53 minor units, so a JSON client reading it as a double reads
+        // it exactly (taxes and shipping cannot push the dearest cart past it).
+        if totals.total.minor() >= 1 << 53 {
+            return Err(CartProblem::TotalTooLarge);
+        }
 
         Ok(Order {
             id: OrderId::for_cart(&self.cart_id),
@@ -272,7 +311,8 @@ impl Checkout {
             shipping_status: ShippingStatus::NotStarted,
             payment_method: self.payment_method,
             items,
-            total,
+            pricing,
+            total: totals.total,
             shipping_address: self.shipping_address,
             tracking_number: None,
             carrier: None,
@@ -339,6 +379,8 @@ fn line_item(line: &CartLine, currency: Currency) -> Result<LineItem, String> {
         name: name.to_string(),
         quantity: line.quantity as u32,
         price,
+        discount: Money::zero(currency),
+        tax_lines: Vec::new(),
     })
 }
 
@@ -383,8 +425,10 @@ mod tests {
                     quantity: *q,
                     price: p.to_string(),
                     currency: None,
+                    tax_lines: vec![],
                 })
                 .collect(),
+            charges: CartCharges::default(),
         }
     }
 

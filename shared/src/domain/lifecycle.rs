@@ -306,7 +306,10 @@ mod tests {
                     name: "USB Cable".into(),
                     quantity: 1,
                     price: Money::from_minor(1000, usd),
+                    discount: Money::zero(usd),
+                    tax_lines: vec![],
                 }],
+                pricing: Default::default(),
                 total: Money::from_minor(1000, usd),
                 shipping_address: ShippingAddress {
                     name: "Jane Doe".into(),

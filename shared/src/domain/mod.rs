@@ -29,6 +29,7 @@ macro_rules! named_enum {
     };
 }
 
+pub mod billing;
 pub mod checkout;
 pub mod contact;
 pub mod countries;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
 use super::money::Money;
 use super::payment::Payment;
@@ -139,6 +140,20 @@ pub struct LineItem {
     pub quantity: u32,
     /// Unit price, taken from the cart.
     pub price: Money,
+    /// The line's share of the order's discounts (zero without any).
+    pub discount: Money,
+    /// The line's taxes, as the cart computed them.
+    pub tax_lines: Vec<TaxLine>,
+}
+
+impl LineItem {
+    /// `price × quantity`; checkout bounded both, so it fits.
+    pub fn value(&self) -> Money {
+        Money::from_minor(
+            self.price.minor() * i64::from(self.quantity),
+            self.price.currency(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +195,9 @@ pub struct Order {
     pub shipping_status: ShippingStatus,
     pub payment_method: PaymentMethod,
     pub items: Vec<LineItem>,
+    /// Shipping, discounts and whether prices include taxes.
+    pub pricing: Pricing,
+    /// What the customer pays: see [`Totals`].
     pub total: Money,
     pub shipping_address: ShippingAddress,
     pub tracking_number: Option<String>,
@@ -193,6 +211,19 @@ pub struct Order {
     /// Bumped by every change; equal to the number of history entries.
     pub version: u64,
     pub history: Vec<HistoryEntry>,
+}
+
+impl Order {
+    /// The order's subtotal, discount, shipping and tax totals, and its total.
+    pub fn totals(&self) -> Totals {
+        Totals::of(
+            self.items
+                .iter()
+                .map(|i| (i.value(), i.tax_lines.as_slice())),
+            &self.pricing,
+            self.total.currency(),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::domain::billing::{Pricing, TaxLine};
 use crate::domain::time::timestamp;
 use crate::domain::{Money, Order, PaymentStatus, Principal, Role};
 
@@ -36,6 +37,16 @@ pub struct OrderView {
     pub payment_method: &'static str,
     pub total: Amount,
     pub currency: &'static str,
+    /// Σ price × quantity; `total = subtotal − discount_total + shipping_total
+    /// (+ tax_total unless `taxes_included`)`.
+    pub subtotal: Amount,
+    pub discount_total: Amount,
+    pub shipping_total: Amount,
+    pub tax_total: Amount,
+    pub taxes_included: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<ShippingView>,
+    pub discounts: Vec<DiscountView>,
     pub items: Vec<LineItemView>,
     pub shipping_address: AddressView,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +95,51 @@ pub struct LineItemView {
     pub name: String,
     pub quantity: u32,
     pub price: Amount,
+    /// The line's share of the order's discounts.
+    pub discount: Amount,
+    pub tax_lines: Vec<TaxLineView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaxLineView {
+    pub name: String,
+    /// A decimal fraction as text (`"0.19"`), exact as the cart gave it.
+    pub rate: String,
+    pub amount: Amount,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShippingView {
+    pub method: String,
+    pub name: String,
+    pub amount: Amount,
+    pub tax_lines: Vec<TaxLineView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DiscountView {
+    pub code: String,
+    pub amount: Amount,
+}
+
+pub fn tax_lines(taxes: &[TaxLine]) -> Vec<TaxLineView> {
+    taxes
+        .iter()
+        .map(|t| TaxLineView {
+            name: t.name.clone(),
+            rate: t.rate.to_string(),
+            amount: Amount(t.amount),
+        })
+        .collect()
+}
+
+fn shipping(pricing: &Pricing) -> Option<ShippingView> {
+    pricing.shipping.as_ref().map(|s| ShippingView {
+        method: s.method.clone(),
+        name: s.name.clone(),
+        amount: Amount(s.amount),
+        tax_lines: tax_lines(&s.tax_lines),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +156,7 @@ pub struct AddressView {
 impl From<&Order> for OrderView {
     fn from(order: &Order) -> Self {
         let a = &order.shipping_address;
+        let totals = order.totals();
         OrderView {
             order_id: order.id.to_string(),
             user_id: order.user_id.clone(),
@@ -109,6 +166,21 @@ impl From<&Order> for OrderView {
             payment_method: order.payment_method.as_str(),
             total: Amount(order.total),
             currency: order.total.currency().code(),
+            subtotal: Amount(totals.subtotal),
+            discount_total: Amount(totals.discount_total),
+            shipping_total: Amount(totals.shipping_total),
+            tax_total: Amount(totals.tax_total),
+            taxes_included: order.pricing.taxes_included,
+            shipping: shipping(&order.pricing),
+            discounts: order
+                .pricing
+                .discounts
+                .iter()
+                .map(|d| DiscountView {
+                    code: d.code.clone(),
+                    amount: Amount(d.amount),
+                })
+                .collect(),
             items: order
                 .items
                 .iter()
@@ -117,6 +189,8 @@ impl From<&Order> for OrderView {
                     name: i.name.clone(),
                     quantity: i.quantity,
                     price: Amount(i.price),
+                    discount: Amount(i.discount),
+                    tax_lines: tax_lines(&i.tax_lines),
                 })
                 .collect(),
             shipping_address: AddressView {

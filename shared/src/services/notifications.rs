@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::domain::invoice::{Invoice, InvoiceDraft, Seller};
+use crate::domain::invoice::{Invoice, InvoiceDraft, InvoiceSeries, Seller};
 use crate::domain::notification::{Channel, Notice};
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
@@ -43,6 +43,8 @@ pub struct Notifications {
     templates: Arc<dyn MessageTemplates>,
     renderer: Arc<dyn InvoiceRenderer>,
     seller: Seller,
+    /// The series invoices are numbered in (`INVOICE_SERIES`).
+    series: InvoiceSeries,
     metrics: Arc<dyn Metrics>,
 }
 
@@ -112,8 +114,15 @@ impl Notifications {
             templates,
             renderer,
             seller,
+            series: InvoiceSeries::ONE,
             metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Numbers invoices in `series` gapless series instead of one.
+    pub fn with_invoice_series(mut self, series: InvoiceSeries) -> Self {
+        self.series = series;
+        self
     }
 
     /// Reports `NotificationFailures` (by channel) for every send that failed.
@@ -173,7 +182,10 @@ impl Notifications {
     /// numbers it once per order.
     pub async fn issue_invoice(&self, order: &Order) -> Result<Option<Invoice>, StoreError> {
         match InvoiceDraft::for_order(order, &self.seller) {
-            Some(draft) => Ok(Some(self.invoices.issue(&draft).await?)),
+            Some(mut draft) => {
+                draft.series = self.series.of(&order.id);
+                Ok(Some(self.invoices.issue(&draft).await?))
+            }
             None => Ok(None),
         }
     }

@@ -264,7 +264,7 @@ async fn carts_that_cannot_become_orders_are_refused_with_nothing_written() {
         ("nope", 400, "cart_not_found"),
         ("empty", 400, "cart_empty"),
         ("bobs", 400, "cart_not_found"),
-        ("odd", 400, "cart_invalid"),
+        ("odd", 422, "cart_invalid"),
     ] {
         let reply = stack.send(create("user789", &checkout(cart))).await;
         assert_eq!(
@@ -765,7 +765,7 @@ async fn a_keyed_retry_is_replayed_whatever_the_cart_says_now() {
         (create("user789", &checkout("emptied")), 400, "cart_empty"),
         (place("emptied", "fresh"), 400, "cart_empty"),
         (place("handed-on", "fresh"), 400, "cart_not_found"),
-        (place("unpriceable", "fresh"), 400, "cart_invalid"),
+        (place("unpriceable", "fresh"), 422, "cart_invalid"),
         (place("gone", "fresh"), 400, "cart_not_found"),
     ] {
         let reply = stack.send(call).await;
@@ -846,12 +846,12 @@ async fn hostile_carts_are_refused_with_nothing_written() {
     let stack = Stack::with_settings(|settings| settings.with("CART_API_URL", &url)).await;
 
     for (cart, status, code, detail) in [
-        ("ctl", 400, "cart_invalid", "control characters"),
-        ("bidi", 400, "cart_invalid", "control characters"),
-        ("many", 400, "cart_invalid", "quantity"),
-        ("dear", 400, "cart_invalid", "at most"),
-        ("euro", 400, "cart_invalid", "EUR"),
-        ("twice", 400, "cart_invalid", "across lines"),
+        ("ctl", 422, "cart_invalid", "control characters"),
+        ("bidi", 422, "cart_invalid", "control characters"),
+        ("many", 422, "cart_invalid", "quantity"),
+        ("dear", 422, "cart_invalid", "at most"),
+        ("euro", 422, "cart_invalid", "EUR"),
+        ("twice", 422, "cart_invalid", "across lines"),
         ("swapped", 502, "cart_service_error", ""),
         ("..", 400, "validation_failed", ""),
         (".", 400, "validation_failed", ""),
@@ -869,7 +869,7 @@ async fn hostile_carts_are_refused_with_nothing_written() {
     let reply = long.send(create("ann", &checkout("long"))).await;
     assert_eq!(
         (reply.status, reply.code()),
-        (400, "cart_invalid"),
+        (422, "cart_invalid"),
         "{reply:?}"
     );
 
@@ -924,7 +924,9 @@ async fn a_resent_create_is_recognised_as_its_own_write() {
                 quantity: 1,
                 price: "1.00".into(),
                 currency: None,
+                tax_lines: vec![],
             }],
+            charges: Default::default(),
         };
         input
             .validate()

@@ -491,7 +491,9 @@ async fn a_long_run_of_filtered_out_orders_is_read_in_bounded_calls() {
                 quantity: 1,
                 price: "1.00".into(),
                 currency: None,
+                tax_lines: vec![],
             }],
+            charges: Default::default(),
         };
         let mut body = orders_tests::checkout(&cart_id);
         body["user_id"] = "run".into();

@@ -9,6 +9,7 @@ mod invoices;
 mod layout;
 mod lifecycle;
 mod lists;
+mod money;
 mod notifications;
 mod openapi;
 mod operations;

@@ -45,7 +45,9 @@ fn an_event() -> Value {
             quantity: 2,
             price: "10.00".into(),
             currency: None,
+            tax_lines: vec![],
         }],
+        charges: Default::default(),
     };
     let mut body = orders_tests::checkout("abc123");
     body["user_id"] = "user789".into();

@@ -48,7 +48,9 @@ async fn seed(stack: &Stack, prefix: &str, count: usize, shards: ListShards) -> 
                 quantity: 1,
                 price: "1.00".into(),
                 currency: None,
+                tax_lines: vec![],
             }],
+            charges: Default::default(),
         };
         let mut body = orders_tests::checkout(&cart_id);
         body["user_id"] = user.into();

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::adapters::aws::{describe, store_error};
+use crate::domain::billing::{CartCharges, CartDiscount, CartShipping, CartTaxLine};
 use crate::domain::{Cart, CartLine};
 use crate::ports::{CartSource, CartSourceError, StoreError};
 
@@ -58,6 +59,69 @@ fn cart_from_item(item: &Item) -> Result<Cart, CartSourceError> {
             .cloned()
             .ok_or_else(|| bad(&format!("{name} is not a number")))
     };
+    // An amount or rate: a DynamoDB number or decimal text, exact either way.
+    let decimal = |item: &Item, name: &str| -> Result<String, CartSourceError> {
+        match item.get(name) {
+            Some(AttributeValue::N(text) | AttributeValue::S(text)) => Ok(text.clone()),
+            _ => Err(bad(&format!("{name} is not a number"))),
+        }
+    };
+    let list = |item: &Item, name: &str| -> Result<Vec<AttributeValue>, CartSourceError> {
+        match item.get(name) {
+            None => Ok(Vec::new()),
+            Some(v) => Ok(v
+                .as_l()
+                .map_err(|_| bad(&format!("{name} is not a list")))?
+                .clone()),
+        }
+    };
+    let map = |value: &AttributeValue, name: &str| -> Result<Item, CartSourceError> {
+        value
+            .as_m()
+            .cloned()
+            .map_err(|_| bad(&format!("{name} holds something other than maps")))
+    };
+    let taxes = |item: &Item| -> Result<Vec<CartTaxLine>, CartSourceError> {
+        list(item, "tax_lines")?
+            .iter()
+            .map(|v| {
+                let tax = map(v, "tax_lines")?;
+                Ok(CartTaxLine {
+                    name: text(&tax, "name")?,
+                    rate: decimal(&tax, "rate")?,
+                    amount: decimal(&tax, "amount")?,
+                })
+            })
+            .collect()
+    };
+    let shipping = match item.get("shipping") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(v) => {
+            let s = map(v, "shipping")?;
+            Some(CartShipping {
+                method: text(&s, "method")?,
+                name: text(&s, "name")?,
+                amount: decimal(&s, "amount")?,
+                tax_lines: taxes(&s)?,
+            })
+        }
+    };
+    let discounts = list(item, "discounts")?
+        .iter()
+        .map(|v| {
+            let d = map(v, "discounts")?;
+            Ok(CartDiscount {
+                code: text(&d, "code")?,
+                amount: decimal(&d, "amount")?,
+            })
+        })
+        .collect::<Result<_, CartSourceError>>()?;
+    let taxes_included = match item.get("taxes_included") {
+        None => false,
+        Some(v) => *v
+            .as_bool()
+            .map_err(|_| bad("taxes_included is not a boolean"))?,
+    };
     let lines = match item.get("items") {
         None => Vec::new(),
         Some(v) => v.as_l().map_err(|_| bad("items is not a list"))?.clone(),
@@ -72,11 +136,12 @@ fn cart_from_item(item: &Item) -> Result<Cart, CartSourceError> {
                 quantity: number(line, "quantity")?
                     .parse()
                     .map_err(|_| bad("quantity is not a whole number"))?,
-                price: number(line, "price")?,
+                price: decimal(line, "price")?,
                 currency: match line.get("currency") {
                     None => None,
                     Some(_) => Some(text(line, "currency")?),
                 },
+                tax_lines: taxes(line)?,
             })
         })
         .collect::<Result<_, CartSourceError>>()?;
@@ -85,5 +150,10 @@ fn cart_from_item(item: &Item) -> Result<Cart, CartSourceError> {
         user_id: text(item, "user_id")?,
         currency: text(item, "currency")?,
         items,
+        charges: CartCharges {
+            taxes_included,
+            shipping,
+            discounts,
+        },
     })
 }

@@ -15,8 +15,10 @@ use time::format_description::well_known::Rfc3339;
 
 use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::{read_item, transact};
+use crate::domain::billing::{TaxLine, TaxRate};
 use crate::domain::invoice::{
-    Buyer, Invoice, InvoiceDraft, InvoiceLine, InvoiceNumber, MAX_SEQUENCE, Seller,
+    Buyer, Invoice, InvoiceDraft, InvoiceLine, InvoiceNumber, InvoiceShipping, MAX_SEQUENCE,
+    Seller, TaxSummary,
 };
 use crate::domain::time::timestamp;
 use crate::domain::{Currency, Money, OrderId};
@@ -48,11 +50,14 @@ fn invoice_key(order_id: &OrderId) -> Item {
     ])
 }
 
-fn counter_key(year: i32) -> Item {
-    Item::from([
-        (PK.into(), s(format!("INVOICE_COUNTER#{year}"))),
-        (SK.into(), s("COUNTER")),
-    ])
+/// One counter per year and series: `INVOICE_COUNTER#2026` with one series (as it
+/// always was), `INVOICE_COUNTER#2026#03` for series 3 of several.
+fn counter_key(year: i32, series: Option<u16>) -> Item {
+    let pk = match series {
+        None => format!("INVOICE_COUNTER#{year}"),
+        Some(series) => format!("INVOICE_COUNTER#{year}#{series:02}"),
+    };
+    Item::from([(PK.into(), s(pk)), (SK.into(), s("COUNTER"))])
 }
 
 fn corrupt(why: impl std::fmt::Display) -> StoreError {
@@ -79,7 +84,8 @@ impl InvoiceStore for DynamoInvoiceStore {
             if let Some(existing) = self.get(&draft.order_id).await? {
                 return Ok(existing);
             }
-            let last = match read_item(&self.client, &self.table, counter_key(year)).await? {
+            let counter_key = || counter_key(year, draft.series);
+            let last = match read_item(&self.client, &self.table, counter_key()).await? {
                 Some(item) => item
                     .get("last_sequence")
                     .and_then(|v| v.as_n().ok())
@@ -95,7 +101,7 @@ impl InvoiceStore for DynamoInvoiceStore {
             let invoice = draft.clone().numbered(last + 1);
             let counter = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(counter_key(year)))
+                .set_key(Some(counter_key()))
                 .update_expression("SET last_sequence = :next")
                 .condition_expression(if last == 0 {
                     "attribute_not_exists(PK)"
@@ -161,16 +167,31 @@ fn backoff(attempt: u32) -> Duration {
 
 /// The invoice as stored: its keys and number as attributes (to find and check it),
 /// the document as JSON text with amounts in minor units (as issued, never
-/// recomputed: an invoice does not change).
+/// recomputed: an invoice does not change). Members added later have defaults, so an
+/// invoice issued before them reads as it was issued (no discount, no tax).
 #[derive(Serialize, Deserialize)]
 struct Document {
     order_id: String,
     issued_at: String,
+    #[serde(default)]
+    supply_date: Option<String>,
     currency: String,
     seller: SellerDoc,
     buyer: BuyerDoc,
     lines: Vec<LineDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shipping: Option<ShippingDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tax_summary: Vec<SummaryDoc>,
+    #[serde(default)]
+    taxes_included: bool,
     subtotal: i64,
+    #[serde(default)]
+    discount_total: i64,
+    #[serde(default)]
+    shipping_total: i64,
+    #[serde(default)]
+    tax_total: i64,
     total: i64,
     payment_method: String,
     payment_reference: Option<String>,
@@ -199,6 +220,57 @@ struct LineDoc {
     quantity: u32,
     unit_price: i64,
     amount: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    discount: i64,
+    /// Absent on invoices issued before taxes: the amount.
+    #[serde(default)]
+    net: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tax_lines: Vec<TaxDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ShippingDoc {
+    description: String,
+    amount: i64,
+    net: i64,
+    #[serde(default)]
+    tax_lines: Vec<TaxDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TaxDoc {
+    name: String,
+    /// Millionths (0.19 is 190000).
+    rate: u32,
+    amount: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SummaryDoc {
+    name: String,
+    rate: u32,
+    net: i64,
+    tax: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn taxes_doc(taxes: &[TaxLine]) -> Vec<TaxDoc> {
+    taxes
+        .iter()
+        .map(|t| TaxDoc {
+            name: t.name.clone(),
+            rate: t.rate.millionths(),
+            amount: t.amount.minor(),
+        })
+        .collect()
+}
+
+fn rate_from(millionths: u32) -> Result<TaxRate, StoreError> {
+    TaxRate::from_millionths(millionths).ok_or_else(|| corrupt("a tax rate above 1"))
 }
 
 fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
@@ -206,6 +278,7 @@ fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
     let document = Document {
         order_id: d.order_id.to_string(),
         issued_at: timestamp(d.issued_at),
+        supply_date: Some(d.supply_date.to_string()),
         currency: d.total.currency().code().to_string(),
         seller: SellerDoc {
             name: d.seller.name.clone(),
@@ -228,9 +301,32 @@ fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
                 quantity: l.quantity,
                 unit_price: l.unit_price.minor(),
                 amount: l.amount.minor(),
+                discount: l.discount.minor(),
+                net: Some(l.net.minor()),
+                tax_lines: taxes_doc(&l.tax_lines),
             })
             .collect(),
+        shipping: d.shipping.as_ref().map(|s| ShippingDoc {
+            description: s.description.clone(),
+            amount: s.amount.minor(),
+            net: s.net.minor(),
+            tax_lines: taxes_doc(&s.tax_lines),
+        }),
+        tax_summary: d
+            .tax_summary
+            .iter()
+            .map(|t| SummaryDoc {
+                name: t.name.clone(),
+                rate: t.rate.millionths(),
+                net: t.net.minor(),
+                tax: t.tax.minor(),
+            })
+            .collect(),
+        taxes_included: d.taxes_included,
         subtotal: d.subtotal.minor(),
+        discount_total: d.discount_total.minor(),
+        shipping_total: d.shipping_total.minor(),
+        tax_total: d.tax_total.minor(),
         total: d.total.minor(),
         payment_method: d.payment_method.clone(),
         payment_reference: d.payment_reference.clone(),
@@ -240,6 +336,9 @@ fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
     item.insert("invoice_number".into(), s(invoice.number.to_string()));
     item.insert("year".into(), n(invoice.number.year));
     item.insert("sequence".into(), n(invoice.number.sequence));
+    if let Some(series) = invoice.number.series {
+        item.insert("series".into(), n(series));
+    }
     item.insert("issued_at".into(), s(timestamp(d.issued_at)));
     item.insert("document".into(), s(json));
     Ok(item)
@@ -256,11 +355,78 @@ fn invoice_from_item(item: &Item) -> Result<Invoice, StoreError> {
     let d: Document = serde_json::from_str(text("document")?).map_err(corrupt)?;
     let currency = Currency::from_code(&d.currency).ok_or_else(|| corrupt("unknown currency"))?;
     let money = |minor| Money::from_minor(minor, currency);
+    let taxes = |taxes: Vec<TaxDoc>| -> Result<Vec<TaxLine>, StoreError> {
+        taxes
+            .into_iter()
+            .map(|t| {
+                Ok(TaxLine {
+                    name: t.name,
+                    rate: rate_from(t.rate)?,
+                    amount: money(t.amount),
+                })
+            })
+            .collect()
+    };
+    let sum = |taxes: &[TaxLine]| money(taxes.iter().map(|t| t.amount.minor()).sum());
+    let issued_at = OffsetDateTime::parse(&d.issued_at, &Rfc3339).map_err(corrupt)?;
+    let supply_date = match &d.supply_date {
+        Some(text) => time::Date::parse(
+            text,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(corrupt)?,
+        None => issued_at.date(),
+    };
+    let lines = d
+        .lines
+        .into_iter()
+        .map(|l| {
+            let tax_lines = taxes(l.tax_lines)?;
+            Ok(InvoiceLine {
+                product_id: l.product_id,
+                description: l.description,
+                quantity: l.quantity,
+                unit_price: money(l.unit_price),
+                amount: money(l.amount),
+                discount: money(l.discount),
+                net: money(l.net.unwrap_or(l.amount)),
+                tax: sum(&tax_lines),
+                tax_lines,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let shipping = d
+        .shipping
+        .map(|s| {
+            let tax_lines = taxes(s.tax_lines)?;
+            Ok::<_, StoreError>(InvoiceShipping {
+                description: s.description,
+                amount: money(s.amount),
+                net: money(s.net),
+                tax: sum(&tax_lines),
+                tax_lines,
+            })
+        })
+        .transpose()?;
+    let tax_summary = d
+        .tax_summary
+        .into_iter()
+        .map(|t| {
+            Ok(TaxSummary {
+                name: t.name,
+                rate: rate_from(t.rate)?,
+                net: money(t.net),
+                tax: money(t.tax),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(Invoice {
         number,
         draft: InvoiceDraft {
             order_id: OrderId::parse(&d.order_id).ok_or_else(|| corrupt("bad order_id"))?,
-            issued_at: OffsetDateTime::parse(&d.issued_at, &Rfc3339).map_err(corrupt)?,
+            issued_at,
+            series: number.series,
+            supply_date,
             seller: Seller {
                 name: d.seller.name,
                 address: d.seller.address,
@@ -273,18 +439,14 @@ fn invoice_from_item(item: &Item) -> Result<Invoice, StoreError> {
                 address: d.buyer.address,
                 email: d.buyer.email,
             },
-            lines: d
-                .lines
-                .into_iter()
-                .map(|l| InvoiceLine {
-                    product_id: l.product_id,
-                    description: l.description,
-                    quantity: l.quantity,
-                    unit_price: money(l.unit_price),
-                    amount: money(l.amount),
-                })
-                .collect(),
+            lines,
+            shipping,
+            tax_summary,
+            taxes_included: d.taxes_included,
             subtotal: money(d.subtotal),
+            discount_total: money(d.discount_total),
+            shipping_total: money(d.shipping_total),
+            tax_total: money(d.tax_total),
             total: money(d.total),
             payment_method: d.payment_method,
             payment_reference: d.payment_reference,

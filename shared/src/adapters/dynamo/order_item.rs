@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Contact;
+use crate::domain::billing::{Discount, Pricing, ShippingLine, TaxLine, TaxRate};
 use crate::domain::payment::RefundHold;
 use crate::domain::time::timestamp;
 use crate::domain::{
@@ -154,6 +155,7 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
         "shipping_address".into(),
         address_to_value(&order.shipping_address),
     );
+    pricing_to_item(&order.pricing, &mut item);
     if let Some(t) = &order.tracking_number {
         item.insert("tracking_number".into(), s(t));
     }
@@ -181,12 +183,118 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
 }
 
 fn line_to_value(line: &LineItem) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
+    let mut map = HashMap::from([
         ("product_id".into(), s(&line.product_id)),
         ("name".into(), s(&line.name)),
         ("quantity".into(), n(line.quantity)),
         ("price".into(), n(line.price.minor())),
-    ]))
+    ]);
+    // Written only when there is one, so an order without money lines (the seed's)
+    // is the item it always was: its size is the cost of every write.
+    if line.discount.minor() != 0 {
+        map.insert("discount".into(), n(line.discount.minor()));
+    }
+    if !line.tax_lines.is_empty() {
+        map.insert("tax_lines".into(), taxes_to_value(&line.tax_lines));
+    }
+    AttributeValue::M(map)
+}
+
+/// Shipping, discounts and `taxes_included`, each only when the order has it.
+fn pricing_to_item(pricing: &Pricing, item: &mut Item) {
+    if pricing.taxes_included {
+        item.insert("taxes_included".into(), AttributeValue::Bool(true));
+    }
+    if let Some(shipping) = &pricing.shipping {
+        let mut map = HashMap::from([
+            ("method".into(), s(&shipping.method)),
+            ("name".into(), s(&shipping.name)),
+            ("amount".into(), n(shipping.amount.minor())),
+        ]);
+        if !shipping.tax_lines.is_empty() {
+            map.insert("tax_lines".into(), taxes_to_value(&shipping.tax_lines));
+        }
+        item.insert("shipping".into(), AttributeValue::M(map));
+    }
+    if !pricing.discounts.is_empty() {
+        let discounts = pricing.discounts.iter().map(|d| {
+            AttributeValue::M(HashMap::from([
+                ("code".into(), s(&d.code)),
+                ("amount".into(), n(d.amount.minor())),
+            ]))
+        });
+        item.insert("discounts".into(), AttributeValue::L(discounts.collect()));
+    }
+}
+
+/// A rate is kept as its decimal text (`0.19`), as documents print it.
+fn taxes_to_value(taxes: &[TaxLine]) -> AttributeValue {
+    AttributeValue::L(
+        taxes
+            .iter()
+            .map(|t| {
+                AttributeValue::M(HashMap::from([
+                    ("name".into(), s(&t.name)),
+                    ("rate".into(), s(t.rate.to_string())),
+                    ("amount".into(), n(t.amount.minor())),
+                ]))
+            })
+            .collect(),
+    )
+}
+
+fn taxes_from(fields: &Fields<'_>, currency: Currency) -> Result<Vec<TaxLine>, StoreError> {
+    let Some(list) = fields.0.get("tax_lines") else {
+        return Ok(Vec::new());
+    };
+    list.as_l()
+        .map_err(|_| corrupt("tax_lines", "not a list"))?
+        .iter()
+        .map(|v| {
+            let t = Fields(as_map(v, "tax_lines")?);
+            Ok(TaxLine {
+                name: t.string("name")?,
+                rate: TaxRate::parse(t.str("rate")?)
+                    .map_err(|_| corrupt("tax_lines", "bad rate"))?,
+                amount: Money::from_minor(t.number("amount")?, currency),
+            })
+        })
+        .collect()
+}
+
+fn pricing_from(f: &Fields<'_>, currency: Currency) -> Result<Pricing, StoreError> {
+    let money = |minor| Money::from_minor(minor, currency);
+    let shipping = match f.0.get("shipping") {
+        None => None,
+        Some(v) => {
+            let m = Fields(as_map(v, "shipping")?);
+            Some(ShippingLine {
+                method: m.string("method")?,
+                name: m.string("name")?,
+                amount: money(m.number("amount")?),
+                tax_lines: taxes_from(&m, currency)?,
+            })
+        }
+    };
+    let discounts = match f.0.get("discounts") {
+        None => Vec::new(),
+        Some(_) => f
+            .list("discounts")?
+            .iter()
+            .map(|v| {
+                let d = Fields(as_map(v, "discounts")?);
+                Ok(Discount {
+                    code: d.string("code")?,
+                    amount: money(d.number("amount")?),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+    };
+    Ok(Pricing {
+        taxes_included: matches!(f.0.get("taxes_included"), Some(AttributeValue::Bool(true))),
+        shipping,
+        discounts,
+    })
 }
 
 fn address_to_value(a: &ShippingAddress) -> AttributeValue {
@@ -355,11 +463,17 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         .iter()
         .map(|v| {
             let line = Fields(as_map(v, "items")?);
+            let discount = match line.0.get("discount") {
+                None => 0,
+                Some(_) => line.number("discount")?,
+            };
             Ok(LineItem {
                 product_id: line.string("product_id")?,
                 name: line.string("name")?,
                 quantity: line.number("quantity")?,
                 price: Money::from_minor(line.number("price")?, currency),
+                discount: Money::from_minor(discount, currency),
+                tax_lines: taxes_from(&line, currency)?,
             })
         })
         .collect::<Result<_, StoreError>>()?;
@@ -413,6 +527,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         shipping_status: f.parsed("shipping_status", ShippingStatus::parse)?,
         payment_method: f.parsed("payment_method", PaymentMethod::parse)?,
         items,
+        pricing: pricing_from(&f, currency)?,
         total: Money::from_minor(f.number("total")?, currency),
         shipping_address: ShippingAddress {
             name: address.string("name")?,

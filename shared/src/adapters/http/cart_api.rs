@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::body::{BodyError, read_limited};
+use crate::domain::billing::{CartCharges, CartDiscount, CartShipping, CartTaxLine};
 use crate::domain::{Cart, CartLine};
 use crate::ports::{CartSource, CartSourceError};
 
@@ -61,6 +62,48 @@ struct CartBody {
     currency: String,
     #[serde(default)]
     items: Vec<CartLineBody>,
+    #[serde(default)]
+    taxes_included: bool,
+    #[serde(default)]
+    shipping: Option<ShippingBody>,
+    #[serde(default)]
+    discounts: Vec<DiscountBody>,
+}
+
+/// Amounts and rates stay the JSON text they arrived as, like prices.
+#[derive(Deserialize)]
+struct TaxLineBody {
+    name: String,
+    rate: Box<RawValue>,
+    amount: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ShippingBody {
+    method: String,
+    name: String,
+    amount: Box<RawValue>,
+    #[serde(default)]
+    tax_lines: Vec<TaxLineBody>,
+}
+
+#[derive(Deserialize)]
+struct DiscountBody {
+    code: String,
+    amount: Box<RawValue>,
+}
+
+fn taxes(lines: Vec<TaxLineBody>) -> Result<Vec<CartTaxLine>, CartSourceError> {
+    lines
+        .into_iter()
+        .map(|t| {
+            Ok(CartTaxLine {
+                name: t.name,
+                rate: price_text(&t.rate)?,
+                amount: price_text(&t.amount)?,
+            })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -71,6 +114,8 @@ struct CartLineBody {
     price: Box<RawValue>,
     #[serde(default)]
     currency: Option<String>,
+    #[serde(default)]
+    tax_lines: Vec<TaxLineBody>,
 }
 
 #[async_trait]
@@ -121,6 +166,28 @@ impl CartSource for CartApi {
                     quantity: line.quantity,
                     price: price_text(&line.price)?,
                     currency: line.currency,
+                    tax_lines: taxes(line.tax_lines)?,
+                })
+            })
+            .collect::<Result<_, CartSourceError>>()?;
+        let shipping = body
+            .shipping
+            .map(|s| {
+                Ok::<_, CartSourceError>(CartShipping {
+                    method: s.method,
+                    name: s.name,
+                    amount: price_text(&s.amount)?,
+                    tax_lines: taxes(s.tax_lines)?,
+                })
+            })
+            .transpose()?;
+        let discounts = body
+            .discounts
+            .into_iter()
+            .map(|d| {
+                Ok(CartDiscount {
+                    code: d.code,
+                    amount: price_text(&d.amount)?,
                 })
             })
             .collect::<Result<_, CartSourceError>>()?;
@@ -129,6 +196,11 @@ impl CartSource for CartApi {
             user_id: body.user_id,
             currency: body.currency,
             items,
+            charges: CartCharges {
+                taxes_included: body.taxes_included,
+                shipping,
+                discounts,
+            },
         }))
     }
 }
@@ -193,6 +265,25 @@ mod tests {
     }
 
     const CART: &str = r#"{"cart_id":"c1","user_id":"ann","currency":"USD","items":[{"product_id":"p1","name":"Cable","quantity":1,"price":"1.00"}]}"#;
+
+    #[tokio::test]
+    async fn the_priced_checkout_is_read_as_sent() {
+        let priced = r#"{"cart_id": "c1", "user_id": "u1", "currency": "EUR", "taxes_included": false,
+            "items": [{"product_id": "p001", "name": "USB Cable", "quantity": 2, "price": "10.00",
+                       "tax_lines": [{"name": "VAT", "rate": "0.19", "amount": "3.04"}]}],
+            "shipping": {"method": "dhl_paket", "name": "DHL Paket", "amount": 4.90,
+                         "tax_lines": [{"name": "VAT", "rate": 0.19, "amount": "0.93"}]},
+            "discounts": [{"code": "WELCOME10", "amount": "4.00"}]}"#;
+        let api = CartApi::new(&serve(ok(priced)).await).unwrap();
+        let cart = api.cart("c1").await.unwrap().unwrap();
+        assert_eq!(cart.items[0].tax_lines[0].rate, "0.19");
+        let shipping = cart.charges.shipping.unwrap();
+        // A JSON number keeps its digits: never a float on the way.
+        assert_eq!(shipping.amount, "4.90");
+        assert_eq!(shipping.tax_lines[0].rate, "0.19");
+        assert_eq!(cart.charges.discounts[0].amount, "4.00");
+        assert!(!cart.charges.taxes_included);
+    }
 
     #[tokio::test]
     async fn a_redirect_is_not_followed() {

@@ -149,7 +149,10 @@ mod tests {
                 name: "P".into(),
                 quantity: 1,
                 price: Money::from_minor(7500, usd),
+                discount: Money::zero(usd),
+                tax_lines: vec![],
             }],
+            pricing: Default::default(),
             total: Money::from_minor(7500, usd),
             shipping_address: ShippingAddress {
                 name: "n".into(),

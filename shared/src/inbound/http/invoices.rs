@@ -12,7 +12,7 @@ use super::{caller, json_response, request};
 use crate::auth::Authenticator;
 use crate::domain::invoice::Invoice;
 use crate::domain::time::timestamp;
-use crate::events::view::Amount;
+use crate::events::view::{Amount, TaxLineView, tax_lines};
 use crate::services::invoices::InvoiceService;
 
 pub struct InvoiceApi {
@@ -77,11 +77,21 @@ struct InvoiceView {
     invoice_number: String,
     order_id: String,
     issued_at: String,
+    /// The day of `issued_at` (UTC) and the day of supply, as the document prints them.
+    issue_date: String,
+    supply_date: String,
     currency: &'static str,
     seller: PartyView,
     buyer: PartyView,
     lines: Vec<LineView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipping: Option<ShippingView>,
+    tax_summary: Vec<TaxSummaryView>,
+    taxes_included: bool,
     subtotal: Amount,
+    discount_total: Amount,
+    shipping_total: Amount,
+    tax_total: Amount,
     total: Amount,
     payment_method: String,
     payment_reference: Option<String>,
@@ -103,6 +113,27 @@ struct LineView {
     quantity: u32,
     unit_price: Amount,
     amount: Amount,
+    discount: Amount,
+    net: Amount,
+    tax_lines: Vec<TaxLineView>,
+    tax: Amount,
+}
+
+#[derive(Serialize)]
+struct ShippingView {
+    description: String,
+    amount: Amount,
+    net: Amount,
+    tax_lines: Vec<TaxLineView>,
+    tax: Amount,
+}
+
+#[derive(Serialize)]
+struct TaxSummaryView {
+    name: String,
+    rate: String,
+    net: Amount,
+    tax: Amount,
 }
 
 impl From<&Invoice> for InvoiceView {
@@ -112,6 +143,8 @@ impl From<&Invoice> for InvoiceView {
             invoice_number: invoice.number.to_string(),
             order_id: d.order_id.to_string(),
             issued_at: timestamp(d.issued_at),
+            issue_date: d.issued_at.date().to_string(),
+            supply_date: d.supply_date.to_string(),
             currency: d.total.currency().code(),
             seller: PartyView {
                 name: d.seller.name.clone(),
@@ -134,9 +167,34 @@ impl From<&Invoice> for InvoiceView {
                     quantity: l.quantity,
                     unit_price: l.unit_price.into(),
                     amount: l.amount.into(),
+                    discount: l.discount.into(),
+                    net: l.net.into(),
+                    tax_lines: tax_lines(&l.tax_lines),
+                    tax: l.tax.into(),
                 })
                 .collect(),
+            shipping: d.shipping.as_ref().map(|s| ShippingView {
+                description: s.description.clone(),
+                amount: s.amount.into(),
+                net: s.net.into(),
+                tax_lines: tax_lines(&s.tax_lines),
+                tax: s.tax.into(),
+            }),
+            tax_summary: d
+                .tax_summary
+                .iter()
+                .map(|t| TaxSummaryView {
+                    name: t.name.clone(),
+                    rate: t.rate.to_string(),
+                    net: t.net.into(),
+                    tax: t.tax.into(),
+                })
+                .collect(),
+            taxes_included: d.taxes_included,
             subtotal: d.subtotal.into(),
+            discount_total: d.discount_total.into(),
+            shipping_total: d.shipping_total.into(),
+            tax_total: d.tax_total.into(),
             total: d.total.into(),
             payment_method: d.payment_method.clone(),
             payment_reference: d.payment_reference.clone(),

@@ -206,12 +206,26 @@ fn order_problem(err: OrderError) -> Problem {
             Problem::new(StatusCode::BAD_REQUEST, "cart_not_found", detail)
         }
         OrderError::Cart(problem) => {
-            let code = match problem {
-                CartProblem::Empty(_) => "cart_empty",
-                CartProblem::NotYours(_) => "cart_not_found",
-                _ => "cart_invalid",
+            // The cart member at fault, as `errors` names request fields.
+            let member = match &problem {
+                CartProblem::BadLine { line, message } => Some((format!("items[{line}]"), message)),
+                CartProblem::BadMember { member, message } => Some((member.clone(), message)),
+                _ => None,
             };
-            Problem::new(StatusCode::BAD_REQUEST, code, detail)
+            let (status, code) = match problem {
+                CartProblem::Empty(_) => (StatusCode::BAD_REQUEST, "cart_empty"),
+                CartProblem::NotYours(_) => (StatusCode::BAD_REQUEST, "cart_not_found"),
+                // The request is fine; the cart it names cannot be priced.
+                _ => (StatusCode::UNPROCESSABLE_ENTITY, "cart_invalid"),
+            };
+            let mut answer = Problem::new(status, code, detail);
+            answer.errors = member.map(|(member, message)| {
+                vec![FieldErrorView {
+                    field: format!("cart.{member}"),
+                    message: message.clone(),
+                }]
+            });
+            answer
         }
         OrderError::CartAlreadyOrdered { order_id, .. } => {
             Problem::new(StatusCode::CONFLICT, "cart_already_ordered", detail)
