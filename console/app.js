@@ -81,7 +81,7 @@ function renderSession() {
   }
   clear(box,
     h('span', {}, 'Signed in as ', h('strong', {}, session.subject || '(no subject)'),
-      ` (${session.role()}), until ${session.expiresAt.toLocaleTimeString()}`),
+      ` (${session.role()}), until ${session.expiresAt.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })}`),
     ' ',
     h('button', { type: 'button', onclick: signOut }, 'Sign out'));
 }

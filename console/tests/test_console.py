@@ -49,8 +49,11 @@ def axe(page, screen):
     assert bad == [], f"{screen}: {bad}"
 
 
-def shot(page, name):
+def shot(page, name, readme=False):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if readme:
+        # The first screenful, for the README (docs/console-*.png are copies of these).
+        page.screenshot(path=str(SHOTS / f"readme-{name[3:]}.png"))
 
 
 def test_every_console_response_carries_a_strict_csp():
@@ -93,37 +96,6 @@ def test_the_session_ends_at_the_tokens_expiry_with_a_message(page):
     sign_in(page, mint("admin", "orders:admin", ttl=4))
     expect(page.get_by_role("alert")).to_contain_text("session ended", timeout=20_000)
     expect(page.get_by_label("Access token")).to_be_visible()
-
-
-def test_orders_newest_first_filtered_and_found_by_id(page, shop):
-    older, _, _ = shop.place()
-    newer, _, _ = shop.place()
-    sign_in(page, shop.admin)
-    rows = page.locator("table.orders tbody tr")
-    expect(rows.first).to_be_visible()
-    ids = rows.locator("td:first-child a").all_text_contents()
-    assert ids.index(newer) < ids.index(older), ids
-    # Each row links to its order, the link's text being the id.
-    link = page.get_by_role("link", name=newer, exact=True)
-    expect(link).to_have_attribute("href", f"#/orders/{newer}")
-    axe(page, "orders")
-    shot(page, "02-orders")
-
-    # Filters: one customer's orders, by status.
-    customer = shop.order(older)["user_id"]
-    page.get_by_label("Customer (user id)").fill(customer)
-    page.get_by_label("Status").select_option("pending")
-    page.get_by_role("button", name="Apply filters").click()
-    expect(rows).to_have_count(1)
-    expect(rows.first.get_by_role("link")).to_have_text(older)
-    page.get_by_label("Status").select_option("cancelled")
-    page.get_by_role("button", name="Apply filters").click()
-    expect(page.get_by_text("No orders match these filters.")).to_be_visible()
-
-    # Search by id opens the order.
-    page.get_by_label("Order id").fill(newer)
-    page.get_by_role("button", name="Open order").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(newer)
 
 
 def test_an_order_from_pending_to_delivered_shipped_in_part_where_the_api_can(page, shop):
@@ -170,7 +142,7 @@ def test_an_order_from_pending_to_delivered_shipped_in_part_where_the_api_can(pa
     expect(status_badges(page)).to_contain_text("delivered")
     expect(history.last).to_contain_text("shipped → delivered")
     axe(page, "order")
-    shot(page, "03-order-delivered")
+    shot(page, "03-order-delivered", readme=True)
 
 
 def test_cancel_another_order_with_a_reason(page, shop):
@@ -292,3 +264,34 @@ def test_webhooks_created_with_the_secret_once_listed_and_deleted(page, shop):
     act_on.click()
     page.get_by_role("dialog").get_by_role("button", name="Confirm", exact=True).click()
     expect(page.locator("table.webhooks tbody tr", has_text=receiver)).to_have_count(0)
+
+
+def test_orders_newest_first_filtered_and_found_by_id(page, shop):
+    older, _, _ = shop.place()
+    newer, _, _ = shop.place()
+    sign_in(page, shop.admin)
+    rows = page.locator("table.orders tbody tr")
+    expect(rows.first).to_be_visible()
+    ids = rows.locator("td:first-child a").all_text_contents()
+    assert ids.index(newer) < ids.index(older), ids
+    # Each row links to its order, the link's text being the id.
+    link = page.get_by_role("link", name=newer, exact=True)
+    expect(link).to_have_attribute("href", f"#/orders/{newer}")
+    axe(page, "orders")
+    shot(page, "02-orders", readme=True)
+
+    # Filters: one customer's orders, by status.
+    customer = shop.order(older)["user_id"]
+    page.get_by_label("Customer (user id)").fill(customer)
+    page.get_by_label("Status").select_option("pending")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first.get_by_role("link")).to_have_text(older)
+    page.get_by_label("Status").select_option("cancelled")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.get_by_text("No orders match these filters.")).to_be_visible()
+
+    # Search by id opens the order.
+    page.get_by_label("Order id").fill(newer)
+    page.get_by_role("button", name="Open order").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(newer)
