@@ -2,7 +2,11 @@
 stack: what a shop's support team does with it, end to end, plus its safety and
 accessibility. Every screen is saved as a screenshot for review."""
 
+import base64
+import hashlib
+import json
 import re
+import urllib.parse
 import urllib.request
 
 from conftest import BASE, SHOTS, api, mint, wait_for
@@ -128,6 +132,7 @@ def test_an_order_from_pending_to_delivered_shipped_in_part_where_the_api_can(pa
     expect(part.or_(cannot)).to_be_visible()
     if cannot.is_visible():
         expect(cannot).to_contain_text("cannot ship part of an order")
+        axe(page, "ship dialog")
         shot(page, "04-ship-dialog")
         dialog.get_by_label(re.compile("Quantity of Keyboard")).fill("1")
         dialog.get_by_role("button", name="Confirm", exact=True).click()
@@ -180,6 +185,13 @@ def test_refund_part_and_a_refusal_shown_in_words(page, shop):
     dialog.get_by_role("button", name="Close").click()
     expect(refunds.locator("tbody tr")).to_have_count(1)
 
+    # The invoice (issued on payment) as a PDF, fetched with the session's token.
+    invoice = page.get_by_role("link", name=re.compile(r"^Invoice INV-\d{4}-\d{6} \(PDF\)$"))
+    with page.expect_download() as download:
+        invoice.click()
+    with open(download.value.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+
 
 def test_a_changed_order_is_412_said_in_words_and_reloaded(page, shop):
     order_id, customer, _ = shop.place()
@@ -224,6 +236,67 @@ def test_a_customer_sees_only_what_it_may_do(page, shop):
     expect(page.get_by_role("button", name="Cancel order")).to_be_visible()
     expect(page.get_by_role("button", name="Confirm order")).to_have_count(0)
     expect(page.get_by_role("button", name="Ship…")).to_have_count(0)
+
+
+def test_the_fulfillment_service_ships_but_neither_cancels_nor_refunds(page, shop):
+    order_id, _, _ = shop.place()
+    status, _, body = api("PUT", f"/api/orders/{order_id}/status", shop.admin, {"status": "confirmed"})
+    assert status == 200, body
+    sign_in(page, mint("warehouse", "orders:fulfill"))
+    open_order(page, order_id)
+    expect(page.get_by_role("button", name="Ship…")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel order")).to_have_count(0)
+    expect(page.get_by_role("button", name="Refund…")).to_have_count(0)
+    expect(page.get_by_role("button", name="Confirm order")).to_have_count(0)
+
+
+def test_hosted_sign_in_uses_the_code_flow_with_pkce(page, shop):
+    """The deployed sign-in, with Cognito's two endpoints played by the test (same
+    origin, as the page's CSP allows only its own and the configured token host)."""
+    cognito = f"{BASE}/stand-in-cognito"
+    config = {
+        "sign_in": "cognito",
+        "admin_scope": "orders:admin",
+        "fulfill_scope": "orders:fulfill",
+        "authorize_url": f"{cognito}/oauth2/authorize",
+        "token_url": f"{cognito}/oauth2/token",
+        "logout_url": f"{cognito}/logout",
+        "client_id": "console-client",
+        "redirect_uri": f"{BASE}/console/",
+        "scopes": ["openid", "orders:admin", "orders:fulfill"],
+    }
+    seen = {}
+    page.route(f"{BASE}/console/config.json", lambda route: route.fulfill(json=config))
+
+    def authorize(route):
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(route.request.url).query))
+        seen["authorize"] = query
+        back = f"{BASE}/console/?" + urllib.parse.urlencode({"code": "the-code", "state": query["state"]})
+        route.fulfill(status=302, headers={"Location": back})
+
+    def token(route):
+        form = dict(urllib.parse.parse_qsl(route.request.post_data))
+        seen["token"] = form
+        route.fulfill(json={"access_token": shop.admin, "token_type": "Bearer", "expires_in": 3600})
+
+    page.route(f"{cognito}/oauth2/authorize*", authorize)
+    page.route(f"{cognito}/oauth2/token", token)
+    page.goto(f"{BASE}/console/")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
+
+    asked = seen["authorize"]
+    assert asked["response_type"] == "code" and asked["client_id"] == "console-client"
+    assert asked["redirect_uri"] == f"{BASE}/console/"
+    assert asked["code_challenge_method"] == "S256"
+    exchanged = seen["token"]
+    assert exchanged["grant_type"] == "authorization_code" and exchanged["code"] == "the-code"
+    digest = hashlib.sha256(exchanged["code_verifier"].encode()).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == asked["code_challenge"]
+    # The code is gone from the address bar, the verifier from storage; no token kept.
+    assert "code=" not in page.url
+    assert page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
+    assert json.dumps(seen["authorize"]).find(shop.admin) == -1
 
 
 def test_webhooks_created_with_the_secret_once_listed_and_deleted(page, shop):
