@@ -41,9 +41,8 @@ async fn main() -> Result<(), Error> {
     let bus = settings.required("EVENT_BUS_NAME")?.to_string();
 
     let template = Template::load(&template_path)?;
-    let router = Arc::new(
-        Router::new(template.routes()?)?.with_method_fallbacks(template.method_fallbacks()?)?,
-    );
+    let router =
+        Router::new(template.routes()?)?.with_method_fallbacks(template.method_fallbacks()?)?;
     let sdk = orders::adapters::aws::sdk_config().await;
     // Tables, demo cart and stock, and the event pipeline's queues, bus and rules as the
     // template declares them; the consumers run in this process.
@@ -62,6 +61,8 @@ async fn main() -> Result<(), Error> {
         tokio::spawn(orders_dev::mail::print_sent_emails(endpoint));
     }
     let app = Arc::new(wiring.api()?);
+    // The operator console on the same origin, signed in with a pasted dev token.
+    let router = Arc::new(router.with_console(orders::wiring::console_site(wiring.settings())?));
     // One cart more than the limit allows, so that the banner's loop ends in a 429.
     let carts = CartsFrom::from_settings(wiring.settings())?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -109,6 +110,9 @@ async fn main() -> Result<(), Error> {
     for (route, _) in router.routes() {
         println!("  {:<6} {}", route.method, route.path);
     }
+    println!(
+        "\nOperator console: http://127.0.0.1:{port}/console/ (paste ADMIN_TOKEN into \"Access token\")"
+    );
     println!("\nDev tokens (HS256, valid 24 h):");
     println!(
         "  export TOKEN={customer}   # user789, the demo cart's owner ({DEMO_EMAIL}, {DEMO_PHONE})"

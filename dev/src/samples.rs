@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orders::auth::issue_hs256_token;
-use orders::inbound::http::{Api, Endpoint, method_not_allowed};
+use orders::inbound::http::{Api, Endpoint, console, method_not_allowed};
 use orders::wiring::Wiring;
 use serde_json::{Value, json};
 
@@ -51,6 +51,8 @@ pub enum Function {
     Api(Endpoint),
     /// `ANY` on a known path: its one answer is 405 with `Allow`.
     MethodNotAllowed,
+    /// The operator console's static files (`GET /console/{proxy+}`).
+    ServeConsole,
     FulfillOrders,
     NotifyCustomers,
     DeliverWebhooks,
@@ -70,6 +72,7 @@ impl Function {
             "settle-payments" => Some(Function::SettlePayments),
             "expire-orders" => Some(Function::ExpireOrders),
             method_not_allowed::BINARY => Some(Function::MethodNotAllowed),
+            console::BINARY => Some(Function::ServeConsole),
             _ => Endpoint::ALL
                 .into_iter()
                 .find(|e| e.binary_name() == name)
@@ -242,7 +245,10 @@ pub async fn arrange(
         order: SAMPLE_ORDER.to_string(),
         ..Ids::default()
     };
-    if function == Function::MethodNotAllowed {
+    if matches!(
+        function,
+        Function::MethodNotAllowed | Function::ServeConsole
+    ) {
         // Answered from the path alone: nothing to put in place.
         return Ok(ids);
     }

@@ -14,6 +14,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use lambda_http::RequestExt;
+use orders::inbound::http::console::ConsoleSite;
 use orders::inbound::http::request::MAX_BODY_BYTES;
 use orders::inbound::http::{Api, Endpoint};
 use tokio::net::TcpListener;
@@ -25,6 +26,8 @@ pub struct Router {
     routes: Vec<(Route, Endpoint)>,
     /// Paths with an `ANY` route to the method-not-allowed function.
     fallbacks: Vec<String>,
+    /// The operator console at `/console/`, as the `serve-console` function serves it.
+    console: Option<ConsoleSite>,
 }
 
 /// What the router makes of a request, as API Gateway would.
@@ -63,7 +66,14 @@ impl Router {
         Ok(Router {
             routes,
             fallbacks: Vec::new(),
+            console: None,
         })
+    }
+
+    /// Serves the operator console at `/console/` (template.yaml's `serve-console`).
+    pub fn with_console(mut self, site: ConsoleSite) -> Router {
+        self.console = Some(site);
+        self
     }
 
     /// Adds template.yaml's `ANY` routes, each to the method-not-allowed function.
@@ -167,6 +177,11 @@ async fn answer(app: &Api, router: &Router, request: Request<Incoming>) -> Respo
     let path = request.uri().path().to_string();
     if request.method() == hyper::Method::GET && path == "/health" {
         return plain(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
+    }
+    if let Some(console) = &router.console
+        && ConsoleSite::owns(&path)
+    {
+        return to_hyper(console.respond(request.method().as_str(), &path));
     }
     let (endpoint, path_params) = match router.resolve(request.method().as_str(), &path) {
         Resolved::Endpoint(endpoint, params) => (endpoint, params),

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use orders::inbound::http::console::BINARY as CONSOLE;
 use serde::Deserialize;
 use serde_norway::Value;
 
@@ -129,7 +130,18 @@ impl Template {
         Ok(self
             .all_routes()?
             .into_iter()
-            .filter(|r| r.method != "ANY")
+            .filter(|r| r.method != "ANY" && r.binary != CONSOLE)
+            .collect())
+    }
+
+    /// The operator console's routes (`serve-console`). Static files, not the API:
+    /// the local server answers them itself (server.rs, `Router::with_console`) and
+    /// docs/openapi.yaml does not describe them.
+    pub fn console_routes(&self) -> Result<Vec<Route>, TemplateError> {
+        Ok(self
+            .all_routes()?
+            .into_iter()
+            .filter(|r| r.binary == CONSOLE)
             .collect())
     }
 

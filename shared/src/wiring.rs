@@ -7,6 +7,9 @@
 //! misconfigured function stops at init, before its first poll, instead of answering
 //! its first caller with a 500.
 
+mod console;
+pub use console::{COGNITO_DOMAIN, CONSOLE_CLIENT_ID, CONSOLE_URL, console_site};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

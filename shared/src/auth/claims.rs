@@ -67,10 +67,14 @@ impl Claims {
     /// `aud` must be (or contain) `expected`; a token without `aud` may name it in
     /// `client_id` instead (Cognito access tokens). `aud` wins when both are present, so a
     /// token issued to another audience cannot pass on its `client_id`.
+    ///
+    /// `expected` may list several audiences, comma-separated (the API's service client
+    /// and the operator console's, say): any one of them will do.
     pub(super) fn check_audience(&self, expected: &str) -> Result<(), AuthError> {
+        let mut expected = expected.split(',').map(str::trim).filter(|e| !e.is_empty());
         let matches = match (&self.aud, &self.client_id) {
-            (Some(aud), _) => aud.contains(expected),
-            (None, Some(client_id)) => client_id == expected,
+            (Some(aud), _) => expected.any(|e| aud.contains(e)),
+            (None, Some(client_id)) => expected.any(|e| client_id == e),
             (None, None) => return Err(invalid("missing aud claim")),
         };
         if matches {

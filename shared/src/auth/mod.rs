@@ -15,7 +15,8 @@
 //! Rules: the algorithm is pinned by the key, never chosen by the token (`none` is never
 //! accepted); `exp` and a non-empty `sub` are required; `nbf` is honoured; `exp`/`nbf` allow
 //! [`CLOCK_LEEWAY_SECS`] of clock skew; `iss` is required and checked when `JWT_ISSUER` is
-//! set. When `JWT_AUDIENCE` is set, `aud` must be (or contain) it, or, for a token without
+//! set. When `JWT_AUDIENCE` is set (one audience, or several comma-separated, any of
+//! which will do), `aud` must be (or contain) it, or, for a token without
 //! `aud` (a Cognito access token), `client_id` must equal it; with no audience configured
 //! both are accepted as-is. `token_use`, where present, must be `access` or `id`, and an ID
 //! token grants no roles (see [`claims`]). Header fields that point at keys (`jku`, `jwk`,

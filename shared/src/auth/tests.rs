@@ -506,6 +506,23 @@ async fn access_token_matches_the_audience_by_client_id() {
     check(&open, &access_token("anyone", "")).await.unwrap();
 }
 
+/// `JWT_AUDIENCE` may list the app clients whose tokens the API takes (the service
+/// client and the operator console's).
+#[tokio::test]
+async fn any_listed_audience_is_accepted() {
+    let auth = Authenticator::hs256(SECRET).with_audience("client-1, console-1");
+    check(&auth, &access_token("client-1", "")).await.unwrap();
+    check(&auth, &access_token("console-1", "")).await.unwrap();
+    assert_invalid(
+        check(&auth, &access_token("client-1, console-1", "")).await,
+        "wrong audience",
+    );
+    assert_invalid(
+        check(&auth, &access_token("console", "")).await,
+        "wrong audience",
+    );
+}
+
 #[tokio::test]
 async fn id_tokens_are_accepted_without_roles() {
     let auth = Authenticator::hs256(SECRET).with_audience("client-1");

@@ -71,6 +71,18 @@ async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
                 (status, _) => Err(format!("{status} {:?}", response.body())),
             };
         }
+        // Static files: the sample asks for the console's page, as the deployed stack
+        // (not local mode) serves it.
+        Function::ServeConsole => {
+            let request = samples::api_request(name, &event).map_err(|e| e.to_string())?;
+            let site = orders::wiring::console_site(&orders::wiring::Settings::default())
+                .map_err(|e| e.to_string())?;
+            let response = site.respond(request.method().as_str(), request.uri().path());
+            return match response.status().as_u16() {
+                200 => Ok("200".into()),
+                status => Err(format!("{status} {:?}", response.body())),
+            };
+        }
         Function::Api(endpoint) => {
             let request = samples::api_request(name, &event).map_err(|e| e.to_string())?;
             let response = stack.app.handle(endpoint, request).await;

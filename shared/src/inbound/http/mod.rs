@@ -8,6 +8,7 @@
 //! (`wiring`) and hands [`serve`] the one handler, so its binary holds only what that
 //! handler uses. The local stack and the tests serve every endpoint through [`Api`].
 
+pub mod console;
 pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
