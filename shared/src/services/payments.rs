@@ -14,7 +14,7 @@ use crate::domain::lifecycle::StatusChange;
 use crate::domain::payment::notice::{NoticeEffect, NoticeOutcome, PaymentNotice};
 use crate::domain::payment::refund::{RefundRefusal, check_refund};
 use crate::domain::payment::{
-    CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID,
+    CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID, caller_refund_key,
 };
 use crate::domain::{
     FieldErrors, HistoryEntry, Money, Order, OrderId, OrderStatus, Principal, Refund, Role,
@@ -177,7 +177,7 @@ impl PaymentService {
             PaymentServiceError::Invalid(errors)
         })?;
         let hold = RefundHold {
-            key: request.key,
+            key: caller_refund_key(&request.key),
             amount,
             reason: request.reason,
             actor: caller.user_id.clone(),
