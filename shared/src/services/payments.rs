@@ -389,9 +389,8 @@ impl PaymentService {
             shipping_status: None,
             payment_status: Some(status),
             reason: Some(format!(
-                "refund {refund_id} of {} {}{}",
-                hold.amount.to_decimal_string(),
-                hold.amount.currency().code(),
+                "{}{}",
+                refund.summary(),
                 hold.reason
                     .as_deref()
                     .map(|r| format!(": {r}"))

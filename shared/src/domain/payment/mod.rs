@@ -74,6 +74,19 @@ pub struct Refund {
     pub at: OffsetDateTime,
 }
 
+impl Refund {
+    /// What was refunded, without the reason: `refund re_1 of 25.00 USD`. An admin's
+    /// reason is a note for staff, so this is what events say of an admin's refund.
+    pub fn summary(&self) -> String {
+        format!(
+            "refund {} of {} {}",
+            self.refund_id,
+            self.amount.to_decimal_string(),
+            self.amount.currency().code()
+        )
+    }
+}
+
 /// How long a refund in flight is its holder's: past it, another request (a retry, the
 /// cancellation's consumer) may finish it, with the same provider key.
 pub const REFUND_HOLD_LEASE_SECONDS: i64 = 30;

@@ -32,3 +32,79 @@ async fn a_caller_cannot_take_the_cancellation_refund_key() {
     assert_eq!(replay.status, 200, "{replay:?}");
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
 }
+
+/// Defect 4: an admin's reason for a refund is a note for staff. Admins see it; the
+/// owner's view, the refund's event (and so every webhook) do not.
+#[tokio::test]
+async fn an_admins_refund_reason_is_shown_to_admins_only() {
+    let p = payments().await;
+    let (order_id, _) = p.paid_order().await;
+    let note = "damaged in transit";
+    let made = p.refund(&order_id, "25.00", "r-note").await;
+    assert_eq!(made.status, 201, "{made:?}");
+    assert_eq!(
+        made.body["payment"]["refunds"][0]["reason"], note,
+        "{made:?}"
+    );
+    let uri = format!("/api/orders/{order_id}");
+    let admin = p
+        .stack
+        .send(Call::new("GET", &uri).bearer(&token("admin", ADMIN)))
+        .await;
+    assert_eq!(admin.body["payment"]["refunds"][0]["reason"], note);
+    let owner = p
+        .stack
+        .send(Call::new("GET", &uri).bearer(&token(USER, "")))
+        .await;
+    assert_eq!(owner.status, 200, "{owner:?}");
+    assert!(!owner.text.contains(note), "{owner:?}");
+    assert!(owner.body["payment"]["refunds"][0]["refund_id"].is_string());
+    // The refund's event, as the publisher makes it and webhooks deliver it.
+    let event = OrderEvent::for_change(None, &p.order(&order_id).await).unwrap();
+    let text = serde_json::to_string(&event).unwrap();
+    assert!(!text.contains(note), "{text}");
+    let reason = event.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("refund re_") && reason.ends_with("of 25.00 USD"),
+        "{reason}"
+    );
+    // The history still tells staff why.
+    let history = p
+        .stack
+        .send(Call::new("GET", &format!("{uri}/history")).bearer(&token("admin", ADMIN)))
+        .await;
+    assert!(history.text.contains(note), "{history:?}");
+}
+
+/// Defect 6: a provider's refusal (here an API key localstripe does not accept, as
+/// Stripe answers a revoked one) is logged; the customer gets a generic 502 and no
+/// order.
+#[tokio::test]
+async fn a_providers_refusal_at_checkout_is_a_generic_502() {
+    let stack = Stack::with_settings(|s| {
+        s.with("STRIPE_SECRET_KEY", "rk_revoked")
+            .with("STRIPE_API_BASE", &stripe_base())
+            .with("STRIPE_WEBHOOK_SECRET", "whsec_unused")
+    })
+    .await;
+    stack.put_demo_cart().await;
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(USER, ""))
+                .json(&checkout("abc123")),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (502, "payment_provider_refused"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.body["detail"],
+        "The payment provider refused the request; it has been logged."
+    );
+    assert!(!reply.text.contains("401"), "{reply:?}");
+    let orders = stack.stored_orders().await;
+    assert!(orders.is_empty(), "{orders:?}");
+}
