@@ -342,12 +342,14 @@ fn provider_problem(err: PaymentError) -> Problem {
                 5,
             )
         }
+        // The provider's text (an account or key error) is for the shop's operators,
+        // not for whoever made the request: logged, and a generic answer.
         PaymentError::Refused(why) => {
             tracing::error!(%why, "payment provider refused a request");
             Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "payment_provider_refused",
-                format!("The payment provider refused the request: {why}"),
+                "The payment provider refused the request; it has been logged.",
             )
         }
     }
