@@ -631,6 +631,53 @@ async fn rotated_in_key_is_picked_up_by_the_refetch() {
     );
 }
 
+/// Issue 23, defect 7: a key the issuer withdraws stops verifying once the cached set is
+/// past its max age (an hour, `max_age` here standing in for it), without any unknown
+/// `kid` to prompt a refetch.
+#[tokio::test]
+async fn a_withdrawn_key_stops_verifying_once_the_set_is_past_its_max_age() {
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let mut auth = server.auth();
+    if let KeySource::Jwks(jwks) = &mut auth.keys {
+        jwks.refetch_interval = Duration::ZERO;
+        jwks.max_age = Duration::ZERO;
+    }
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    server.serve(200, jwks_json(&[EC_JWK]));
+    assert_invalid(
+        check(&auth, &rs(RSA_KID, &claims("u", ""))).await,
+        "unknown key id",
+    );
+    assert_eq!(server.hits(), 2);
+    // An issuer that cannot answer has withdrawn nothing: the stale set still serves.
+    server.serve(200, jwks_json(&[RSA_JWK]));
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    server.serve(503, String::new());
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+}
+
+/// The answer's `Cache-Control` shortens the max age (here to nothing).
+#[tokio::test]
+async fn cache_control_bounds_how_long_the_set_is_believed() {
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let mut reply = Reply::new(200, jwks_json(&[RSA_JWK]));
+    reply.headers = "Cache-Control: public, max-age=0\r\n".into();
+    server.serve_reply(reply);
+    let auth = server.eager_auth();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    server.serve(200, jwks_json(&[EC_JWK]));
+    assert_invalid(
+        check(&auth, &rs(RSA_KID, &claims("u", ""))).await,
+        "unknown key id",
+    );
+    // Without it, the set is believed (no refetch for a known kid).
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let auth = server.eager_auth();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    assert_eq!(server.hits(), 1);
+}
+
 #[tokio::test]
 async fn hs256_signed_with_the_rsa_public_key_is_rejected() {
     let server = JwksServer::start(&[RSA_JWK]).await;
