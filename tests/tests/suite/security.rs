@@ -57,3 +57,46 @@ async fn invisible_direction_and_zero_width_characters_are_refused() {
     let stored = stack.stored_order(&order_id).await.unwrap();
     assert_eq!(stored["version"].as_n().unwrap(), "1");
 }
+
+/// Defect 12: an empty `cursor=` (which the document allows) is the first page, on
+/// both lists; a schema-valid create naming an unknown cart is the 404 the document
+/// lists, not a 400.
+#[tokio::test]
+async fn an_empty_cursor_is_the_first_page_and_an_unknown_cart_is_404() {
+    let stack = Stack::new().await;
+    let order_id = stack.order_for(USER, "cart-cursor").await;
+    let page = stack
+        .send(Call::new("GET", "/api/orders?cursor=").bearer(&token(USER, "")))
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.body["orders"][0]["order_id"], order_id.as_str());
+    let hook = stack
+        .send(
+            Call::new("POST", "/api/webhooks")
+                .bearer(&token("admin", ADMIN))
+                .json(&json!({ "url": "https://hooks.example.com/orders", "events": ["order.created"] })),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{hook:?}");
+    let id = hook.body["id"].as_str().unwrap();
+    let deliveries = stack
+        .send(
+            Call::new("GET", &format!("/api/webhooks/{id}/deliveries?cursor="))
+                .bearer(&token("admin", ADMIN)),
+        )
+        .await;
+    assert_eq!(deliveries.status, 200, "{deliveries:?}");
+
+    let unknown = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(USER, ""))
+                .json(&checkout("no-such-cart")),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (404, "cart_not_found"),
+        "{unknown:?}"
+    );
+}

@@ -202,13 +202,14 @@ fn order_problem(err: OrderError) -> Problem {
         OrderError::Invalid(errors) => Problem::invalid(errors),
         OrderError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
         OrderError::NotFound => Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail),
-        OrderError::CartNotFound(_) => {
-            Problem::new(StatusCode::BAD_REQUEST, "cart_not_found", detail)
+        // The cart a schema-valid create names is not there (or not the caller's, which
+        // is not told apart): 404, as the document lists it.
+        OrderError::CartNotFound(_) | OrderError::Cart(CartProblem::NotYours(_)) => {
+            Problem::new(StatusCode::NOT_FOUND, "cart_not_found", detail)
         }
         OrderError::Cart(problem) => {
             let code = match problem {
                 CartProblem::Empty(_) => "cart_empty",
-                CartProblem::NotYours(_) => "cart_not_found",
                 _ => "cart_invalid",
             };
             Problem::new(StatusCode::BAD_REQUEST, code, detail)
