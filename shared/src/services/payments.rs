@@ -208,7 +208,9 @@ impl PaymentService {
         let Some(payment) = &order.payment else {
             return Ok(Settled::Nothing("the order takes no online payment"));
         };
-        if UNPAID.contains(&order.payment_status) {
+        // Never paid, or confirmed by hand before issue 23 (`paid` with nothing
+        // received): withdraw the intent so it can no longer be paid.
+        if UNPAID.contains(&order.payment_status) || payment.received.is_none() {
             return Ok(
                 match self.gateway.cancel_intent(&payment.intent_id).await? {
                     CancelOutcome::Cancelled => Settled::IntentCancelled,

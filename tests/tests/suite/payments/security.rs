@@ -108,3 +108,50 @@ async fn a_providers_refusal_at_checkout_is_a_generic_502() {
     let orders = stack.stored_orders().await;
     assert!(orders.is_empty(), "{orders:?}");
 }
+
+/// Defect 1: an admin's confirmation of a card order confirms it (as integrations and
+/// the seed's walk-through use it) but claims no money; the payment that arrives
+/// afterwards is recorded, and a cancellation refunds it. An intent never paid is
+/// withdrawn on cancellation.
+#[tokio::test]
+async fn a_card_order_confirmed_by_hand_is_paid_only_by_the_provider() {
+    let p = payments().await;
+    let admin = token("admin", ADMIN);
+    let (order_id, intent) = p.card_order().await;
+    let confirmed = p.stack.set_status(&order_id, "confirmed", &admin).await;
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    assert_eq!(confirmed.body["status"], "confirmed", "{confirmed:?}");
+    let order = p.order(&order_id).await;
+    assert_eq!(
+        (order.status.as_str(), order.payment_status.as_str()),
+        ("confirmed", "unpaid")
+    );
+    assert_eq!(order.history.last().unwrap().payment_status, None);
+    // The customer pays with the secret its browser still holds: recorded.
+    assert_eq!(p.stripe.pay(&intent, "pm_card_visa").await, 200);
+    let order = p
+        .until(&order_id, |o| o.payment_status.as_str() == "paid")
+        .await;
+    assert_eq!(order.status.as_str(), "confirmed");
+    assert_eq!(
+        order.payment.unwrap().received.unwrap().to_decimal_string(),
+        "75.00"
+    );
+    // Cancelled: what was received goes back.
+    let cancel = p
+        .stack
+        .send(Call::new("DELETE", &format!("/api/orders/{order_id}")).bearer(&admin))
+        .await;
+    assert_eq!(cancel.status, 200, "{cancel:?}");
+    assert!(matches!(p.settle(&order_id).await, Settled::Refunded(_)));
+    let refunds = p.stripe.refunds_of(&intent).await;
+    assert_eq!(refunds.len(), 1, "{refunds:#?}");
+    assert_eq!(refunds[0]["amount"], 7500);
+
+    // Confirmed by hand, never paid, cancelled: the intent is withdrawn.
+    let (unpaid, unpaid_intent) = p.card_order().await;
+    p.stack.advance(&unpaid, &["confirmed", "cancelled"]).await;
+    assert_eq!(p.order(&unpaid).await.payment_status.as_str(), "unpaid");
+    assert_eq!(p.settle(&unpaid).await, Settled::IntentCancelled);
+    assert_eq!(p.stripe.intent(&unpaid_intent).await["status"], "canceled");
+}
