@@ -382,6 +382,14 @@ pub trait PaymentGateway: Send + Sync {
         amount: &Money,
         idempotency_key: &str,
     ) -> Result<String, PaymentError>;
+
+    /// The refund of the intent made with `idempotency_key` (kept in its metadata), if
+    /// any: the provider forgets idempotency keys after a day, the metadata stays.
+    async fn find_refund(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, PaymentError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -155,3 +155,83 @@ async fn a_card_order_confirmed_by_hand_is_paid_only_by_the_provider() {
     assert_eq!(p.settle(&unpaid).await, Settled::IntentCancelled);
     assert_eq!(p.stripe.intent(&unpaid_intent).await["status"], "canceled");
 }
+
+/// Defect 3: a hold whose holder died after Stripe made the refund, resumed more than
+/// a day later (Stripe no longer knows the idempotency key; here the refund was made
+/// without one), is completed with the refund Stripe has, found by its metadata, not
+/// refunded again. A caller with another key finishes it but gets 409, not a 201 for a
+/// refund that was not its own; its own refund follows on retry.
+#[tokio::test]
+async fn a_resumed_refund_hold_finds_the_refund_stripe_made() {
+    use orders::domain::payment::{REFUND_HOLD_LEASE_SECONDS, RefundHold, caller_refund_key};
+    use orders::ports::PaymentLedger;
+    let p = payments().await;
+    let ledger =
+        orders::adapters::dynamo::DynamoOrderStore::new(p.stack.dynamodb.clone(), &p.stack.table);
+    // A hold its holder abandoned after Stripe made the refund.
+    let lost = async |order_id: &str, intent: &str, key: &str| {
+        let order = p.order(order_id).await;
+        let hold = RefundHold {
+            key: caller_refund_key(key),
+            amount: orders::domain::Money::parse("30.00", order.total.currency()).unwrap(),
+            reason: None,
+            actor: "admin".into(),
+            at: OffsetDateTime::now_utc() - time::Duration::seconds(REFUND_HOLD_LEASE_SECONDS + 5),
+        };
+        ledger
+            .hold_refund(&order.id, &hold, order.version)
+            .await
+            .unwrap();
+        let metadata = format!("refund-{order_id}-{}", hold.key);
+        let (status, made) = p
+            .stripe
+            .call(
+                reqwest::Method::POST,
+                "/v1/refunds",
+                &[
+                    ("payment_intent", intent),
+                    ("amount", "3000"),
+                    ("metadata[refund_key]", &metadata),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{made}");
+        made["id"].as_str().unwrap().to_string()
+    };
+
+    // The same key resumes it: Stripe's refund is recorded, none is added.
+    let (order_id, intent) = p.paid_order().await;
+    let made = lost(&order_id, &intent, "late-1").await;
+    let resumed = p.refund(&order_id, "30.00", "late-1").await;
+    assert_eq!(resumed.status, 201, "{resumed:?}");
+    assert_eq!(p.stripe.refunds_of(&intent).await.len(), 1);
+    let refunds = p.order(&order_id).await.payment.unwrap().refunds;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].refund_id, made);
+
+    // Another key: 409 while the lost refund is finished; then its own refund.
+    let (order_id, intent) = p.paid_order().await;
+    let made = lost(&order_id, &intent, "late-2").await;
+    let other = p.refund(&order_id, "10.00", "late-other").await;
+    assert_eq!(
+        (other.status, other.code()),
+        (409, "refund_in_progress"),
+        "{other:?}"
+    );
+    let order = p.order(&order_id).await;
+    let payment = order.payment.unwrap();
+    assert!(payment.refund_in_flight.is_none());
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(payment.refunds[0].refund_id, made);
+    assert_eq!(p.stripe.refunds_of(&intent).await.len(), 1);
+    let retried = p.refund(&order_id, "10.00", "late-other").await;
+    assert_eq!(retried.status, 201, "{retried:?}");
+    let amounts: Vec<i64> = p
+        .stripe
+        .refunds_of(&intent)
+        .await
+        .iter()
+        .map(|r| r["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts.iter().sum::<i64>(), 4000, "{amounts:?}");
+}
