@@ -686,6 +686,15 @@ pub trait MessageLog: Send + Sync {
         at: OffsetDateTime,
         provider_id: &str,
     ) -> Result<(), StoreError>;
+
+    /// Counts one more message to `recipient` (an address) on the day of `at`, in one
+    /// conditional write: `false`, and nothing counted, once `cap` were counted.
+    async fn count_for_recipient(
+        &self,
+        recipient: &str,
+        at: OffsetDateTime,
+        cap: u32,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Where invoices are kept and numbered.

@@ -43,7 +43,27 @@ pub(super) struct Claims {
     client_id: Option<String>,
     token_use: Option<String>,
     email: Option<String>,
+    /// OpenID Connect's word that the issuer checked the address (Cognito sends it as
+    /// a boolean, some issuers as the string `"true"`).
+    email_verified: Option<Verified>,
     phone_number: Option<String>,
+    phone_number_verified: Option<Verified>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Verified {
+    Flag(bool),
+    Text(String),
+}
+
+/// Whether a `*_verified` claim says yes; absent is no.
+fn verified(claim: Option<&Verified>) -> bool {
+    match claim {
+        Some(Verified::Flag(flag)) => *flag,
+        Some(Verified::Text(text)) => text.eq_ignore_ascii_case("true"),
+        None => false,
+    }
 }
 
 /// RFC 7519 §4.1.3: one string or an array of them.
@@ -97,8 +117,14 @@ impl Claims {
             _ => "",
         };
         let mut principal = principal(user_id, scope, scopes);
-        principal.email = self.email;
-        principal.phone = self.phone_number;
+        // Only addresses the issuer checked: an unverified `email` claim is whatever
+        // the account typed, and the shop's mail would go to a stranger.
+        principal.email = self
+            .email
+            .filter(|_| verified(self.email_verified.as_ref()));
+        principal.phone = self
+            .phone_number
+            .filter(|_| verified(self.phone_number_verified.as_ref()));
         Ok(principal)
     }
 }

@@ -100,3 +100,102 @@ async fn an_empty_cursor_is_the_first_page_and_an_unknown_cart_is_404() {
         "{unknown:?}"
     );
 }
+
+/// Defect 9: a token's `email` is the order's contact only when `email_verified`; a
+/// message to an address the create named (anyone's) does not greet with the
+/// caller's shipping name, while one to the account's own verified address does.
+#[tokio::test]
+async fn only_verified_emails_are_taken_and_strangers_are_not_greeted_by_the_caller() {
+    use crate::notifications::{address, last_event, notify, place, sent_emails, stored};
+    let stack = Stack::new().await;
+    let notifications = stack.wiring.notifications().unwrap();
+    let mint = |user: &str, claims: serde_json::Value| {
+        orders::auth::issue_hs256_token_with_claims(
+            orders_tests::SECRET.as_bytes(),
+            user,
+            "",
+            &claims,
+            std::time::Duration::from_secs(3600),
+        )
+    };
+    // Unverified (absent, false, "false"): not taken.
+    let typed = address("typed");
+    for verified in [None, Some(json!(false)), Some(json!("false"))] {
+        let mut claims = json!({ "email": typed });
+        if let Some(flag) = verified {
+            claims["email_verified"] = flag;
+        }
+        let id = place(&stack, "mallory", &mint("mallory", claims), json!({})).await;
+        assert_eq!(stored(&stack, &id).await.contact.email, None);
+    }
+    // Verified: taken, and its mails greet by the shipping name.
+    let own = address("own");
+    let verified = mint("jane", json!({ "email": own, "email_verified": "true" }));
+    let id = place(&stack, "jane", &verified, json!({})).await;
+    assert!(stored(&stack, &id).await.contact.email_verified);
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
+    let mail = &sent_emails(&own).await[0];
+    assert!(
+        mail["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hello Jane Doe,"),
+        "{mail}"
+    );
+
+    // A stranger's address in the body, a spoofing "name": no greeting by it.
+    let victim = address("victim");
+    let mut body = json!({ "contact": { "email": victim } });
+    body["shipping_address"] = checkout("x")["shipping_address"].clone();
+    body["shipping_address"]["name"] = json!("Claim your prize at evil.example");
+    let id = place(&stack, "mallory", &token("mallory", ""), body).await;
+    assert!(!stored(&stack, &id).await.contact.email_verified);
+    assert!(
+        notify(&notifications, vec![last_event(&stack, &id).await])
+            .await
+            .is_empty()
+    );
+    let mail = &sent_emails(&victim).await[0];
+    for part in ["text", "html"] {
+        let text = mail[part].as_str().unwrap();
+        assert!(!text.contains("evil.example"), "{part}: {text}");
+    }
+    assert!(
+        mail["text"].as_str().unwrap().starts_with("Hello,"),
+        "{mail}"
+    );
+}
+
+/// Defect 9: one address gets at most a few messages a day about unpaid orders
+/// (`UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY`), however many orders name it; the
+/// message past the cap is recorded as handled, not sent, and not retried.
+#[tokio::test]
+async fn messages_about_unpaid_orders_are_capped_per_recipient_and_day() {
+    use crate::notifications::{address, last_event, notify, place};
+    use orders::domain::notification::UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY as CAP;
+    let stack = Stack::new().await;
+    let notifications = stack.wiring.notifications().unwrap();
+    let victim = address("victim");
+    // Written differently each time: the cap is the address's, whatever its case.
+    let mut events = Vec::new();
+    for i in 0..=CAP {
+        let written = if i % 2 == 0 {
+            victim.clone()
+        } else {
+            victim.to_uppercase()
+        };
+        let body = json!({ "contact": { "email": written } });
+        let id = place(&stack, "mallory", &token("mallory", ""), body).await;
+        events.push(last_event(&stack, &id).await);
+    }
+    let redelivered = events.last().cloned().unwrap();
+    assert!(notify(&notifications, events).await.is_empty());
+    assert!(notify(&notifications, vec![redelivered]).await.is_empty());
+    // The emulator matches recipients in any case.
+    let sent = crate::notifications::sent_emails(&victim).await;
+    assert_eq!(sent.len(), CAP as usize);
+}
