@@ -15,12 +15,20 @@ pub const DEFAULT_ADMIN_SCOPE: &str = "orders:admin";
 /// Default name of the scope granting the shipping moves, confirmed → shipped → delivered
 /// (setting `FULFILL_SCOPE`).
 pub const DEFAULT_FULFILL_SCOPE: &str = "orders:fulfill";
+/// Default name of the scope granting refunds (setting `REFUND_SCOPE`); the admin scope
+/// grants them too.
+pub const DEFAULT_REFUND_SCOPE: &str = "orders:refund";
+/// Default name of the scope granting webhook subscriptions (setting `WEBHOOKS_SCOPE`);
+/// the admin scope grants them too.
+pub const DEFAULT_WEBHOOKS_SCOPE: &str = "orders:webhooks";
 
 /// The configured scope names that grant roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Scopes {
     pub(super) admin: String,
     pub(super) fulfill: String,
+    pub(super) refund: String,
+    pub(super) webhooks: String,
 }
 
 impl Default for Scopes {
@@ -28,6 +36,8 @@ impl Default for Scopes {
         Self {
             admin: DEFAULT_ADMIN_SCOPE.to_owned(),
             fulfill: DEFAULT_FULFILL_SCOPE.to_owned(),
+            refund: DEFAULT_REFUND_SCOPE.to_owned(),
+            webhooks: DEFAULT_WEBHOOKS_SCOPE.to_owned(),
         }
     }
 }
@@ -132,10 +142,14 @@ impl Claims {
 /// `scope` is space-separated (RFC 8693 §4.2); unknown scopes are ignored.
 fn principal(user_id: String, scope: &str, scopes: &Scopes) -> Principal {
     let has = |wanted: &str| scope.split_whitespace().any(|s| s == wanted);
+    let admin = has(&scopes.admin);
     Principal {
         user_id,
-        admin: has(&scopes.admin),
+        admin,
         fulfillment: has(&scopes.fulfill),
+        // The admin scope is the union of every other but fulfillment's.
+        refunds: admin || has(&scopes.refund),
+        webhooks: admin || has(&scopes.webhooks),
         email: None,
         phone: None,
     }

@@ -242,6 +242,43 @@ fn fixture_jwks_match_the_private_keys() {
 
 // ---- HS256 mode ----
 
+/// Issue 23, defect 11: the refund and webhooks scopes grant only their own; the admin
+/// scope grants both.
+#[tokio::test]
+async fn refund_and_webhooks_scopes_grant_their_own_and_admin_their_union() {
+    let auth = Authenticator::hs256(SECRET);
+    let roles = |p: Principal| (p.admin, p.refunds, p.webhooks, p.fulfillment);
+    for (scope, want) in [
+        ("orders:refund", (false, true, false, false)),
+        ("orders:webhooks", (false, false, true, false)),
+        ("orders:admin", (true, true, true, false)),
+        ("orders:refund orders:webhooks", (false, true, true, false)),
+        ("", (false, false, false, false)),
+    ] {
+        let principal = check(&auth, &hs(&claims("u", scope))).await.unwrap();
+        assert_eq!(roles(principal), want, "{scope:?}");
+    }
+    let settings = AuthSettings {
+        jwt_secret: Some(String::from_utf8(SECRET.to_vec()).unwrap()),
+        refund_scope: "orders/refund".into(),
+        webhooks_scope: "orders/webhooks".into(),
+        ..AuthSettings::default()
+    };
+    let auth = Authenticator::from_settings(&settings).unwrap();
+    let principal = check(&auth, &hs(&claims("u", "orders/refund")))
+        .await
+        .unwrap();
+    assert_eq!(roles(principal), (false, true, false, false));
+    let blank = AuthSettings {
+        webhooks_scope: " ".into(),
+        ..settings
+    };
+    assert!(matches!(
+        Authenticator::from_settings(&blank),
+        Err(AuthConfigError::InvalidScope("WEBHOOKS_SCOPE"))
+    ));
+}
+
 #[tokio::test]
 async fn hs256_accepts_a_valid_token() {
     let auth = Authenticator::hs256(SECRET);
@@ -252,6 +289,8 @@ async fn hs256_accepts_a_valid_token() {
             user_id: "user-1".into(),
             admin: false,
             fulfillment: false,
+            refunds: false,
+            webhooks: false,
             email: None,
             phone: None,
         }
@@ -520,6 +559,8 @@ async fn id_tokens_are_accepted_without_roles() {
             user_id: "alice".into(),
             admin: false,
             fulfillment: false,
+            refunds: false,
+            webhooks: false,
             email: None,
             phone: None,
         }
@@ -966,6 +1007,8 @@ fn settings_from_the_environment_and_their_defaults() {
             admin_scope: "orders/admin".into(),
             // Empty counts as unset: the default.
             fulfill_scope: DEFAULT_FULFILL_SCOPE.into(),
+            refund_scope: DEFAULT_REFUND_SCOPE.into(),
+            webhooks_scope: DEFAULT_WEBHOOKS_SCOPE.into(),
             local_mode: true,
         }
     );

@@ -159,9 +159,9 @@ impl PaymentService {
         id: &str,
         request: RefundRequest,
     ) -> Result<(Order, bool), PaymentServiceError> {
-        if !caller.admin {
+        if !caller.refunds {
             return Err(PaymentServiceError::Forbidden(
-                "only support (orders:admin) refunds orders".into(),
+                "only support (the refund or admin scope) refunds orders".into(),
             ));
         }
         let id = OrderId::parse(id).ok_or(PaymentServiceError::NotFound)?;

@@ -235,3 +235,49 @@ async fn a_resumed_refund_hold_finds_the_refund_stripe_made() {
         .collect();
     assert_eq!(amounts.iter().sum::<i64>(), 4000, "{amounts:?}");
 }
+
+/// Defect 11: `orders:refund` refunds and does nothing else; `orders:webhooks` manages
+/// webhooks and cannot refund; `orders:admin` still does both.
+#[tokio::test]
+async fn refund_and_webhooks_scopes_each_grant_only_their_own() {
+    let p = payments().await;
+    let (order_id, _) = p.paid_order().await;
+    let refund = |bearer: String, key: &'static str| {
+        let stack = &p.stack;
+        let uri = format!("/api/orders/{order_id}/refunds");
+        async move {
+            stack
+                .send(
+                    Call::new("POST", &uri)
+                        .bearer(&bearer)
+                        .header("idempotency-key", key)
+                        .json(&json!({ "amount": "5.00" })),
+                )
+                .await
+        }
+    };
+    let refunder = token("support-1", "orders:refund");
+    let integrator = token("erp", "orders:webhooks");
+    assert_eq!(refund(refunder.clone(), "s-1").await.status, 201);
+    assert_eq!(refund(integrator.clone(), "s-2").await.status, 403);
+    assert_eq!(refund(token("admin", ADMIN), "s-3").await.status, 201);
+    // The refund scope reads no order and manages no webhook; the webhooks scope
+    // manages webhooks and reads no order.
+    let get = Call::new("GET", &format!("/api/orders/{order_id}"));
+    assert_eq!(
+        p.stack.send(get.clone().bearer(&refunder)).await.status,
+        404
+    );
+    assert_eq!(p.stack.send(get.bearer(&integrator)).await.status, 404);
+    let subscribe = Call::new("POST", "/api/webhooks")
+        .json(&json!({ "url": "https://hooks.example.com/erp", "events": ["order.confirmed"] }));
+    assert_eq!(
+        p.stack
+            .send(subscribe.clone().bearer(&refunder))
+            .await
+            .status,
+        403
+    );
+    let made = p.stack.send(subscribe.bearer(&integrator)).await;
+    assert_eq!(made.status, 201, "{made:?}");
+}
