@@ -199,3 +199,60 @@ async fn messages_about_unpaid_orders_are_capped_per_recipient_and_day() {
     let sent = crate::notifications::sent_emails(&victim).await;
     assert_eq!(sent.len(), CAP as usize);
 }
+
+/// Defect 10: the provider webhooks (anonymous) have their own route throttle, stricter
+/// than the stage's, and an optional WAF (off by default) puts per-IP and per-caller
+/// rate rules in front of the API.
+#[test]
+fn provider_webhooks_are_throttled_apart_and_a_waf_can_front_the_api() {
+    use serde_norway::Value;
+    let text = std::fs::read_to_string(orders_tests::template_path()).unwrap();
+    let template: Value = serde_norway::from_str(&text).unwrap();
+    let reference = |value: &Value| match value {
+        Value::Tagged(tagged) => tagged.value.as_str().map(str::to_string),
+        _ => None,
+    };
+    let default = |name: &str| template["Parameters"][name]["Default"].as_u64().unwrap();
+    let route = &template["Resources"]["StripeWebhookFunction"]["Properties"]["Events"]["Api"]["Properties"]
+        ["RouteSettings"];
+    for (setting, parameter, stage) in [
+        (
+            "ThrottlingBurstLimit",
+            "ProviderWebhookBurstLimit",
+            "ThrottlingBurstLimit",
+        ),
+        (
+            "ThrottlingRateLimit",
+            "ProviderWebhookRateLimit",
+            "ThrottlingRateLimit",
+        ),
+    ] {
+        assert_eq!(reference(&route[setting]).as_deref(), Some(parameter));
+        assert!(default(parameter) < default(stage), "{parameter}");
+    }
+
+    assert_eq!(
+        template["Parameters"]["EnableWaf"]["Default"].as_str(),
+        Some("false")
+    );
+    let acl = &template["Resources"]["ApiWebAcl"];
+    assert_eq!(acl["Condition"].as_str(), Some("WithWaf"));
+    let rules = acl["Properties"]["Rules"].as_sequence().unwrap();
+    let keys: Vec<&str> = rules
+        .iter()
+        .map(|rule| {
+            rule["Statement"]["RateBasedStatement"]["AggregateKeyType"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(keys, ["IP", "IP", "CUSTOM_KEYS"]);
+    assert!(rules.iter().all(|r| r["Action"].get("Block").is_some()));
+    let distribution = &template["Resources"]["ApiDistribution"];
+    assert_eq!(distribution["Condition"].as_str(), Some("WithWaf"));
+    assert!(
+        distribution["Properties"]["DistributionConfig"]
+            .get("WebACLId")
+            .is_some()
+    );
+}
