@@ -211,7 +211,8 @@ pub struct Authenticator {
 
 enum KeySource {
     Secret(VerifyingKey),
-    Jwks(JwksCache),
+    // Boxed: the cache is several times the size of a key.
+    Jwks(Box<JwksCache>),
 }
 
 /// A public key or secret together with the one algorithm it may be used with.
@@ -268,7 +269,7 @@ impl Authenticator {
     /// RS256/ES256 keys from the JWKS at `url`, fetched on first use.
     pub fn jwks(url: impl Into<String>) -> Self {
         install_crypto_provider();
-        Self::with_keys(KeySource::Jwks(JwksCache::new(url.into())))
+        Self::with_keys(KeySource::Jwks(Box::new(JwksCache::new(url.into()))))
     }
 
     fn with_keys(keys: KeySource) -> Self {

@@ -83,7 +83,7 @@ async fn an_admins_refund_reason_is_shown_to_admins_only() {
 async fn a_providers_refusal_at_checkout_is_a_generic_502() {
     let stack = Stack::with_settings(|s| {
         s.with("STRIPE_SECRET_KEY", "rk_revoked")
-            .with("STRIPE_API_BASE", &stripe_base())
+            .with("STRIPE_API_BASE", stripe_base())
             .with("STRIPE_WEBHOOK_SECRET", "whsec_unused")
     })
     .await;
