@@ -21,7 +21,8 @@
 # Env: FUZZ_EXAMPLES (default 25), FUZZ_SEED (default 20261201), FUZZ_MIN_CASES (default
 #      1000: a pass that generates fewer fails), FUZZ_WORKERS (default 1: hypothesis parses
 #      lambdas with `ast`, which is not thread-safe on CPython 3.11 and crashed a 2-worker
-#      run), CARGO_TARGET_DIR. Reports (JUnit) and logs: $FUZZ_REPORT_DIR (default
+#      run), FUZZ_CONFIG (default tests/fuzz/schemathesis.toml; tests/fuzz/outside.toml is
+#      an outside reviewer's run: no per-operation allowances), CARGO_TARGET_DIR. Reports (JUnit) and logs: $FUZZ_REPORT_DIR (default
 #      ${TMPDIR:-/tmp}/orders-fuzz), kept after the run.
 set -euo pipefail
 
@@ -40,6 +41,7 @@ examples="${FUZZ_EXAMPLES:-25}"
 seed="${FUZZ_SEED:-20261201}"
 workers="${FUZZ_WORKERS:-1}"
 min_cases="${FUZZ_MIN_CASES:-1000}"
+config="${FUZZ_CONFIG:-$root/tests/fuzz/schemathesis.toml}"
 reports="${FUZZ_REPORT_DIR:-${TMPDIR:-/tmp}/orders-fuzz}"
 secret="orders-fuzz-secret-at-least-32-bytes-long"
 started=$SECONDS
@@ -99,7 +101,7 @@ summary=""
 run_pass() {
   local role="$1" scope="$2" token status=0
   token="$("$python" "$support" token --secret "$secret" --sub fuzzer --scope "$scope")"
-  "$root/.venv/bin/schemathesis" --no-color --config-file "$root/tests/fuzz/schemathesis.toml" \
+  "$root/.venv/bin/schemathesis" --no-color --config-file "$config" \
     run "$root/docs/openapi.yaml" --url "$base" \
     --header "Authorization: Bearer $token" \
     --seed "$seed" --max-examples "$examples" --workers "$workers" \

@@ -101,7 +101,12 @@ async fn main() -> Result<(), Error> {
         secret.as_bytes(),
         "user789",
         "",
-        &serde_json::json!({ "email": DEMO_EMAIL, "phone_number": DEMO_PHONE }),
+        &serde_json::json!({
+            "email": DEMO_EMAIL,
+            "email_verified": true,
+            "phone_number": DEMO_PHONE,
+            "phone_number_verified": true
+        }),
         day,
     );
     let admin = issue_hs256_token(secret.as_bytes(), "admin", "orders:admin", day);

@@ -394,6 +394,14 @@ pub trait PaymentGateway: Send + Sync {
         amount: &Money,
         idempotency_key: &str,
     ) -> Result<String, PaymentError>;
+
+    /// The refund of the intent made with `idempotency_key` (kept in its metadata), if
+    /// any: the provider forgets idempotency keys after a day, the metadata stays.
+    async fn find_refund(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, PaymentError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -693,6 +701,15 @@ pub trait MessageLog: Send + Sync {
         at: OffsetDateTime,
         provider_id: &str,
     ) -> Result<(), StoreError>;
+
+    /// Counts one more message to `recipient` (an address) on the day of `at`, in one
+    /// conditional write: `false`, and nothing counted, once `cap` were counted.
+    async fn count_for_recipient(
+        &self,
+        recipient: &str,
+        at: OffsetDateTime,
+        cap: u32,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Where invoices are kept and numbered.

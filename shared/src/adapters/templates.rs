@@ -91,7 +91,9 @@ impl Templates {
         let shown = |m: Money| (m.minor() != 0).then(|| m.to_decimal_string());
         Context {
             shop: &self.shop,
-            customer: &a.name,
+            // The shipping name is whatever the create said: a greeting only when the
+            // mail goes to the account's own verified address, never to a stranger.
+            customer: order.contact.email_verified.then_some(a.name.as_str()),
             subject,
             order: OrderContext {
                 order_id: order.id.as_str(),
@@ -141,7 +143,7 @@ impl Templates {
 #[derive(Serialize)]
 struct Context<'a> {
     shop: &'a str,
-    customer: &'a str,
+    customer: Option<&'a str>,
     subject: &'a str,
     order: OrderContext<'a>,
     invoice: Option<InvoiceContext>,

@@ -15,12 +15,20 @@ pub const DEFAULT_ADMIN_SCOPE: &str = "orders:admin";
 /// Default name of the scope granting the shipping moves, confirmed → shipped → delivered
 /// (setting `FULFILL_SCOPE`).
 pub const DEFAULT_FULFILL_SCOPE: &str = "orders:fulfill";
+/// Default name of the scope granting refunds (setting `REFUND_SCOPE`); the admin scope
+/// grants them too.
+pub const DEFAULT_REFUND_SCOPE: &str = "orders:refund";
+/// Default name of the scope granting webhook subscriptions (setting `WEBHOOKS_SCOPE`);
+/// the admin scope grants them too.
+pub const DEFAULT_WEBHOOKS_SCOPE: &str = "orders:webhooks";
 
 /// The configured scope names that grant roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Scopes {
     pub(super) admin: String,
     pub(super) fulfill: String,
+    pub(super) refund: String,
+    pub(super) webhooks: String,
 }
 
 impl Default for Scopes {
@@ -28,6 +36,8 @@ impl Default for Scopes {
         Self {
             admin: DEFAULT_ADMIN_SCOPE.to_owned(),
             fulfill: DEFAULT_FULFILL_SCOPE.to_owned(),
+            refund: DEFAULT_REFUND_SCOPE.to_owned(),
+            webhooks: DEFAULT_WEBHOOKS_SCOPE.to_owned(),
         }
     }
 }
@@ -43,7 +53,27 @@ pub(super) struct Claims {
     client_id: Option<String>,
     token_use: Option<String>,
     email: Option<String>,
+    /// OpenID Connect's word that the issuer checked the address (Cognito sends it as
+    /// a boolean, some issuers as the string `"true"`).
+    email_verified: Option<Verified>,
     phone_number: Option<String>,
+    phone_number_verified: Option<Verified>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Verified {
+    Flag(bool),
+    Text(String),
+}
+
+/// Whether a `*_verified` claim says yes; absent is no.
+fn verified(claim: Option<&Verified>) -> bool {
+    match claim {
+        Some(Verified::Flag(flag)) => *flag,
+        Some(Verified::Text(text)) => text.eq_ignore_ascii_case("true"),
+        None => false,
+    }
 }
 
 /// RFC 7519 §4.1.3: one string or an array of them.
@@ -101,8 +131,14 @@ impl Claims {
             _ => "",
         };
         let mut principal = principal(user_id, scope, scopes);
-        principal.email = self.email;
-        principal.phone = self.phone_number;
+        // Only addresses the issuer checked: an unverified `email` claim is whatever
+        // the account typed, and the shop's mail would go to a stranger.
+        principal.email = self
+            .email
+            .filter(|_| verified(self.email_verified.as_ref()));
+        principal.phone = self
+            .phone_number
+            .filter(|_| verified(self.phone_number_verified.as_ref()));
         Ok(principal)
     }
 }
@@ -110,10 +146,14 @@ impl Claims {
 /// `scope` is space-separated (RFC 8693 §4.2); unknown scopes are ignored.
 fn principal(user_id: String, scope: &str, scopes: &Scopes) -> Principal {
     let has = |wanted: &str| scope.split_whitespace().any(|s| s == wanted);
+    let admin = has(&scopes.admin);
     Principal {
         user_id,
-        admin: has(&scopes.admin),
+        admin,
         fulfillment: has(&scopes.fulfill),
+        // The admin scope is the union of every other but fulfillment's.
+        refunds: admin || has(&scopes.refund),
+        webhooks: admin || has(&scopes.webhooks),
         email: None,
         phone: None,
     }

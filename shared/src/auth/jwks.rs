@@ -1,5 +1,6 @@
-//! The issuer's key set (JWKS): fetched lazily, cached by `kid`, refetched at most once per
-//! unknown `kid` and never more often than the rate limit allows.
+//! The issuer's key set (JWKS): fetched lazily, cached by `kid` for at most an hour (less
+//! when the answer's `Cache-Control` says so), refetched at most once per unknown `kid`
+//! and never more often than the rate limit allows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Minimum gap before retrying after a failed fetch; shorter, so a blip heals quickly.
 const JWKS_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// How long a fetched key set is believed: a key the issuer withdraws stops verifying
+/// tokens within this time, even in an instance that never sees an unknown `kid`.
+const JWKS_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// Largest key set we read. Cognito's is about 1 KiB; the cap keeps a misbehaving or
 /// hostile endpoint from filling a 128 MB Lambda's memory.
 pub(super) const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -33,10 +37,14 @@ pub(super) struct JwksCache {
     /// Built once; kept as a Result so a construction failure surfaces as KeysUnavailable.
     client: Result<reqwest::Client, String>,
     keys: RwLock<HashMap<String, Arc<VerifyingKey>>>,
+    /// When the cached set goes stale: the fetch's time plus its max age.
+    stale_at: RwLock<Option<Instant>>,
     /// Held for the whole fetch, so concurrent cache misses share one request.
     last_fetch: Mutex<Option<FetchOutcome>>,
     /// [`JWKS_REFETCH_INTERVAL`]; a field so tests need not wait 30 s.
     pub(super) refetch_interval: Duration,
+    /// [`JWKS_MAX_AGE`]; a field so tests need not wait an hour.
+    pub(super) max_age: Duration,
 }
 
 struct FetchOutcome {
@@ -58,19 +66,21 @@ impl JwksCache {
             url,
             client,
             keys: RwLock::default(),
+            stale_at: RwLock::default(),
             last_fetch: Mutex::default(),
             refetch_interval: JWKS_REFETCH_INTERVAL,
+            max_age: JWKS_MAX_AGE,
         }
     }
 
     /// The key for `kid`, from the cache or from at most one (rate-limited) fetch.
     pub(super) async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
-        if let Some(key) = self.cached(kid).await {
+        if let Some(key) = self.cached_fresh(kid).await {
             return Ok(key);
         }
         let mut last = self.last_fetch.lock().await;
         // Another request may have refreshed the set while we waited for the lock.
-        if let Some(key) = self.cached(kid).await {
+        if let Some(key) = self.cached_fresh(kid).await {
             return Ok(key);
         }
         if let Some(prev) = last.as_ref() {
@@ -79,6 +89,10 @@ impl JwksCache {
                 None => self.refetch_interval,
             };
             if prev.at.elapsed() < pause {
+                // Fetched (or tried) a moment ago: the set as it was then still serves.
+                if let Some(key) = self.cached(kid).await {
+                    return Ok(key);
+                }
                 return Err(match &prev.error {
                     Some(reason) => AuthError::KeysUnavailable(reason.clone()),
                     None => unknown_kid(),
@@ -91,22 +105,45 @@ impl JwksCache {
             at: Instant::now(),
             error: fetched.as_ref().err().cloned(),
         });
-        // On failure (including a set with no usable key) the previous keys stay cached:
-        // known kids keep working.
-        let fresh = fetched.map_err(AuthError::KeysUnavailable)?;
+        let (fresh, max_age) = match fetched {
+            Ok(fetched) => fetched,
+            // On failure (including a set with no usable key) the previous keys stay
+            // cached: an issuer that cannot be reached has withdrawn nothing, and known
+            // kids keep working until it answers again.
+            Err(why) => {
+                return match self.cached(kid).await {
+                    Some(key) => {
+                        tracing::warn!(url = %self.url, %why, "JWKS refetch failed; serving the stale key set");
+                        Ok(key)
+                    }
+                    None => Err(AuthError::KeysUnavailable(why)),
+                };
+            }
+        };
         let found = fresh.get(kid).cloned();
         // Replace rather than merge, so keys the issuer has withdrawn stop working.
         *self.keys.write().await = fresh;
+        *self.stale_at.write().await = Some(Instant::now() + max_age.min(self.max_age));
         found.ok_or_else(unknown_kid)
+    }
+
+    /// The cached key for `kid` while the set is within its max age.
+    async fn cached_fresh(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        let stale_at = (*self.stale_at.read().await)?;
+        if Instant::now() >= stale_at {
+            return None;
+        }
+        self.cached(kid).await
     }
 
     async fn cached(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         self.keys.read().await.get(kid).cloned()
     }
 
-    /// Downloads and parses the key set. The error string is shown to callers, so it stays
-    /// short; the full cause goes to the log.
-    async fn fetch(&self) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
+    /// Downloads and parses the key set, with how long its answer lets it be cached.
+    /// The error string is shown to callers, so it stays short; the full cause goes to
+    /// the log.
+    async fn fetch(&self) -> Result<(HashMap<String, Arc<VerifyingKey>>, Duration), String> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
         let failed = |what: &str, err: reqwest::Error| {
             tracing::warn!(url = %self.url, error = ?err, "JWKS {what} failed");
@@ -122,6 +159,12 @@ impl JwksCache {
             tracing::warn!(url = %self.url, %status, "JWKS endpoint answered with an error");
             return Err(format!("JWKS endpoint answered HTTP {}", status.as_u16()));
         }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(cache_max_age)
+            .unwrap_or(JWKS_MAX_AGE);
         let body = read_limited(response, MAX_JWKS_BYTES)
             .await
             .map_err(|e| match e {
@@ -135,9 +178,26 @@ impl JwksCache {
                 }
             })?;
         let keys = parse_jwks(&body)?;
-        tracing::debug!(url = %self.url, keys = keys.len(), "JWKS loaded");
-        Ok(keys)
+        tracing::debug!(url = %self.url, keys = keys.len(), ?max_age, "JWKS loaded");
+        Ok((keys, max_age))
     }
+}
+
+/// How long `Cache-Control` lets an answer be kept: its `max-age`, none for `no-store`
+/// or `no-cache`; `None` when it says neither.
+fn cache_max_age(header: &str) -> Option<Duration> {
+    header.split(',').map(str::trim).find_map(|directive| {
+        let directive = directive.to_ascii_lowercase();
+        if directive == "no-store" || directive == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        let seconds = directive.strip_prefix("max-age=")?;
+        seconds
+            .trim_matches('"')
+            .parse()
+            .ok()
+            .map(Duration::from_secs)
+    })
 }
 
 /// Keeps the usable keys of a JWK set: signing keys with a `kid` that are RSA (→ RS256) or

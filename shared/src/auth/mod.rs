@@ -23,8 +23,10 @@
 //! `x5u`) are ignored: keys only ever come from the configured source.
 //!
 //! Roles come from `scope`: [`AuthSettings::admin_scope`] grants everything,
-//! [`AuthSettings::fulfill_scope`] the shipping moves (settings `ADMIN_SCOPE` / `FULFILL_SCOPE`;
-//! Cognito resource-server scopes look like `orders/admin`).
+//! [`AuthSettings::fulfill_scope`] the shipping moves, [`AuthSettings::refund_scope`] refunds
+//! and [`AuthSettings::webhooks_scope`] webhook subscriptions (settings `ADMIN_SCOPE`,
+//! `FULFILL_SCOPE`, `REFUND_SCOPE`, `WEBHOOKS_SCOPE`; Cognito resource-server scopes look like
+//! `orders/admin`). The admin scope grants what the refund and webhooks scopes grant.
 //!
 //! Outside `LOCAL_MODE`, the published [`DEV_JWT_SECRET`] is refused: anyone could mint an
 //! admin token with it.
@@ -49,7 +51,9 @@ use std::sync::Once;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-pub use claims::{DEFAULT_ADMIN_SCOPE, DEFAULT_FULFILL_SCOPE};
+pub use claims::{
+    DEFAULT_ADMIN_SCOPE, DEFAULT_FULFILL_SCOPE, DEFAULT_REFUND_SCOPE, DEFAULT_WEBHOOKS_SCOPE,
+};
 pub use hs256::{DEV_JWT_SECRET, issue_hs256_token, issue_hs256_token_with_claims};
 
 use crate::domain::Principal;
@@ -66,6 +70,8 @@ const ENV_ISSUER: &str = "JWT_ISSUER";
 const ENV_AUDIENCE: &str = "JWT_AUDIENCE";
 const ENV_ADMIN_SCOPE: &str = "ADMIN_SCOPE";
 const ENV_FULFILL_SCOPE: &str = "FULFILL_SCOPE";
+const ENV_REFUND_SCOPE: &str = "REFUND_SCOPE";
+const ENV_WEBHOOKS_SCOPE: &str = "WEBHOOKS_SCOPE";
 pub const ENV_LOCAL_MODE: &str = "LOCAL_MODE";
 
 /// Why a request could not be authenticated.
@@ -103,7 +109,8 @@ pub enum AuthConfigError {
          set a secret of your own (or LOCAL_MODE=true for a local run)"
     )]
     DevSecret,
-    /// `ADMIN_SCOPE` or `FULFILL_SCOPE` (the field names it) is empty or holds whitespace.
+    /// A scope setting (`ADMIN_SCOPE`, `FULFILL_SCOPE`, `REFUND_SCOPE`, `WEBHOOKS_SCOPE`:
+    /// the field names it) is empty or holds whitespace.
     #[error("{0} must be one scope name: not empty, no spaces")]
     InvalidScope(&'static str),
 }
@@ -124,6 +131,10 @@ pub struct AuthSettings {
     pub admin_scope: String,
     /// `FULFILL_SCOPE`: the scope granting the shipping moves.
     pub fulfill_scope: String,
+    /// `REFUND_SCOPE`: the scope granting refunds (as `ADMIN_SCOPE` does).
+    pub refund_scope: String,
+    /// `WEBHOOKS_SCOPE`: the scope granting webhook subscriptions (as `ADMIN_SCOPE` does).
+    pub webhooks_scope: String,
     /// `LOCAL_MODE` (`true` or `1`): a local run, where [`DEV_JWT_SECRET`] is allowed.
     pub local_mode: bool,
 }
@@ -137,6 +148,8 @@ impl Default for AuthSettings {
             audience: None,
             admin_scope: DEFAULT_ADMIN_SCOPE.to_owned(),
             fulfill_scope: DEFAULT_FULFILL_SCOPE.to_owned(),
+            refund_scope: DEFAULT_REFUND_SCOPE.to_owned(),
+            webhooks_scope: DEFAULT_WEBHOOKS_SCOPE.to_owned(),
             local_mode: false,
         }
     }
@@ -155,6 +168,8 @@ impl fmt::Debug for AuthSettings {
             .field("audience", &self.audience)
             .field("admin_scope", &self.admin_scope)
             .field("fulfill_scope", &self.fulfill_scope)
+            .field("refund_scope", &self.refund_scope)
+            .field("webhooks_scope", &self.webhooks_scope)
             .field("local_mode", &self.local_mode)
             .finish()
     }
@@ -178,6 +193,9 @@ impl AuthSettings {
             admin_scope: var(ENV_ADMIN_SCOPE).unwrap_or_else(|| DEFAULT_ADMIN_SCOPE.to_owned()),
             fulfill_scope: var(ENV_FULFILL_SCOPE)
                 .unwrap_or_else(|| DEFAULT_FULFILL_SCOPE.to_owned()),
+            refund_scope: var(ENV_REFUND_SCOPE).unwrap_or_else(|| DEFAULT_REFUND_SCOPE.to_owned()),
+            webhooks_scope: var(ENV_WEBHOOKS_SCOPE)
+                .unwrap_or_else(|| DEFAULT_WEBHOOKS_SCOPE.to_owned()),
             local_mode: var(ENV_LOCAL_MODE)
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         }
@@ -194,7 +212,8 @@ pub struct Authenticator {
 
 enum KeySource {
     Secret(VerifyingKey),
-    Jwks(JwksCache),
+    // Boxed: the cache is several times the size of a key.
+    Jwks(Box<JwksCache>),
 }
 
 /// A public key or secret together with the one algorithm it may be used with.
@@ -219,6 +238,8 @@ impl Authenticator {
         let scopes = Scopes {
             admin: scope_name(&settings.admin_scope, ENV_ADMIN_SCOPE)?,
             fulfill: scope_name(&settings.fulfill_scope, ENV_FULFILL_SCOPE)?,
+            refund: scope_name(&settings.refund_scope, ENV_REFUND_SCOPE)?,
+            webhooks: scope_name(&settings.webhooks_scope, ENV_WEBHOOKS_SCOPE)?,
         };
         let mut auth = if let Some(url) = set(&settings.jwks_url) {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -249,7 +270,7 @@ impl Authenticator {
     /// RS256/ES256 keys from the JWKS at `url`, fetched on first use.
     pub fn jwks(url: impl Into<String>) -> Self {
         install_crypto_provider();
-        Self::with_keys(KeySource::Jwks(JwksCache::new(url.into())))
+        Self::with_keys(KeySource::Jwks(Box::new(JwksCache::new(url.into()))))
     }
 
     fn with_keys(keys: KeySource) -> Self {
@@ -281,6 +302,7 @@ impl Authenticator {
         self.scopes = Scopes {
             admin: admin.into(),
             fulfill: fulfill.into(),
+            ..Scopes::default()
         };
         self
     }

@@ -242,6 +242,43 @@ fn fixture_jwks_match_the_private_keys() {
 
 // ---- HS256 mode ----
 
+/// Issue 23, defect 11: the refund and webhooks scopes grant only their own; the admin
+/// scope grants both.
+#[tokio::test]
+async fn refund_and_webhooks_scopes_grant_their_own_and_admin_their_union() {
+    let auth = Authenticator::hs256(SECRET);
+    let roles = |p: Principal| (p.admin, p.refunds, p.webhooks, p.fulfillment);
+    for (scope, want) in [
+        ("orders:refund", (false, true, false, false)),
+        ("orders:webhooks", (false, false, true, false)),
+        ("orders:admin", (true, true, true, false)),
+        ("orders:refund orders:webhooks", (false, true, true, false)),
+        ("", (false, false, false, false)),
+    ] {
+        let principal = check(&auth, &hs(&claims("u", scope))).await.unwrap();
+        assert_eq!(roles(principal), want, "{scope:?}");
+    }
+    let settings = AuthSettings {
+        jwt_secret: Some(String::from_utf8(SECRET.to_vec()).unwrap()),
+        refund_scope: "orders/refund".into(),
+        webhooks_scope: "orders/webhooks".into(),
+        ..AuthSettings::default()
+    };
+    let auth = Authenticator::from_settings(&settings).unwrap();
+    let principal = check(&auth, &hs(&claims("u", "orders/refund")))
+        .await
+        .unwrap();
+    assert_eq!(roles(principal), (false, true, false, false));
+    let blank = AuthSettings {
+        webhooks_scope: " ".into(),
+        ..settings
+    };
+    assert!(matches!(
+        Authenticator::from_settings(&blank),
+        Err(AuthConfigError::InvalidScope("WEBHOOKS_SCOPE"))
+    ));
+}
+
 #[tokio::test]
 async fn hs256_accepts_a_valid_token() {
     let auth = Authenticator::hs256(SECRET);
@@ -252,6 +289,8 @@ async fn hs256_accepts_a_valid_token() {
             user_id: "user-1".into(),
             admin: false,
             fulfillment: false,
+            refunds: false,
+            webhooks: false,
             email: None,
             phone: None,
         }
@@ -537,6 +576,8 @@ async fn id_tokens_are_accepted_without_roles() {
             user_id: "alice".into(),
             admin: false,
             fulfillment: false,
+            refunds: false,
+            webhooks: false,
             email: None,
             phone: None,
         }
@@ -646,6 +687,53 @@ async fn rotated_in_key_is_picked_up_by_the_refetch() {
         check(&auth, &rs(RSA_KID, &claims("u", ""))).await,
         "unknown key id",
     );
+}
+
+/// Issue 23, defect 7: a key the issuer withdraws stops verifying once the cached set is
+/// past its max age (an hour, `max_age` here standing in for it), without any unknown
+/// `kid` to prompt a refetch.
+#[tokio::test]
+async fn a_withdrawn_key_stops_verifying_once_the_set_is_past_its_max_age() {
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let mut auth = server.auth();
+    if let KeySource::Jwks(jwks) = &mut auth.keys {
+        jwks.refetch_interval = Duration::ZERO;
+        jwks.max_age = Duration::ZERO;
+    }
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    server.serve(200, jwks_json(&[EC_JWK]));
+    assert_invalid(
+        check(&auth, &rs(RSA_KID, &claims("u", ""))).await,
+        "unknown key id",
+    );
+    assert_eq!(server.hits(), 2);
+    // An issuer that cannot answer has withdrawn nothing: the stale set still serves.
+    server.serve(200, jwks_json(&[RSA_JWK]));
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    server.serve(503, String::new());
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+}
+
+/// The answer's `Cache-Control` shortens the max age (here to nothing).
+#[tokio::test]
+async fn cache_control_bounds_how_long_the_set_is_believed() {
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let mut reply = Reply::new(200, jwks_json(&[RSA_JWK]));
+    reply.headers = "Cache-Control: public, max-age=0\r\n".into();
+    server.serve_reply(reply);
+    let auth = server.eager_auth();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    server.serve(200, jwks_json(&[EC_JWK]));
+    assert_invalid(
+        check(&auth, &rs(RSA_KID, &claims("u", ""))).await,
+        "unknown key id",
+    );
+    // Without it, the set is believed (no refetch for a known kid).
+    let server = JwksServer::start(&[RSA_JWK]).await;
+    let auth = server.eager_auth();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    check(&auth, &rs(RSA_KID, &claims("u", ""))).await.unwrap();
+    assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]
@@ -936,6 +1024,8 @@ fn settings_from_the_environment_and_their_defaults() {
             admin_scope: "orders/admin".into(),
             // Empty counts as unset: the default.
             fulfill_scope: DEFAULT_FULFILL_SCOPE.into(),
+            refund_scope: DEFAULT_REFUND_SCOPE.into(),
+            webhooks_scope: DEFAULT_WEBHOOKS_SCOPE.into(),
             local_mode: true,
         }
     );

@@ -13,7 +13,7 @@ use super::order::{
     HistoryEntry, LineItem, Order, OrderId, OrderStatus, PaymentMethod, PaymentStatus,
     ShippingAddress, ShippingStatus,
 };
-use super::validation::{FieldErrors, MAX_ID_LEN, check_text, is_valid_id};
+use super::validation::{FieldErrors, MAX_ID_LEN, check_text, is_invisible_format, is_valid_id};
 
 /// The checkout request's fields as they arrived, before any check.
 #[derive(Debug, Clone, Default)]
@@ -382,12 +382,6 @@ fn line_item(line: &CartLine, currency: Currency) -> Result<LineItem, String> {
         discount: Money::zero(currency),
         tax_lines: Vec::new(),
     })
-}
-
-/// Bidirectional overrides and zero-width characters: they make a name read
-/// otherwise than it is stored.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub struct Contact {
     pub email: Option<String>,
     /// E.164: `+` and up to 15 digits.
     pub phone: Option<String>,
+    /// Whether `email` is the account's own, as its token's issuer verified it (not
+    /// whatever a create sent): only then do messages greet by the shipping name.
+    pub email_verified: bool,
 }
 
 impl Contact {
@@ -54,6 +57,7 @@ impl ContactInput {
         Contact {
             email: email.map(str::to_string),
             phone: phone.map(str::to_string),
+            email_verified: false,
         }
     }
 }
@@ -70,6 +74,7 @@ pub fn from_claims(email: Option<&str>, phone: Option<&str>) -> Contact {
             .map(str::trim)
             .filter(|p| is_e164(p))
             .map(str::to_string),
+        email_verified: false,
     }
 }
 

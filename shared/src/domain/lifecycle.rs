@@ -110,11 +110,22 @@ pub struct SideEffects {
 }
 
 impl StatusChange {
-    /// Payment is recorded on confirmation; a cancellation leaves the payment status
-    /// alone, since refunding is the payment service's act, not ours.
+    /// The side effects on an order without a provider payment: payment is recorded on
+    /// confirmation; a cancellation leaves the payment status alone, since refunding is
+    /// the payment service's act, not ours.
     pub fn side_effects(&self) -> SideEffects {
+        self.side_effects_on(false)
+    }
+
+    /// The side effects on an order with a provider payment (`online_payment`) or
+    /// without: a card order's payment status comes from the provider only, so a
+    /// confirmation by hand (an admin's) confirms the order but claims no money; a
+    /// payment that arrives later is recorded, and a cancellation refunds what was
+    /// received or withdraws the intent.
+    pub fn side_effects_on(&self, online_payment: bool) -> SideEffects {
         match self.to {
             Pending => SideEffects::default(),
+            Confirmed if online_payment => SideEffects::default(),
             Confirmed => SideEffects {
                 payment_status: Some(PaymentStatus::Paid),
                 shipping_status: None,
@@ -146,13 +157,20 @@ impl StatusChange {
     }
 
     pub fn history_entry(&self) -> HistoryEntry {
+        self.history_entry_on(false)
+    }
+
+    /// The history entry of this change on an order with a provider payment or
+    /// without ([`StatusChange::side_effects_on`]).
+    pub fn history_entry_on(&self, online_payment: bool) -> HistoryEntry {
+        let effects = self.side_effects_on(online_payment);
         HistoryEntry {
             at: self.at,
             actor: self.actor.clone(),
             role: self.role,
             status: self.to,
-            shipping_status: self.side_effects().shipping_status,
-            payment_status: self.side_effects().payment_status,
+            shipping_status: effects.shipping_status,
+            payment_status: effects.payment_status,
             reason: self.reason.clone(),
         }
     }

@@ -17,6 +17,11 @@ impl Channel {
     }
 }
 
+/// How many messages one address gets a day about orders not paid for: the contact of
+/// a create is whatever the caller sent, so without a cap the shop's address would mail
+/// strangers for free. Paid orders (someone's money moved) are not counted.
+pub const UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY: u32 = 5;
+
 /// A change the customer hears about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {

@@ -10,7 +10,12 @@ pub struct Principal {
     pub admin: bool,
     /// Holds the fulfill scope. Not implied by `admin`: callers check `admin || fulfillment`.
     pub fulfillment: bool,
-    /// The token's `email` claim, if any: the order's contact unless the create says.
+    /// May refund orders: holds the refund scope or the admin scope.
+    pub refunds: bool,
+    /// May manage webhook subscriptions: holds the webhooks scope or the admin scope.
+    pub webhooks: bool,
+    /// The token's `email` claim, when `email_verified`: the order's contact unless the
+    /// create says.
     pub email: Option<String>,
     /// The token's `phone_number` claim (OpenID Connect), if any.
     pub phone: Option<String>,

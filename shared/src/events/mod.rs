@@ -6,8 +6,8 @@ use serde_json::value::RawValue;
 
 pub mod view;
 
-use crate::domain::Order;
 use crate::domain::time::timestamp;
+use crate::domain::{HistoryEntry, Order, Role};
 use view::OrderView;
 
 /// EventBridge `source` of every event.
@@ -80,7 +80,7 @@ impl OrderEvent {
             previous_payment_status: before.map(|b| b.payment_status.as_str().to_string()),
             payment_status: after.payment_status.as_str().to_string(),
             actor: entry.actor.clone(),
-            reason: entry.reason.clone(),
+            reason: event_reason(entry, after),
             order: OrderJson::of(after),
         })
     }
@@ -123,6 +123,23 @@ impl OrderEvent {
     fn is_payment_change(&self) -> bool {
         self.previous_payment_status.as_deref() != Some(self.payment_status.as_str())
             || self.previous_shipping_status.as_deref() == Some(self.shipping_status.as_str())
+    }
+}
+
+/// The reason an event gives for the change `entry` records: the entry's, except
+/// that of an admin's refund, whose reason is a note for staff (the history shows it to
+/// them): the event says only what was refunded.
+fn event_reason(entry: &HistoryEntry, order: &Order) -> Option<String> {
+    let refund = order
+        .payment
+        .as_ref()
+        .and_then(|p| p.refunds.last())
+        .filter(|r| {
+            entry.role == Role::Admin && entry.payment_status.is_some() && r.at == entry.at
+        });
+    match refund {
+        Some(refund) => Some(refund.summary()),
+        None => entry.reason.clone(),
     }
 }
 

@@ -214,7 +214,9 @@ impl From<&Order> for OrderView {
                     .map(|r| RefundView {
                         refund_id: r.refund_id.clone(),
                         amount: Amount(r.amount),
-                        reason: r.reason.clone(),
+                        // An admin's reason is a note for staff: added for admins
+                        // by `for_reader`, never in an event or the owner's view.
+                        reason: None,
                         at: timestamp(r.at),
                     })
                     .collect(),
@@ -248,6 +250,13 @@ impl OrderView {
                 email: order.contact.email.clone(),
                 phone: order.contact.phone.clone(),
             });
+        }
+        if let (true, Some(view), Some(payment)) =
+            (reader.admin, view.payment.as_mut(), &order.payment)
+        {
+            for (shown, refund) in view.refunds.iter_mut().zip(&payment.refunds) {
+                shown.reason = refund.reason.clone();
+            }
         }
         let waiting = matches!(
             order.payment_status,

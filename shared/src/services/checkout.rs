@@ -132,8 +132,9 @@ impl CheckoutService {
         if customer == caller.user_id {
             let claimed = contact::from_claims(caller.email.as_deref(), caller.phone.as_deref());
             let contact = &mut checkout.contact;
-            contact.email = contact.email.take().or(claimed.email);
+            contact.email = contact.email.take().or(claimed.email.clone());
             contact.phone = contact.phone.take().or(claimed.phone);
+            contact.email_verified = contact.email.is_some() && contact.email == claimed.email;
         }
         let key = idempotency.map(|i| {
             (

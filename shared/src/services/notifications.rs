@@ -19,7 +19,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::invoice::{Invoice, InvoiceDraft, InvoiceSeries, Seller};
-use crate::domain::notification::{Channel, Notice};
+use crate::domain::notification::{Channel, Notice, UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY};
+use crate::domain::payment::UNPAID;
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{
@@ -80,6 +81,8 @@ pub enum Delivery {
     AlreadySent,
     /// The contact has no address for the channel (or SMS is not configured).
     NoAddress,
+    /// Not sent: the address had its day's messages about unpaid orders.
+    Capped,
 }
 
 /// What handling one message did, for the log and the tests.
@@ -221,6 +224,22 @@ impl Notifications {
                 });
             }
         };
+        // About an order nobody paid for, an address gets a few messages a day: the
+        // create's contact is whatever its caller sent.
+        if UNPAID.contains(&order.payment_status)
+            && !self
+                .log
+                .count_for_recipient(address, now, UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY)
+                .await?
+        {
+            tracing::warn!(
+                event_id,
+                channel = channel.as_str(),
+                "daily cap of messages about unpaid orders reached; not sent"
+            );
+            self.log.mark_sent(event_id, channel, now, "capped").await?;
+            return Ok(Delivery::Capped);
+        }
         match self
             .send(event_id, channel, address, notice, order, invoice)
             .await

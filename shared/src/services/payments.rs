@@ -14,7 +14,7 @@ use crate::domain::lifecycle::StatusChange;
 use crate::domain::payment::notice::{NoticeEffect, NoticeOutcome, PaymentNotice};
 use crate::domain::payment::refund::{RefundRefusal, check_refund};
 use crate::domain::payment::{
-    CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID,
+    CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID, caller_refund_key,
 };
 use crate::domain::{
     FieldErrors, HistoryEntry, Money, Order, OrderId, OrderStatus, Principal, Refund, Role,
@@ -159,9 +159,9 @@ impl PaymentService {
         id: &str,
         request: RefundRequest,
     ) -> Result<(Order, bool), PaymentServiceError> {
-        if !caller.admin {
+        if !caller.refunds {
             return Err(PaymentServiceError::Forbidden(
-                "only support (orders:admin) refunds orders".into(),
+                "only support (the refund or admin scope) refunds orders".into(),
             ));
         }
         let id = OrderId::parse(id).ok_or(PaymentServiceError::NotFound)?;
@@ -177,7 +177,7 @@ impl PaymentService {
             PaymentServiceError::Invalid(errors)
         })?;
         let hold = RefundHold {
-            key: request.key,
+            key: caller_refund_key(&request.key),
             amount,
             reason: request.reason,
             actor: caller.user_id.clone(),
@@ -208,7 +208,9 @@ impl PaymentService {
         let Some(payment) = &order.payment else {
             return Ok(Settled::Nothing("the order takes no online payment"));
         };
-        if UNPAID.contains(&order.payment_status) {
+        // Never paid, or confirmed by hand before issue 23 (`paid` with nothing
+        // received): withdraw the intent so it can no longer be paid.
+        if UNPAID.contains(&order.payment_status) || payment.received.is_none() {
             return Ok(
                 match self.gateway.cancel_intent(&payment.intent_id).await? {
                     CancelOutcome::Cancelled => Settled::IntentCancelled,
@@ -321,11 +323,18 @@ impl PaymentService {
                 Some(held) if held.key == hold.key && held.amount != hold.amount => {
                     return Err(PaymentServiceError::KeyReused);
                 }
-                // Its holder died (the provider's answer lost): finish it, with the
-                // same provider key, so the provider answers with what it made.
+                // Its holder died (the provider's answer lost): finish it, looking
+                // first for what the provider made. Another caller's request finishes
+                // it too (or the order would wait for a retry that may never come) but
+                // is answered 409, not with a refund that was not its own.
                 Some(held) if held.abandoned(OffsetDateTime::now_utc()) => {
                     let held = held.clone();
-                    return self.make_refund(order, held).await;
+                    let theirs = held.key != hold.key;
+                    let finished = self.make_refund(order, held, true).await?;
+                    if theirs {
+                        return Err(RefundRefusal::InProgress.into());
+                    }
+                    return Ok(finished);
                 }
                 // Its holder is still at it: asking the provider now could make it twice.
                 Some(_) => return Err(RefundRefusal::InProgress.into()),
@@ -337,7 +346,7 @@ impl PaymentService {
                 .hold_refund(&order.id, &hold, order.version)
                 .await?
             {
-                ChangeOutcome::Changed(held) => return self.make_refund(*held, hold).await,
+                ChangeOutcome::Changed(held) => return self.make_refund(*held, hold, false).await,
                 ChangeOutcome::Refused(Some(current)) => order = *current,
                 ChangeOutcome::Refused(None) => return Err(PaymentServiceError::NotFound),
             }
@@ -345,20 +354,36 @@ impl PaymentService {
         Err(PaymentServiceError::Contention)
     }
 
+    /// Asks the provider for the held refund and records it. `resumed`: a hold whose
+    /// holder died, perhaps after the provider made it, perhaps more than a day ago,
+    /// when the provider no longer knows the idempotency key: the refund is looked up
+    /// by its metadata before it is asked for again.
     async fn make_refund(
         &self,
         order: Order,
         hold: RefundHold,
+        resumed: bool,
     ) -> Result<(Order, bool), PaymentServiceError> {
         let payment = order.payment.as_ref().ok_or(RefundRefusal::NoPayment)?;
         // The provider's key is the order's and the hold's: a resumed refund is
         // answered with the one the first attempt made.
         let provider_key = format!("refund-{}-{}", order.id, hold.key);
-        let refund_id = match self
-            .gateway
-            .refund(&payment.intent_id, &hold.amount, &provider_key)
-            .await
-        {
+        let made = if resumed {
+            self.gateway
+                .find_refund(&payment.intent_id, &provider_key)
+                .await?
+        } else {
+            None
+        };
+        let asked = match made {
+            Some(id) => Ok(id),
+            None => {
+                self.gateway
+                    .refund(&payment.intent_id, &hold.amount, &provider_key)
+                    .await
+            }
+        };
+        let refund_id = match asked {
             Ok(id) => id,
             Err(PaymentError::Refused(why)) => {
                 self.ledger.release_refund(&order.id, &hold.key).await?;
@@ -389,9 +414,8 @@ impl PaymentService {
             shipping_status: None,
             payment_status: Some(status),
             reason: Some(format!(
-                "refund {refund_id} of {} {}{}",
-                hold.amount.to_decimal_string(),
-                hold.amount.currency().code(),
+                "{}{}",
+                refund.summary(),
                 hold.reason
                     .as_deref()
                     .map(|r| format!(": {r}"))

@@ -20,7 +20,7 @@ pub const MAX_DESCRIPTION_LEN: usize = 200;
 pub enum WebhookError {
     #[error("the request is invalid")]
     Invalid(FieldErrors),
-    #[error("only admins (scope orders:admin) manage webhooks")]
+    #[error("only the webhooks or admin scope (orders:webhooks, orders:admin) manages webhooks")]
     Forbidden,
     #[error("webhook not found")]
     NotFound,
@@ -137,9 +137,10 @@ impl WebhookService {
         self.policy
     }
 
-    /// Every use case is for admins; checked before the request is read.
+    /// Every use case is for holders of the webhooks (or admin) scope; checked before
+    /// the request is read.
     pub fn authorize(&self, caller: &Principal) -> Result<(), WebhookError> {
-        if caller.admin {
+        if caller.webhooks {
             Ok(())
         } else {
             Err(WebhookError::Forbidden)

@@ -261,9 +261,9 @@ async fn carts_that_cannot_become_orders_are_refused_with_nothing_written() {
         .await;
 
     for (cart, status, code) in [
-        ("nope", 400, "cart_not_found"),
+        ("nope", 404, "cart_not_found"),
         ("empty", 400, "cart_empty"),
-        ("bobs", 400, "cart_not_found"),
+        ("bobs", 404, "cart_not_found"),
         ("odd", 422, "cart_invalid"),
     ] {
         let reply = stack.send(create("user789", &checkout(cart))).await;
@@ -516,7 +516,7 @@ async fn carts_from_the_shopping_cart_api() {
     assert_eq!(stored["total"].as_n().unwrap(), "6529");
 
     for (cart, status, code) in [
-        ("c-404", 400, "cart_not_found"),
+        ("c-404", 404, "cart_not_found"),
         ("c-empty", 400, "cart_empty"),
         ("c-down", 503, "cart_service_unavailable"),
         ("c-bad", 502, "cart_service_error"),
@@ -764,9 +764,9 @@ async fn a_keyed_retry_is_replayed_whatever_the_cart_says_now() {
     for (call, status, code) in [
         (create("user789", &checkout("emptied")), 400, "cart_empty"),
         (place("emptied", "fresh"), 400, "cart_empty"),
-        (place("handed-on", "fresh"), 400, "cart_not_found"),
+        (place("handed-on", "fresh"), 404, "cart_not_found"),
         (place("unpriceable", "fresh"), 422, "cart_invalid"),
-        (place("gone", "fresh"), 400, "cart_not_found"),
+        (place("gone", "fresh"), 404, "cart_not_found"),
     ] {
         let reply = stack.send(call).await;
         assert_eq!((reply.status, reply.code()), (status, code), "{reply:?}");

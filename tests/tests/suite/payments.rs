@@ -17,6 +17,9 @@ use time::OffsetDateTime;
 
 const USER: &str = "user789";
 
+/// The security review's payment findings (issue 23), over this module's harness.
+mod security;
+
 fn stripe_base() -> String {
     std::env::var("STRIPE_API_BASE").expect(
         "STRIPE_API_BASE is not set: run the tests with `make test`, which starts localstripe",
@@ -938,7 +941,7 @@ async fn each_payment_step_makes_the_dynamodb_requests_the_data_design_states() 
 /// refund waits (409) and Stripe is not asked twice.
 #[tokio::test]
 async fn an_abandoned_refund_hold_is_finished_and_a_live_one_waits() {
-    use orders::domain::payment::{REFUND_HOLD_LEASE_SECONDS, RefundHold};
+    use orders::domain::payment::{REFUND_HOLD_LEASE_SECONDS, RefundHold, caller_refund_key};
     use orders::ports::PaymentLedger;
     let p = payments().await;
     let (order_id, intent) = p.paid_order().await;
@@ -946,7 +949,7 @@ async fn an_abandoned_refund_hold_is_finished_and_a_live_one_waits() {
         orders::adapters::dynamo::DynamoOrderStore::new(p.stack.dynamodb.clone(), &p.stack.table);
     let order = p.order(&order_id).await;
     let hold = |at| RefundHold {
-        key: "lost-1".into(),
+        key: caller_refund_key("lost-1"),
         amount: orders::domain::Money::parse("30.00", order.total.currency()).unwrap(),
         reason: None,
         actor: "admin".into(),
@@ -972,7 +975,10 @@ async fn an_abandoned_refund_hold_is_finished_and_a_live_one_waits() {
     );
     assert!(p.stripe.refunds_of(&intent).await.is_empty());
     // Its holder died: past the lease, the same key finishes it, once.
-    ledger.release_refund(&order.id, "lost-1").await.unwrap();
+    ledger
+        .release_refund(&order.id, &caller_refund_key("lost-1"))
+        .await
+        .unwrap();
     let old =
         hold(OffsetDateTime::now_utc() - time::Duration::seconds(REFUND_HOLD_LEASE_SECONDS + 5));
     ledger

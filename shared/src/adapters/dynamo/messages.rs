@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use time::OffsetDateTime;
 
 use super::claims;
 use super::order_item::{Item, PK, SK, n, s};
+use crate::adapters::aws::store_error;
 use crate::domain::notification::Channel;
 use crate::domain::time::timestamp;
 use crate::ports::{Claim, ClaimToken, MessageLog, StoreError};
@@ -42,8 +44,50 @@ fn expires_at(from: OffsetDateTime) -> aws_sdk_dynamodb::types::AttributeValue {
     n((from + KEEP_FOR).unix_timestamp())
 }
 
+/// The day's counter of one recipient: the address hashed (lower case), so that the
+/// table holds no address outside its order.
+fn recipient_key(recipient: &str, at: OffsetDateTime) -> Item {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        recipient.to_lowercase().as_bytes(),
+    );
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Item::from([
+        (PK.into(), s(format!("RECIPIENT#{hex}"))),
+        (SK.into(), s(format!("DAY#{}", at.date()))),
+    ])
+}
+
 #[async_trait]
 impl MessageLog for DynamoMessageLog {
+    async fn count_for_recipient(
+        &self,
+        recipient: &str,
+        at: OffsetDateTime,
+        cap: u32,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(recipient_key(recipient, at)))
+            .update_expression("ADD sent :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(sent) OR sent < :cap")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(cap))
+            // Two days: the counter outlives its day, then TTL removes it.
+            .expression_attribute_values(":expires", n(at.unix_timestamp() + 2 * 24 * 60 * 60))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(store_error(err)),
+            },
+        }
+    }
+
     async fn claim(
         &self,
         event_id: &str,

@@ -167,6 +167,9 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
     }
     if let Some(email) = &order.contact.email {
         item.insert("contact_email".into(), s(email));
+        if order.contact.email_verified {
+            item.insert("contact_email_verified".into(), AttributeValue::Bool(true));
+        }
     }
     if let Some(phone) = &order.contact.phone {
         item.insert("contact_phone".into(), s(phone));
@@ -543,6 +546,11 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         contact: Contact {
             email: f.optional("contact_email")?,
             phone: f.optional("contact_phone")?,
+            email_verified: item
+                .get("contact_email_verified")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
         },
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,

@@ -277,78 +277,19 @@ impl OrderStore for DynamoOrderStore {
         change: &StatusChange,
         from: &[OrderStatus],
     ) -> Result<ChangeOutcome, StoreError> {
-        let mut update = vec![
-            "#status = :to",
-            // The order moves to its new status's partition of `by_status`.
-            "status_shard = :to_shard",
-            "updated_at = :now",
-            "version = version + :one",
-            "history = list_append(history, :entry)",
-        ];
-        let mut values = HashMap::from([
-            (":to".to_string(), s(change.to.as_str())),
-            (
-                ":to_shard".to_string(),
-                s(status_partition(change.to, self.shards.of(id))),
-            ),
-            (":now".to_string(), s(timestamp(change.at))),
-            (":one".to_string(), n(1)),
-            (
-                ":entry".to_string(),
-                AttributeValue::L(vec![history_to_value(&change.history_entry())]),
-            ),
-        ]);
-        let effects = change.side_effects();
-        if let Some(payment) = effects.payment_status {
-            update.push("payment_status = :payment");
-            values.insert(":payment".into(), s(payment.as_str()));
+        if change.side_effects_on(true) == change.side_effects_on(false) {
+            return self.write_status(id, change, from, None).await;
         }
-        if let Some(shipping) = effects.shipping_status {
-            update.push("shipping_status = :shipping");
-            values.insert(":shipping".into(), s(shipping.as_str()));
-        }
-        if let Some(tracking) = &change.tracking_number {
-            update.push("tracking_number = :tracking");
-            values.insert(":tracking".into(), s(tracking));
-        }
-        if let Some(carrier) = &change.carrier {
-            update.push("carrier = :carrier");
-            values.insert(":carrier".into(), s(carrier));
-        }
-
-        let mut placeholders = Vec::new();
-        for (i, status) in from.iter().enumerate() {
-            let name = format!(":from{i}");
-            values.insert(name.clone(), s(status.as_str()));
-            placeholders.push(name);
-        }
-        let mut condition = format!(
-            "attribute_exists(PK) AND #status IN ({})",
-            placeholders.join(", ")
-        );
-        if change.role == crate::domain::Role::Owner {
-            condition.push_str(" AND user_id = :actor");
-            values.insert(":actor".into(), s(&change.actor));
-        }
-        let required = change.required_payment();
-        if !required.is_empty() {
-            let names: Vec<String> = (0..required.len()).map(|i| format!(":paid{i}")).collect();
-            condition.push_str(&format!(" AND payment_status IN ({})", names.join(", ")));
-            for (name, status) in names.into_iter().zip(required) {
-                values.insert(name, s(status.as_str()));
+        // The move does one thing to an order with a provider payment and another to
+        // one without (a confirmation by hand): written for an order without, and if
+        // the order refused it for having one, written again as such. A payment is
+        // part of the order from its checkout on, so the second write is the last.
+        match self.write_status(id, change, from, Some(false)).await? {
+            ChangeOutcome::Refused(Some(current)) if current.payment.is_some() => {
+                self.write_status(id, change, from, Some(true)).await
             }
+            outcome => Ok(outcome),
         }
-        for (i, barred) in change.barred_shipping().iter().enumerate() {
-            let name = format!(":barred{i}");
-            condition.push_str(&format!(" AND shipping_status <> {name}"));
-            values.insert(name, s(barred.as_str()));
-        }
-        if let Some(version) = change.expected_version {
-            condition.push_str(" AND version = :expected");
-            values.insert(":expected".into(), n(version));
-        }
-
-        self.record_change(id, &update, &condition, values).await
     }
 
     async fn update_shipping(
@@ -418,6 +359,99 @@ impl OrderStore for DynamoOrderStore {
             .map(|item| idempotency_from_item(key, &item))
             .transpose()?;
         Ok(record.filter(|r| r.expires_at > OffsetDateTime::now_utc()))
+    }
+}
+
+impl DynamoOrderStore {
+    /// One conditional write of `change` from one of `from`; with `online_payment`
+    /// set, on an order with (`true`) or without (`false`) a provider payment only,
+    /// and with that order's side effects.
+    async fn write_status(
+        &self,
+        id: &OrderId,
+        change: &StatusChange,
+        from: &[OrderStatus],
+        online_payment: Option<bool>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let mut update = vec![
+            "#status = :to",
+            // The order moves to its new status's partition of `by_status`.
+            "status_shard = :to_shard",
+            "updated_at = :now",
+            "version = version + :one",
+            "history = list_append(history, :entry)",
+        ];
+        let mut values = HashMap::from([
+            (":to".to_string(), s(change.to.as_str())),
+            (
+                ":to_shard".to_string(),
+                s(status_partition(change.to, self.shards.of(id))),
+            ),
+            (":now".to_string(), s(timestamp(change.at))),
+            (":one".to_string(), n(1)),
+            (
+                ":entry".to_string(),
+                AttributeValue::L(vec![history_to_value(
+                    &change.history_entry_on(online_payment == Some(true)),
+                )]),
+            ),
+        ]);
+        let effects = change.side_effects_on(online_payment == Some(true));
+        if let Some(payment) = effects.payment_status {
+            update.push("payment_status = :payment");
+            values.insert(":payment".into(), s(payment.as_str()));
+        }
+        if let Some(shipping) = effects.shipping_status {
+            update.push("shipping_status = :shipping");
+            values.insert(":shipping".into(), s(shipping.as_str()));
+        }
+        if let Some(tracking) = &change.tracking_number {
+            update.push("tracking_number = :tracking");
+            values.insert(":tracking".into(), s(tracking));
+        }
+        if let Some(carrier) = &change.carrier {
+            update.push("carrier = :carrier");
+            values.insert(":carrier".into(), s(carrier));
+        }
+
+        let mut placeholders = Vec::new();
+        for (i, status) in from.iter().enumerate() {
+            let name = format!(":from{i}");
+            values.insert(name.clone(), s(status.as_str()));
+            placeholders.push(name);
+        }
+        let mut condition = format!(
+            "attribute_exists(PK) AND #status IN ({})",
+            placeholders.join(", ")
+        );
+        if change.role == crate::domain::Role::Owner {
+            condition.push_str(" AND user_id = :actor");
+            values.insert(":actor".into(), s(&change.actor));
+        }
+        let required = change.required_payment();
+        if !required.is_empty() {
+            let names: Vec<String> = (0..required.len()).map(|i| format!(":paid{i}")).collect();
+            condition.push_str(&format!(" AND payment_status IN ({})", names.join(", ")));
+            for (name, status) in names.into_iter().zip(required) {
+                values.insert(name, s(status.as_str()));
+            }
+        }
+        for (i, barred) in change.barred_shipping().iter().enumerate() {
+            let name = format!(":barred{i}");
+            condition.push_str(&format!(" AND shipping_status <> {name}"));
+            values.insert(name, s(barred.as_str()));
+        }
+        match online_payment {
+            Some(true) => condition.push_str(" AND attribute_exists(payment)"),
+            Some(false) => condition.push_str(" AND attribute_not_exists(payment)"),
+            None => {}
+        }
+        if let Some(version) = change.expected_version {
+            condition.push_str(" AND version = :expected");
+            values.insert(":expected".into(), n(version));
+        }
+
+        self.record_change(id, &update, &condition, values).await
     }
 }
 

@@ -51,6 +51,17 @@ impl StripeGateway {
         url
     }
 
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<T, Answer> {
+        let mut url = self.url(path);
+        url.query_pairs_mut().extend_pairs(query);
+        let request = self.http.get(url).bearer_auth(&self.secret_key);
+        Self::answer(request).await
+    }
+
     async fn post<T: for<'de> Deserialize<'de>>(
         &self,
         path: &[&str],
@@ -65,6 +76,12 @@ impl StripeGateway {
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
+        Self::answer(request).await
+    }
+
+    async fn answer<T: for<'de> Deserialize<'de>>(
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, Answer> {
         let response = request
             .send()
             .await
@@ -123,7 +140,19 @@ struct IntentBody {
 #[derive(Deserialize)]
 struct RefundBody {
     id: String,
+    #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
 }
+
+#[derive(Deserialize)]
+struct RefundList {
+    data: Vec<RefundBody>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+/// Pages of refunds read for one intent at most: an order has a handful of refunds.
+const MAX_REFUND_PAGES: usize = 10;
 
 #[async_trait]
 impl PaymentGateway for StripeGateway {
@@ -179,5 +208,36 @@ impl PaymentGateway for StripeGateway {
             .post(&["v1", "refunds"], &form, Some(idempotency_key))
             .await?;
         Ok(refund.id)
+    }
+
+    async fn find_refund(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, PaymentError> {
+        // Stripe has no search of refunds: list the intent's (newest first), page by
+        // page, and match the key `refund` writes into the metadata.
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_REFUND_PAGES {
+            let mut query = vec![("payment_intent", intent_id), ("limit", "100")];
+            if let Some(last) = &after {
+                query.push(("starting_after", last));
+            }
+            let page: RefundList = self.get(&["v1", "refunds"], &query).await?;
+            if let Some(found) = page
+                .data
+                .iter()
+                .find(|r| r.metadata.get("refund_key").map(String::as_str) == Some(idempotency_key))
+            {
+                return Ok(Some(found.id.clone()));
+            }
+            match page.data.last() {
+                Some(last) if page.has_more => after = Some(last.id.clone()),
+                _ => return Ok(None),
+            }
+        }
+        Err(PaymentError::Unavailable(format!(
+            "more than {MAX_REFUND_PAGES} pages of refunds for {intent_id}"
+        )))
     }
 }

@@ -33,6 +33,13 @@ pub const PAYMENT_TIMEOUT: &str = "payment_timeout";
 /// The refund key of the full refund that follows a cancellation.
 pub const CANCELLATION_REFUND: &str = "cancellation";
 
+/// The refund key a caller's `Idempotency-Key` is kept under: in a namespace of its
+/// own, so that no caller can take a key the system reserves ([`CANCELLATION_REFUND`])
+/// and make a later cancellation believe it has refunded already.
+pub fn caller_refund_key(idempotency_key: &str) -> String {
+    format!("caller:{idempotency_key}")
+}
+
 /// The provider's payment for one order, created at checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
@@ -56,7 +63,8 @@ pub struct Payment {
 /// One refund, as the provider made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
-    /// The caller's key for it (its `Idempotency-Key`, or [`CANCELLATION_REFUND`]).
+    /// Its key: [`caller_refund_key`] of the caller's `Idempotency-Key`, or
+    /// [`CANCELLATION_REFUND`].
     pub key: String,
     /// Stripe's refund id (`re_…`).
     pub refund_id: String,
@@ -64,6 +72,19 @@ pub struct Refund {
     pub reason: Option<String>,
     pub actor: String,
     pub at: OffsetDateTime,
+}
+
+impl Refund {
+    /// What was refunded, without the reason: `refund re_1 of 25.00 USD`. An admin's
+    /// reason is a note for staff, so this is what events say of an admin's refund.
+    pub fn summary(&self) -> String {
+        format!(
+            "refund {} of {} {}",
+            self.refund_id,
+            self.amount.to_decimal_string(),
+            self.amount.currency().code()
+        )
+    }
 }
 
 /// How long a refund in flight is its holder's: past it, another request (a retry, the

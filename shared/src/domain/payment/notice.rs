@@ -109,16 +109,30 @@ impl PaymentNotice {
                         received,
                         Some("paid after the order was cancelled; refunding".into()),
                     ),
+                    // Paid after an admin confirmed the order by hand: the money is
+                    // recorded (so a cancellation refunds it); the status stays.
+                    (status, true) if received == Some(order.total) => {
+                        change(status, PaymentStatus::Paid, received, None)
+                    }
+                    (status, true) => change(
+                        status,
+                        PaymentStatus::Mismatched,
+                        received,
+                        Some(format!(
+                            "received {amount} {} (minor units), the order's total is {} {}",
+                            currency.to_ascii_uppercase(),
+                            order.total.minor(),
+                            order.total.currency().code()
+                        )),
+                    ),
                     _ => NoticeEffect::Ignore("the order is paid already"),
                 }
             }
             NoticeOutcome::Failed { reason } => match (order.status, unpaid) {
-                (OrderStatus::Pending, true) => change(
-                    OrderStatus::Pending,
-                    PaymentStatus::Failed,
-                    None,
-                    Some(reason.clone()),
-                ),
+                // Pending, or confirmed by hand and still unpaid.
+                (status, true) if status != OrderStatus::Cancelled => {
+                    change(status, PaymentStatus::Failed, None, Some(reason.clone()))
+                }
                 // A failure reported after a success (events come in any order) or
                 // for an order no longer waiting for payment changes nothing.
                 _ => NoticeEffect::Ignore("the order is not waiting for payment"),
@@ -248,6 +262,23 @@ mod tests {
         assert!(matches!(late.effect(&paid), NoticeEffect::Ignore(_)));
         let again = notice("evt_4", succeeded(7500, "usd"));
         assert!(matches!(again.effect(&paid), NoticeEffect::Ignore(_)));
+    }
+
+    /// Issue 23, defect 1: an order an admin confirmed by hand is still unpaid; the
+    /// payment that arrives later is recorded without moving it.
+    #[test]
+    fn a_payment_after_a_confirmation_by_hand_is_recorded() {
+        let confirmed = order(OrderStatus::Confirmed, PaymentStatus::Unpaid);
+        let effect = notice("evt_1", succeeded(7500, "usd")).effect(&confirmed);
+        assert_eq!(
+            recorded(effect),
+            (OrderStatus::Confirmed, PaymentStatus::Paid)
+        );
+        let effect = notice("evt_2", succeeded(100, "usd")).effect(&confirmed);
+        assert_eq!(
+            recorded(effect),
+            (OrderStatus::Confirmed, PaymentStatus::Mismatched)
+        );
     }
 
     #[test]

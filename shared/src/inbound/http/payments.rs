@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{constant_time, hmac};
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -141,9 +141,14 @@ fn fresh_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The most `v1` signatures a `Stripe-Signature` may carry: Stripe sends one per
+/// webhook secret (two while a secret is rolled); more is someone making us work.
+pub const MAX_SIGNATURES: usize = 8;
+
 /// Checks `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=…]`: one `v1` must be the
-/// HMAC-SHA256 of `<t>.<body>` under `secret` (compared in constant time), and `t`
-/// within [`SIGNATURE_TOLERANCE_SECONDS`] of `now`.
+/// HMAC-SHA256 of `<t>.<body>` under `secret`, and `t` within
+/// [`SIGNATURE_TOLERANCE_SECONDS`] of `now`. The expected signature is computed once
+/// and each candidate (at most [`MAX_SIGNATURES`]) compared to it in constant time.
 pub fn verify_signature(
     secret: &str,
     header: Option<&str>,
@@ -164,15 +169,25 @@ pub fn verify_signature(
     if signatures.is_empty() {
         return Err("Stripe-Signature has no v1 signature".into());
     }
-    if (now - timestamp).abs() > SIGNATURE_TOLERANCE_SECONDS {
+    if signatures.len() > MAX_SIGNATURES {
+        return Err(format!(
+            "Stripe-Signature has more than {MAX_SIGNATURES} v1 signatures"
+        ));
+    }
+    // `abs_diff`: a `t` near `i64::MIN` must not overflow a subtraction.
+    if now.abs_diff(timestamp) > SIGNATURE_TOLERANCE_SECONDS.unsigned_abs() {
         return Err("Stripe-Signature's timestamp is outside the tolerance".into());
     }
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let mut signed = format!("{timestamp}.").into_bytes();
-    signed.extend_from_slice(body);
-    let verified = signatures
-        .iter()
-        .any(|hex| decode_hex(hex).is_some_and(|tag| hmac::verify(&key, &signed, &tag).is_ok()));
+    let mut context = hmac::Context::with_key(&key);
+    context.update(format!("{timestamp}.").as_bytes());
+    context.update(body);
+    let expected = context.sign();
+    let verified = signatures.iter().any(|hex| {
+        decode_hex(hex).is_some_and(|candidate| {
+            constant_time::verify_slices_are_equal(expected.as_ref(), &candidate).is_ok()
+        })
+    });
     if verified {
         Ok(())
     } else {
@@ -318,5 +333,34 @@ mod tests {
         assert!(refused(Some(&format!("t={future},v1={ahead}")), body));
         assert!(refused(Some(&format!("t={now},v1=zz{}", &good[2..])), body));
         assert!(refused(Some(&format!("t={now},v1={}", &good[1..])), body));
+    }
+
+    /// Issue 23, defect 5: a timestamp far in the past is refused, not an overflow
+    /// (a panic in debug builds), and a header with more candidates than Stripe ever
+    /// sends is refused before any HMAC, even when one of them is good.
+    #[test]
+    fn extreme_timestamps_and_floods_of_candidates_are_refused() {
+        let body = br#"{"id":"evt_1"}"#;
+        let now = 1_800_000_000;
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let header = format!("t={t},v1={}", "00".repeat(32));
+            assert!(verify_signature("whsec_test", Some(&header), body, now).is_err());
+        }
+        let good = sign("whsec_test", now, body);
+        let junk = format!(",v1={}", "ab".repeat(32)).repeat(MAX_SIGNATURES);
+        let flood = format!("t={now}{junk},v1={good}");
+        assert_eq!(
+            verify_signature("whsec_test", Some(&flood), body, now),
+            Err(format!(
+                "Stripe-Signature has more than {MAX_SIGNATURES} v1 signatures"
+            ))
+        );
+        // Up to the cap, the good one among them is found.
+        let junk = format!(",v1={}", "ab".repeat(32)).repeat(MAX_SIGNATURES - 1);
+        let header = format!("t={now}{junk},v1={good}");
+        assert_eq!(
+            verify_signature("whsec_test", Some(&header), body, now),
+            Ok(())
+        );
     }
 }

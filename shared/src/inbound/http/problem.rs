@@ -202,8 +202,10 @@ fn order_problem(err: OrderError) -> Problem {
         OrderError::Invalid(errors) => Problem::invalid(errors),
         OrderError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
         OrderError::NotFound => Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail),
-        OrderError::CartNotFound(_) => {
-            Problem::new(StatusCode::BAD_REQUEST, "cart_not_found", detail)
+        // The cart a schema-valid create names is not there (or not the caller's, which
+        // is not told apart): 404, as the document lists it.
+        OrderError::CartNotFound(_) | OrderError::Cart(CartProblem::NotYours(_)) => {
+            Problem::new(StatusCode::NOT_FOUND, "cart_not_found", detail)
         }
         OrderError::Cart(problem) => {
             // The cart member at fault, as `errors` names request fields.
@@ -214,7 +216,6 @@ fn order_problem(err: OrderError) -> Problem {
             };
             let (status, code) = match problem {
                 CartProblem::Empty(_) => (StatusCode::BAD_REQUEST, "cart_empty"),
-                CartProblem::NotYours(_) => (StatusCode::BAD_REQUEST, "cart_not_found"),
                 // The request is fine; the cart it names cannot be priced.
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "cart_invalid"),
             };
@@ -356,12 +357,14 @@ fn provider_problem(err: PaymentError) -> Problem {
                 5,
             )
         }
+        // The provider's text (an account or key error) is for the shop's operators,
+        // not for whoever made the request: logged, and a generic answer.
         PaymentError::Refused(why) => {
             tracing::error!(%why, "payment provider refused a request");
             Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "payment_provider_refused",
-                format!("The payment provider refused the request: {why}"),
+                "The payment provider refused the request; it has been logged.",
             )
         }
     }

@@ -401,7 +401,8 @@ pub fn list_request(request: &Request) -> Result<(OrderQuery, Option<String>), R
         after: None,
     };
     errors
-        .into_result((query, one("cursor")))
+        // An empty `cursor=` is no cursor: the first page.
+        .into_result((query, one("cursor").filter(|c| !c.is_empty())))
         .map_err(RequestError::Invalid)
 }
 

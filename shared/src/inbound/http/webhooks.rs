@@ -153,7 +153,11 @@ fn page_request(request: &Request) -> Result<(usize, Option<String>), RequestErr
         }
     }
     let limit = request::limit(&mut errors, params.first("limit"));
-    let cursor = params.first("cursor").map(str::to_string);
+    // An empty `cursor=` is no cursor: the first page.
+    let cursor = params
+        .first("cursor")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
     errors
         .into_result((limit, cursor))
         .map_err(RequestError::Invalid)
