@@ -20,7 +20,7 @@ Shippo routes (`Authorization: ShippoToken <token>`; any `shippo_test_*` token u
 Control routes (no token): /_control/webhooks, /_control/tracks/{carrier}/{number}
 (move a parcel and post `track_updated`), /_control/faults (outages), /_control/labels
 (labels bought), /_control/reset, /_control/health; label files at /_labels/{id}.pdf.
-/work/notes/shippo-standin-api.md and tests/shippo/README.md describe every shape.
+tests/shippo/README.md describes every shape, test address and control route.
 
 Field names follow Shippo's OpenAPI description (public-api.yaml, API version 2018-02-08)
 and its Python SDK models; tests/shippo/ checks them with the official SDK and with JSON
