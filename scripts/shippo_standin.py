@@ -668,9 +668,15 @@ class Store:
             and (exact is None or t["metadata"] == exact)
             and (contains is None or contains in (t["metadata"] or ""))
         ]
+        def is_return(transaction):
+            track = self.tracks.get((carrier_of_transaction(self, transaction),
+                                     transaction["tracking_number"]))
+            return bool(track and track["is_return"])
+
         return {
             "purchased": len(bought),
             "refunded": sum(1 for t in bought if t["status"] != "SUCCESS"),
+            "returns": sum(1 for t in bought if is_return(t)),
             "transactions": [t["object_id"] for t in bought],
         }
 
@@ -960,6 +966,7 @@ class Handler(BaseHTTPRequestHandler):
     def read_body(self):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body would be taken for the next request
             raise ShippoError(413, {"detail": "Request body too large."})
         return self.rfile.read(length) if length else b""
 
@@ -1000,8 +1007,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault["when"] == "before":
             raise ShippoError(fault["status"], {"detail": "Service Unavailable"})
         status, body, after = self.route(method, path, query, raw)
-        if fault:  # when == "after": done, but the answer is lost
-            raise ShippoError(fault["status"], {"detail": "Service Unavailable"})
+        if fault:  # when == "after": done (its webhooks still go out), but the answer is lost
+            return fault["status"], {"detail": "Service Unavailable"}, after
         return status, body, after
 
     def route(self, method, path, query, raw):

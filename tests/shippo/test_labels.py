@@ -159,7 +159,7 @@ def test_a_refund_voids_the_label_once(api, ref):
     assert api.ok("GET", "/refunds/" + refund["object_id"]) == refund
     voided = api.ok("GET", "/transactions/" + transaction["object_id"])
     assert voided["status"] == "REFUNDED"
-    assert api.labels(ref) == {"purchased": 1, "refunded": 1,
+    assert api.labels(ref) == {"purchased": 1, "refunded": 1, "returns": 0,
                                "transactions": [transaction["object_id"]]}
 
     status, body = api.call("POST", "/refunds", {"transaction": transaction["object_id"]})
@@ -230,3 +230,23 @@ def test_the_schemas_have_teeth(api, ref):
     assert not is_valid("Transaction", dict(transaction, object_created="yesterday"))
     refund = api.ok("POST", "/refunds", {"transaction": transaction["object_id"], "async": False})
     assert not is_valid("Refund", dict(refund, status="REFUNDED"))
+
+
+def test_return_labels_are_counted_apart(api, ref):
+    api.buy(ref)
+    api.buy(ref, is_return=True)
+    counted = api.labels(ref)
+    assert (counted["purchased"], counted["returns"]) == (2, 1)
+
+
+def test_concurrent_purchases_are_each_one_label(api, ref):
+    from concurrent.futures import ThreadPoolExecutor
+
+    quoted = api.ok("POST", "/shipments", shipment_body(ref))
+    body = {"rate": quoted["rates"][1]["object_id"], "async": False, "metadata": ref}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        bought = list(pool.map(lambda _: api.ok("POST", "/transactions", body), range(8)))
+
+    assert len({t["object_id"] for t in bought}) == 8
+    assert len({t["tracking_number"] for t in bought}) == 8
+    assert api.labels(ref)["purchased"] == 8

@@ -10,7 +10,7 @@ import pytest
 from shippo import utils
 from shippo.models import components
 
-from conftest import validate
+from conftest import shipment_body, validate
 
 
 @pytest.fixture
@@ -133,6 +133,15 @@ def test_transaction_webhooks_when_asked_for(api, receiver, ref):
         updated = receiver.wait_for(2)[1]["body"]
         validate("WebhookPayloadTransaction", updated)
         assert updated["event"] == "transaction_updated" and updated["data"]["status"] == "REFUNDED"
+
+        # An answer lost on the way back (a fault "after") still sends Shippo's webhook.
+        quoted = api.ok("POST", "/shipments", shipment_body(ref))
+        api.ok("POST", "/_control/faults", {"path": "/transactions", "contains": ref,
+                                            "status": 502, "when": "after"})
+        assert api.call("POST", "/transactions", {"rate": quoted["rates"][0]["object_id"],
+                                                  "async": False, "metadata": ref})[0] == 502
+        lost = receiver.wait_for(3)[2]["body"]
+        assert lost["event"] == "transaction_created" and lost["data"]["metadata"] == ref
     finally:
         api.ok("DELETE", "/_control/webhooks/" + registered["id"])
 
