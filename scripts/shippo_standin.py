@@ -77,6 +77,8 @@ SERVICE_LEVELS = (
 POUNDS_PER = {"lb": Decimal("1"), "oz": Decimal("0.0625"), "kg": Decimal("2.20462"),
               "g": Decimal("0.00220462")}
 DISTANCE_UNITS = ("cm", "in", "ft", "m", "mm", "yd")
+LABEL_FILE_TYPES = ("PNG", "PNG_2.3x7.5", "PDF", "PDF_2.3x7.5", "PDF_4x6", "PDF_4x8", "PDF_A4",
+                    "PDF_A5", "PDF_A6", "ZPLII")
 TRACKING_URLS = {
     "usps": "https://tools.usps.com/go/TrackConfirmAction_input?origTrackNum={}",
     "ups": "https://www.ups.com/track?tracknum={}",
@@ -265,6 +267,8 @@ class Store:
         request = expect_object(body)
         metadata = metadata_of(request)
         label_file_type = request.get("label_file_type") or "PDF"
+        if label_file_type not in LABEL_FILE_TYPES:
+            raise field_error("label_file_type", '"%s" is not a valid choice.' % label_file_type)
         if "shipment" in request:
             return self._instalabel(request, metadata, label_file_type)
         rate_id = request.get("rate")

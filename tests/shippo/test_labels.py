@@ -131,6 +131,8 @@ def test_missing_and_unknown_rates_are_400_field_errors(api):
     status, body = api.call("POST", "/transactions", {"async": False})
     assert (status, body) == (400, {"rate": ["This field is required."]})
     validate("BadRequest", body)
+    status, body = api.call("POST", "/transactions", {"rate": "0" * 32, "label_file_type": "GIF"})
+    assert (status, body) == (400, {"label_file_type": ['"GIF" is not a valid choice.']})
     status, body = api.call("POST", "/transactions", {"rate": "0" * 32})
     assert status == 400 and body["rate"][0].startswith('Invalid pk "0000')
     assert api.call("GET", "/transactions/" + "0" * 32) == (404, {"detail": "Not found."})
