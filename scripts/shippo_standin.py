@@ -34,7 +34,6 @@ lock released, so the receiver may call back (it reads the tracking back) meanwh
 import argparse
 import json
 import os
-import re
 import secrets
 import sys
 import threading

@@ -3,6 +3,7 @@ checked against the JSON Schema transcribed from Shippo's OpenAPI description.""
 
 import re
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -242,8 +243,6 @@ def test_return_labels_are_counted_apart(api, ref):
 
 
 def test_concurrent_purchases_are_each_one_label(api, ref):
-    from concurrent.futures import ThreadPoolExecutor
-
     quoted = api.ok("POST", "/shipments", shipment_body(ref))
     body = {"rate": quoted["rates"][1]["object_id"], "async": False, "metadata": ref}
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -4,10 +4,13 @@ all, so transactions, refunds and webhooks are checked against JSON Schemas inst
 test_labels.py, test_webhooks.py.)"""
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from decimal import Decimal
 
 import pytest
+import shippo
 from shippo import utils
 from shippo.models import components, errors
 
@@ -133,8 +136,6 @@ def test_an_unknown_carrier_is_refused_as_shippo_does(sdk, api):
     (None, "Authentication credentials were not provided."),
 ])
 def test_a_wrong_or_missing_token_is_401_with_shippos_body(standin_url, api, header_token, detail):
-    import shippo
-
     if header_token:
         client = shippo.Shippo(api_key_header="ShippoToken " + header_token, server_url=standin_url)
         with pytest.raises(errors.SDKError) as refused:
@@ -147,9 +148,6 @@ def test_a_wrong_or_missing_token_is_401_with_shippos_body(standin_url, api, hea
 
 def test_the_token_scheme_must_be_shippotoken(api):
     # Bearer is not Shippo's scheme for API tokens.
-    import urllib.error
-    import urllib.request
-
     request = urllib.request.Request(api.url + "/tracks/shippo/SHIPPO_TRANSIT",
                                      headers={"Authorization": "Bearer " + TOKEN})
     with pytest.raises(urllib.error.HTTPError) as refused:
