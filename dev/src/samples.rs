@@ -218,8 +218,8 @@ async fn send(api: &Api, name: &str, event: &Value) -> Result<(u16, Value), Samp
 ///
 /// - every sample but create-order: the demo order exists (created by the create-order
 ///   sample itself, so that sample then answers its replay);
-/// - update-order-status (the fulfillment service ships) and fulfill-orders (an
-///   `order.confirmed`): the order is confirmed, as an admin would;
+/// - update-order-status and create-shipment (the fulfillment service ships) and
+///   fulfill-orders (an `order.confirmed`): the order is confirmed, as an admin would;
 /// - get/delete-webhook and list-webhook-deliveries: the create-webhook sample's
 ///   subscription exists, and its id replaces the sample's.
 ///
@@ -256,8 +256,9 @@ pub async fn arrange(
     }
     if matches!(
         function,
-        Function::Api(Endpoint::UpdateOrderStatus | Endpoint::GetOrderInvoice)
-            | Function::FulfillOrders
+        Function::Api(
+            Endpoint::UpdateOrderStatus | Endpoint::GetOrderInvoice | Endpoint::CreateShipment
+        ) | Function::FulfillOrders
             | Function::NotifyCustomers
     ) {
         // The update-order-status sample, sent by an admin confirming the payment.

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use std::time::Duration;
 
+use crate::domain::fulfillment::{ShipmentId, Tracked};
 use crate::domain::invoice::{Invoice, InvoiceDraft};
 use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::notification::{Channel, Notice};
@@ -210,6 +211,28 @@ pub enum ShippingError {
     /// Retrying will not help: the provider said no (4xx) or answered nonsense.
     #[error("the shipping provider refused the shipment: {0}")]
     Refused(String),
+}
+
+/// Where an order's parcels are recorded: on the order's own item, so that reading
+/// an order costs no second request, with an index of tracking numbers beside it.
+#[async_trait]
+pub trait ShipmentStore: Send + Sync {
+    /// Writes `after` (an order whose shipments, status, shipping status and last
+    /// history entry a shipping change planned from the version before it) in one
+    /// conditional write on that version, and indexes `indexed` atomically with it.
+    /// Refused: the order as the store found it (`None`: no such order).
+    async fn record_shipping(
+        &self,
+        after: &Order,
+        indexed: &[Tracked],
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// The parcels with this carrier and tracking number, in one Query.
+    async fn find_tracking(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<Vec<(OrderId, ShipmentId)>, StoreError>;
 }
 
 // ----------------------------------------------------------------------------------

@@ -295,6 +295,7 @@ impl Checkout {
                 payment_status: None,
                 reason: None,
             }],
+            shipments: Vec::new(),
         })
     }
 }

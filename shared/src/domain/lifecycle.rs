@@ -324,6 +324,7 @@ mod tests {
                 updated_at: at,
                 version,
                 history: vec![],
+                shipments: vec![],
             }
         }
 

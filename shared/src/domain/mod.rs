@@ -32,6 +32,7 @@ macro_rules! named_enum {
 pub mod checkout;
 pub mod contact;
 pub mod countries;
+pub mod fulfillment;
 pub mod invoice;
 pub mod lifecycle;
 pub mod money;

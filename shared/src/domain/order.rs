@@ -5,6 +5,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use super::contact::Contact;
+use super::fulfillment::Shipment;
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;
@@ -117,6 +118,10 @@ named_enum! {
         Shipped => "shipped",
         Delivered => "delivered",
         Cancelled => "cancelled",
+        PartiallyShipped => "partially_shipped",
+        PartiallyDelivered => "partially_delivered",
+        Exception => "exception",
+        LabelFailed => "label_failed",
     }
 }
 
@@ -193,6 +198,8 @@ pub struct Order {
     /// Bumped by every change; equal to the number of history entries.
     pub version: u64,
     pub history: Vec<HistoryEntry>,
+    /// Its parcels, oldest first (`domain::fulfillment`).
+    pub shipments: Vec<Shipment>,
 }
 
 #[cfg(test)]

@@ -17,5 +17,6 @@ mod pipeline;
 mod publisher;
 mod samples;
 mod shards;
+mod shipping;
 mod stack;
 mod webhooks;

@@ -38,6 +38,12 @@ fn the_template_routes_every_endpoint_once() {
         ),
         ("POST", "/api/orders/{order_id}/refunds", "create-refund"),
         ("POST", "/api/payments/stripe/webhook", "stripe-webhook"),
+        (
+            "POST",
+            "/api/orders/{order_id}/shipments",
+            "create-shipment",
+        ),
+        ("GET", "/api/orders/{order_id}/shipments", "list-shipments"),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

@@ -14,6 +14,7 @@ pub mod orders;
 pub mod payments;
 pub mod problem;
 pub mod request;
+pub mod shipments;
 pub mod webhooks;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
 use problem::{ApiError, Problem};
+pub use shipments::ShippingApi;
 pub use webhooks::WebhookApi;
 
 /// The API's endpoints, one Lambda function each. The names are the binaries'
@@ -49,10 +51,12 @@ pub enum Endpoint {
     ListWebhookDeliveries,
     StripeWebhook,
     CreateRefund,
+    CreateShipment,
+    ListShipments,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 16] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -67,6 +71,8 @@ impl Endpoint {
         Endpoint::ListWebhookDeliveries,
         Endpoint::StripeWebhook,
         Endpoint::CreateRefund,
+        Endpoint::CreateShipment,
+        Endpoint::ListShipments,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -85,6 +91,8 @@ impl Endpoint {
             Endpoint::ListWebhookDeliveries => "list-webhook-deliveries",
             Endpoint::StripeWebhook => "stripe-webhook",
             Endpoint::CreateRefund => "create-refund",
+            Endpoint::CreateShipment => "create-shipment",
+            Endpoint::ListShipments => "list-shipments",
         }
     }
 
@@ -101,6 +109,7 @@ pub struct Api {
     /// `None` when payments are off (no `STRIPE_SECRET_KEY`): their routes answer 404.
     pub payments: Option<PaymentApi>,
     pub invoices: InvoiceApi,
+    pub shipments: ShippingApi,
 }
 
 impl Api {
@@ -129,6 +138,8 @@ impl Api {
                 Some(payments) => payments.create_refund(&request).await,
                 None => Err(payments_off()),
             },
+            Endpoint::CreateShipment => self.shipments.create_shipment(&request).await,
+            Endpoint::ListShipments => self.shipments.list_shipments(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

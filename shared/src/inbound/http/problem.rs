@@ -12,6 +12,7 @@ use crate::domain::{CartProblem, FieldErrors, RateLimit};
 use crate::ports::{CartSourceError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
+use crate::services::shipping::ShipmentError;
 use crate::services::webhooks::WebhookError;
 
 use super::request::RequestError;
@@ -29,6 +30,8 @@ pub enum ApiError {
     Webhook(#[from] WebhookError),
     #[error(transparent)]
     Payment(#[from] PaymentServiceError),
+    #[error(transparent)]
+    Shipment(#[from] ShipmentError),
     /// A payment provider's webhook whose `Stripe-Signature` does not verify.
     #[error("{0}")]
     BadSignature(String),
@@ -152,6 +155,7 @@ impl From<ApiError> for Problem {
             ApiError::Order(e) => order_problem(e),
             ApiError::Webhook(e) => webhook_problem(e),
             ApiError::Payment(e) => payment_problem(e),
+            ApiError::Shipment(e) => shipment_problem(e),
             ApiError::BadSignature(why) => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid_signature", why)
             }
@@ -329,6 +333,54 @@ fn payment_problem(err: PaymentServiceError) -> Problem {
             Problem::new(StatusCode::BAD_REQUEST, "bad_event", detail)
         }
         PaymentServiceError::Off => Problem::new(StatusCode::NOT_FOUND, "payments_off", detail),
+    }
+}
+
+fn shipment_problem(err: ShipmentError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        ShipmentError::Invalid(errors) => Problem::invalid(errors),
+        ShipmentError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        ShipmentError::NotFound => Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail),
+        ShipmentError::NotShippable { current } => {
+            Problem::new(StatusCode::CONFLICT, "order_not_shippable", detail)
+                .with("current_status", json!(current.status.as_str()))
+                .with("version", json!(current.version))
+        }
+        ShipmentError::Backordered { current } => {
+            Problem::new(StatusCode::CONFLICT, "order_backordered", detail)
+                .with("current_status", json!(current.status.as_str()))
+                .with("shipping_status", json!(current.shipping_status.as_str()))
+                .with("version", json!(current.version))
+        }
+        ShipmentError::TooMany {
+            field,
+            product_id,
+            requested,
+            unshipped,
+        } => {
+            let mut problem =
+                Problem::new(StatusCode::CONFLICT, "quantity_exceeds_unshipped", &detail)
+                    .with("product_id", json!(product_id))
+                    .with("unshipped", json!(unshipped));
+            problem.errors = Some(vec![FieldErrorView {
+                field,
+                message: format!("{requested} asked for, {unshipped} left unshipped"),
+            }]);
+            problem
+        }
+        ShipmentError::NothingToShip(_) => {
+            Problem::new(StatusCode::CONFLICT, "nothing_to_ship", detail)
+        }
+        ShipmentError::KeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            detail,
+        ),
+        ShipmentError::Contention => {
+            Problem::new(StatusCode::CONFLICT, "concurrent_change", detail)
+        }
+        ShipmentError::Store(e) => store_problem(e),
     }
 }
 

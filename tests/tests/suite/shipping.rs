@@ -1,0 +1,518 @@
+//! Shipments: an order ships in parcels, line by line, against a fresh table on the
+//! emulator. Each test checks what users rely on: the answers, what is stored (the
+//! order's parcels, its status, the tracking index, the stock) and the events the
+//! table's stream becomes.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use orders::adapters::dynamo::DynamoOrderStore;
+use orders::adapters::dynamo::inventory::DynamoInventory;
+use orders::adapters::dynamo::stream::recorded_change;
+use orders::domain::OrderId;
+use orders::domain::fulfillment::ShipmentId;
+use orders::events::OrderEvent;
+use orders::ports::{Inventory, ShipmentStore};
+use orders_tests::{ADMIN, Call, FULFILL, Reply, Stack, checkout, token};
+use serde_json::{Value, json};
+
+const OWNER: &str = "dana";
+const WAREHOUSE: &str = "warehouse";
+
+fn admin() -> String {
+    token("admin", ADMIN)
+}
+
+fn warehouse() -> String {
+    token(WAREHOUSE, FULFILL)
+}
+
+/// A confirmed order of two cables (p001) and one keyboard (p002), with stock for it.
+async fn confirmed_order(stack: &Stack, cart_id: &str) -> String {
+    stack
+        .put_cart(
+            cart_id,
+            OWNER,
+            &[
+                ("p001", "USB Cable", 2, "10.00"),
+                ("p002", "Keyboard", 1, "55.00"),
+            ],
+        )
+        .await;
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(OWNER, ""))
+                .json(&checkout(cart_id)),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    stack.advance(&id, &["confirmed"]).await;
+    let inventory = DynamoInventory::new(stack.dynamodb.clone(), &stack.table);
+    inventory.set_stock("p001", 10).await.unwrap();
+    inventory.set_stock("p002", 10).await.unwrap();
+    id
+}
+
+fn ship(id: &str, body: &Value, bearer: &str) -> Call {
+    Call::new("POST", &format!("/api/orders/{id}/shipments"))
+        .bearer(bearer)
+        .json(body)
+}
+
+async fn order(stack: &Stack, id: &str) -> Reply {
+    let reply = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}")).bearer(&admin()))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply
+}
+
+/// (product, shipped, delivered) per line of the order view.
+fn line_counts(order: &Value) -> Vec<(String, u64, u64)> {
+    order["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["product_id"].as_str().unwrap().to_string(),
+                l["quantity_shipped"].as_u64().unwrap(),
+                l["quantity_delivered"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The events the table's stream becomes, in order, each checked against the schema.
+async fn events(stack: &Stack) -> Vec<OrderEvent> {
+    let records = crate::publisher::stream_records(stack).await;
+    let batch: Event = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let events: Vec<OrderEvent> = batch
+        .records
+        .iter()
+        .filter_map(|r| recorded_change(r).unwrap())
+        .filter_map(|c| OrderEvent::for_change(c.before.as_ref(), &c.after))
+        .collect();
+    for event in &events {
+        let value: Value = serde_json::from_str(&serde_json::to_string(event).unwrap()).unwrap();
+        crate::publisher::assert_valid("OrderEvent", &value);
+    }
+    events
+}
+
+fn detail_types(events: &[OrderEvent]) -> Vec<String> {
+    events.iter().map(OrderEvent::detail_type).collect()
+}
+
+#[tokio::test]
+async fn two_parcels_ship_the_order_and_an_admin_delivers_them() {
+    let stack = Stack::new().await;
+    let id = confirmed_order(&stack, "two-parcels").await;
+
+    let first = stack
+        .send(ship(
+            &id,
+            &json!({
+                "items": [{"product_id": "p001", "quantity": 1}],
+                "carrier": "USPS",
+                "tracking_number": "9400111899223197428490"
+            }),
+            &warehouse(),
+        ))
+        .await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(first.body["status"], "in_transit");
+    assert_eq!(first.body["carrier"], "usps");
+    assert_eq!(
+        first.body["items"],
+        json!([{"product_id": "p001", "quantity": 1}])
+    );
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["status"], "confirmed");
+    assert_eq!(view["shipping_status"], "partially_shipped");
+    assert_eq!(
+        line_counts(&view),
+        [("p001".into(), 1, 0), ("p002".into(), 0, 0)]
+    );
+    assert_eq!(
+        view["shipments"][0]["tracking_number"],
+        "9400111899223197428490"
+    );
+
+    // Everything left: the order ships in the same write.
+    let second = stack.send(ship(&id, &json!({}), &admin())).await;
+    assert_eq!(second.status, 201, "{second:?}");
+    assert_eq!(
+        second.body["items"],
+        json!([{"product_id": "p001", "quantity": 1}, {"product_id": "p002", "quantity": 1}])
+    );
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["status"], "shipped");
+    assert_eq!(view["shipping_status"], "shipped");
+    assert_eq!(
+        line_counts(&view),
+        [("p001".into(), 2, 0), ("p002".into(), 1, 0)]
+    );
+
+    // Nothing is left: a third parcel is refused.
+    let third = stack.send(ship(&id, &json!({}), &admin())).await;
+    assert_eq!(third.status, 409, "{third:?}");
+    assert_eq!(third.code(), "order_not_shippable");
+    assert_eq!(third.body["current_status"], "shipped");
+
+    // The owner reads the parcels with their histories.
+    let listed = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/shipments")).bearer(&token(OWNER, "")))
+        .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let shipments = listed.body["shipments"].as_array().unwrap();
+    assert_eq!(shipments.len(), 2);
+    assert_eq!(shipments[0]["shipment_id"], first.body["shipment_id"]);
+    assert_eq!(shipments[1]["shipment_id"], second.body["shipment_id"]);
+    let stranger = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/shipments")).bearer(&token("eve", "")))
+        .await;
+    assert_eq!(stranger.status, 404, "{stranger:?}");
+
+    // A carrier that never reports: the admin's `delivered` delivers every parcel.
+    let delivered = stack
+        .send(
+            Call::new("PUT", &format!("/api/orders/{id}/status"))
+                .bearer(&admin())
+                .json(&json!({"status": "delivered", "reason": "courier confirmed by phone"})),
+        )
+        .await;
+    assert_eq!(delivered.status, 200, "{delivered:?}");
+    assert_eq!(
+        line_counts(&delivered.body),
+        [("p001".into(), 2, 2), ("p002".into(), 1, 1)]
+    );
+    let listed = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/shipments")).bearer(&admin()))
+        .await;
+    for shipment in listed.body["shipments"].as_array().unwrap() {
+        assert_eq!(shipment["status"], "delivered", "{shipment}");
+        assert_eq!(shipment["tracking_history"][0]["status"], "DELIVERED");
+    }
+
+    // One event per change: the first parcel is `order.shipment_created`, the one
+    // that ships the rest is `order.shipped`, naming it.
+    let events = events(&stack).await;
+    assert_eq!(
+        detail_types(&events),
+        [
+            "order.created",
+            "order.confirmed",
+            "order.shipment_created",
+            "order.shipped",
+            "order.delivered"
+        ]
+    );
+    assert_eq!(
+        events[2].shipment_id.as_deref(),
+        first.body["shipment_id"].as_str()
+    );
+    assert_eq!(
+        events[3].shipment_id.as_deref(),
+        second.body["shipment_id"].as_str()
+    );
+    let shipped = events[3].order.value();
+    assert_eq!(shipped["shipments"][0]["carrier"], "usps");
+    assert_eq!(
+        shipped["shipments"][0]["tracking_number"],
+        "9400111899223197428490"
+    );
+}
+
+#[tokio::test]
+async fn a_parcel_is_found_by_carrier_and_tracking_number_and_its_goods_leave_the_stock() {
+    let stack = Stack::new().await;
+    let id = confirmed_order(&stack, "tracked").await;
+    let reply = stack
+        .send(ship(
+            &id,
+            &json!({"items": [{"product_id": "p002", "quantity": 1}], "carrier": "ups", "tracking_number": "1Z999AA10123456784"}),
+            &warehouse(),
+        ))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let shipment = ShipmentId::parse(reply.body["shipment_id"].as_str().unwrap()).unwrap();
+    let order_id = OrderId::parse(&id).unwrap();
+
+    let store = DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+    let found = store
+        .find_tracking("ups", "1Z999AA10123456784")
+        .await
+        .unwrap();
+    assert_eq!(found, vec![(order_id.clone(), shipment)]);
+    assert!(
+        store
+            .find_tracking("usps", "1Z999AA10123456784")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The order's whole reservation was made when its first goods left (fulfillment,
+    // coming later, finds it made).
+    let inventory = DynamoInventory::new(stack.dynamodb.clone(), &stack.table);
+    assert!(inventory.reservation(&order_id).await.unwrap().is_some());
+    assert_eq!(inventory.available("p001").await.unwrap(), Some(8));
+    assert_eq!(inventory.available("p002").await.unwrap(), Some(9));
+}
+
+#[tokio::test]
+async fn bad_shipments_are_refused_naming_the_line_and_write_nothing() {
+    let stack = Stack::new().await;
+    let id = confirmed_order(&stack, "refusals").await;
+    let before = stack.stored_order(&id).await.unwrap();
+
+    let cases: Vec<(Value, String, u16, &str, Vec<&str>)> = vec![
+        (
+            json!({"items": [{"product_id": "p404", "quantity": 1}]}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["items[0].product_id"],
+        ),
+        (
+            json!({"items": [{"product_id": "p001", "quantity": 0}]}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"items": [{"product_id": "p002", "quantity": 1}, {"product_id": "p001", "quantity": 3}]}),
+            admin(),
+            409,
+            "quantity_exceeds_unshipped",
+            vec!["items[1].quantity"],
+        ),
+        (
+            json!({"items": [{"product_id": "p001", "quantity": 1}, {"product_id": "p001", "quantity": 1}]}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["items[1].product_id"],
+        ),
+        (
+            json!({"items": []}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["items"],
+        ),
+        (
+            json!({"items": [{"product_id": "p001", "quantity": -1}]}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["items[0].quantity"],
+        ),
+        (
+            json!({"tracking_number": "9400111899223197428490"}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["carrier"],
+        ),
+        (
+            json!({"carrier": "us ps", "tracking_number": "94 00"}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["carrier", "tracking_number"],
+        ),
+        (
+            json!({"box": true}),
+            admin(),
+            400,
+            "validation_failed",
+            vec!["box"],
+        ),
+        (json!({}), token(OWNER, ""), 403, "forbidden", vec![]),
+    ];
+    for (body, bearer, status, code, fields) in cases {
+        let reply = stack.send(ship(&id, &body, &bearer)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code),
+            "{body}: {reply:?}"
+        );
+        assert_eq!(reply.error_fields(), fields, "{body}: {reply:?}");
+    }
+    let too_many = stack
+        .send(ship(
+            &id,
+            &json!({"items": [{"product_id": "p001", "quantity": 3}]}),
+            &admin(),
+        ))
+        .await;
+    assert_eq!(too_many.body["product_id"], "p001");
+    assert_eq!(too_many.body["unshipped"], 2);
+
+    // Unknown orders and a pending one.
+    let unknown = stack
+        .send(ship("ORD0000000000000000", &json!({}), &admin()))
+        .await;
+    assert_eq!((unknown.status, unknown.code()), (404, "order_not_found"));
+    let pending = stack.order_for(OWNER, "still-pending").await;
+    let reply = stack.send(ship(&pending, &json!({}), &admin())).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (409, "order_not_shippable"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["current_status"], "pending");
+
+    // Nothing of any of them was written.
+    assert_eq!(stack.stored_order(&id).await.unwrap(), before);
+    let tracking = stack
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().unwrap().starts_with("TRACKING#"))
+        .count();
+    assert_eq!(tracking, 0);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_one_parcel_however_often_and_concurrently_it_is_sent() {
+    let stack = Arc::new(Stack::new().await);
+    let id = confirmed_order(&stack, "idempotent").await;
+    let body = json!({"items": [{"product_id": "p001", "quantity": 1}], "carrier": "usps", "tracking_number": "9400100000000000000001"});
+    let call = ship(&id, &body, &warehouse()).header("idempotency-key", "parcel-1");
+
+    let replies = futures_util::future::join_all((0..5).map(|_| {
+        let (stack, call) = (stack.clone(), call.clone());
+        async move { stack.send(call).await }
+    }))
+    .await;
+    let ids: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{r:?}");
+            r.body["shipment_id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{replies:?}");
+    let fresh = replies
+        .iter()
+        .filter(|r| r.header("idempotent-replayed").is_none())
+        .count();
+    assert_eq!(fresh, 1, "{replies:?}");
+
+    // Later, the same again: the same parcel, replayed.
+    let again = stack.send(call).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body["shipment_id"].as_str(), ids.first().copied());
+
+    // The same key with another body.
+    let other = stack
+        .send(
+            ship(
+                &id,
+                &json!({"items": [{"product_id": "p002", "quantity": 1}]}),
+                &warehouse(),
+            )
+            .header("idempotency-key", "parcel-1"),
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.code()),
+        (422, "idempotency_key_reused"),
+        "{other:?}"
+    );
+
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["shipments"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(
+        line_counts(&view),
+        [("p001".into(), 1, 0), ("p002".into(), 0, 0)]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_parcels_never_ship_a_line_twice() {
+    let stack = Arc::new(Stack::new().await);
+    let id = confirmed_order(&stack, "racing-parcels").await;
+    // Three parcels of one cable each, for two cables.
+    let replies = futures_util::future::join_all((0..3).map(|n| {
+        let stack = stack.clone();
+        let call = ship(
+            &id,
+            &json!({"items": [{"product_id": "p001", "quantity": 1}], "carrier": "usps", "tracking_number": format!("94001000000000000000{n}")}),
+            &admin(),
+        );
+        async move { stack.send(call).await }
+    }))
+    .await;
+    let made = replies.iter().filter(|r| r.status == 201).count();
+    assert_eq!(made, 2, "{replies:?}");
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        assert_eq!(
+            (refused.status, refused.code()),
+            (409, "quantity_exceeds_unshipped"),
+            "{refused:?}"
+        );
+    }
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["shipments"].as_array().unwrap().len(), 2);
+    assert_eq!(line_counts(&view)[0], ("p001".into(), 2, 0));
+}
+
+#[tokio::test]
+async fn shipping_by_status_ships_everything_left_as_one_parcel() {
+    let stack = Stack::new().await;
+    let id = confirmed_order(&stack, "by-status").await;
+    let first = stack
+        .send(ship(
+            &id,
+            &json!({"items": [{"product_id": "p002", "quantity": 1}]}),
+            &admin(),
+        ))
+        .await;
+    assert_eq!(first.status, 201, "{first:?}");
+
+    let reply = stack
+        .send(
+            Call::new("PUT", &format!("/api/orders/{id}/status"))
+                .bearer(&warehouse())
+                .json(&json!({"status": "shipped", "carrier": "UPS", "tracking_number": "1Z999AA10123456784"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["status"], "shipped");
+    // The order's own fields as before; the parcel has the carrier's token.
+    assert_eq!(reply.body["carrier"], "UPS");
+    assert_eq!(reply.body["tracking_number"], "1Z999AA10123456784");
+    let shipments = reply.body["shipments"].as_array().unwrap();
+    assert_eq!(shipments.len(), 2);
+    assert_eq!(shipments[1]["carrier"], "ups");
+    assert_eq!(
+        shipments[1]["items"],
+        json!([{"product_id": "p001", "quantity": 2}])
+    );
+    let store = DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+    let found = store
+        .find_tracking("ups", "1Z999AA10123456784")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+
+    // The same move again is the no-op it always was.
+    let again = stack
+        .send(
+            Call::new("PUT", &format!("/api/orders/{id}/status"))
+                .bearer(&warehouse())
+                .json(&json!({"status": "shipped"})),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.body["version"], reply.body["version"]);
+    assert_eq!(again.body["shipments"].as_array().unwrap().len(), 2);
+}
