@@ -12,13 +12,16 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::domain::fulfillment::shipment::{add_shipment, parcel_lines, shippable};
+use crate::domain::fulfillment::shipment::{add_shipment, parcel_lines, shippable, tracked};
 use crate::domain::fulfillment::{
-    Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
+    Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
 };
 use crate::domain::stock::StockLine;
 use crate::domain::{FieldErrors, Order, OrderId, Principal, Role};
-use crate::ports::{ChangeOutcome, Inventory, OrderStore, ShipmentStore, StoreError};
+use crate::ports::{
+    ChangeOutcome, Inventory, Label, LabelClaims, LabelError, LabelProvider, LabelRate, OrderStore,
+    ShipmentStore, StoreError,
+};
 
 /// How often a shipment is planned again after losing a race before giving up (409).
 const ATTEMPTS: usize = 4;
@@ -52,6 +55,14 @@ pub enum ShipmentError {
     #[error("concurrent requests are changing this order; retry")]
     Contention,
     #[error(transparent)]
+    Label(#[from] LabelError),
+    #[error("this request's label is being bought by another attempt; retry shortly")]
+    LabelInProgress,
+    #[error(
+        "parcel only describes a label to buy, and no label provider is configured: give carrier and tracking_number"
+    )]
+    LabelsOff,
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -64,6 +75,8 @@ pub struct ShipmentRequest {
     pub carrier: Option<String>,
     pub tracking_number: Option<String>,
     pub servicelevel: Option<String>,
+    /// The box, for a label; the configured default when left out.
+    pub parcel: Option<Parcel>,
 }
 
 /// `Idempotency-Key` and the fingerprint of the body it came with.
@@ -85,7 +98,20 @@ pub struct ShippingService {
     orders: Arc<dyn OrderStore>,
     shipments: Arc<dyn ShipmentStore>,
     inventory: Arc<dyn Inventory>,
+    labels: Option<Labels>,
 }
+
+/// What buying labels takes: the provider, the claims that keep one purchase per
+/// shipment, and the parcel used when a request names none.
+pub struct Labels {
+    pub provider: Arc<dyn LabelProvider>,
+    pub claims: Arc<dyn LabelClaims>,
+    pub default_parcel: Parcel,
+}
+
+/// How long one attempt may hold a label purchase before another may take it over
+/// (it died): longer than a quote and a purchase take together.
+const LABEL_LEASE: time::Duration = time::Duration::seconds(60);
 
 impl ShippingService {
     pub fn new(
@@ -97,7 +123,15 @@ impl ShippingService {
             orders,
             shipments,
             inventory,
+            labels: None,
         }
+    }
+
+    /// With Shippo: a shipment without a tracking number buys its label, and a
+    /// hand-entered number is registered for tracking.
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = Some(labels);
+        self
     }
 
     /// The order's parcels, for whoever may read the order.
@@ -135,7 +169,13 @@ impl ShippingService {
         };
         let fingerprint = idempotency.map(|i| i.fingerprint);
         let mut current = self.orders.get(&id).await?.ok_or(ShipmentError::NotFound)?;
+        if request.parcel.is_some() && self.labels.is_none() {
+            return Err(ShipmentError::LabelsOff);
+        }
         let mut reserved = false;
+        // The label bought for this request, and the lines it was bought for: a plan
+        // made again after a lost race keeps them.
+        let mut bought: Option<(LabelRate, Label, Vec<ShipmentLine>)> = None;
         for _ in 0..ATTEMPTS {
             if let Some(existing) = current.shipment(&shipment_id) {
                 // An earlier attempt of this very request: answer as it was answered.
@@ -151,9 +191,12 @@ impl ShippingService {
             }
             let now = OffsetDateTime::now_utc();
             shippable(&current).map_err(|r| refused(r, &current))?;
-            let items = parcel_lines(&current, request.items.as_deref())
-                .map_err(|r| refused(r, &current))?;
-            let shipment = Shipment {
+            let asked = match &bought {
+                Some((_, _, items)) => Some(items.as_slice()),
+                None => request.items.as_deref(),
+            };
+            let items = parcel_lines(&current, asked).map_err(|r| refused(r, &current))?;
+            let mut shipment = Shipment {
                 shipment_id: shipment_id.clone(),
                 items,
                 carrier: request.carrier.clone(),
@@ -168,6 +211,24 @@ impl ShippingService {
                 created_at: now,
                 fingerprint: fingerprint.clone(),
             };
+            if let (Some(labels), None, None) = (&self.labels, &request.tracking_number, &bought) {
+                // Checked first that the order ships these lines; then the label.
+                add_shipment(&current, shipment.clone(), &caller.user_id, role)
+                    .map_err(|r| refused(r, &current))?;
+                let (rate, label) = self
+                    .buy_label(labels, &current, &shipment_id, &request)
+                    .await?;
+                bought = Some((rate, label, shipment.items.clone()));
+            }
+            if let Some((rate, label, _)) = &bought {
+                shipment.carrier = Some(rate.carrier.clone());
+                shipment.servicelevel = rate.servicelevel.clone();
+                shipment.tracking_number = Some(label.tracking_number.clone());
+                shipment.tracking_url = label.tracking_url.clone();
+                shipment.label_url = label.label_url.clone();
+                shipment.cost = rate.cost;
+                shipment.status = ShipmentStatus::LabelCreated;
+            }
             let change = add_shipment(&current, shipment.clone(), &caller.user_id, role)
                 .map_err(|r| refused(r, &current))?;
             if !reserved {
@@ -184,6 +245,7 @@ impl ShippingService {
             {
                 ChangeOutcome::Changed(order) => {
                     tracing::info!(order_id = %id, shipment_id = %shipment_id, status = %order.status, "shipment recorded");
+                    self.register_tracking(&shipment, bought.is_some()).await;
                     return Ok(Shipped {
                         order: *order,
                         shipment,
@@ -196,6 +258,88 @@ impl ShippingService {
             }
         }
         Err(ShipmentError::Contention)
+    }
+
+    /// Buys the label of `shipment_id` at most once, whatever happens to this attempt:
+    ///
+    /// 1. One attempt at a time holds the shipment's label claim (a lease, so a dead
+    ///    attempt's claim passes on); a concurrent twin of the request gets 409.
+    /// 2. The rate is chosen and written on the claim before anything is bought.
+    /// 3. Before buying, Shippo is asked for a label already bought at that rate (an
+    ///    earlier attempt whose answer, or whose write, was lost); only without one is
+    ///    the label bought.
+    ///
+    /// So a label is bought only at a rate remembered beforehand, and every later
+    /// attempt finds it there before it could buy another.
+    async fn buy_label(
+        &self,
+        labels: &Labels,
+        order: &Order,
+        shipment_id: &ShipmentId,
+        request: &ShipmentRequest,
+    ) -> Result<(LabelRate, Label), ShipmentError> {
+        let now = OffsetDateTime::now_utc();
+        let Some((claim, noted)) = labels
+            .claims
+            .claim(shipment_id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Err(ShipmentError::LabelInProgress);
+        };
+        let reference = format!("{} {shipment_id}", order.id);
+        let bought = async {
+            let rate = match noted {
+                Some(rate) => rate,
+                None => {
+                    let parcel = request.parcel.as_ref().unwrap_or(&labels.default_parcel);
+                    let rate = labels
+                        .provider
+                        .quote(
+                            &reference,
+                            &order.shipping_address,
+                            parcel,
+                            request.servicelevel.as_deref(),
+                        )
+                        .await?;
+                    labels.claims.note_rate(shipment_id, &claim, &rate).await?;
+                    rate
+                }
+            };
+            let label = match labels.provider.purchased(&rate).await? {
+                Some(label) => {
+                    tracing::info!(order_id = %order.id, %shipment_id, "label bought earlier found");
+                    label
+                }
+                None => labels.provider.purchase(&rate, &reference).await?,
+            };
+            Ok::<_, ShipmentError>((rate, label))
+        }
+        .await;
+        // Done or failed, the next attempt may go on (the rate stays noted).
+        if let Err(err) = labels.claims.release(shipment_id, &claim).await {
+            tracing::warn!(%shipment_id, error = %err, "label claim not released; its lease will run out");
+        }
+        bought
+    }
+
+    /// With Shippo on, a hand-entered number is registered so its tracking arrives.
+    /// The parcel is recorded either way: a failure is logged, not the caller's.
+    async fn register_tracking(&self, shipment: &Shipment, bought: bool) {
+        let (Some(labels), false) = (&self.labels, bought) else {
+            return;
+        };
+        if let Some(tracked) = tracked(shipment)
+            && let Err(err) = labels
+                .provider
+                .register_tracking(
+                    &tracked.carrier,
+                    &tracked.tracking_number,
+                    shipment.shipment_id.as_str(),
+                )
+                .await
+        {
+            tracing::warn!(shipment_id = %shipment.shipment_id, error = %err, "tracking number not registered with Shippo");
+        }
     }
 
     async fn reserve(&self, order: &Order) -> Result<(), StoreError> {

@@ -516,3 +516,249 @@ async fn shipping_by_status_ships_everything_left_as_one_parcel() {
     assert_eq!(again.body["version"], reply.body["version"]);
     assert_eq!(again.body["shipments"].as_array().unwrap().len(), 2);
 }
+
+// ----------------------------------------------------------------------------------
+// Labels bought through Shippo (the stand-in `make test` starts)
+// ----------------------------------------------------------------------------------
+
+fn shippo_url() -> String {
+    std::env::var("SHIPPO_API_URL").expect("SHIPPO_API_URL: run with `make test`")
+}
+
+/// The stand-in's count of labels bought whose metadata names `shipment_id`.
+async fn labels_bought(shipment_id: &str) -> u64 {
+    // Shipment ids are URL-safe as they are.
+    let text = reqwest::Client::new()
+        .get(format!(
+            "{}/_control/labels?metadata_contains={shipment_id}",
+            shippo_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    answer["purchased"].as_u64().unwrap()
+}
+
+/// Makes the stand-in's next matching call fail (`when`: before doing it, or after).
+async fn fault(path: &str, contains: &str, when: &str) {
+    let reply = reqwest::Client::new()
+        .post(format!("{}/_control/faults", shippo_url()))
+        .header("content-type", "application/json")
+        .body(json!({"method": "POST", "path": path, "contains": contains, "status": 503, "times": 1, "when": when}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+}
+
+async fn shippo_stack() -> Stack {
+    Stack::with_settings(orders_tests::with_shippo).await
+}
+
+/// The shipment a key makes on an order, as the service names it.
+fn keyed_shipment(order_id: &str, caller: &str, key: &str) -> String {
+    ShipmentId::for_request(order_id, caller, key).to_string()
+}
+
+#[tokio::test]
+async fn a_label_is_bought_at_the_cheapest_rate_or_the_service_level_asked_for() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "label-cheapest").await;
+    let reply = stack
+        .send(
+            ship(
+                &id,
+                &json!({"items": [{"product_id": "p001", "quantity": 2}]}),
+                &warehouse(),
+            )
+            .header("idempotency-key", "label-1"),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.body["status"], "label_created");
+    assert_eq!(reply.body["carrier"], "usps");
+    assert_eq!(reply.body["servicelevel"], "usps_ground_advantage");
+    assert!(reply.text.contains("\"amount\":6.05"), "{}", reply.text);
+    assert_eq!(reply.body["cost"]["currency"], "USD");
+    assert!(
+        reply.body["tracking_number"]
+            .as_str()
+            .unwrap()
+            .starts_with("9400")
+    );
+    assert!(reply.body["label_url"].as_str().unwrap().ends_with(".pdf"));
+    assert!(reply.body["tracking_url"].is_string());
+    let shipment_id = keyed_shipment(&id, WAREHOUSE, "label-1");
+    assert_eq!(reply.body["shipment_id"], shipment_id.as_str());
+    assert_eq!(labels_bought(&shipment_id).await, 1);
+
+    // The carrier reports on it by its tracking number.
+    let store = DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+    let found = store
+        .find_tracking("usps", reply.body["tracking_number"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+
+    let priority = stack
+        .send(ship(&id, &json!({"servicelevel": "usps_priority", "parcel": {"length": 12, "width": "9", "height": "6", "distance_unit": "in", "weight": "3", "mass_unit": "lb"}}), &admin()))
+        .await;
+    assert_eq!(priority.status, 201, "{priority:?}");
+    assert_eq!(priority.body["servicelevel"], "usps_priority");
+    assert_eq!(order(&stack, &id).await.body["status"], "shipped");
+}
+
+#[tokio::test]
+async fn retried_and_concurrent_requests_buy_one_label() {
+    let stack = Arc::new(shippo_stack().await);
+    let id = confirmed_order(&stack, "label-once").await;
+    let call = ship(&id, &json!({}), &warehouse()).header("idempotency-key", "label-once");
+    let replies = futures_util::future::join_all((0..4).map(|_| {
+        let (stack, call) = (stack.clone(), call.clone());
+        async move { stack.send(call).await }
+    }))
+    .await;
+    for reply in &replies {
+        assert!(
+            reply.status == 201 || (reply.status, reply.code()) == (409, "label_in_progress"),
+            "{reply:?}"
+        );
+    }
+    // Whoever was told to retry gets the parcel the first one made.
+    let again = stack.send(call).await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let shipment_id = keyed_shipment(&id, WAREHOUSE, "label-once");
+    assert_eq!(again.body["shipment_id"], shipment_id.as_str());
+    assert_eq!(labels_bought(&shipment_id).await, 1);
+    assert_eq!(
+        order(&stack, &id).await.body["shipments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_label_whose_answer_was_lost_is_found_not_bought_again() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "label-lost").await;
+    let shipment_id = keyed_shipment(&id, WAREHOUSE, "label-lost");
+    // Shippo buys the label, and its answer never arrives: as if the function died
+    // between Shippo's answer and its own write.
+    fault("/transactions", &shipment_id, "after").await;
+    let call = ship(&id, &json!({}), &warehouse()).header("idempotency-key", "label-lost");
+    let lost = stack.send(call.clone()).await;
+    assert_eq!(
+        (lost.status, lost.code()),
+        (503, "shipping_provider_unavailable"),
+        "{lost:?}"
+    );
+    assert!(lost.header("retry-after").is_some());
+    assert_eq!(order(&stack, &id).await.body["shipments"], json!([]));
+    assert_eq!(labels_bought(&shipment_id).await, 1);
+
+    let retried = stack.send(call).await;
+    assert_eq!(retried.status, 201, "{retried:?}");
+    assert_eq!(retried.body["status"], "label_created");
+    assert_eq!(labels_bought(&shipment_id).await, 1);
+    assert_eq!(order(&stack, &id).await.body["status"], "shipped");
+}
+
+#[tokio::test]
+async fn shippo_refusals_and_outages_record_nothing() {
+    let stack = shippo_stack().await;
+    // No carrier quotes zip 00000 (the stand-in's test address).
+    stack
+        .put_cart("nowhere", OWNER, &[("p001", "USB Cable", 1, "10.00")])
+        .await;
+    let mut body = checkout("nowhere");
+    body["shipping_address"]["zip"] = json!("00000");
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(OWNER, ""))
+                .json(&body),
+        )
+        .await;
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    stack.advance(&id, &["confirmed"]).await;
+    let before = stack.stored_order(&id).await.unwrap();
+    let refused = stack.send(ship(&id, &json!({}), &admin())).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "label_refused"),
+        "{refused:?}"
+    );
+    let messages = refused.body["messages"].as_array().unwrap();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("No rates")),
+        "{messages:?}"
+    );
+    let unknown_level = stack
+        .send(ship(
+            &id,
+            &json!({"servicelevel": "fedex_overnight"}),
+            &admin(),
+        ))
+        .await;
+    assert_eq!(unknown_level.status, 422, "{unknown_level:?}");
+    assert_eq!(stack.stored_order(&id).await.unwrap(), before);
+
+    // An outage: 503, and nothing recorded either.
+    let id = confirmed_order(&stack, "label-outage").await;
+    let shipment_id = keyed_shipment(&id, "admin", "outage");
+    fault("/shipments", &shipment_id, "before").await;
+    let before = stack.stored_order(&id).await.unwrap();
+    let down = stack
+        .send(ship(&id, &json!({}), &admin()).header("idempotency-key", "outage"))
+        .await;
+    assert_eq!(
+        (down.status, down.code()),
+        (503, "shipping_provider_unavailable"),
+        "{down:?}"
+    );
+    assert_eq!(stack.stored_order(&id).await.unwrap(), before);
+    assert_eq!(labels_bought(&shipment_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_hand_entered_number_is_registered_with_shippo() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "hand-tracked").await;
+    let number = format!("9400{}", &OrderId::parse(&id).unwrap().as_str()[3..]);
+    let reply = stack
+        .send(ship(
+            &id,
+            &json!({"carrier": "usps", "tracking_number": number}),
+            &admin(),
+        ))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.body["status"], "in_transit");
+    assert_eq!(
+        labels_bought(reply.body["shipment_id"].as_str().unwrap()).await,
+        0
+    );
+    let text = reqwest::Client::new()
+        .get(format!("{}/tracks/usps/{number}", shippo_url()))
+        .header(
+            "authorization",
+            format!("ShippoToken {}", std::env::var("SHIPPO_API_TOKEN").unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let track: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(track["metadata"], reply.body["shipment_id"], "{track}");
+}

@@ -7,9 +7,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
+use time::OffsetDateTime;
 
 use super::order_item::{
     Item, PK, SK, history_to_value, n, order_from_item, order_key, s, status_partition,
@@ -19,8 +22,8 @@ use super::shipment_item::shipments_to_value;
 use crate::adapters::aws::store_error;
 use crate::domain::fulfillment::{ShipmentId, Tracked};
 use crate::domain::time::timestamp;
-use crate::domain::{Order, OrderId};
-use crate::ports::{ChangeOutcome, ShipmentStore, StoreError};
+use crate::domain::{Currency, Money, Order, OrderId};
+use crate::ports::{ChangeOutcome, ClaimToken, LabelClaims, LabelRate, ShipmentStore, StoreError};
 
 fn tracking_partition(carrier: &str, tracking_number: &str) -> String {
     format!("TRACKING#{carrier}#{tracking_number}")
@@ -167,4 +170,129 @@ impl ShipmentStore for DynamoOrderStore {
 
 fn corrupt(field: &str, why: &str) -> StoreError {
     StoreError::Corrupt(format!("tracking index {field}: {why}"))
+}
+
+/// A label purchase's claim: `LABEL#<shipment id>`. It outlives the purchase (so the
+/// rate stays known) until TTL removes it, long after any retry.
+fn label_key(shipment: &ShipmentId) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("LABEL#{shipment}"))),
+        (SK.into(), s("LABEL")),
+    ])
+}
+
+/// How long a label claim is kept after its last use.
+const LABEL_CLAIM_DAYS: i64 = 30;
+
+fn millis(at: OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos() / 1_000_000
+}
+
+#[async_trait]
+impl LabelClaims for DynamoOrderStore {
+    async fn claim(
+        &self,
+        shipment: &ShipmentId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<(ClaimToken, Option<LabelRate>)>, StoreError> {
+        let mut bytes = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Other("no randomness".into()))?;
+        let token = ClaimToken(bytes.iter().map(|b| format!("{b:02x}")).collect());
+        let expires = now + time::Duration::days(LABEL_CLAIM_DAYS);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(label_key(shipment)))
+            .update_expression("SET claim = :token, lease_until = :until, expires_at = :expires")
+            // Free, or held by an attempt whose lease ran out (it died).
+            .condition_expression("attribute_not_exists(claim) OR lease_until < :now")
+            .expression_attribute_values(":token", s(&token.0))
+            .expression_attribute_values(":until", n(millis(lease_until)))
+            .expression_attribute_values(":now", n(millis(now)))
+            .expression_attribute_values(":expires", n(expires.unix_timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let item = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(err) => {
+                return match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                    _ => Err(store_error(err)),
+                };
+            }
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let rate = text("rate_id").map(|rate_id| LabelRate {
+            rate_id,
+            carrier: text("carrier").unwrap_or_default(),
+            servicelevel: text("servicelevel"),
+            cost: match (text("cost_amount"), text("cost_currency")) {
+                (Some(amount), Some(code)) => Currency::from_code(&code)
+                    .and_then(|c| amount.parse().ok().map(|minor| Money::from_minor(minor, c))),
+                _ => None,
+            },
+        });
+        Ok(Some((token, rate)))
+    }
+
+    async fn note_rate(
+        &self,
+        shipment: &ShipmentId,
+        claim: &ClaimToken,
+        rate: &LabelRate,
+    ) -> Result<(), StoreError> {
+        let mut set = vec!["rate_id = :rate", "carrier = :carrier"];
+        let mut values = HashMap::from([
+            (":rate".to_string(), s(&rate.rate_id)),
+            (":carrier".to_string(), s(&rate.carrier)),
+            (":token".to_string(), s(&claim.0)),
+        ]);
+        if let Some(level) = &rate.servicelevel {
+            set.push("servicelevel = :level");
+            values.insert(":level".into(), s(level));
+        }
+        if let Some(cost) = &rate.cost {
+            set.push("cost_amount = :amount, cost_currency = :currency");
+            values.insert(":amount".into(), s(cost.minor().to_string()));
+            values.insert(":currency".into(), s(cost.currency().code()));
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(label_key(shipment)))
+            .update_expression(format!("SET {}", set.join(", ")))
+            // Only while this attempt holds the claim: a takeover chose its own rate.
+            .condition_expression("claim = :token")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(|err| match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => StoreError::Contention,
+                _ => store_error(err),
+            })?;
+        Ok(())
+    }
+
+    async fn release(&self, shipment: &ShipmentId, claim: &ClaimToken) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(label_key(shipment)))
+            .update_expression("REMOVE claim, lease_until")
+            .condition_expression("claim = :token")
+            .expression_attribute_values(":token", s(&claim.0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(store_error(err)),
+            },
+        }
+    }
 }

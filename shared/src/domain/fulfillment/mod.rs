@@ -4,6 +4,6 @@
 pub mod shipment;
 
 pub use shipment::{
-    Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange, Tracked,
-    TrackingEvent,
+    Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange,
+    Tracked, TrackingEvent,
 };

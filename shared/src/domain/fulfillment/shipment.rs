@@ -118,6 +118,88 @@ pub struct Shipment {
     pub fingerprint: Option<String>,
 }
 
+/// A box as Shippo's Parcel object describes it: decimal dimensions and weight with
+/// their units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parcel {
+    pub length: String,
+    pub width: String,
+    pub height: String,
+    pub distance_unit: String,
+    pub weight: String,
+    pub mass_unit: String,
+}
+
+impl Default for Parcel {
+    /// A medium box of 2 lb, when neither the request nor the settings name one.
+    fn default() -> Self {
+        Parcel {
+            length: "10".into(),
+            width: "8".into(),
+            height: "4".into(),
+            distance_unit: "in".into(),
+            weight: "2".into(),
+            mass_unit: "lb".into(),
+        }
+    }
+}
+
+/// Shippo's units.
+pub const DISTANCE_UNITS: [&str; 6] = ["cm", "in", "ft", "m", "mm", "yd"];
+pub const MASS_UNITS: [&str; 4] = ["g", "kg", "lb", "oz"];
+
+impl Parcel {
+    /// A parcel from its six members (numbers as decimal text), every problem named
+    /// under `prefix` (`parcel.weight`).
+    pub fn parse(
+        prefix: &str,
+        member: impl Fn(&str) -> Option<String>,
+        errors: &mut FieldErrors,
+    ) -> Option<Parcel> {
+        let before = errors.0.len();
+        let mut number = |name: &str| {
+            let value = member(name).unwrap_or_default();
+            let ok = !value.is_empty()
+                && value.len() <= 12
+                && value.parse::<f64>().is_ok_and(|v| v > 0.0 && v.is_finite())
+                && value.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if !ok {
+                errors.add(
+                    format!("{prefix}.{name}"),
+                    "must be a positive decimal number",
+                );
+            }
+            value
+        };
+        let (length, width, height, weight) = (
+            number("length"),
+            number("width"),
+            number("height"),
+            number("weight"),
+        );
+        let mut unit = |name: &str, allowed: &[&str]| {
+            let value = member(name).unwrap_or_default();
+            if !allowed.contains(&value.as_str()) {
+                errors.add(
+                    format!("{prefix}.{name}"),
+                    format!("must be one of {}", allowed.join(", ")),
+                );
+            }
+            value
+        };
+        let distance_unit = unit("distance_unit", &DISTANCE_UNITS);
+        let mass_unit = unit("mass_unit", &MASS_UNITS);
+        (errors.0.len() == before).then_some(Parcel {
+            length,
+            width,
+            height,
+            distance_unit,
+            weight,
+            mass_unit,
+        })
+    }
+}
+
 /// A tracking number to index, so the carrier's reports find their parcel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {

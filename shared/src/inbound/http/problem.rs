@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::AuthError;
 use crate::domain::payment::refund::RefundRefusal;
 use crate::domain::{CartProblem, FieldErrors, RateLimit};
-use crate::ports::{CartSourceError, PaymentError, StoreError};
+use crate::ports::{CartSourceError, LabelError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
 use crate::services::shipping::ShipmentError;
@@ -379,6 +379,28 @@ fn shipment_problem(err: ShipmentError) -> Problem {
         ),
         ShipmentError::Contention => {
             Problem::new(StatusCode::CONFLICT, "concurrent_change", detail)
+        }
+        ShipmentError::Label(LabelError::Refused(messages)) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "label_refused",
+            "The shipping provider refused the label; nothing was bought or recorded.",
+        )
+        .with("messages", json!(messages)),
+        ShipmentError::Label(LabelError::Unavailable(why)) => {
+            tracing::warn!(%why, "label provider unavailable");
+            Problem::unavailable(
+                "shipping_provider_unavailable",
+                "The shipping provider is unavailable; no shipment was recorded. Retry with the same Idempotency-Key.",
+                5,
+            )
+        }
+        ShipmentError::LabelInProgress => {
+            Problem::new(StatusCode::CONFLICT, "label_in_progress", detail)
+        }
+        ShipmentError::LabelsOff => {
+            let mut errors = FieldErrors::default();
+            errors.add("parcel", detail);
+            Problem::invalid(errors)
         }
         ShipmentError::Store(e) => store_problem(e),
     }

@@ -10,7 +10,7 @@ use super::request::{self, Fields, RequestError};
 use super::{caller, json_response};
 use crate::auth::Authenticator;
 use crate::domain::FieldErrors;
-use crate::domain::fulfillment::ShipmentLine;
+use crate::domain::fulfillment::{Parcel, ShipmentLine};
 use crate::events::view::ShipmentView;
 use crate::services::shipping::{IdempotentShipment, ShipmentRequest, ShippingService};
 
@@ -138,12 +138,28 @@ fn shipment_request(body: &Map<String, Value>) -> Result<ShipmentRequest, Reques
             );
         }
     });
-    if fields.object(&mut errors, "parcel").is_some() {
-        errors.add(
+    let parcel = fields.object(&mut errors, "parcel").and_then(|object| {
+        Fields::new(
+            object,
             "parcel",
-            "only describes a label to buy, and no label provider is configured: give carrier and tracking_number",
-        );
-    }
+            &[
+                "length",
+                "width",
+                "height",
+                "distance_unit",
+                "weight",
+                "mass_unit",
+            ],
+        )
+        .unknown(&mut errors);
+        // Shippo takes numbers as decimal strings; JSON numbers are accepted too.
+        let member = |name: &str| match object.get(name) {
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        Parcel::parse("parcel", member, &mut errors)
+    });
     if !errors.is_empty() {
         return Err(RequestError::Invalid(errors));
     }
@@ -152,6 +168,7 @@ fn shipment_request(body: &Map<String, Value>) -> Result<ShipmentRequest, Reques
         carrier,
         tracking_number,
         servicelevel,
+        parcel,
     })
 }
 
