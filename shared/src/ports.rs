@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use std::time::Duration;
 
-use crate::domain::fulfillment::{Parcel, ShipmentId, Tracked};
+use crate::domain::fulfillment::{Parcel, ShipmentId, Tracked, TrackingEvent};
 use crate::domain::invoice::{Invoice, InvoiceDraft};
 use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::notification::{Channel, Notice};
@@ -262,6 +262,14 @@ pub trait LabelProvider: Send + Sync {
         tracking_number: &str,
         reference: &str,
     ) -> Result<(), LabelError>;
+
+    /// The carrier's reports on a tracking number as Shippo has them now, oldest
+    /// first (its history and its current status).
+    async fn tracking(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<Vec<TrackingEvent>, LabelError>;
 }
 
 /// A rate chosen for a label.

@@ -441,6 +441,11 @@ impl Wiring {
                 auth,
                 shipping: self.shipping_service()?,
             },
+            shippo: if self.settings.get("SHIPPO_API_TOKEN").is_some() {
+                Some(self.shippo_webhook_api()?)
+            } else {
+                None
+            },
         })
     }
 

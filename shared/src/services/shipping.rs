@@ -13,6 +13,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::domain::fulfillment::shipment::{add_shipment, parcel_lines, shippable, tracked};
+use crate::domain::fulfillment::tracking::track;
 use crate::domain::fulfillment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
 };
@@ -62,6 +63,8 @@ pub enum ShipmentError {
         "parcel only describes a label to buy, and no label provider is configured: give carrier and tracking_number"
     )]
     LabelsOff,
+    #[error("Shippo is off here (no SHIPPO_API_TOKEN)")]
+    ShippoOff,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -84,6 +87,17 @@ pub struct ShipmentRequest {
 pub struct IdempotentShipment {
     pub key: String,
     pub fingerprint: String,
+}
+
+/// What a carrier's report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CarrierReport {
+    /// No parcel has that tracking number: ignored.
+    Unknown,
+    /// Shippo's tracking held nothing the parcels did not have (a resend).
+    NothingNew,
+    /// This many parcels changed.
+    Recorded(usize),
 }
 
 /// A shipment made (or found made by an earlier attempt of the same request).
@@ -340,6 +354,63 @@ impl ShippingService {
         {
             tracing::warn!(shipment_id = %shipment.shipment_id, error = %err, "tracking number not registered with Shippo");
         }
+    }
+
+    /// A carrier's report that `tracking_number` moved (Shippo's `track_updated`). The
+    /// report itself is not believed: the tracking is read back from Shippo, and
+    /// what Shippo answers is merged into each parcel with that number (normally
+    /// one), each in one conditional write.
+    pub async fn carrier_report(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<CarrierReport, ShipmentError> {
+        let labels = self.labels.as_ref().ok_or(ShipmentError::ShippoOff)?;
+        let parcels = self
+            .shipments
+            .find_tracking(carrier, tracking_number)
+            .await?;
+        if parcels.is_empty() {
+            return Ok(CarrierReport::Unknown);
+        }
+        let reports = labels.provider.tracking(carrier, tracking_number).await?;
+        let mut changed = 0;
+        for (order_id, shipment_id) in parcels {
+            let mut recorded = false;
+            for _ in 0..ATTEMPTS {
+                let Some(order) = self.orders.get(&order_id).await? else {
+                    recorded = true;
+                    break;
+                };
+                let now = OffsetDateTime::now_utc();
+                let Some(after) = track(&order, &shipment_id, &reports, now) else {
+                    recorded = true;
+                    break;
+                };
+                match self.shipments.record_shipping(&after, &[]).await? {
+                    ChangeOutcome::Changed(order) => {
+                        tracing::info!(order_id = %order.id, %shipment_id, status = %order.status, shipping = %order.shipping_status, "carrier report recorded");
+                        changed += 1;
+                        recorded = true;
+                        break;
+                    }
+                    ChangeOutcome::Refused(None) => {
+                        recorded = true;
+                        break;
+                    }
+                    // Changed meanwhile: merge into the order as it now is.
+                    ChangeOutcome::Refused(Some(_)) => {}
+                }
+            }
+            if !recorded {
+                return Err(ShipmentError::Contention);
+            }
+        }
+        Ok(if changed == 0 {
+            CarrierReport::NothingNew
+        } else {
+            CarrierReport::Recorded(changed)
+        })
     }
 
     async fn reserve(&self, order: &Order) -> Result<(), StoreError> {

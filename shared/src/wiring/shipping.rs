@@ -18,7 +18,7 @@ use crate::adapters::http::shipping::{SHIPPO_DEFAULT_URL, ShippoAddress};
 use crate::adapters::http::shippo::ShippoLabels;
 use crate::domain::FieldErrors;
 use crate::domain::fulfillment::Parcel;
-use crate::inbound::http::ShippingApi;
+use crate::inbound::http::{ShippingApi, ShippoWebhookApi};
 use crate::services::shipping::{Labels, ShippingService};
 
 impl Wiring {
@@ -40,6 +40,24 @@ impl Wiring {
     pub fn shipping_api(&self) -> Result<ShippingApi, ConfigError> {
         Ok(ShippingApi {
             auth: self.authenticator()?,
+            shipping: self.shipping_service()?,
+        })
+    }
+
+    /// Shippo's webhook (`shippo-webhook`): Shippo must be on, and
+    /// `SHIPPO_WEBHOOK_TOKEN` (the `token` Shippo's webhook URL carries) at least 16
+    /// printable characters.
+    pub fn shippo_webhook_api(&self) -> Result<ShippoWebhookApi, ConfigError> {
+        self.settings.required("SHIPPO_API_TOKEN")?;
+        let token = self.settings.required("SHIPPO_WEBHOOK_TOKEN")?;
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::Invalid {
+                setting: "SHIPPO_WEBHOOK_TOKEN",
+                why: "must be at least 16 printable characters without spaces".into(),
+            });
+        }
+        Ok(ShippoWebhookApi {
+            token: token.to_string(),
             shipping: self.shipping_service()?,
         })
     }

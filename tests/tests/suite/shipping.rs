@@ -762,3 +762,214 @@ async fn a_hand_entered_number_is_registered_with_shippo() {
     let track: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(track["metadata"], reply.body["shipment_id"], "{track}");
 }
+
+// ----------------------------------------------------------------------------------
+// Shippo's tracking webhook
+// ----------------------------------------------------------------------------------
+
+/// Moves `number` at the stand-in (Shippo's test mode), sending nothing; answers the
+/// `track_updated` body Shippo would send.
+async fn carrier_moves(carrier: &str, number: &str, status: &str, date: &str) -> Value {
+    let text = reqwest::Client::new()
+        .post(format!(
+            "{}/_control/tracks/{carrier}/{number}",
+            shippo_url()
+        ))
+        .header("content-type", "application/json")
+        .body(json!({"status": status, "status_date": date, "deliver": false}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    answer["webhook"].clone()
+}
+
+fn webhook(body: &Value, token: &str) -> Call {
+    Call::new(
+        "POST",
+        &format!("/api/shipping/shippo/webhook?token={token}"),
+    )
+    .json(body)
+}
+
+fn webhook_token() -> String {
+    std::env::var("SHIPPO_WEBHOOK_TOKEN").unwrap()
+}
+
+/// A number no other test uses.
+fn tracking_number(order_id: &str, n: u8) -> String {
+    format!("9400{n}{}", &order_id[3..])
+}
+
+async fn parcel_statuses(stack: &Stack, id: &str) -> Vec<String> {
+    let listed = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/shipments")).bearer(&admin()))
+        .await;
+    listed.body["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_carriers_tracking_delivers_the_order_once_every_parcel_is_delivered() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "tracked-delivery").await;
+    let (one, two) = (tracking_number(&id, 1), tracking_number(&id, 2));
+    for (items, number) in [
+        (json!([{"product_id": "p001", "quantity": 2}]), &one),
+        (json!([{"product_id": "p002", "quantity": 1}]), &two),
+    ] {
+        let reply = stack
+            .send(ship(
+                &id,
+                &json!({"items": items, "carrier": "usps", "tracking_number": number}),
+                &admin(),
+            ))
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    let token = webhook_token();
+    let send = |body: Value| stack.send(webhook(&body, &token));
+
+    let moved = send(carrier_moves("usps", &one, "DELIVERED", "2026-12-03T12:00:00Z").await).await;
+    assert_eq!(
+        (moved.status, moved.body["outcome"].clone()),
+        (200, json!("recorded")),
+        "{moved:?}"
+    );
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["status"], "shipped");
+    assert_eq!(view["shipping_status"], "partially_delivered");
+    assert_eq!(
+        line_counts(&view),
+        [("p001".into(), 2, 2), ("p002".into(), 1, 0)]
+    );
+    let version = view["version"].clone();
+
+    // Shippo resends: the same report is nothing new.
+    let resent = send(carrier_moves("usps", &one, "DELIVERED", "2026-12-03T12:00:00Z").await).await;
+    assert_eq!(resent.body["outcome"], "duplicate", "{resent:?}");
+    // A late scan, older than the delivery: history only.
+    let late = send(carrier_moves("usps", &one, "TRANSIT", "2026-12-02T08:00:00Z").await).await;
+    assert_eq!(late.body["outcome"], "recorded", "{late:?}");
+    assert_eq!(
+        parcel_statuses(&stack, &id).await,
+        ["delivered", "in_transit"]
+    );
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["version"], version.as_u64().unwrap() + 1);
+
+    let last = send(carrier_moves("usps", &two, "DELIVERED", "2026-12-03T15:00:00Z").await).await;
+    assert_eq!(last.body["outcome"], "recorded", "{last:?}");
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["status"], "delivered");
+    assert_eq!(view["shipping_status"], "delivered");
+    let listed = stack
+        .send(Call::new("GET", &format!("/api/orders/{id}/shipments")).bearer(&admin()))
+        .await;
+    let history: Vec<&str> = listed.body["shipments"][0]["tracking_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["TRANSIT", "DELIVERED"]);
+
+    let events = events(&stack).await;
+    assert_eq!(
+        detail_types(&events)[2..],
+        [
+            "order.shipment_created",
+            "order.shipped",
+            "order.shipment_updated",
+            "order.shipment_updated",
+            "order.delivered"
+        ]
+    );
+    assert_eq!(events.last().unwrap().actor, "shippo");
+}
+
+#[tokio::test]
+async fn a_forged_webhook_changes_nothing() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "forged").await;
+    let number = tracking_number(&id, 1);
+    let reply = stack
+        .send(ship(
+            &id,
+            &json!({"carrier": "usps", "tracking_number": number}),
+            &admin(),
+        ))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let before = stack.stored_order(&id).await.unwrap();
+
+    // Shippo says TRANSIT; the body says DELIVERED.
+    let mut body = carrier_moves("usps", &number, "TRANSIT", "2026-12-03T09:00:00Z").await;
+    body["data"]["tracking_status"]["status"] = json!("DELIVERED");
+    for token in ["", "wrong-token-of-some-length", &webhook_token()[1..]] {
+        let refused = stack.send(webhook(&body, token)).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (401, "invalid_webhook_token"),
+            "{refused:?}"
+        );
+    }
+    let no_token = stack
+        .send(Call::new("POST", "/api/shipping/shippo/webhook").json(&body))
+        .await;
+    assert_eq!(no_token.status, 401, "{no_token:?}");
+    assert_eq!(stack.stored_order(&id).await.unwrap(), before);
+
+    let believed = stack.send(webhook(&body, &webhook_token())).await;
+    assert_eq!(believed.status, 200, "{believed:?}");
+    assert_eq!(parcel_statuses(&stack, &id).await, ["in_transit"]);
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["status"], "shipped");
+    assert_eq!(view["shipping_status"], "shipped");
+
+    // Unknown numbers are ignored; a malformed body is 400.
+    let mut unknown = body.clone();
+    unknown["data"]["tracking_number"] = json!("9400999999999999999999");
+    let ignored = stack.send(webhook(&unknown, &webhook_token())).await;
+    assert_eq!(
+        (ignored.status, ignored.body["outcome"].clone()),
+        (200, json!("ignored"))
+    );
+    for bad in [
+        json!({"event": "track_updated"}),
+        json!({"event": "track_updated", "data": {"carrier": "usps"}}),
+        json!([1]),
+    ] {
+        let reply = stack.send(webhook(&bad, &webhook_token())).await;
+        assert_eq!(reply.status, 400, "{bad}: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_returned_parcel_is_an_exception_for_an_admin() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "returned").await;
+    let number = tracking_number(&id, 1);
+    let reply = stack
+        .send(ship(&id, &json!({"items": [{"product_id": "p002", "quantity": 1}], "carrier": "usps", "tracking_number": number}), &admin()))
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let moved = stack
+        .send(webhook(
+            &carrier_moves("usps", &number, "RETURNED", "2026-12-03T10:00:00Z").await,
+            &webhook_token(),
+        ))
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let view = order(&stack, &id).await.body;
+    assert_eq!(view["status"], "confirmed");
+    assert_eq!(view["shipping_status"], "exception");
+    assert_eq!(parcel_statuses(&stack, &id).await, ["returned"]);
+}

@@ -44,6 +44,7 @@ fn the_template_routes_every_endpoint_once() {
             "create-shipment",
         ),
         ("GET", "/api/orders/{order_id}/shipments", "list-shipments"),
+        ("POST", "/api/shipping/shippo/webhook", "shippo-webhook"),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

@@ -10,11 +10,13 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::body::{BodyError, read_limited};
 use super::retry_later;
 use super::shipping::ShippoAddress;
-use crate::domain::fulfillment::Parcel;
+use crate::domain::fulfillment::{Parcel, TrackingEvent};
 use crate::domain::{Currency, Money, ShippingAddress};
 use crate::ports::{Label, LabelError, LabelProvider, LabelRate};
 
@@ -312,6 +314,28 @@ impl LabelProvider for ShippoLabels {
             .and_then(|t| t.into_label().ok()))
     }
 
+    async fn tracking(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<Vec<TrackingEvent>, LabelError> {
+        let track: TrackAnswer = self
+            .call(
+                Method::GET,
+                self.url(&["tracks", carrier, tracking_number]),
+                None,
+            )
+            .await?;
+        // The current status is the one reported last, even when its date is older
+        // than an earlier report's: it goes last.
+        Ok(track
+            .tracking_history
+            .into_iter()
+            .chain(track.tracking_status)
+            .filter_map(StatusAnswer::into_event)
+            .collect())
+    }
+
     async fn register_tracking(
         &self,
         carrier: &str,
@@ -326,6 +350,57 @@ impl LabelProvider for ShippoLabels {
         self.call::<Value>(Method::POST, self.url(&["tracks"]), Some(body))
             .await
             .map(|_| ())
+    }
+}
+
+#[derive(Deserialize)]
+struct TrackAnswer {
+    #[serde(default)]
+    tracking_status: Option<StatusAnswer>,
+    #[serde(default)]
+    tracking_history: Vec<StatusAnswer>,
+}
+
+#[derive(Deserialize)]
+struct StatusAnswer {
+    status: String,
+    #[serde(default)]
+    status_details: Option<String>,
+    #[serde(default)]
+    status_date: Option<String>,
+    #[serde(default)]
+    location: Option<LocationAnswer>,
+}
+
+#[derive(Deserialize)]
+struct LocationAnswer {
+    #[serde(default)]
+    city: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+}
+
+impl StatusAnswer {
+    /// A report without a readable date cannot be placed in time: left out.
+    fn into_event(self) -> Option<TrackingEvent> {
+        let date = self.status_date?;
+        let status_date = OffsetDateTime::parse(&date, &Rfc3339).ok()?;
+        let location = self.location.map(|l| {
+            [l.city, l.state, l.country]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        Some(TrackingEvent {
+            status: self.status,
+            status_date,
+            details: self.status_details.filter(|d| !d.is_empty()),
+            location: location.filter(|l| !l.is_empty()),
+        })
     }
 }
 

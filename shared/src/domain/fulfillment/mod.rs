@@ -2,6 +2,7 @@
 //! report. (Stock and its reservations are still `domain::stock`.)
 
 pub mod shipment;
+pub mod tracking;
 
 pub use shipment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange,

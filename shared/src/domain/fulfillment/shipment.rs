@@ -495,12 +495,12 @@ fn describe(shipment: &Shipment) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::money::Currency;
     use crate::domain::order::{LineItem, OrderId, PaymentMethod, PaymentStatus, ShippingAddress};
 
-    fn order(lines: &[(&str, u32)]) -> Order {
+    pub(crate) fn order(lines: &[(&str, u32)]) -> Order {
         let usd = Currency::from_code("USD").unwrap();
         Order {
             id: OrderId::for_cart("abc123"),

@@ -15,6 +15,7 @@ pub mod payments;
 pub mod problem;
 pub mod request;
 pub mod shipments;
+pub mod shippo_webhook;
 pub mod webhooks;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
 use problem::{ApiError, Problem};
 pub use shipments::ShippingApi;
+pub use shippo_webhook::ShippoWebhookApi;
 pub use webhooks::WebhookApi;
 
 /// The API's endpoints, one Lambda function each. The names are the binaries'
@@ -53,10 +55,11 @@ pub enum Endpoint {
     CreateRefund,
     CreateShipment,
     ListShipments,
+    ShippoWebhook,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 16] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -73,6 +76,7 @@ impl Endpoint {
         Endpoint::CreateRefund,
         Endpoint::CreateShipment,
         Endpoint::ListShipments,
+        Endpoint::ShippoWebhook,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -93,6 +97,7 @@ impl Endpoint {
             Endpoint::CreateRefund => "create-refund",
             Endpoint::CreateShipment => "create-shipment",
             Endpoint::ListShipments => "list-shipments",
+            Endpoint::ShippoWebhook => "shippo-webhook",
         }
     }
 
@@ -110,6 +115,8 @@ pub struct Api {
     pub payments: Option<PaymentApi>,
     pub invoices: InvoiceApi,
     pub shipments: ShippingApi,
+    /// `None` when Shippo is off (no `SHIPPO_API_TOKEN`): its webhook answers 404.
+    pub shippo: Option<ShippoWebhookApi>,
 }
 
 impl Api {
@@ -140,6 +147,12 @@ impl Api {
             },
             Endpoint::CreateShipment => self.shipments.create_shipment(&request).await,
             Endpoint::ListShipments => self.shipments.list_shipments(&request).await,
+            Endpoint::ShippoWebhook => match &self.shippo {
+                Some(shippo) => shippo.shippo_webhook(&request).await,
+                None => Err(ApiError::Shipment(
+                    crate::services::shipping::ShipmentError::ShippoOff,
+                )),
+            },
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

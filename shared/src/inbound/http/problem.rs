@@ -32,6 +32,9 @@ pub enum ApiError {
     Payment(#[from] PaymentServiceError),
     #[error(transparent)]
     Shipment(#[from] ShipmentError),
+    /// A provider's webhook whose `token` is missing or wrong (Shippo).
+    #[error("the webhook token is missing or wrong")]
+    BadToken,
     /// A payment provider's webhook whose `Stripe-Signature` does not verify.
     #[error("{0}")]
     BadSignature(String),
@@ -156,6 +159,11 @@ impl From<ApiError> for Problem {
             ApiError::Webhook(e) => webhook_problem(e),
             ApiError::Payment(e) => payment_problem(e),
             ApiError::Shipment(e) => shipment_problem(e),
+            ApiError::BadToken => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_webhook_token",
+                "The webhook token is missing or wrong.",
+            ),
             ApiError::BadSignature(why) => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid_signature", why)
             }
@@ -402,6 +410,7 @@ fn shipment_problem(err: ShipmentError) -> Problem {
             errors.add("parcel", detail);
             Problem::invalid(errors)
         }
+        ShipmentError::ShippoOff => Problem::new(StatusCode::NOT_FOUND, "shippo_off", detail),
         ShipmentError::Store(e) => store_problem(e),
     }
 }
