@@ -263,6 +263,9 @@ pub trait LabelProvider: Send + Sync {
         reference: &str,
     ) -> Result<(), LabelError>;
 
+    /// Refunds (voids) the label of `transaction_id`; done already is done.
+    async fn refund(&self, transaction_id: &str) -> Result<(), LabelError>;
+
     /// The carrier's reports on a tracking number as Shippo has them now, oldest
     /// first (its history and its current status).
     async fn tracking(

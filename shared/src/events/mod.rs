@@ -136,6 +136,10 @@ impl OrderEvent {
     pub fn detail_type(&self) -> String {
         match &self.previous_status {
             None => "order.created".to_string(),
+            // A voided label takes a shipped order back to confirmed: not a confirmation.
+            Some(_) if self.shipment_change.as_deref() == Some("voided") => {
+                SHIPMENT_UPDATED.to_string()
+            }
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
             Some(_) if self.shipment_change.as_deref() == Some("created") => {
                 SHIPMENT_CREATED.to_string()
@@ -153,7 +157,7 @@ impl OrderEvent {
 }
 
 /// The parcel a change concerned: one new in `after` (`created`), or else one that
-/// differs from its `before` (`updated`, including one taken away by a void).
+/// differs from its `before` (`updated`), or one taken away (`voided`).
 fn shipment_change(before: Option<&Order>, after: &Order) -> Option<(String, &'static str)> {
     let before = before?;
     let old = |id| before.shipments.iter().find(|s| &s.shipment_id == id);
@@ -169,14 +173,15 @@ fn shipment_change(before: Option<&Order>, after: &Order) -> Option<(String, &'s
         .iter()
         .find(|s| old(&s.shipment_id) != Some(*s))
         .map(|s| s.shipment_id.to_string())
+        .map(|id| (id, "updated"))
         .or_else(|| {
             before
                 .shipments
                 .iter()
                 .find(|s| after.shipment(&s.shipment_id).is_none())
-                .map(|s| s.shipment_id.to_string())
+                .map(|s| (s.shipment_id.to_string(), "voided"))
         })?;
-    Some((changed, "updated"))
+    Some(changed)
 }
 
 /// The parts of an event's order (`GET /api/orders/{id}`'s rendering) checked

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::domain::fulfillment::shipment::{add_shipment, parcel_lines, shippable, tracked};
+use crate::domain::fulfillment::shipment::{
+    VoidRefusal, add_shipment, parcel_lines, shippable, tracked, void,
+};
 use crate::domain::fulfillment::tracking::track;
 use crate::domain::fulfillment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
@@ -65,6 +67,10 @@ pub enum ShipmentError {
     LabelsOff,
     #[error("Shippo is off here (no SHIPPO_API_TOKEN)")]
     ShippoOff,
+    #[error("order {0} has no such shipment")]
+    ShipmentNotFound(OrderId),
+    #[error("shipment is {0}: only a label the carrier does not have yet can be voided")]
+    NotVoidable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -224,6 +230,7 @@ impl ShippingService {
                 tracking: Vec::new(),
                 created_at: now,
                 fingerprint: fingerprint.clone(),
+                label_transaction: None,
             };
             if let (Some(labels), None, None) = (&self.labels, &request.tracking_number, &bought) {
                 // Checked first that the order ships these lines; then the label.
@@ -241,6 +248,7 @@ impl ShippingService {
                 shipment.tracking_url = label.tracking_url.clone();
                 shipment.label_url = label.label_url.clone();
                 shipment.cost = rate.cost;
+                shipment.label_transaction = Some(label.transaction_id.clone());
                 shipment.status = ShipmentStatus::LabelCreated;
             }
             let change = add_shipment(&current, shipment.clone(), &caller.user_id, role)
@@ -411,6 +419,59 @@ impl ShippingService {
         } else {
             CarrierReport::Recorded(changed)
         })
+    }
+
+    /// Voids a bought label the carrier does not have yet (admin): refunded at Shippo
+    /// first, then the parcel taken off the order in one conditional write, its items
+    /// unshipped again. A void whose write was lost is retried safely: Shippo answers
+    /// a second refund of the same label as done.
+    pub async fn void(
+        &self,
+        caller: &Principal,
+        id: &str,
+        shipment_id: &str,
+    ) -> Result<Order, ShipmentError> {
+        if !caller.admin {
+            return Err(ShipmentError::Forbidden);
+        }
+        let id = OrderId::parse(id).ok_or(ShipmentError::NotFound)?;
+        let shipment_id =
+            ShipmentId::parse(shipment_id).ok_or(ShipmentError::ShipmentNotFound(id.clone()))?;
+        let mut current = self.orders.get(&id).await?.ok_or(ShipmentError::NotFound)?;
+        let mut refunded = false;
+        for _ in 0..ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let after = match void(&current, &shipment_id, &caller.user_id, Role::Admin, now) {
+                Ok(after) => after,
+                Err(VoidRefusal::NotFound) => {
+                    return Err(ShipmentError::ShipmentNotFound(id));
+                }
+                Err(VoidRefusal::NotVoidable(status)) => {
+                    return Err(ShipmentError::NotVoidable(status.to_string()));
+                }
+            };
+            if !refunded {
+                let labels = self.labels.as_ref().ok_or(ShipmentError::ShippoOff)?;
+                let transaction = current
+                    .shipment(&shipment_id)
+                    .and_then(|s| s.label_transaction.clone())
+                    .unwrap_or_default();
+                match labels.provider.refund(&transaction).await {
+                    Ok(()) => refunded = true,
+                    // The carrier has it (Shippo knows before we do).
+                    Err(LabelError::Refused(messages)) => {
+                        return Err(ShipmentError::NotVoidable(messages.join("; ")));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            match self.shipments.record_shipping(&after, &[]).await? {
+                ChangeOutcome::Changed(order) => return Ok(*order),
+                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
+                ChangeOutcome::Refused(Some(order)) => current = *order,
+            }
+        }
+        Err(ShipmentError::Contention)
     }
 
     async fn reserve(&self, order: &Order) -> Result<(), StoreError> {

@@ -973,3 +973,83 @@ async fn a_returned_parcel_is_an_exception_for_an_admin() {
     assert_eq!(view["shipping_status"], "exception");
     assert_eq!(parcel_statuses(&stack, &id).await, ["returned"]);
 }
+
+#[tokio::test]
+async fn a_label_is_voided_until_the_carrier_has_it() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "voided").await;
+    let bought = stack.send(ship(&id, &json!({}), &admin())).await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+    let shipment_id = bought.body["shipment_id"].as_str().unwrap().to_string();
+    assert_eq!(order(&stack, &id).await.body["status"], "shipped");
+    let void = |bearer: String| {
+        stack.send(
+            Call::new(
+                "POST",
+                &format!("/api/orders/{id}/shipments/{shipment_id}/void"),
+            )
+            .bearer(&bearer),
+        )
+    };
+    assert_eq!(void(warehouse()).await.status, 403);
+    let voided = void(admin()).await;
+    assert_eq!(voided.status, 200, "{voided:?}");
+    assert_eq!(voided.body["status"], "confirmed");
+    assert_eq!(voided.body["shipments"], json!([]));
+    assert_eq!(
+        line_counts(&voided.body),
+        [("p001".into(), 0, 0), ("p002".into(), 0, 0)]
+    );
+    let labels: Value = serde_json::from_str(
+        &reqwest::Client::new()
+            .get(format!(
+                "{}/_control/labels?metadata_contains={shipment_id}",
+                shippo_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (labels["purchased"].as_u64(), labels["refunded"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(void(admin()).await.code(), "shipment_not_found");
+    let events = events(&stack).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.detail_type(), "order.shipment_updated");
+    assert_eq!(last.shipment_change.as_deref(), Some("voided"));
+
+    // Once the carrier has the parcel, it stays.
+    let again = stack.send(ship(&id, &json!({}), &admin())).await;
+    assert_eq!(again.status, 201, "{again:?}");
+    let number = again.body["tracking_number"].as_str().unwrap().to_string();
+    let moved = stack
+        .send(webhook(
+            &carrier_moves("usps", &number, "TRANSIT", "2026-12-03T09:00:00Z").await,
+            &webhook_token(),
+        ))
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let refused = stack
+        .send(
+            Call::new(
+                "POST",
+                &format!(
+                    "/api/orders/{id}/shipments/{}/void",
+                    again.body["shipment_id"].as_str().unwrap()
+                ),
+            )
+            .bearer(&admin()),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "shipment_not_voidable"),
+        "{refused:?}"
+    );
+}

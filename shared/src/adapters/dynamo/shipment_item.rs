@@ -64,6 +64,7 @@ fn shipment_to_value(shipment: &Shipment) -> AttributeValue {
         ("tracking_url", &shipment.tracking_url),
         ("label_url", &shipment.label_url),
         ("fingerprint", &shipment.fingerprint),
+        ("label_transaction", &shipment.label_transaction),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -156,6 +157,7 @@ fn shipment_from(m: &Item, currency: Currency) -> Result<Shipment, StoreError> {
         tracking,
         created_at: time(m, "created_at")?,
         fingerprint: optional(m, "fingerprint")?,
+        label_transaction: optional(m, "label_transaction")?,
     })
 }
 

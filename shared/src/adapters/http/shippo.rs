@@ -336,6 +336,25 @@ impl LabelProvider for ShippoLabels {
             .collect())
     }
 
+    async fn refund(&self, transaction_id: &str) -> Result<(), LabelError> {
+        let body = json!({"transaction": transaction_id, "async": false});
+        match self
+            .call::<Value>(Method::POST, self.url(&["refunds"]), Some(body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A retried void whose first refund went through.
+            Err(LabelError::Refused(messages))
+                if messages
+                    .iter()
+                    .any(|m| m.contains("already been requested")) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     async fn register_tracking(
         &self,
         carrier: &str,

@@ -116,6 +116,8 @@ pub struct Shipment {
     pub created_at: OffsetDateTime,
     /// The canonical request body's hash, so a replay with another body is told apart.
     pub fingerprint: Option<String>,
+    /// Shippo's transaction of a bought label (to void it).
+    pub label_transaction: Option<String>,
 }
 
 /// A box as Shippo's Parcel object describes it: decimal dimensions and weight with
@@ -445,6 +447,7 @@ pub fn remaining_parcel(
         tracking: Vec::new(),
         created_at: at,
         fingerprint: None,
+        label_transaction: None,
     })
 }
 
@@ -467,6 +470,54 @@ pub fn all_delivered(order: &Order, at: OffsetDateTime) -> Vec<Shipment> {
             s
         })
         .collect()
+}
+
+/// Why a parcel cannot be voided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoidRefusal {
+    NotFound,
+    /// Only a bought label the carrier does not have yet can be voided.
+    NotVoidable(ShipmentStatus),
+}
+
+/// The order without parcel `shipment`, whose label is refunded: its items unshipped
+/// again, a shipped order back to `confirmed`.
+pub fn void(
+    order: &Order,
+    shipment: &ShipmentId,
+    actor: &str,
+    role: Role,
+    at: OffsetDateTime,
+) -> Result<Order, VoidRefusal> {
+    let parcel = order.shipment(shipment).ok_or(VoidRefusal::NotFound)?;
+    if parcel.status != ShipmentStatus::LabelCreated || parcel.label_transaction.is_none() {
+        return Err(VoidRefusal::NotVoidable(parcel.status));
+    }
+    let mut after = order.clone();
+    after.shipments.retain(|s| &s.shipment_id != shipment);
+    if after.status == OrderStatus::Shipped {
+        after.status = OrderStatus::Confirmed;
+    }
+    after.shipping_status = if after.shipments.is_empty() {
+        // Its stock stays reserved: the goods are back on the shelf for this order.
+        ShippingStatus::Processing
+    } else {
+        ShippingStatus::PartiallyShipped
+    };
+    after.version += 1;
+    after.updated_at = at;
+    after.history.push(HistoryEntry {
+        at,
+        actor: actor.to_string(),
+        role,
+        status: after.status,
+        shipping_status: Some(after.shipping_status),
+        payment_status: None,
+        reason: Some(format!(
+            "shipment {shipment} voided: its label refunded, its items unshipped"
+        )),
+    });
+    Ok(after)
 }
 
 /// The tracking number a parcel is found by, when it has one and a carrier.

@@ -56,10 +56,11 @@ pub enum Endpoint {
     CreateShipment,
     ListShipments,
     ShippoWebhook,
+    VoidShipment,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 18] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -77,6 +78,7 @@ impl Endpoint {
         Endpoint::CreateShipment,
         Endpoint::ListShipments,
         Endpoint::ShippoWebhook,
+        Endpoint::VoidShipment,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -98,6 +100,7 @@ impl Endpoint {
             Endpoint::CreateShipment => "create-shipment",
             Endpoint::ListShipments => "list-shipments",
             Endpoint::ShippoWebhook => "shippo-webhook",
+            Endpoint::VoidShipment => "void-shipment",
         }
     }
 
@@ -147,6 +150,7 @@ impl Api {
             },
             Endpoint::CreateShipment => self.shipments.create_shipment(&request).await,
             Endpoint::ListShipments => self.shipments.list_shipments(&request).await,
+            Endpoint::VoidShipment => self.shipments.void_shipment(&request).await,
             Endpoint::ShippoWebhook => match &self.shippo {
                 Some(shippo) => shippo.shippo_webhook(&request).await,
                 None => Err(ApiError::Shipment(

@@ -410,6 +410,12 @@ fn shipment_problem(err: ShipmentError) -> Problem {
             errors.add("parcel", detail);
             Problem::invalid(errors)
         }
+        ShipmentError::ShipmentNotFound(_) => {
+            Problem::new(StatusCode::NOT_FOUND, "shipment_not_found", detail)
+        }
+        ShipmentError::NotVoidable(_) => {
+            Problem::new(StatusCode::CONFLICT, "shipment_not_voidable", detail)
+        }
         ShipmentError::ShippoOff => Problem::new(StatusCode::NOT_FOUND, "shippo_off", detail),
         ShipmentError::Store(e) => store_problem(e),
     }

@@ -53,6 +53,17 @@ impl ShippingApi {
         Ok(response)
     }
 
+    pub async fn void_shipment(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let caller = caller(&self.auth, request).await?;
+        let id = request::path_parameter(request, "order_id");
+        let shipment = request::path_parameter(request, "shipment_id");
+        let order = self.shipping.void(&caller, &id, &shipment).await?;
+        Ok(json_response(
+            StatusCode::OK,
+            &crate::events::view::OrderView::for_reader(&order, &caller),
+        ))
+    }
+
     pub async fn list_shipments(&self, request: &Request) -> Result<Response<Body>, ApiError> {
         let caller = caller(&self.auth, request).await?;
         let id = request::path_parameter(request, "order_id");
