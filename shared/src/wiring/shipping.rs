@@ -18,6 +18,7 @@ use crate::adapters::http::shipping::{SHIPPO_DEFAULT_URL, ShippoAddress};
 use crate::adapters::http::shippo::ShippoLabels;
 use crate::domain::FieldErrors;
 use crate::domain::fulfillment::Parcel;
+use crate::inbound::http::shipments::decimal_member;
 use crate::inbound::http::{ShippingApi, ShippoWebhookApi};
 use crate::services::shipping::{Labels, ShippingService};
 
@@ -91,11 +92,7 @@ impl Wiring {
         let object: serde_json::Map<String, Value> =
             serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let mut errors = FieldErrors::default();
-        let member = |name: &str| match object.get(name) {
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(Value::Number(number)) => Some(number.to_string()),
-            _ => None,
-        };
+        let member = |name: &str| decimal_member(object.get(name));
         Parcel::parse("SHIPPO_DEFAULT_PARCEL", member, &mut errors).ok_or_else(|| {
             invalid(
                 errors
@@ -130,7 +127,7 @@ mod tests {
             wiring(on.clone()).default_parcel().unwrap(),
             Parcel::default()
         );
-        let bad = on.with("SHIPPO_DEFAULT_PARCEL", r#"{"length": "0", "width": 8, "height": "4", "distance_unit": "in", "weight": "2", "mass_unit": "stone"}"#);
+        let bad = on.with("SHIPPO_DEFAULT_PARCEL", r#"{"length": "x1", "width": 8, "height": "4", "distance_unit": "in", "weight": "2", "mass_unit": "stone"}"#);
         let err = wiring(bad).default_parcel().unwrap_err().to_string();
         assert!(err.starts_with("SHIPPO_DEFAULT_PARCEL: "), "{err}");
         assert!(err.contains("length") && err.contains("mass_unit"), "{err}");

@@ -161,14 +161,18 @@ impl Parcel {
         let before = errors.0.len();
         let mut number = |name: &str| {
             let value = member(name).unwrap_or_default();
-            let ok = !value.is_empty()
-                && value.len() <= 12
-                && value.parse::<f64>().is_ok_and(|v| v > 0.0 && v.is_finite())
-                && value.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-            if !ok {
+            // 1 to 8 digits, then optionally a point and 1 to 20 more.
+            let (whole, fraction) = match value.split_once('.') {
+                Some((whole, fraction)) => (whole, Some(fraction)),
+                None => (value.as_str(), None),
+            };
+            let digits = |text: &str, most: usize| {
+                (1..=most).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
+            };
+            if !(digits(whole, 8) && fraction.is_none_or(|f| digits(f, 20))) {
                 errors.add(
                     format!("{prefix}.{name}"),
-                    "must be a positive decimal number",
+                    "must be a decimal number (up to 8 digits before the point)",
                 );
             }
             value

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 /// The longest tracking number accepted (carriers' run to about 35 characters).
 const MAX_TRACKING_LEN: usize = 100;
+/// The most of one product a line may hold (as an order's lines).
+const MAX_QUANTITY: f64 = 10_000.0;
 /// The most lines one parcel may name.
 const MAX_LINES: usize = 100;
 
@@ -163,13 +165,11 @@ fn shipment_request(body: &Map<String, Value>) -> Result<ShipmentRequest, Reques
             ],
         )
         .unknown(&mut errors);
-        // Shippo takes numbers as decimal strings; JSON numbers are accepted too.
-        let member = |name: &str| match object.get(name) {
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(Value::Number(number)) => Some(number.to_string()),
-            _ => None,
-        };
-        Parcel::parse("parcel", member, &mut errors)
+        Parcel::parse(
+            "parcel",
+            |name| decimal_member(object.get(name)),
+            &mut errors,
+        )
     });
     if !errors.is_empty() {
         return Err(RequestError::Invalid(errors));
@@ -181,6 +181,20 @@ fn shipment_request(body: &Map<String, Value>) -> Result<ShipmentRequest, Reques
         servicelevel,
         parcel,
     })
+}
+
+/// A parcel's number as Shippo takes it, decimal text: given as text, or as a JSON
+/// number rounded to 4 decimals (never in exponent form).
+pub fn decimal_member(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => {
+            let number = number.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
+            let text = format!("{number:.4}");
+            Some(text.trim_end_matches('0').trim_end_matches('.').to_string())
+        }
+        _ => None,
+    }
 }
 
 fn shipment_line(errors: &mut FieldErrors, i: usize, line: &Value) -> Option<ShipmentLine> {
@@ -201,12 +215,16 @@ fn shipment_line(errors: &mut FieldErrors, i: usize, line: &Value) -> Option<Shi
             errors.add(format!("{field}.quantity"), "is required");
             None
         }
-        Some(value) => match value.as_u64().and_then(|q| u32::try_from(q).ok()) {
-            Some(q) => Some(q),
+        // JSON's integers include `2.0`; no line holds more than 10,000.
+        Some(value) => match value
+            .as_f64()
+            .filter(|q| q.fract() == 0.0 && (0.0..=MAX_QUANTITY).contains(q))
+        {
+            Some(q) => Some(q as u32),
             None => {
                 errors.add(
                     format!("{field}.quantity"),
-                    "must be a whole number of at least 1",
+                    "must be a whole number from 1 to 10000",
                 );
                 None
             }
