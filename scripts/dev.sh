@@ -7,6 +7,12 @@
 #   3. unless STRIPE_API_BASE is set, start localstripe (scripts/stripe_standin.py) on
 #      127.0.0.1:${STRIPE_PORT:-8420}, and once the API answers, register its webhook to
 #      the API's POST /api/payments/stripe/webhook (signed with the dev webhook secret);
+#   3b. unless SHIPPO_API_URL is set (then that Shippo is used, with SHIPPO_API_TOKEN and
+#      SHIPPO_WEBHOOK_TOKEN), start the Shippo stand-in (scripts/shippo_standin.py) on
+#      127.0.0.1:${SHIPPO_PORT:-8430} with the dev token, webhook token and warehouse, and
+#      once the API answers, point its track_updated webhook at the API's
+#      POST /api/shipping/shippo/webhook?token=...; it prints the curl line that moves a
+#      parcel to delivered;
 #   4. `cargo run -p orders-dev`: provisions what template.yaml declares, seeds the demo
 #      data, serves the API on 127.0.0.1:${PORT:-3000} and runs the event pipeline.
 #
@@ -14,6 +20,7 @@
 # left running. Everything the emulator held is gone with it (it is in memory).
 #
 # Env: AWS_ENDPOINT_URL (use that emulator, start none), MOTO_PORT (default 4566),
+#      SHIPPO_API_URL (use that Shippo, start no stand-in), SHIPPO_PORT (default 8430),
 #      PORT (API, default 3000), CARGO_TARGET_DIR, plus whatever orders-dev reads.
 set -euo pipefail
 
@@ -43,6 +50,7 @@ fi
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-dev.XXXXXX")"
 emulator_pid=""
 stripe_pid=""
+shippo_pid=""
 app_pid=""
 
 # Stop a background job and everything it started (its process group): FIRST signal to
@@ -72,6 +80,9 @@ cleanup() {
   fi
   if [[ -n "$stripe_pid" ]]; then
     stop_group "$stripe_pid" TERM 5
+  fi
+  if [[ -n "$shippo_pid" ]]; then
+    stop_group "$shippo_pid" TERM 5
   fi
   if [[ -n "$emulator_pid" ]]; then
     say "stopping the emulator"
@@ -160,6 +171,54 @@ if [[ -z "${STRIPE_API_BASE:-}" ]]; then
       say "warning: could not register the webhook with localstripe"
     fi
   ) &
+fi
+
+if [[ -z "${SHIPPO_API_URL:-}" ]]; then
+  shippo_port="${SHIPPO_PORT:-8430}"
+  if port_in_use "$shippo_port"; then
+    say "error: port $shippo_port (SHIPPO_PORT) is in use; run SHIPPO_PORT=<other> make dev"
+    exit 1
+  fi
+  set -m
+  "$python" "$root/scripts/shippo_standin.py" --port "$shippo_port" \
+    --ready-file "$workdir/shippo-url" --exit-with-parent \
+    </dev/null >>"$workdir/shippo.log" 2>&1 &
+  shippo_pid=$!
+  set +m
+  if ! SHIPPO_API_URL="$("$python" "$root/scripts/shippo_standin.py" --wait \
+    --ready-file "$workdir/shippo-url" --pid "$shippo_pid" --timeout 30)"; then
+    say "error: the Shippo stand-in did not start; its log:"
+    tail -n 40 "$workdir/shippo.log" >&2 || true
+    exit 1
+  fi
+  dev_warehouse='{"name": "Orders Warehouse", "street1": "215 Clayton St.", "city": "San Francisco", "state": "CA", "zip": "94117", "country": "US"}'
+  export SHIPPO_API_URL
+  export SHIPPO_API_TOKEN="${SHIPPO_API_TOKEN:-shippo_test_orders_local_dev}"
+  export SHIPPO_WEBHOOK_TOKEN="${SHIPPO_WEBHOOK_TOKEN:-orders-local-shippo-webhook}"
+  export SHIPPO_ADDRESS_FROM="${SHIPPO_ADDRESS_FROM:-$dev_warehouse}"
+  say "Shippo stand-in on $SHIPPO_API_URL, pid $shippo_pid"
+  # Once the API answers, the stand-in is told where to post track_updated (Shippo
+  # authenticates its webhooks with nothing but the URL's token).
+  (
+    for _ in $(seq 1200); do
+      curl -fsS -o /dev/null "http://127.0.0.1:$api_port/health" 2>/dev/null && break
+      sleep 0.5
+    done
+    hook="$(python3 -c 'import json, sys, urllib.parse
+print(json.dumps({"id": "orders-dev", "url": "http://127.0.0.1:%s/api/shipping/shippo/webhook?token=%s"
+                  % (sys.argv[1], urllib.parse.quote(sys.argv[2], safe=""))}))' \
+      "$api_port" "$SHIPPO_WEBHOOK_TOKEN")"
+    if curl -fsS -o /dev/null -X POST "$SHIPPO_API_URL/_control/webhooks" \
+      -H 'Content-Type: application/json' -d "$hook"; then
+      say "the Shippo stand-in sends track_updated to http://127.0.0.1:$api_port/api/shipping/shippo/webhook"
+      say "move a parcel to delivered (its carrier and tracking_number from the shipment):"
+      say "  curl -X POST $SHIPPO_API_URL/_control/tracks/usps/<tracking_number> -H 'Content-Type: application/json' -d '{\"status\": \"DELIVERED\"}'"
+    else
+      say "warning: could not register the webhook with the Shippo stand-in"
+    fi
+  ) &
+else
+  say "using Shippo at SHIPPO_API_URL=$SHIPPO_API_URL (not starting the stand-in)"
 fi
 
 say "cargo run -p orders-dev --bin orders-dev (API on 127.0.0.1:$api_port); Ctrl-C stops everything"

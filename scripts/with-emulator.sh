@@ -10,6 +10,10 @@
 # Either way, dummy credentials, a region and AWS_EC2_METADATA_DISABLED are exported when
 # not already set. Unless STRIPE_API_BASE is set, localstripe (scripts/stripe_standin.py)
 # is started on a free port too and STRIPE_API_BASE exported, for the payment tests.
+# Unless SHIPPO_API_URL is set, the Shippo stand-in (scripts/shippo_standin.py) is started
+# on a free port too and SHIPPO_API_URL exported, with SHIPPO_API_TOKEN,
+# SHIPPO_WEBHOOK_TOKEN and SHIPPO_ADDRESS_FROM (the dev values unless set), for the
+# shipping tests.
 # The emulator log (errors only) is kept and its path printed when CMD fails.
 set -euo pipefail
 
@@ -43,6 +47,7 @@ workdir="$(mktemp -d "${TMPDIR:-/tmp}/orders-emulator.XXXXXX")"
 log="$workdir/emulator.log"
 emulator_pid=""
 stripe_pid=""
+shippo_pid=""
 status=0
 
 stop_emulator() {
@@ -51,6 +56,10 @@ stop_emulator() {
   if [[ -n "$stripe_pid" ]]; then
     kill -TERM "$stripe_pid" 2>/dev/null || true
     wait "$stripe_pid" 2>/dev/null || true
+  fi
+  if [[ -n "$shippo_pid" ]]; then
+    kill -TERM "$shippo_pid" 2>/dev/null || true
+    wait "$shippo_pid" 2>/dev/null || true
   fi
   if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
     kill -TERM "$emulator_pid" 2>/dev/null || true
@@ -104,5 +113,24 @@ if [[ -z "${STRIPE_API_BASE:-}" ]]; then
   fi
   export STRIPE_API_BASE
   echo "with-emulator: localstripe at $STRIPE_API_BASE (pid $stripe_pid)" >&2
+fi
+
+if [[ -z "${SHIPPO_API_URL:-}" ]]; then
+  "$python" "$root/scripts/shippo_standin.py" --port 0 --ready-file "$workdir/shippo-url" \
+    --exit-with-parent </dev/null >>"$workdir/shippo.log" 2>&1 &
+  shippo_pid=$!
+  if ! SHIPPO_API_URL="$("$python" "$root/scripts/shippo_standin.py" --wait \
+    --ready-file "$workdir/shippo-url" --pid "$shippo_pid" --timeout 30)"; then
+    echo "with-emulator: the Shippo stand-in did not start; its log:" >&2
+    tail -n 40 "$workdir/shippo.log" >&2 || true
+    exit 1
+  fi
+  export SHIPPO_API_URL
+  # The stand-in takes any shippo_test_ token; each test registers its own webhook URL.
+  export SHIPPO_API_TOKEN="${SHIPPO_API_TOKEN:-shippo_test_orders_local_dev}"
+  export SHIPPO_WEBHOOK_TOKEN="${SHIPPO_WEBHOOK_TOKEN:-orders-local-shippo-webhook}"
+  dev_warehouse='{"name": "Orders Warehouse", "street1": "215 Clayton St.", "city": "San Francisco", "state": "CA", "zip": "94117", "country": "US"}'
+  export SHIPPO_ADDRESS_FROM="${SHIPPO_ADDRESS_FROM:-$dev_warehouse}"
+  echo "with-emulator: Shippo stand-in at $SHIPPO_API_URL (pid $shippo_pid)" >&2
 fi
 "$@"

@@ -221,8 +221,8 @@ async fn send(api: &Api, name: &str, event: &Value) -> Result<(u16, Value), Samp
 ///
 /// - every sample but create-order: the demo order exists (created by the create-order
 ///   sample itself, so that sample then answers its replay);
-/// - update-order-status (the fulfillment service ships) and fulfill-orders (an
-///   `order.confirmed`): the order is confirmed, as an admin would;
+/// - update-order-status and create-shipment (the fulfillment service ships) and
+///   fulfill-orders (an `order.confirmed`): the order is confirmed, as an admin would;
 /// - get/delete-webhook and list-webhook-deliveries: the create-webhook sample's
 ///   subscription exists, and its id replaces the sample's.
 ///
@@ -262,8 +262,12 @@ pub async fn arrange(
     }
     if matches!(
         function,
-        Function::Api(Endpoint::UpdateOrderStatus | Endpoint::GetOrderInvoice)
-            | Function::FulfillOrders
+        Function::Api(
+            Endpoint::UpdateOrderStatus
+                | Endpoint::GetOrderInvoice
+                | Endpoint::CreateShipment
+                | Endpoint::VoidShipment
+        ) | Function::FulfillOrders
             | Function::NotifyCustomers
     ) {
         // The update-order-status sample, sent by an admin confirming the payment.
@@ -281,6 +285,22 @@ pub async fn arrange(
         if status != 200 && status != 409 {
             return Err(failed(format!(
                 "confirming the demo order: {status} {body}"
+            )));
+        }
+    }
+    // The void-shipment sample voids the label the create-shipment sample buys when
+    // its body names no tracking number (Shippo on): the same key names the same parcel.
+    if function == Function::Api(Endpoint::VoidShipment) {
+        let mut ship =
+            substitute(&read(events_dir, "create-shipment")?, &as_shipped).map_err(&failed)?;
+        let body = "{}".to_string();
+        ship["headers"]["content-length"] = json!(body.len().to_string());
+        ship["body"] = json!(body);
+        mint(&mut ship, secret).map_err(&failed)?;
+        let (status, body) = send(api, "create-shipment", &ship).await?;
+        if status != 201 {
+            return Err(failed(format!(
+                "buying the sample's label: {status} {body}"
             )));
         }
     }

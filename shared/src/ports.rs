@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use std::time::Duration;
 
+use crate::domain::fulfillment::{Parcel, ShipmentId, Tracked, TrackingEvent};
 use crate::domain::invoice::{Invoice, InvoiceDraft};
 use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::notification::{Channel, Notice};
@@ -222,6 +223,123 @@ pub enum ShippingError {
     /// Retrying will not help: the provider said no (4xx) or answered nonsense.
     #[error("the shipping provider refused the shipment: {0}")]
     Refused(String),
+}
+
+/// Where an order's parcels are recorded: on the order's own item, so that reading
+/// an order costs no second request, with an index of tracking numbers beside it.
+#[async_trait]
+pub trait ShipmentStore: Send + Sync {
+    /// Writes `after` (an order whose shipments, status, shipping status and last
+    /// history entry a shipping change planned from the version before it) in one
+    /// conditional write on that version, and indexes `indexed` atomically with it.
+    /// Refused: the order as the store found it (`None`: no such order).
+    async fn record_shipping(
+        &self,
+        after: &Order,
+        indexed: &[Tracked],
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// The parcels with this carrier and tracking number, in one Query.
+    async fn find_tracking(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<Vec<(OrderId, ShipmentId)>, StoreError>;
+}
+
+/// Buys shipping labels (Shippo). Buying is two steps, quote then purchase, so that
+/// the chosen rate can be remembered before anything is bought: a purchase whose
+/// answer was lost is then found by its rate instead of being bought again.
+#[async_trait]
+pub trait LabelProvider: Send + Sync {
+    /// The rate for a parcel to `to`: the service level asked for, else the cheapest.
+    async fn quote(
+        &self,
+        reference: &str,
+        to: &ShippingAddress,
+        parcel: &Parcel,
+        servicelevel: Option<&str>,
+    ) -> Result<LabelRate, LabelError>;
+
+    /// Buys the label at `rate`, tagged with `reference`.
+    async fn purchase(&self, rate: &LabelRate, reference: &str) -> Result<Label, LabelError>;
+
+    /// The label bought at `rate` earlier, if there is one.
+    async fn purchased(&self, rate: &LabelRate) -> Result<Option<Label>, LabelError>;
+
+    /// Registers a hand-entered tracking number, so that its tracking arrives.
+    async fn register_tracking(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+        reference: &str,
+    ) -> Result<(), LabelError>;
+
+    /// Refunds (voids) the label of `transaction_id`; done already is done.
+    async fn refund(&self, transaction_id: &str) -> Result<(), LabelError>;
+
+    /// The carrier's reports on a tracking number as Shippo has them now, oldest
+    /// first (its history and its current status).
+    async fn tracking(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<Vec<TrackingEvent>, LabelError>;
+}
+
+/// A rate chosen for a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelRate {
+    pub rate_id: String,
+    /// The carrier's token, lower case (`usps`).
+    pub carrier: String,
+    pub servicelevel: Option<String>,
+    pub cost: Option<Money>,
+}
+
+/// A label bought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub transaction_id: String,
+    pub tracking_number: String,
+    pub tracking_url: Option<String>,
+    pub label_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    /// The provider said no (a bad address, no rate): its messages, for the caller.
+    #[error("the shipping provider refused the label: {}", .0.join("; "))]
+    Refused(Vec<String>),
+    /// Unreachable, timed out, 5xx, rate limited: worth retrying.
+    #[error("the shipping provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The one attempt that may buy a shipment's label: claimed with a lease, and
+/// remembering the rate chosen (across attempts) before it is bought.
+#[async_trait]
+pub trait LabelClaims: Send + Sync {
+    /// Claims buying `shipment`'s label until `lease_until`. `None`: another attempt
+    /// holds the claim and its lease runs. Claimed: the rate an earlier attempt
+    /// chose, if one did.
+    async fn claim(
+        &self,
+        shipment: &ShipmentId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<(ClaimToken, Option<LabelRate>)>, StoreError>;
+
+    /// Remembers the rate about to be bought.
+    async fn note_rate(
+        &self,
+        shipment: &ShipmentId,
+        claim: &ClaimToken,
+        rate: &LabelRate,
+    ) -> Result<(), StoreError>;
+
+    /// Ends the claim (done, or failed), keeping the rate.
+    async fn release(&self, shipment: &ShipmentId, claim: &ClaimToken) -> Result<(), StoreError>;
 }
 
 // ----------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
 use crate::domain::invoice::{InvoiceSeries, Seller};
 use crate::domain::rate_limit::{DEFAULT_CREATE_LIMIT, RateLimit};
 use crate::domain::webhook::TargetPolicy;
-use crate::inbound::http::{Api, CheckoutApi, InvoiceApi, OrderApi, PaymentApi, WebhookApi};
+use crate::inbound::http::{
+    Api, CheckoutApi, InvoiceApi, OrderApi, PaymentApi, ShippingApi, WebhookApi,
+};
 use crate::ports::{CartSource, Metrics, NoMetrics, PaymentGateway, ShippingProvider};
 use crate::ports::{Mailer, TextMessenger};
 use crate::services::checkout::{CheckoutPayments, CheckoutService};
@@ -48,6 +50,8 @@ use crate::services::orders::OrderService;
 use crate::services::payments::{DEFAULT_PENDING_PAYMENT_TTL, PaymentService};
 use crate::services::publisher::Publisher;
 use crate::services::webhooks::WebhookService;
+
+mod shipping;
 
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
@@ -251,9 +255,11 @@ impl Wiring {
     }
 
     pub fn order_service(&self) -> Result<OrderService, ConfigError> {
+        let store = self.order_store()?;
         Ok(
-            OrderService::new(self.order_store()?, self.cursor_secret()?.as_bytes())
-                .with_metrics(self.metrics()?),
+            OrderService::new(store.clone(), self.cursor_secret()?.as_bytes())
+                .with_metrics(self.metrics()?)
+                .with_shipments(store),
         )
     }
 
@@ -432,8 +438,17 @@ impl Wiring {
                 None
             },
             invoices: InvoiceApi {
-                auth,
+                auth: auth.clone(),
                 invoices: self.invoice_service()?,
+            },
+            shipments: ShippingApi {
+                auth,
+                shipping: self.shipping_service()?,
+            },
+            shippo: if self.settings.get("SHIPPO_API_TOKEN").is_some() {
+                Some(self.shippo_webhook_api()?)
+            } else {
+                None
             },
         })
     }

@@ -391,6 +391,24 @@ impl Stack {
     }
 }
 
+/// `settings` with Shippo on, as `make test` exports it (scripts/with-emulator.sh starts
+/// the Shippo stand-in): `SHIPPO_API_URL`, `SHIPPO_API_TOKEN`, `SHIPPO_WEBHOOK_TOKEN`,
+/// `SHIPPO_ADDRESS_FROM`.
+pub fn with_shippo(mut settings: Settings) -> Settings {
+    for name in [
+        "SHIPPO_API_URL",
+        "SHIPPO_API_TOKEN",
+        "SHIPPO_WEBHOOK_TOKEN",
+        "SHIPPO_ADDRESS_FROM",
+    ] {
+        let value = std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the tests with `make test`, which starts the Shippo stand-in")
+        });
+        settings = settings.with(name, value);
+    }
+    settings
+}
+
 /// The README's example create body for `cart_id`, without `user_id`.
 pub fn checkout(cart_id: &str) -> Value {
     json!({

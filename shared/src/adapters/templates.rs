@@ -267,6 +267,7 @@ mod tests {
             updated_at: OffsetDateTime::UNIX_EPOCH,
             version: 4,
             history: vec![],
+            shipments: vec![],
         }
     }
 

@@ -335,6 +335,7 @@ impl Checkout {
                 payment_status: None,
                 reason: None,
             }],
+            shipments: Vec::new(),
         })
     }
 }

@@ -345,6 +345,7 @@ mod tests {
                 updated_at: at,
                 version,
                 history: vec![],
+                shipments: vec![],
             }
         }
 

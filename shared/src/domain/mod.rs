@@ -33,6 +33,7 @@ pub mod billing;
 pub mod checkout;
 pub mod contact;
 pub mod countries;
+pub mod fulfillment;
 pub mod invoice;
 pub mod lifecycle;
 pub mod money;

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
+use super::fulfillment::Shipment;
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;
@@ -118,6 +119,10 @@ named_enum! {
         Shipped => "shipped",
         Delivered => "delivered",
         Cancelled => "cancelled",
+        PartiallyShipped => "partially_shipped",
+        PartiallyDelivered => "partially_delivered",
+        Exception => "exception",
+        LabelFailed => "label_failed",
     }
 }
 
@@ -211,6 +216,8 @@ pub struct Order {
     /// Bumped by every change; equal to the number of history entries.
     pub version: u64,
     pub history: Vec<HistoryEntry>,
+    /// Its parcels, oldest first (`domain::fulfillment`).
+    pub shipments: Vec<Shipment>,
 }
 
 impl Order {

@@ -21,8 +21,16 @@ pub const SHIPPING_STATUS_CHANGED: &str = "order.shipping_status_changed";
 /// failed attempt, a mismatched amount, a payment after cancellation, a refund.
 pub const PAYMENT_STATUS_CHANGED: &str = "order.payment_status_changed";
 
+/// `detail-type` of a parcel added to an order that does not ship it whole (the one
+/// that does is `order.shipped`, naming it in `shipment_id`).
+pub const SHIPMENT_CREATED: &str = "order.shipment_created";
+
+/// `detail-type` of a parcel's change that did not move the order status (the
+/// carrier's tracking, a voided label).
+pub const SHIPMENT_UPDATED: &str = "order.shipment_updated";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 9] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
@@ -30,6 +38,8 @@ pub const EVENT_TYPES: [&str; 7] = [
     "order.cancelled",
     SHIPPING_STATUS_CHANGED,
     PAYMENT_STATUS_CHANGED,
+    SHIPMENT_CREATED,
+    SHIPMENT_UPDATED,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -57,6 +67,12 @@ pub struct OrderEvent {
     pub reason: Option<String>,
     /// The order after the change, as `GET /api/orders/{order_id}` renders it.
     pub order: OrderJson,
+    /// The parcel the change added or changed, if it concerned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<String>,
+    /// What the change did to that parcel: `created` or `updated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_change: Option<String>,
 }
 
 impl OrderEvent {
@@ -67,6 +83,10 @@ impl OrderEvent {
             return None;
         }
         let entry = after.history.last()?;
+        let (shipment_id, shipment_change) = match shipment_change(before, after) {
+            Some((id, what)) => (Some(id), Some(what.to_string())),
+            None => (None, None),
+        };
         Some(OrderEvent {
             event_id: format!("{}:{}", after.id, after.version),
             order_id: after.id.to_string(),
@@ -82,6 +102,8 @@ impl OrderEvent {
             actor: entry.actor.clone(),
             reason: event_reason(entry, after),
             order: OrderJson::of(after),
+            shipment_id,
+            shipment_change,
         })
     }
 
@@ -114,7 +136,15 @@ impl OrderEvent {
     pub fn detail_type(&self) -> String {
         match &self.previous_status {
             None => "order.created".to_string(),
+            // A voided label takes a shipped order back to confirmed: not a confirmation.
+            Some(_) if self.shipment_change.as_deref() == Some("voided") => {
+                SHIPMENT_UPDATED.to_string()
+            }
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
+            Some(_) if self.shipment_change.as_deref() == Some("created") => {
+                SHIPMENT_CREATED.to_string()
+            }
+            Some(_) if self.shipment_change.is_some() => SHIPMENT_UPDATED.to_string(),
             Some(_) if self.is_payment_change() => PAYMENT_STATUS_CHANGED.to_string(),
             Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
         }
@@ -141,6 +171,34 @@ fn event_reason(entry: &HistoryEntry, order: &Order) -> Option<String> {
         Some(refund) => Some(refund.summary()),
         None => entry.reason.clone(),
     }
+}
+
+/// The parcel a change concerned: one new in `after` (`created`), or else one that
+/// differs from its `before` (`updated`), or one taken away (`voided`).
+fn shipment_change(before: Option<&Order>, after: &Order) -> Option<(String, &'static str)> {
+    let before = before?;
+    let old = |id| before.shipments.iter().find(|s| &s.shipment_id == id);
+    if let Some(new) = after
+        .shipments
+        .iter()
+        .find(|s| old(&s.shipment_id).is_none())
+    {
+        return Some((new.shipment_id.to_string(), "created"));
+    }
+    let changed = after
+        .shipments
+        .iter()
+        .find(|s| old(&s.shipment_id) != Some(*s))
+        .map(|s| s.shipment_id.to_string())
+        .map(|id| (id, "updated"))
+        .or_else(|| {
+            before
+                .shipments
+                .iter()
+                .find(|s| after.shipment(&s.shipment_id).is_none())
+                .map(|s| (s.shipment_id.to_string(), "voided"))
+        })?;
+    Some(changed)
 }
 
 /// The parts of an event's order (`GET /api/orders/{id}`'s rendering) checked

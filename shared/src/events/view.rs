@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::billing::{Pricing, TaxLine};
+use crate::domain::fulfillment::{Shipment, ShipmentLine};
 use crate::domain::time::timestamp;
 use crate::domain::{Money, Order, PaymentStatus, Principal, Role};
 
@@ -65,6 +66,8 @@ pub struct OrderView {
     pub created_at: String,
     pub updated_at: String,
     pub version: u64,
+    /// Its parcels, in short (`GET …/shipments` has them whole).
+    pub shipments: Vec<ShipmentSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +101,9 @@ pub struct LineItemView {
     /// The line's share of the order's discounts.
     pub discount: Amount,
     pub tax_lines: Vec<TaxLineView>,
+    /// How many of the line are in parcels, and in delivered ones.
+    pub quantity_shipped: u32,
+    pub quantity_delivered: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +139,64 @@ pub fn tax_lines(taxes: &[TaxLine]) -> Vec<TaxLineView> {
         .collect()
 }
 
+/// A parcel as the order view lists it.
+#[derive(Debug, Serialize)]
+pub struct ShipmentSummary {
+    pub shipment_id: String,
+    pub status: &'static str,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub items: Vec<ShipmentLineView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShipmentLineView {
+    pub product_id: String,
+    pub quantity: u32,
+}
+
+/// A parcel whole: `POST` and `GET /api/orders/{order_id}/shipments`.
+#[derive(Debug, Serialize)]
+pub struct ShipmentView {
+    pub shipment_id: String,
+    pub order_id: String,
+    pub status: &'static str,
+    pub items: Vec<ShipmentLineView>,
+    pub carrier: Option<String>,
+    pub servicelevel: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub label_url: Option<String>,
+    pub cost: Option<CostView>,
+    pub tracking_history: Vec<TrackingView>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CostView {
+    pub amount: Amount,
+    pub currency: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrackingView {
+    pub status: String,
+    pub status_date: String,
+    pub details: Option<String>,
+    pub location: Option<String>,
+}
+
+fn lines_view(items: &[ShipmentLine]) -> Vec<ShipmentLineView> {
+    items
+        .iter()
+        .map(|l| ShipmentLineView {
+            product_id: l.product_id.clone(),
+            quantity: l.quantity,
+        })
+        .collect()
+}
+
 fn shipping(pricing: &Pricing) -> Option<ShippingView> {
     pricing.shipping.as_ref().map(|s| ShippingView {
         method: s.method.clone(),
@@ -140,6 +204,37 @@ fn shipping(pricing: &Pricing) -> Option<ShippingView> {
         amount: Amount(s.amount),
         tax_lines: tax_lines(&s.tax_lines),
     })
+}
+
+impl ShipmentView {
+    pub fn of(order: &Order, s: &Shipment) -> ShipmentView {
+        ShipmentView {
+            shipment_id: s.shipment_id.to_string(),
+            order_id: order.id.to_string(),
+            status: s.status.as_str(),
+            items: lines_view(&s.items),
+            carrier: s.carrier.clone(),
+            servicelevel: s.servicelevel.clone(),
+            tracking_number: s.tracking_number.clone(),
+            tracking_url: s.tracking_url.clone(),
+            label_url: s.label_url.clone(),
+            cost: s.cost.map(|c| CostView {
+                amount: Amount(c),
+                currency: c.currency().code(),
+            }),
+            tracking_history: s
+                .tracking
+                .iter()
+                .map(|e| TrackingView {
+                    status: e.status.clone(),
+                    status_date: timestamp(e.status_date),
+                    details: e.details.clone(),
+                    location: e.location.clone(),
+                })
+                .collect(),
+            created_at: timestamp(s.created_at),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -191,6 +286,8 @@ impl From<&Order> for OrderView {
                     price: Amount(i.price),
                     discount: Amount(i.discount),
                     tax_lines: tax_lines(&i.tax_lines),
+                    quantity_shipped: order.quantity_shipped(&i.product_id).min(i.quantity),
+                    quantity_delivered: order.quantity_delivered(&i.product_id).min(i.quantity),
                 })
                 .collect(),
             shipping_address: AddressView {
@@ -227,6 +324,18 @@ impl From<&Order> for OrderView {
             created_at: timestamp(order.created_at),
             updated_at: timestamp(order.updated_at),
             version: order.version,
+            shipments: order
+                .shipments
+                .iter()
+                .map(|s| ShipmentSummary {
+                    shipment_id: s.shipment_id.to_string(),
+                    status: s.status.as_str(),
+                    carrier: s.carrier.clone(),
+                    tracking_number: s.tracking_number.clone(),
+                    tracking_url: s.tracking_url.clone(),
+                    items: lines_view(&s.items),
+                })
+                .collect(),
         }
     }
 }

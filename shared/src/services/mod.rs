@@ -9,4 +9,5 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod publisher;
+pub mod shipping;
 pub mod webhooks;

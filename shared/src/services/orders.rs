@@ -9,12 +9,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use crate::domain::Principal;
+use crate::domain::fulfillment::shipment::{all_delivered, remaining_parcel, tracked};
 use crate::domain::lifecycle::{reachable, sources};
 use crate::domain::{
     CartProblem, FieldErrors, Order, OrderId, OrderStatus, RateLimit, Refusal, Role, StatusChange,
 };
 use crate::ports::{
-    CartSourceError, ChangeOutcome, OrderQuery, OrderStore, PagePosition, StoreError,
+    CartSourceError, ChangeOutcome, OrderQuery, OrderStore, PagePosition, ShipmentStore, StoreError,
 };
 use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
 
@@ -95,6 +96,8 @@ pub struct OrderService {
     store: Arc<dyn OrderStore>,
     cursor_key: aws_lc_rs::hmac::Key,
     metrics: Arc<dyn Metrics>,
+    /// Where shipping and delivering also record the order's parcels.
+    shipments: Option<Arc<dyn ShipmentStore>>,
 }
 
 impl OrderService {
@@ -103,7 +106,15 @@ impl OrderService {
             store,
             cursor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cursor_secret),
             metrics: Arc::new(NoMetrics),
+            shipments: None,
         }
+    }
+
+    /// `PUT /status` to `shipped` ships everything unshipped as one parcel, and to
+    /// `delivered` marks every parcel delivered, in the same conditional write.
+    pub fn with_shipments(mut self, shipments: Arc<dyn ShipmentStore>) -> Self {
+        self.shipments = Some(shipments);
+        self
     }
 
     /// Reports `RefusedMoves` by reason.
@@ -233,6 +244,13 @@ impl OrderService {
             // Nothing leads to `to` (it is `pending`): the only possible answers
             // are 404, a no-op or 409, and all of them need the order as it is.
             ChangeOutcome::Refused(self.store.get(&id).await?.map(Box::new))
+        } else if let Some(shipments) = self
+            .shipments
+            .as_ref()
+            .filter(|_| matches!(to, OrderStatus::Shipped | OrderStatus::Delivered))
+        {
+            self.move_parcels(shipments.as_ref(), &id, &change, &from)
+                .await?
         } else {
             self.store.change_status(&id, &change, &from).await?
         };
@@ -263,6 +281,58 @@ impl OrderService {
                 }
             }
         }
+    }
+
+    /// A move to `shipped` or `delivered` that carries the parcels along: planned
+    /// from the order as read and written on its version, so it is refused (and
+    /// explained from the order as found) exactly when `change_status` would be, or
+    /// when the order changed in between.
+    async fn move_parcels(
+        &self,
+        shipments: &dyn ShipmentStore,
+        id: &OrderId,
+        change: &StatusChange,
+        from: &[OrderStatus],
+    ) -> Result<ChangeOutcome, OrderError> {
+        let Some(order) = self.store.get(id).await? else {
+            return Ok(ChangeOutcome::Refused(None));
+        };
+        let movable = from.contains(&order.status)
+            && !change.barred_shipping().contains(&order.shipping_status)
+            && change.expected_version.is_none_or(|v| v == order.version);
+        if !movable {
+            return Ok(ChangeOutcome::Refused(Some(Box::new(order))));
+        }
+        let mut after = order.clone();
+        let mut indexed = Vec::new();
+        if change.to == OrderStatus::Shipped {
+            let parcel = remaining_parcel(
+                &order,
+                change.carrier.as_deref(),
+                change.tracking_number.as_deref(),
+                change.at,
+            );
+            if let Some(parcel) = parcel {
+                indexed.extend(tracked(&parcel));
+                after.shipments.push(parcel);
+            }
+        } else {
+            after.shipments = all_delivered(&order, change.at);
+        }
+        after.status = change.to;
+        if let Some(shipping) = change.side_effects().shipping_status {
+            after.shipping_status = shipping;
+        }
+        after.version += 1;
+        after.updated_at = change.at;
+        after.history.push(change.history_entry());
+        if change.tracking_number.is_some() {
+            after.tracking_number = change.tracking_number.clone();
+        }
+        if change.carrier.is_some() {
+            after.carrier = change.carrier.clone();
+        }
+        Ok(shipments.record_shipping(&after, &indexed).await?)
     }
 
     /// A page of the orders the caller may list, newest first.

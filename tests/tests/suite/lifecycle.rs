@@ -271,6 +271,8 @@ async fn attempt(
                 "version",
                 "history",
                 "updated_at",
+                // Shipping and delivering carry the order's parcels along.
+                "shipments",
             ];
             for (name, value) in &before {
                 if !changes.contains(&name.as_str()) {

@@ -21,6 +21,7 @@ mod publisher;
 mod samples;
 mod security;
 mod shards;
+mod shipping;
 mod stack;
 mod stock;
 mod webhooks;

@@ -47,7 +47,7 @@ fn schema() -> Value {
 }
 
 /// Checks `instance` against the schema's definition `def` (`OrderEvent`, `Envelope`).
-fn assert_valid(def: &str, instance: &Value) {
+pub(crate) fn assert_valid(def: &str, instance: &Value) {
     let mut schema = schema();
     schema["$ref"] = json!(format!("#/$defs/{def}"));
     let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
@@ -478,7 +478,7 @@ impl Integrator {
 /// Records are shaped as Lambda delivers them by the local stack's own converter
 /// (dev/src/pipeline.rs); this reads the whole stream at once, which a test needs and
 /// a poller does not.
-async fn stream_records(stack: &Stack) -> Vec<Value> {
+pub(crate) async fn stream_records(stack: &Stack) -> Vec<Value> {
     let arn = stack
         .orders_table()
         .await

@@ -21,8 +21,10 @@ async fn stack() -> Stack {
     let bus = unique("bus");
     let stripe = std::env::var("STRIPE_API_BASE")
         .expect("STRIPE_API_BASE is not set: run the tests with `make test`");
+    // Shippo on, as `make dev` runs it (the shippo-webhook sample needs it).
     let stack = Stack::with_settings(|s| {
-        s.with(orders::wiring::LOCAL_MODE, "true")
+        orders_tests::with_shippo(s)
+            .with(orders::wiring::LOCAL_MODE, "true")
             .with("EVENT_BUS_NAME", &bus)
             .with("STRIPE_API_BASE", &stripe)
             .with(

@@ -38,6 +38,18 @@ fn the_template_routes_every_endpoint_once() {
         ),
         ("POST", "/api/orders/{order_id}/refunds", "create-refund"),
         ("POST", "/api/payments/stripe/webhook", "stripe-webhook"),
+        (
+            "POST",
+            "/api/orders/{order_id}/shipments",
+            "create-shipment",
+        ),
+        ("GET", "/api/orders/{order_id}/shipments", "list-shipments"),
+        ("POST", "/api/shipping/shippo/webhook", "shippo-webhook"),
+        (
+            "POST",
+            "/api/orders/{order_id}/shipments/{shipment_id}/void",
+            "void-shipment",
+        ),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

@@ -182,6 +182,12 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
         "history".into(),
         AttributeValue::L(order.history.iter().map(history_to_value).collect()),
     );
+    if !order.shipments.is_empty() {
+        item.insert(
+            super::shipment_item::SHIPMENTS.into(),
+            super::shipment_item::shipments_to_value(&order.shipments),
+        );
+    }
     item
 }
 
@@ -556,6 +562,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         updated_at: f.time("updated_at")?,
         version: f.number("version")?,
         history,
+        shipments: super::shipment_item::shipments_from_item(item, currency)?,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod body;
 pub mod cart_api;
 pub mod sendgrid;
 pub mod shipping;
+pub mod shippo;
 pub mod stripe;
 pub mod tls;
 pub mod twilio;

@@ -184,6 +184,7 @@ mod tests {
             updated_at: at,
             version: 1,
             history: vec![],
+            shipments: vec![],
         }
     }
 

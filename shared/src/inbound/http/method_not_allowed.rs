@@ -27,6 +27,12 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/webhooks", "GET, POST"),
     ("/api/webhooks/{webhook_id}", "DELETE, GET"),
     ("/api/webhooks/{webhook_id}/deliveries", "GET"),
+    ("/api/orders/{order_id}/shipments", "GET, POST"),
+    ("/api/shipping/shippo/webhook", "POST"),
+    (
+        "/api/orders/{order_id}/shipments/{shipment_id}/void",
+        "POST",
+    ),
 ];
 
 /// Whether `path` (`/api/orders/ORD1`) is an instance of the route path `template`

@@ -15,6 +15,8 @@ pub mod orders;
 pub mod payments;
 pub mod problem;
 pub mod request;
+pub mod shipments;
+pub mod shippo_webhook;
 pub mod webhooks;
 
 use std::future::Future;
@@ -30,6 +32,8 @@ pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
 use problem::{ApiError, Problem};
+pub use shipments::ShippingApi;
+pub use shippo_webhook::ShippoWebhookApi;
 pub use webhooks::WebhookApi;
 
 /// The API's endpoints, one Lambda function each. The names are the binaries'
@@ -50,10 +54,14 @@ pub enum Endpoint {
     ListWebhookDeliveries,
     StripeWebhook,
     CreateRefund,
+    CreateShipment,
+    ListShipments,
+    ShippoWebhook,
+    VoidShipment,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 18] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -68,6 +76,10 @@ impl Endpoint {
         Endpoint::ListWebhookDeliveries,
         Endpoint::StripeWebhook,
         Endpoint::CreateRefund,
+        Endpoint::CreateShipment,
+        Endpoint::ListShipments,
+        Endpoint::ShippoWebhook,
+        Endpoint::VoidShipment,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -86,6 +98,10 @@ impl Endpoint {
             Endpoint::ListWebhookDeliveries => "list-webhook-deliveries",
             Endpoint::StripeWebhook => "stripe-webhook",
             Endpoint::CreateRefund => "create-refund",
+            Endpoint::CreateShipment => "create-shipment",
+            Endpoint::ListShipments => "list-shipments",
+            Endpoint::ShippoWebhook => "shippo-webhook",
+            Endpoint::VoidShipment => "void-shipment",
         }
     }
 
@@ -102,6 +118,9 @@ pub struct Api {
     /// `None` when payments are off (no `STRIPE_SECRET_KEY`): their routes answer 404.
     pub payments: Option<PaymentApi>,
     pub invoices: InvoiceApi,
+    pub shipments: ShippingApi,
+    /// `None` when Shippo is off (no `SHIPPO_API_TOKEN`): its webhook answers 404.
+    pub shippo: Option<ShippoWebhookApi>,
 }
 
 impl Api {
@@ -129,6 +148,15 @@ impl Api {
             Endpoint::CreateRefund => match &self.payments {
                 Some(payments) => payments.create_refund(&request).await,
                 None => Err(payments_off()),
+            },
+            Endpoint::CreateShipment => self.shipments.create_shipment(&request).await,
+            Endpoint::ListShipments => self.shipments.list_shipments(&request).await,
+            Endpoint::VoidShipment => self.shipments.void_shipment(&request).await,
+            Endpoint::ShippoWebhook => match &self.shippo {
+                Some(shippo) => shippo.shippo_webhook(&request).await,
+                None => Err(ApiError::Shipment(
+                    crate::services::shipping::ShipmentError::ShippoOff,
+                )),
             },
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())

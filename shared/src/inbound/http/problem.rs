@@ -9,9 +9,10 @@ use serde_json::{Map, Value, json};
 use crate::auth::AuthError;
 use crate::domain::payment::refund::RefundRefusal;
 use crate::domain::{CartProblem, FieldErrors, RateLimit};
-use crate::ports::{CartSourceError, PaymentError, StoreError};
+use crate::ports::{CartSourceError, LabelError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
+use crate::services::shipping::ShipmentError;
 use crate::services::webhooks::WebhookError;
 
 use super::request::RequestError;
@@ -29,6 +30,11 @@ pub enum ApiError {
     Webhook(#[from] WebhookError),
     #[error(transparent)]
     Payment(#[from] PaymentServiceError),
+    #[error(transparent)]
+    Shipment(#[from] ShipmentError),
+    /// A provider's webhook whose `token` is missing or wrong (Shippo).
+    #[error("the webhook token is missing or wrong")]
+    BadToken,
     /// A payment provider's webhook whose `Stripe-Signature` does not verify.
     #[error("{0}")]
     BadSignature(String),
@@ -152,6 +158,12 @@ impl From<ApiError> for Problem {
             ApiError::Order(e) => order_problem(e),
             ApiError::Webhook(e) => webhook_problem(e),
             ApiError::Payment(e) => payment_problem(e),
+            ApiError::Shipment(e) => shipment_problem(e),
+            ApiError::BadToken => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_webhook_token",
+                "The webhook token is missing or wrong.",
+            ),
             ApiError::BadSignature(why) => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid_signature", why)
             }
@@ -344,6 +356,83 @@ fn payment_problem(err: PaymentServiceError) -> Problem {
             Problem::new(StatusCode::BAD_REQUEST, "bad_event", detail)
         }
         PaymentServiceError::Off => Problem::new(StatusCode::NOT_FOUND, "payments_off", detail),
+    }
+}
+
+fn shipment_problem(err: ShipmentError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        ShipmentError::Invalid(errors) => Problem::invalid(errors),
+        ShipmentError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        ShipmentError::NotFound => Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail),
+        ShipmentError::NotShippable { current } => {
+            Problem::new(StatusCode::CONFLICT, "order_not_shippable", detail)
+                .with("current_status", json!(current.status.as_str()))
+                .with("version", json!(current.version))
+        }
+        ShipmentError::Backordered { current } => {
+            Problem::new(StatusCode::CONFLICT, "order_backordered", detail)
+                .with("current_status", json!(current.status.as_str()))
+                .with("shipping_status", json!(current.shipping_status.as_str()))
+                .with("version", json!(current.version))
+        }
+        ShipmentError::TooMany {
+            field,
+            product_id,
+            requested,
+            unshipped,
+        } => {
+            let mut problem =
+                Problem::new(StatusCode::CONFLICT, "quantity_exceeds_unshipped", &detail)
+                    .with("product_id", json!(product_id))
+                    .with("unshipped", json!(unshipped));
+            problem.errors = Some(vec![FieldErrorView {
+                field,
+                message: format!("{requested} asked for, {unshipped} left unshipped"),
+            }]);
+            problem
+        }
+        ShipmentError::NothingToShip(_) => {
+            Problem::new(StatusCode::CONFLICT, "nothing_to_ship", detail)
+        }
+        ShipmentError::KeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            detail,
+        ),
+        ShipmentError::Contention => {
+            Problem::new(StatusCode::CONFLICT, "concurrent_change", detail)
+        }
+        ShipmentError::Label(LabelError::Refused(messages)) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "label_refused",
+            "The shipping provider refused the label; nothing was bought or recorded.",
+        )
+        .with("messages", json!(messages)),
+        ShipmentError::Label(LabelError::Unavailable(why)) => {
+            tracing::warn!(%why, "label provider unavailable");
+            Problem::unavailable(
+                "shipping_provider_unavailable",
+                "The shipping provider is unavailable; no shipment was recorded. Retry with the same Idempotency-Key.",
+                5,
+            )
+        }
+        ShipmentError::LabelInProgress => {
+            Problem::new(StatusCode::CONFLICT, "label_in_progress", detail)
+        }
+        ShipmentError::LabelsOff => {
+            let mut errors = FieldErrors::default();
+            errors.add("parcel", detail);
+            Problem::invalid(errors)
+        }
+        ShipmentError::ShipmentNotFound(_) => {
+            Problem::new(StatusCode::NOT_FOUND, "shipment_not_found", detail)
+        }
+        ShipmentError::NotVoidable(_) => {
+            Problem::new(StatusCode::CONFLICT, "shipment_not_voidable", detail)
+        }
+        ShipmentError::ShippoOff => Problem::new(StatusCode::NOT_FOUND, "shippo_off", detail),
+        ShipmentError::Store(e) => store_problem(e),
     }
 }
 

@@ -1,0 +1,10 @@
+//! Fulfillment beyond stock: the parcels an order ships in and what their carriers
+//! report. (Stock and its reservations are still `domain::stock`.)
+
+pub mod shipment;
+pub mod tracking;
+
+pub use shipment::{
+    Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange,
+    Tracked, TrackingEvent,
+};

@@ -1,0 +1,526 @@
+//! Shipping: an order's parcels. `POST /api/orders/{id}/shipments` adds one (by line
+//! and quantity, with a hand-entered tracking number), `GET …/shipments` lists them.
+//!
+//! Every change is planned from the order as read and written in one conditional
+//! write on the version it was read at (`ShipmentStore::record_shipping`); a write
+//! that loses a race gets the order as it now is and plans again from it, so two
+//! concurrent parcels never ship the same line twice. An `Idempotency-Key` names the
+//! shipment (`ShipmentId::for_request`): a retry finds the shipment its first attempt
+//! wrote on the order itself and is answered with it, so no key ever makes two.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::domain::fulfillment::shipment::{
+    VoidRefusal, add_shipment, parcel_lines, shippable, tracked, void,
+};
+use crate::domain::fulfillment::tracking::track;
+use crate::domain::fulfillment::{
+    Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
+};
+use crate::domain::stock::{ShippedOutcome, Shortfall, StockLine};
+use crate::domain::{FieldErrors, Order, OrderId, Principal, Role};
+use crate::ports::{
+    ChangeOutcome, Inventory, Label, LabelClaims, LabelError, LabelProvider, LabelRate, Metric,
+    MetricSet, Metrics, OrderStore, ShipmentStore, StoreError,
+};
+
+/// How often a shipment is planned again after losing a race before giving up (409).
+const ATTEMPTS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipmentError {
+    #[error("the request is invalid")]
+    Invalid(FieldErrors),
+    #[error("only admins and the fulfillment service ship orders")]
+    Forbidden,
+    #[error("order not found")]
+    NotFound,
+    #[error("order {} is {}; only a confirmed order ships", current.id, current.status)]
+    NotShippable { current: Box<Order> },
+    #[error(
+        "order {} is backordered: no stock is reserved for it, so it cannot be shipped until fulfillment reserves it",
+        current.id
+    )]
+    Backordered { current: Box<Order> },
+    #[error("{field}: {requested} of {product_id} asked for, {unshipped} left unshipped")]
+    TooMany {
+        field: String,
+        product_id: String,
+        requested: u32,
+        unshipped: u32,
+    },
+    #[error("every line of order {0} is shipped already")]
+    NothingToShip(OrderId),
+    #[error("this Idempotency-Key was used with a different request")]
+    KeyReused,
+    #[error("concurrent requests are changing this order; retry")]
+    Contention,
+    #[error(transparent)]
+    Label(#[from] LabelError),
+    #[error("this request's label is being bought by another attempt; retry shortly")]
+    LabelInProgress,
+    #[error(
+        "parcel only describes a label to buy, and no label provider is configured: give carrier and tracking_number"
+    )]
+    LabelsOff,
+    #[error("Shippo is off here (no SHIPPO_API_TOKEN)")]
+    ShippoOff,
+    #[error("order {0} has no such shipment")]
+    ShipmentNotFound(OrderId),
+    #[error("shipment is {0}: only a label the carrier does not have yet can be voided")]
+    NotVoidable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a caller asks to ship; every member optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipmentRequest {
+    /// Left out: everything not yet shipped.
+    pub items: Option<Vec<ShipmentLine>>,
+    /// Shippo's carrier token, lower case.
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub servicelevel: Option<String>,
+    /// The box, for a label; the configured default when left out.
+    pub parcel: Option<Parcel>,
+}
+
+/// `Idempotency-Key` and the fingerprint of the body it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotentShipment {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// What a carrier's report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CarrierReport {
+    /// No parcel has that tracking number: ignored.
+    Unknown,
+    /// Shippo's tracking held nothing the parcels did not have (a resend).
+    NothingNew,
+    /// This many parcels changed.
+    Recorded(usize),
+}
+
+/// A shipment made (or found made by an earlier attempt of the same request).
+#[derive(Debug)]
+pub struct Shipped {
+    pub order: Order,
+    pub shipment: Shipment,
+    pub replayed: bool,
+}
+
+pub struct ShippingService {
+    orders: Arc<dyn OrderStore>,
+    shipments: Arc<dyn ShipmentStore>,
+    inventory: Arc<dyn Inventory>,
+    metrics: Arc<dyn Metrics>,
+    labels: Option<Labels>,
+}
+
+/// What buying labels takes: the provider, the claims that keep one purchase per
+/// shipment, and the parcel used when a request names none.
+pub struct Labels {
+    pub provider: Arc<dyn LabelProvider>,
+    pub claims: Arc<dyn LabelClaims>,
+    pub default_parcel: Parcel,
+}
+
+/// How long one attempt may hold a label purchase before another may take it over
+/// (it died): longer than a quote and a purchase take together.
+const LABEL_LEASE: time::Duration = time::Duration::seconds(60);
+
+impl ShippingService {
+    pub fn new(
+        orders: Arc<dyn OrderStore>,
+        shipments: Arc<dyn ShipmentStore>,
+        inventory: Arc<dyn Inventory>,
+        metrics: Arc<dyn Metrics>,
+    ) -> Self {
+        ShippingService {
+            orders,
+            shipments,
+            inventory,
+            metrics,
+            labels: None,
+        }
+    }
+
+    /// With Shippo: a shipment without a tracking number buys its label, and a
+    /// hand-entered number is registered for tracking.
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = Some(labels);
+        self
+    }
+
+    /// The order's parcels, for whoever may read the order.
+    pub async fn list(&self, caller: &Principal, id: &str) -> Result<Order, ShipmentError> {
+        let id = OrderId::parse(id).ok_or(ShipmentError::NotFound)?;
+        match self.orders.get(&id).await? {
+            Some(order)
+                if caller.admin || caller.fulfillment || order.user_id == caller.user_id =>
+            {
+                Ok(order)
+            }
+            _ => Err(ShipmentError::NotFound),
+        }
+    }
+
+    /// Ships `request`'s lines of the order as one parcel.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        id: &str,
+        request: ShipmentRequest,
+        idempotency: Option<IdempotentShipment>,
+    ) -> Result<Shipped, ShipmentError> {
+        let role = if caller.admin {
+            Role::Admin
+        } else if caller.fulfillment {
+            Role::Fulfillment
+        } else {
+            return Err(ShipmentError::Forbidden);
+        };
+        let id = OrderId::parse(id).ok_or(ShipmentError::NotFound)?;
+        let shipment_id = match &idempotency {
+            Some(i) => ShipmentId::for_request(id.as_str(), &caller.user_id, &i.key),
+            None => ShipmentId::fresh(),
+        };
+        let fingerprint = idempotency.map(|i| i.fingerprint);
+        let mut current = self.orders.get(&id).await?.ok_or(ShipmentError::NotFound)?;
+        if request.parcel.is_some() && self.labels.is_none() {
+            return Err(ShipmentError::LabelsOff);
+        }
+        let mut reserved = false;
+        // The label bought for this request, and the lines it was bought for: a plan
+        // made again after a lost race keeps them.
+        let mut bought: Option<(LabelRate, Label, Vec<ShipmentLine>)> = None;
+        for _ in 0..ATTEMPTS {
+            if let Some(existing) = current.shipment(&shipment_id) {
+                // An earlier attempt of this very request: answer as it was answered.
+                if existing.fingerprint != fingerprint {
+                    return Err(ShipmentError::KeyReused);
+                }
+                let shipment = existing.clone();
+                return Ok(Shipped {
+                    order: current,
+                    shipment,
+                    replayed: true,
+                });
+            }
+            let now = OffsetDateTime::now_utc();
+            shippable(&current).map_err(|r| refused(r, &current))?;
+            let asked = match &bought {
+                Some((_, _, items)) => Some(items.as_slice()),
+                None => request.items.as_deref(),
+            };
+            let items = parcel_lines(&current, asked).map_err(|r| refused(r, &current))?;
+            let mut shipment = Shipment {
+                shipment_id: shipment_id.clone(),
+                items,
+                carrier: request.carrier.clone(),
+                servicelevel: request.servicelevel.clone(),
+                tracking_number: request.tracking_number.clone(),
+                tracking_url: None,
+                label_url: None,
+                cost: None,
+                // Handed to the carrier by a person: on its way.
+                status: ShipmentStatus::InTransit,
+                tracking: Vec::new(),
+                created_at: now,
+                fingerprint: fingerprint.clone(),
+                label_transaction: None,
+            };
+            if let (Some(labels), None, None) = (&self.labels, &request.tracking_number, &bought) {
+                // Checked first that the order ships these lines; then the label.
+                add_shipment(&current, shipment.clone(), &caller.user_id, role)
+                    .map_err(|r| refused(r, &current))?;
+                let (rate, label) = self
+                    .buy_label(labels, &current, &shipment_id, &request)
+                    .await?;
+                bought = Some((rate, label, shipment.items.clone()));
+            }
+            if let Some((rate, label, _)) = &bought {
+                shipment.carrier = Some(rate.carrier.clone());
+                shipment.servicelevel = rate.servicelevel.clone();
+                shipment.tracking_number = Some(label.tracking_number.clone());
+                shipment.tracking_url = label.tracking_url.clone();
+                shipment.label_url = label.label_url.clone();
+                shipment.cost = rate.cost;
+                shipment.label_transaction = Some(label.transaction_id.clone());
+                shipment.status = ShipmentStatus::LabelCreated;
+            }
+            let change = add_shipment(&current, shipment.clone(), &caller.user_id, role)
+                .map_err(|r| refused(r, &current))?;
+            if !reserved {
+                // Goods that ship come off the stock: the order's reservation, made
+                // now if fulfillment has not made it yet (at most once per order).
+                self.reserve(&current).await?;
+                reserved = true;
+            }
+            let after = change.apply(&current);
+            match self
+                .shipments
+                .record_shipping(&after, &change.indexed)
+                .await?
+            {
+                ChangeOutcome::Changed(order) => {
+                    tracing::info!(order_id = %id, shipment_id = %shipment_id, status = %order.status, "shipment recorded");
+                    self.register_tracking(&shipment, bought.is_some()).await;
+                    return Ok(Shipped {
+                        order: *order,
+                        shipment,
+                        replayed: false,
+                    });
+                }
+                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
+                // Someone changed the order since it was read: plan again from it.
+                ChangeOutcome::Refused(Some(order)) => current = *order,
+            }
+        }
+        Err(ShipmentError::Contention)
+    }
+
+    /// Buys the label of `shipment_id` at most once, whatever happens to this attempt:
+    ///
+    /// 1. One attempt at a time holds the shipment's label claim (a lease, so a dead
+    ///    attempt's claim passes on); a concurrent twin of the request gets 409.
+    /// 2. The rate is chosen and written on the claim before anything is bought.
+    /// 3. Before buying, Shippo is asked for a label already bought at that rate (an
+    ///    earlier attempt whose answer, or whose write, was lost); only without one is
+    ///    the label bought.
+    ///
+    /// So a label is bought only at a rate remembered beforehand, and every later
+    /// attempt finds it there before it could buy another.
+    async fn buy_label(
+        &self,
+        labels: &Labels,
+        order: &Order,
+        shipment_id: &ShipmentId,
+        request: &ShipmentRequest,
+    ) -> Result<(LabelRate, Label), ShipmentError> {
+        let now = OffsetDateTime::now_utc();
+        let Some((claim, noted)) = labels
+            .claims
+            .claim(shipment_id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Err(ShipmentError::LabelInProgress);
+        };
+        let reference = format!("{} {shipment_id}", order.id);
+        let bought = async {
+            let rate = match noted {
+                Some(rate) => rate,
+                None => {
+                    let parcel = request.parcel.as_ref().unwrap_or(&labels.default_parcel);
+                    let rate = labels
+                        .provider
+                        .quote(
+                            &reference,
+                            &order.shipping_address,
+                            parcel,
+                            request.servicelevel.as_deref(),
+                        )
+                        .await?;
+                    labels.claims.note_rate(shipment_id, &claim, &rate).await?;
+                    rate
+                }
+            };
+            let label = match labels.provider.purchased(&rate).await? {
+                Some(label) => {
+                    tracing::info!(order_id = %order.id, %shipment_id, "label bought earlier found");
+                    label
+                }
+                None => labels.provider.purchase(&rate, &reference).await?,
+            };
+            Ok::<_, ShipmentError>((rate, label))
+        }
+        .await;
+        // Done or failed, the next attempt may go on (the rate stays noted).
+        if let Err(err) = labels.claims.release(shipment_id, &claim).await {
+            tracing::warn!(%shipment_id, error = %err, "label claim not released; its lease will run out");
+        }
+        bought
+    }
+
+    /// With Shippo on, a hand-entered number is registered so its tracking arrives.
+    /// The parcel is recorded either way: a failure is logged, not the caller's.
+    async fn register_tracking(&self, shipment: &Shipment, bought: bool) {
+        let (Some(labels), false) = (&self.labels, bought) else {
+            return;
+        };
+        if let Some(tracked) = tracked(shipment)
+            && let Err(err) = labels
+                .provider
+                .register_tracking(
+                    &tracked.carrier,
+                    &tracked.tracking_number,
+                    shipment.shipment_id.as_str(),
+                )
+                .await
+        {
+            tracing::warn!(shipment_id = %shipment.shipment_id, error = %err, "tracking number not registered with Shippo");
+        }
+    }
+
+    /// A carrier's report that `tracking_number` moved (Shippo's `track_updated`). The
+    /// report itself is not believed: the tracking is read back from Shippo, and
+    /// what Shippo answers is merged into each parcel with that number (normally
+    /// one), each in one conditional write.
+    pub async fn carrier_report(
+        &self,
+        carrier: &str,
+        tracking_number: &str,
+    ) -> Result<CarrierReport, ShipmentError> {
+        let labels = self.labels.as_ref().ok_or(ShipmentError::ShippoOff)?;
+        let parcels = self
+            .shipments
+            .find_tracking(carrier, tracking_number)
+            .await?;
+        if parcels.is_empty() {
+            return Ok(CarrierReport::Unknown);
+        }
+        let reports = labels.provider.tracking(carrier, tracking_number).await?;
+        let mut changed = 0;
+        for (order_id, shipment_id) in parcels {
+            let mut recorded = false;
+            for _ in 0..ATTEMPTS {
+                let Some(order) = self.orders.get(&order_id).await? else {
+                    recorded = true;
+                    break;
+                };
+                let now = OffsetDateTime::now_utc();
+                let Some(after) = track(&order, &shipment_id, &reports, now) else {
+                    recorded = true;
+                    break;
+                };
+                match self.shipments.record_shipping(&after, &[]).await? {
+                    ChangeOutcome::Changed(order) => {
+                        tracing::info!(order_id = %order.id, %shipment_id, status = %order.status, shipping = %order.shipping_status, "carrier report recorded");
+                        changed += 1;
+                        recorded = true;
+                        break;
+                    }
+                    ChangeOutcome::Refused(None) => {
+                        recorded = true;
+                        break;
+                    }
+                    // Changed meanwhile: merge into the order as it now is.
+                    ChangeOutcome::Refused(Some(_)) => {}
+                }
+            }
+            if !recorded {
+                return Err(ShipmentError::Contention);
+            }
+        }
+        Ok(if changed == 0 {
+            CarrierReport::NothingNew
+        } else {
+            CarrierReport::Recorded(changed)
+        })
+    }
+
+    /// Voids a bought label the carrier does not have yet (admin): refunded at Shippo
+    /// first, then the parcel taken off the order in one conditional write, its items
+    /// unshipped again. A void whose write was lost is retried safely: Shippo answers
+    /// a second refund of the same label as done.
+    pub async fn void(
+        &self,
+        caller: &Principal,
+        id: &str,
+        shipment_id: &str,
+    ) -> Result<Order, ShipmentError> {
+        if !caller.admin {
+            return Err(ShipmentError::Forbidden);
+        }
+        let id = OrderId::parse(id).ok_or(ShipmentError::NotFound)?;
+        let shipment_id =
+            ShipmentId::parse(shipment_id).ok_or(ShipmentError::ShipmentNotFound(id.clone()))?;
+        let mut current = self.orders.get(&id).await?.ok_or(ShipmentError::NotFound)?;
+        let mut refunded = false;
+        for _ in 0..ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let after = match void(&current, &shipment_id, &caller.user_id, Role::Admin, now) {
+                Ok(after) => after,
+                Err(VoidRefusal::NotFound) => {
+                    return Err(ShipmentError::ShipmentNotFound(id));
+                }
+                Err(VoidRefusal::NotVoidable(status)) => {
+                    return Err(ShipmentError::NotVoidable(status.to_string()));
+                }
+            };
+            if !refunded {
+                let labels = self.labels.as_ref().ok_or(ShipmentError::ShippoOff)?;
+                let transaction = current
+                    .shipment(&shipment_id)
+                    .and_then(|s| s.label_transaction.clone())
+                    .unwrap_or_default();
+                match labels.provider.refund(&transaction).await {
+                    Ok(()) => refunded = true,
+                    // The carrier has it (Shippo knows before we do).
+                    Err(LabelError::Refused(messages)) => {
+                        return Err(ShipmentError::NotVoidable(messages.join("; ")));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            match self.shipments.record_shipping(&after, &[]).await? {
+                ChangeOutcome::Changed(order) => return Ok(*order),
+                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
+                ChangeOutcome::Refused(Some(order)) => current = *order,
+            }
+        }
+        Err(ShipmentError::Contention)
+    }
+
+    async fn reserve(&self, order: &Order) -> Result<(), StoreError> {
+        let lines: Vec<StockLine> = order
+            .items
+            .iter()
+            .map(|l| StockLine {
+                product_id: l.product_id.clone(),
+                quantity: u64::from(l.quantity),
+            })
+            .collect();
+        // The goods are in hand and leave: a short count is recorded as oversold and
+        // counted (StockOversoldAlarm), never a reason to refuse.
+        match self.inventory.reserve_shipped(&order.id, &lines).await? {
+            ShippedOutcome::Taken { oversold } if !oversold.is_empty() => {
+                let units: u64 = oversold.iter().map(Shortfall::missing).sum();
+                tracing::error!(order_id = %order.id, ?oversold, "shipped beyond the stock count: recorded as oversold");
+                self.metrics
+                    .record(MetricSet::of(Metric::StockOversold, units as f64));
+            }
+            outcome => tracing::info!(order_id = %order.id, ?outcome, "stock for a shipment"),
+        }
+        Ok(())
+    }
+}
+
+fn refused(refusal: ShipmentRefusal, order: &Order) -> ShipmentError {
+    match refusal {
+        ShipmentRefusal::NotShippable(_) => ShipmentError::NotShippable {
+            current: Box::new(order.clone()),
+        },
+        ShipmentRefusal::Backordered => ShipmentError::Backordered {
+            current: Box::new(order.clone()),
+        },
+        ShipmentRefusal::Invalid(errors) => ShipmentError::Invalid(errors),
+        ShipmentRefusal::TooMany {
+            field,
+            product_id,
+            requested,
+            unshipped,
+        } => ShipmentError::TooMany {
+            field,
+            product_id,
+            requested,
+            unshipped,
+        },
+        ShipmentRefusal::NothingToShip => ShipmentError::NothingToShip(order.id.clone()),
+    }
+}
