@@ -56,6 +56,8 @@ test: lint ## Lint, every test against a throw-away emulator (debug profile), th
 	scripts/smoke.sh
 	@# The same, pointed at an emulator, a Stripe and a cart API started elsewhere.
 	scripts/with-emulator.sh scripts/smoke.sh --external
+	@# The Shippo stand-in against Shippo's SDK and the shapes of its OpenAPI description.
+	scripts/shippo_contract.sh
 	@# The operator console in headless Chromium (Playwright) against a make dev stack.
 	scripts/console_test.sh
 	@# Every other target the README names, in a reduced form where the full one is long.

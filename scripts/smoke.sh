@@ -6,7 +6,7 @@
 # that nothing `make dev` started is left running. Any failure fails `make test`.
 #
 # `scripts/smoke.sh --external`, run under scripts/with-emulator.sh: the same make dev
-# pointed at services started elsewhere (AWS_ENDPOINT_URL, STRIPE_API_BASE, and a
+# pointed at services started elsewhere (AWS_ENDPOINT_URL, STRIPE_API_BASE, SHIPPO_API_URL and a
 # Shopping Cart API stand-in as CART_API_URL), which it must use and leave running.
 #
 # Env: SMOKE_BOOT_SECONDS (how long make dev may take to answer /health; a cold build
@@ -40,8 +40,8 @@ checks=0
 external=""
 if [[ "${1:-}" == --external ]]; then
   external=1
-  [[ -n "${AWS_ENDPOINT_URL:-}" && -n "${STRIPE_API_BASE:-}" ]] ||
-    { say "--external needs AWS_ENDPOINT_URL and STRIPE_API_BASE (run it under scripts/with-emulator.sh)"; exit 2; }
+  [[ -n "${AWS_ENDPOINT_URL:-}" && -n "${STRIPE_API_BASE:-}" && -n "${SHIPPO_API_URL:-}" ]] ||
+    { say "--external needs AWS_ENDPOINT_URL, STRIPE_API_BASE and SHIPPO_API_URL (run it under scripts/with-emulator.sh)"; exit 2; }
   stripe="$STRIPE_API_BASE"
 else
   # A clean environment for make dev: no emulator, Stripe or Shippo of the caller's.
@@ -151,8 +151,10 @@ if [[ -n "$external" ]]; then
   emulator="$AWS_ENDPOINT_URL"
   grep -q "using the emulator at AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" "$log" ||
     fail "make dev did not say it uses the emulator at AWS_ENDPOINT_URL"
-  ! grep -qE '^dev: (emulator \(moto\) on|Stripe stand-in)' "$log" ||
-    fail "make dev started an emulator or a Stripe stand-in although both were given"
+  grep -q "using Shippo at SHIPPO_API_URL=$SHIPPO_API_URL" "$log" ||
+    fail "make dev did not say it uses the Shippo at SHIPPO_API_URL"
+  ! grep -qE '^dev: (emulator \(moto\) on|Stripe stand-in|Shippo stand-in)' "$log" ||
+    fail "make dev started an emulator or a stand-in although each was given"
 else
   emulator="$(sed -nE 's/^dev: emulator \(moto\) on ([^,]+),.*/\1/p' "$log" | head -n 1)"
   [[ -n "$emulator" ]] || fail "make dev did not say where its emulator is"
@@ -233,6 +235,7 @@ if [[ -n "$external" ]]; then
   checks=$((checks + 1))
   curl -sS -o /dev/null "$AWS_ENDPOINT_URL" || fail "the emulator make dev was given is gone after its Ctrl-C"
   curl -sS -o /dev/null "$STRIPE_API_BASE/v1/payment_intents" || fail "the Stripe given to make dev is gone after its Ctrl-C"
+  curl -fsS -o /dev/null "$SHIPPO_API_URL/_control/health" || fail "the Shippo given to make dev is gone after its Ctrl-C"
   checks=$((checks + 1))
   say "external services: used, and left running after Ctrl-C"
   say "$checks passed, 0 failed"
@@ -342,6 +345,48 @@ ORDER3="$(json 'b["order_id"]')"
 call DELETE "/api/orders/$ORDER3" -H "Authorization: Bearer $TOKEN"
 expect_status 200 "the owner cancels a pending order"
 expect_json 'b["status"]' cancelled "cancel"
+
+# Shipping in parcels, to delivery (README): an order paid by bank transfer, confirmed by
+# an admin, shipped in two parcels (one by hand, one with a Shippo label), delivered by
+# the carrier's reports through the Shippo stand-in.
+shippo="$(sed -nE 's/^dev: Shippo stand-in on ([^,]+),.*/\1/p' "$log" | head -n 1)"
+[[ -n "$shippo" ]] || fail "make dev did not say where its Shippo stand-in is"
+call POST /api/orders -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
+  -d '{"cart_id":"limit-3","payment_method":"bank_transfer","shipping_address":{"name":"Jane Doe","address":"123 Main St","city":"New York","state":"NY","zip":"10001","country":"US"}}'
+expect_status 201 "create from limit-3"
+ORDER4="$(json 'b["order_id"]')"
+call PUT "/api/orders/$ORDER4/status" -H "Authorization: Bearer $ADMIN_TOKEN" \
+  -H "Content-Type: application/json" -d '{"status": "confirmed"}'
+expect_status 200 "an admin confirms a bank-transfer order"
+poll "/api/orders/$ORDER4" "$ADMIN_TOKEN" 'b["shipping_status"]' processing "fulfillment of $ORDER4"
+call POST "/api/orders/$ORDER4/shipments" -H "Authorization: Bearer $FULFILL_TOKEN" \
+  -H "Content-Type: application/json" -H "Idempotency-Key: parcel-1" \
+  -d '{"items": [{"product_id": "p001", "quantity": 1}], "carrier": "usps", "tracking_number": "9400111899223197428490"}'
+expect_status 201 "a parcel shipped by hand"
+expect_json 'b["status"]' in_transit "a parcel shipped by hand"
+call GET "/api/orders/$ORDER4" -H "Authorization: Bearer $TOKEN"
+expect_json 'b["status"] + "/" + b["shipping_status"] + "/" + str(b["items"][0]["quantity_shipped"])' \
+  confirmed/partially_shipped/1 "after the first parcel"
+call POST "/api/orders/$ORDER4/shipments" -H "Authorization: Bearer $FULFILL_TOKEN" \
+  -H "Content-Type: application/json" -H "Idempotency-Key: parcel-2" -d '{}'
+expect_status 201 "the rest with a Shippo label"
+expect_json 'b["status"]' label_created "the rest with a Shippo label"
+PARCEL2="$(json 'b["shipment_id"]')"
+LABEL_TRACKING_NUMBER="$(json 'b["tracking_number"]')"
+call POST "/api/orders/$ORDER4/shipments" -H "Authorization: Bearer $FULFILL_TOKEN" \
+  -H "Content-Type: application/json" -H "Idempotency-Key: parcel-2" -d '{}'
+expect_json 'b["shipment_id"]' "$PARCEL2" "the same label request again"
+expect_header idempotent-replayed true "the same label request again"
+call GET "/api/orders/$ORDER4/shipments" -H "Authorization: Bearer $TOKEN"
+expect_status 200 "the parcels"
+expect_json 'len(b["shipments"])' 2 "the parcels"
+curl -fsS -o /dev/null -X POST "$shippo/_control/tracks/usps/9400111899223197428490" \
+  -H 'Content-Type: application/json' -d '{"status": "DELIVERED"}' || fail "the stand-in's tracking control route"
+poll "/api/orders/$ORDER4" "$TOKEN" 'b["shipping_status"]' partially_delivered "the first parcel delivered"
+curl -fsS -o /dev/null -X POST "$shippo/_control/tracks/usps/$LABEL_TRACKING_NUMBER" \
+  -H 'Content-Type: application/json' -d '{"status": "DELIVERED"}' || fail "the stand-in's tracking control route"
+poll "/api/orders/$ORDER4" "$TOKEN" 'b["status"] + "/" + b["shipping_status"] + "/" + str([i["quantity_delivered"] for i in b["items"]])' \
+  "delivered/delivered/[2, 1]" "both parcels delivered"
 
 # Bad input: a clear problem, never a 500.
 call POST /api/orders -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"cart_id":'
