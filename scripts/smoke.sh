@@ -117,7 +117,11 @@ if [[ -n "$external" ]]; then
   say "external services: emulator $AWS_ENDPOINT_URL, Stripe $STRIPE_API_BASE, carts $CART_API_URL"
 fi
 
-say "make dev on 127.0.0.1:$api_port${external:+ with the services above}${external:- (emulator :$moto_port, Stripe :$stripe_port, Shippo :$shippo_port)}"
+if [[ -n "$external" ]]; then
+  say "make dev on 127.0.0.1:$api_port with the services above"
+else
+  say "make dev on 127.0.0.1:$api_port (emulator :$moto_port, Stripe :$stripe_port, Shippo :$shippo_port)"
+fi
 # In a session of its own, as in a terminal, with SIGINT at its default: a background job
 # of a script starts with SIGINT ignored, and a shell cannot trap what it inherited ignored.
 PORT="$api_port" MOTO_PORT="$moto_port" STRIPE_PORT="$stripe_port" SHIPPO_PORT="$shippo_port" \
