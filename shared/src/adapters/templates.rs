@@ -126,8 +126,7 @@ impl Templates {
                     zip: &a.zip,
                     country: &a.country,
                 },
-                tracking_number: order.tracking_number.as_deref(),
-                carrier: order.carrier.as_deref(),
+                parcels: parcels(order),
             },
             invoice: invoice.map(|i| InvoiceContext {
                 number: i.number.to_string(),
@@ -164,8 +163,50 @@ struct OrderContext<'a> {
     taxes_included: bool,
     items: Vec<LineContext<'a>>,
     shipping_address: AddressContext<'a>,
-    tracking_number: Option<&'a str>,
+    /// Every parcel the customer can follow, each with its tracking link when the
+    /// carrier has one: the shipped message lists them all (carriers are Shippo's
+    /// lower-case tokens; the templates show them in capitals, `UPS`).
+    parcels: Vec<ParcelContext<'a>>,
+}
+
+#[derive(Serialize)]
+struct ParcelContext<'a> {
     carrier: Option<&'a str>,
+    tracking_number: &'a str,
+    tracking_url: Option<&'a str>,
+}
+
+/// The order's parcels with a tracking number; an order shipped before parcels existed
+/// has its one number on the order.
+fn parcels(order: &Order) -> Vec<ParcelContext<'_>> {
+    let parcels: Vec<ParcelContext<'_>> = order
+        .shipments
+        .iter()
+        .filter_map(|s| {
+            Some(ParcelContext {
+                carrier: s.carrier.as_deref(),
+                tracking_number: s.tracking_number.as_deref()?,
+                // A link in an email only to a web page (never `javascript:` and the like).
+                tracking_url: s
+                    .tracking_url
+                    .as_deref()
+                    .filter(|url| url.starts_with("https://")),
+            })
+        })
+        .collect();
+    if !parcels.is_empty() {
+        return parcels;
+    }
+    order
+        .tracking_number
+        .as_deref()
+        .map(|number| ParcelContext {
+            carrier: order.carrier.as_deref(),
+            tracking_number: number,
+            tracking_url: None,
+        })
+        .into_iter()
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -355,6 +396,75 @@ mod tests {
                 "The Shop: order {} has shipped with UPS. Tracking: 1Z999AA10123456784",
                 order.id
             )
+        );
+    }
+
+    #[test]
+    fn the_shipped_message_lists_every_parcel_with_its_tracking_link() {
+        use crate::domain::fulfillment::{Shipment, ShipmentId, ShipmentLine, ShipmentStatus};
+        let parcel = |id: &str, carrier: &str, number: &str, url: &str| Shipment {
+            shipment_id: ShipmentId::parse(id).unwrap(),
+            items: vec![ShipmentLine {
+                product_id: "p001".into(),
+                quantity: 1,
+            }],
+            carrier: Some(carrier.into()),
+            servicelevel: None,
+            tracking_number: Some(number.into()),
+            tracking_url: Some(url.into()),
+            label_url: None,
+            cost: None,
+            status: ShipmentStatus::InTransit,
+            tracking: vec![],
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            fingerprint: None,
+            label_transaction: None,
+        };
+        let mut order = order();
+        order.shipments = vec![
+            parcel(
+                "SHP0000000000000001",
+                "usps",
+                "9400111899223197428490",
+                "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223197428490",
+            ),
+            parcel(
+                "SHP0000000000000002",
+                "ups",
+                "1Z999AA10123456784",
+                "javascript:alert(1)",
+            ),
+        ];
+        let templates = Templates::new("The Shop").unwrap();
+        let email = templates.email(&Notice::Shipped, &order, None).unwrap();
+        assert!(
+            email.text.contains("is on its way in 2 parcels."),
+            "{}",
+            email.text
+        );
+        assert!(email.text.contains(
+            "Tracking number: 9400111899223197428490 (USPS) https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223197428490"
+        ), "{}", email.text);
+        assert!(
+            email
+                .text
+                .contains("Tracking number: 1Z999AA10123456784 (UPS)\n"),
+            "{}",
+            email.text
+        );
+        assert!(!email.html.contains("javascript:"), "{}", email.html);
+        assert!(
+            // Escaped as HTML escapes an attribute (`/` as `&#x2f;`); a browser reads it back.
+            email
+                .html
+                .contains("<a href=\"https:&#x2f;&#x2f;tools.usps.com&#x2f;go&#x2f;"),
+            "{}",
+            email.html
+        );
+        let sms = templates.text(&Notice::Shipped, &order).unwrap();
+        assert!(
+            sms.ends_with("has shipped. Tracking: 9400111899223197428490, 1Z999AA10123456784"),
+            "{sms}"
         );
     }
 }
