@@ -951,6 +951,7 @@ async fn an_abandoned_refund_hold_is_finished_and_a_live_one_waits() {
     let hold = |at| RefundHold {
         key: caller_refund_key("lost-1"),
         amount: orders::domain::Money::parse("30.00", order.total.currency()).unwrap(),
+        parts: None,
         reason: None,
         actor: "admin".into(),
         at,

@@ -12,4 +12,4 @@ pub use allocation::allocate;
 pub use cart::{CartCharges, CartDiscount, CartShipping, CartTaxLine, MemberError};
 pub use lines::{Discount, Pricing, ShippingLine, TaxLine, Totals};
 pub use rate::TaxRate;
-pub use refund::{Parts, split_refund};
+pub use refund::{AllocationError, Parts, check_allocation, split_refund};
