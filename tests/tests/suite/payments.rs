@@ -20,6 +20,9 @@ const USER: &str = "user789";
 /// The security review's payment findings (issue 23), over this module's harness.
 mod security;
 
+/// Refunds' allocations and their credit notes (issue 19), over this module's harness.
+mod credit_notes;
+
 fn stripe_base() -> String {
     std::env::var("STRIPE_API_BASE").expect(
         "STRIPE_API_BASE is not set: run the tests with `make test`, which starts localstripe",

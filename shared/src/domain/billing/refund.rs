@@ -189,12 +189,11 @@ pub fn check_allocation(
     given: &Parts,
     amount: Money,
 ) -> Result<(), AllocationError> {
-    let same_lines = given.lines.len() == charged.lines.len()
-        && given
-            .lines
-            .iter()
-            .zip(&charged.lines)
-            .all(|(g, c)| g.product_id == c.product_id && g.tax_lines.len() == c.tax_lines.len());
+    let same_lines =
+        given.lines.len() == charged.lines.len()
+            && given.lines.iter().zip(&charged.lines).all(|(g, c)| {
+                g.product_id == c.product_id && g.tax_lines.len() == c.tax_lines.len()
+            });
     let same_shipping = match (&given.shipping, &charged.shipping) {
         (None, None) => true,
         (Some(g), Some(c)) => g.tax_lines.len() == c.tax_lines.len(),
@@ -304,7 +303,12 @@ mod tests {
         ));
         // The same line again, after it was refunded once.
         assert_eq!(
-            check_allocation(&charged, std::slice::from_ref(&returned), &returned, eur(996)),
+            check_allocation(
+                &charged,
+                std::slice::from_ref(&returned),
+                &returned,
+                eur(996)
+            ),
             Err(AllocationError::Beyond)
         );
         let negative = charged.holding(&[-1, 0, 931, 66, 0, 0]).unwrap();

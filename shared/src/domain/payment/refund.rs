@@ -81,3 +81,16 @@ pub fn allocate_refund(
         None => Ok(split_refund(&charged, &earlier, *amount)),
     }
 }
+
+/// The refund the change at `sequence` (an event's) recorded, if it recorded one: a
+/// refund is written with the history entry of its change, at the same instant.
+pub fn refund_of_change(order: &Order, sequence: u64) -> Option<&super::Refund> {
+    let entry = order.history.get((sequence as usize).checked_sub(1)?)?;
+    entry.payment_status?;
+    order
+        .payment
+        .as_ref()?
+        .refunds
+        .iter()
+        .find(|r| r.at == entry.at)
+}

@@ -338,9 +338,7 @@ fn payment_problem(err: PaymentServiceError) -> Problem {
             let status = match refusal {
                 RefundRefusal::Nothing
                 | RefundRefusal::TooMuch(_)
-                | RefundRefusal::Allocation(_) => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                | RefundRefusal::Allocation(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::CONFLICT,
             };
             Problem::new(status, code, detail)
