@@ -7,11 +7,19 @@
 //! concurrent parcels never ship the same line twice. An `Idempotency-Key` names the
 //! shipment (`ShipmentId::for_request`): a retry finds the shipment its first attempt
 //! wrote on the order itself and is answered with it, so no key ever makes two.
+//!
+//! A label is bought under a hold on the order (`LabelClaims::hold_order`), taken
+//! before the order is read and kept until the parcel is written: one purchase per
+//! order at a time, so an automatic label (`SHIPPING_LABELS=auto`, fulfillment's
+//! `automatic_label`) and an admin's call never both buy one for the same lines. A
+//! label whose parcel still loses the race (its lines shipped by hand meanwhile) is
+//! refunded before the refusal is answered.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::domain::fulfillment::label_failure::label_failed;
 use crate::domain::fulfillment::shipment::{
     VoidRefusal, add_shipment, parcel_lines, shippable, tracked, void,
 };
@@ -20,7 +28,7 @@ use crate::domain::fulfillment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
 };
 use crate::domain::stock::{ShippedOutcome, Shortfall, StockLine};
-use crate::domain::{FieldErrors, Order, OrderId, Principal, Role};
+use crate::domain::{FieldErrors, Order, OrderId, Principal, Role, ShippingStatus};
 use crate::ports::{
     ChangeOutcome, Inventory, Label, LabelClaims, LabelError, LabelProvider, LabelRate, Metric,
     MetricSet, Metrics, OrderStore, ShipmentStore, StoreError,
@@ -59,7 +67,7 @@ pub enum ShipmentError {
     Contention,
     #[error(transparent)]
     Label(#[from] LabelError),
-    #[error("this request's label is being bought by another attempt; retry shortly")]
+    #[error("a label for this order is being bought by another request; retry shortly")]
     LabelInProgress,
     #[error(
         "parcel only describes a label to buy, and no label provider is configured: give carrier and tracking_number"
@@ -105,6 +113,20 @@ pub enum CarrierReport {
     /// This many parcels changed.
     Recorded(usize),
 }
+
+/// What buying an order's automatic label did.
+#[derive(Debug)]
+pub enum AutomaticLabel {
+    /// Bought and recorded, now or by an earlier delivery of the same message.
+    Bought(Box<Order>),
+    /// The provider refused it: the order is `label_failed` with its messages.
+    Refused(Vec<String>),
+    /// The order no longer waits for one (shipped, even in part, by hand; cancelled).
+    NothingToDo(Box<Order>),
+}
+
+/// The `actor` of automatic labels, and the key that makes them one per order.
+pub const AUTOMATIC_ACTOR: &str = "fulfillment";
 
 /// A shipment made (or found made by an earlier attempt of the same request).
 #[derive(Debug)]
@@ -191,10 +213,45 @@ impl ShippingService {
             None => ShipmentId::fresh(),
         };
         let fingerprint = idempotency.map(|i| i.fingerprint);
-        let mut current = self.orders.get(&id).await?.ok_or(ShipmentError::NotFound)?;
-        if request.parcel.is_some() && self.labels.is_none() {
-            return Err(ShipmentError::LabelsOff);
+        let labels = match (&self.labels, &request.tracking_number) {
+            (Some(labels), None) => labels,
+            (None, _) if request.parcel.is_some() => return Err(ShipmentError::LabelsOff),
+            // Nothing to buy: no hold needed.
+            _ => {
+                return self
+                    .ship(caller, role, &id, shipment_id, request, fingerprint)
+                    .await;
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let Some(hold) = labels
+            .claims
+            .hold_order(&id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Err(ShipmentError::LabelInProgress);
+        };
+        let shipped = self
+            .ship(caller, role, &id, shipment_id, request, fingerprint)
+            .await;
+        if let Err(err) = labels.claims.release_order(&id, &hold).await {
+            tracing::warn!(order_id = %id, error = %err, "label hold not released; its lease will run out");
         }
+        shipped
+    }
+
+    /// Plans the parcel on the order as read, buys its label if it needs one, and
+    /// writes it; plans again from the order as it is after losing a race.
+    async fn ship(
+        &self,
+        caller: &Principal,
+        role: Role,
+        id: &OrderId,
+        shipment_id: ShipmentId,
+        request: ShipmentRequest,
+        fingerprint: Option<String>,
+    ) -> Result<Shipped, ShipmentError> {
+        let mut current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
         let mut reserved = false;
         // The label bought for this request, and the lines it was bought for: a plan
         // made again after a lost race keeps them.
@@ -213,12 +270,15 @@ impl ShippingService {
                 });
             }
             let now = OffsetDateTime::now_utc();
-            shippable(&current).map_err(|r| refused(r, &current))?;
             let asked = match &bought {
                 Some((_, _, items)) => Some(items.as_slice()),
                 None => request.items.as_deref(),
             };
-            let items = parcel_lines(&current, asked).map_err(|r| refused(r, &current))?;
+            let items = match shippable(&current).and_then(|()| parcel_lines(&current, asked)) {
+                Ok(items) => items,
+                // Shipped or cancelled meanwhile: a label bought for these lines goes back.
+                Err(r) => return Err(self.unbuy(&bought, refused(r, &current)).await),
+            };
             let mut shipment = Shipment {
                 shipment_id: shipment_id.clone(),
                 items,
@@ -254,8 +314,10 @@ impl ShippingService {
                 shipment.label_transaction = Some(label.transaction_id.clone());
                 shipment.status = ShipmentStatus::LabelCreated;
             }
-            let change = add_shipment(&current, shipment.clone(), &caller.user_id, role)
-                .map_err(|r| refused(r, &current))?;
+            let change = match add_shipment(&current, shipment.clone(), &caller.user_id, role) {
+                Ok(change) => change,
+                Err(r) => return Err(self.unbuy(&bought, refused(r, &current)).await),
+            };
             if !reserved {
                 // Goods that ship come off the stock: the order's reservation, made
                 // now if fulfillment has not made it yet (at most once per order).
@@ -277,8 +339,121 @@ impl ShippingService {
                         replayed: false,
                     });
                 }
-                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
+                ChangeOutcome::Refused(None) => {
+                    return Err(self.unbuy(&bought, ShipmentError::NotFound).await);
+                }
                 // Someone changed the order since it was read: plan again from it.
+                ChangeOutcome::Refused(Some(order)) => current = *order,
+            }
+        }
+        Err(self.unbuy(&bought, ShipmentError::Contention).await)
+    }
+
+    /// A label bought for a parcel that will not be recorded (its lines shipped by
+    /// another meanwhile, the order cancelled or changing too fast) is refunded, so
+    /// it is not paid for silently; then `refusal` is the answer. A refund that fails
+    /// is logged for a person to void the label at Shippo.
+    async fn unbuy(
+        &self,
+        bought: &Option<(LabelRate, Label, Vec<ShipmentLine>)>,
+        refusal: ShipmentError,
+    ) -> ShipmentError {
+        let (Some(labels), Some((_, label, _))) = (&self.labels, bought) else {
+            return refusal;
+        };
+        match labels.provider.refund(&label.transaction_id).await {
+            Ok(()) => tracing::warn!(
+                transaction = %label.transaction_id,
+                tracking_number = %label.tracking_number,
+                why = %refusal,
+                "a label bought for a parcel that lost its race was refunded"
+            ),
+            Err(err) => tracing::error!(
+                transaction = %label.transaction_id,
+                tracking_number = %label.tracking_number,
+                why = %refusal,
+                error = %err,
+                "a label bought for a parcel that lost its race could not be refunded: void it at Shippo"
+            ),
+        }
+        refusal
+    }
+
+    /// Buys the whole order's label as `POST …/shipments` with no body would, for
+    /// fulfillment (`SHIPPING_LABELS=auto`), under the key `auto-label:<order>`: a
+    /// redelivered message finds the parcel its first delivery made, and the order's
+    /// label hold keeps a concurrent admin call from buying a second one. A refusal
+    /// (bad address, no rate) marks the order `label_failed` with the provider's
+    /// messages in one conditional write (event `order.shipment_failed`), and is
+    /// counted (`LabelFailures`); an outage is an error, for the queue to retry.
+    pub async fn automatic_label(&self, id: &OrderId) -> Result<AutomaticLabel, ShipmentError> {
+        let caller = Principal {
+            user_id: AUTOMATIC_ACTOR.to_string(),
+            admin: false,
+            fulfillment: true,
+            refunds: false,
+            webhooks: false,
+            email: None,
+            phone: None,
+        };
+        let key = format!("auto-label:{id}");
+        let idempotency = IdempotentShipment {
+            fingerprint: key.clone(),
+            key,
+        };
+        let shipped = self
+            .create(
+                &caller,
+                id.as_str(),
+                ShipmentRequest::default(),
+                Some(idempotency),
+            )
+            .await;
+        match shipped {
+            Ok(shipped) => Ok(AutomaticLabel::Bought(Box::new(shipped.order))),
+            Err(ShipmentError::Label(LabelError::Refused(messages))) => {
+                self.record_label_failure(id, messages).await
+            }
+            // Shipped by hand (even in part) or cancelled since it was confirmed.
+            Err(
+                ShipmentError::NotShippable { current } | ShipmentError::Backordered { current },
+            ) => Ok(AutomaticLabel::NothingToDo(current)),
+            Err(ShipmentError::NothingToShip(_) | ShipmentError::TooMany { .. }) => {
+                let current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
+                Ok(AutomaticLabel::NothingToDo(Box::new(current)))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Marks the order `label_failed` with the provider's `messages`, in one
+    /// conditional write on the version it was planned from.
+    async fn record_label_failure(
+        &self,
+        id: &OrderId,
+        messages: Vec<String>,
+    ) -> Result<AutomaticLabel, ShipmentError> {
+        tracing::warn!(order_id = %id, ?messages, "the shipping provider refused the automatic label");
+        self.metrics
+            .record(MetricSet::of(Metric::LabelFailures, 1.0).by("provider", "shippo"));
+        let mut current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
+        for _ in 0..ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let Some(after) = label_failed(
+                &current,
+                messages.clone(),
+                AUTOMATIC_ACTOR,
+                Role::Fulfillment,
+                now,
+            ) else {
+                return Ok(match current.shipping_status {
+                    ShippingStatus::LabelFailed => AutomaticLabel::Refused(messages),
+                    _ => AutomaticLabel::NothingToDo(Box::new(current)),
+                });
+            };
+            match self.shipments.record_shipping(&after, &[]).await? {
+                ChangeOutcome::Changed(_) => return Ok(AutomaticLabel::Refused(messages)),
+                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
                 ChangeOutcome::Refused(Some(order)) => current = *order,
             }
         }
