@@ -6,8 +6,7 @@ use time::OffsetDateTime;
 
 use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
-use super::fulfillment::Shipment;
-use super::fulfillment::label_failure::LabelFailure;
+use super::fulfillment::{LabelFailure, Shipment};
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;

@@ -5,6 +5,7 @@ pub mod label_failure;
 pub mod shipment;
 pub mod tracking;
 
+pub use label_failure::LabelFailure;
 pub use shipment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange,
     Tracked, TrackingEvent,
