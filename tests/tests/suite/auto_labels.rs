@@ -363,6 +363,32 @@ async fn a_refused_label_leaves_the_order_label_failed_with_shippos_messages() {
 }
 
 #[tokio::test]
+async fn no_rate_for_the_address_is_a_refusal_too() {
+    let stack = shippo_stack().await;
+    let metrics = Arc::new(Recorded::default());
+    let consumer = automatic(&stack, metrics.clone());
+    // Zip 00000: no carrier quotes it (the stand-in's test address).
+    let id = confirmed_order(&stack, "auto-no-rate", "00000").await;
+
+    assert!(
+        handle(&consumer, &confirmed_message(&stack, &id).await)
+            .await
+            .is_empty()
+    );
+
+    let order = stored(&stack, &id).await;
+    assert_eq!(order.shipping_status.as_str(), "label_failed");
+    let messages = &order.label_failure.as_ref().unwrap().messages;
+    assert_eq!(messages[0], "no rate for this parcel", "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("No rates")),
+        "{messages:?}"
+    );
+    assert_eq!(labels(&id).await, (0, 0));
+    assert_eq!(metrics.total(Metric::LabelFailures), 1.0);
+}
+
+#[tokio::test]
 async fn a_shippo_outage_fails_the_message_and_a_retry_buys_the_label_once() {
     let stack = shippo_stack().await;
     let metrics = Arc::new(Recorded::default());
@@ -450,6 +476,51 @@ async fn the_wiring_buys_labels_only_when_told_and_refuses_other_values() {
         .expect("refused at init")
         .to_string();
     assert!(refused.starts_with("SHIPPING_LABELS: "), "{refused}");
+}
+
+#[tokio::test]
+async fn a_forged_confirmation_buys_no_label() {
+    let stack = shippo_stack().await;
+    let consumer = automatic(&stack, Arc::default());
+    stack
+        .put_cart("auto-forged", OWNER, &[("p001", "USB Cable", 2, "10.00")])
+        .await;
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&token(OWNER, ""))
+                .json(&checkout("auto-forged")),
+        )
+        .await;
+    let id = reply.body["order_id"].as_str().unwrap().to_string();
+    // What the publisher would send had the pending order been confirmed.
+    let pending = stored(&stack, &id).await;
+    let mut confirmed = pending.clone();
+    confirmed.status = OrderStatus::Confirmed;
+    confirmed.version = 2;
+    let mut entry = confirmed.history[0].clone();
+    entry.status = OrderStatus::Confirmed;
+    confirmed.history.push(entry);
+    let detail = OrderEvent::for_change(Some(&pending), &confirmed).unwrap();
+    let envelope = Envelope {
+        id: "evt-forged".into(),
+        detail_type: detail.detail_type(),
+        source: SOURCE.to_string(),
+        time: detail.occurred_at.clone(),
+        detail,
+    };
+    let mut forged = SqsMessage::default();
+    forged.message_id = Some("forged".into());
+    forged.body = Some(serde_json::to_string(&envelope).unwrap());
+
+    assert_eq!(handle(&consumer, &forged).await, ["forged"]);
+
+    assert_eq!(labels(&id).await, (0, 0));
+    let order = stored(&stack, &id).await;
+    assert_eq!(
+        (order.status, order.version, order.shipments.len()),
+        (OrderStatus::Pending, 1, 0)
+    );
 }
 
 // ----------------------------------------------------------------------------------
