@@ -159,14 +159,19 @@ impl Fulfillment {
             }
             // Cancelled after confirmation: whatever an earlier attempt reserved goes back.
             (OrderStatus::Cancelled, _) => {
+                self.label_left_behind(&order).await?;
                 return Ok(Outcome::Released(self.inventory.release(id).await?));
             }
             // Shipped before this message was handled: the goods have left.
             (OrderStatus::Shipped | OrderStatus::Delivered, _) => {
+                self.label_left_behind(&order).await?;
                 return self.take_for_shipped(&order).await;
             }
             // Not confirmed (a forged event) or already processing (a redelivery).
-            (status, shipping) => return Ok(Outcome::NothingToDo { status, shipping }),
+            (status, shipping) => {
+                self.label_left_behind(&order).await?;
+                return Ok(Outcome::NothingToDo { status, shipping });
+            }
         }
         let lines = stock_lines(&order);
 
@@ -288,6 +293,16 @@ impl Fulfillment {
                 shipping: order.shipping_status,
             },
         })
+    }
+
+    /// With automatic labels, a redelivery that finds the order moved on without its
+    /// label: one an earlier delivery bought and never recorded (it died, or lost
+    /// Shippo's answer) is refunded rather than paid for unused.
+    async fn label_left_behind(&self, order: &Order) -> Result<(), FulfillmentError> {
+        match &self.labels {
+            Some(shipping) => Ok(shipping.return_unrecorded_automatic_label(order).await?),
+            None => Ok(()),
+        }
     }
 
     fn update(&self, to: ShippingStatus, reason: String) -> ShippingUpdate {

@@ -253,6 +253,12 @@ impl ShippingService {
     ) -> Result<Shipped, ShipmentError> {
         let mut current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
         let mut reserved = false;
+        // A retried label request whose parcel cannot be made any more may have left a
+        // label behind (an earlier attempt died, or lost Shippo's answer, before its
+        // write): found by the rate its claim remembers, it goes back too.
+        let earlier =
+            (self.labels.is_some() && request.tracking_number.is_none() && fingerprint.is_some())
+                .then_some(&shipment_id);
         // The label bought for this request, and the lines it was bought for: a plan
         // made again after a lost race keeps them.
         let mut bought: Option<(LabelRate, Label, Vec<ShipmentLine>)> = None;
@@ -277,7 +283,9 @@ impl ShippingService {
             let items = match shippable(&current).and_then(|()| parcel_lines(&current, asked)) {
                 Ok(items) => items,
                 // Shipped or cancelled meanwhile: a label bought for these lines goes back.
-                Err(r) => return Err(self.unbuy(&bought, refused(r, &current)).await),
+                Err(r) => {
+                    return Err(self.unbuy(&bought, earlier, refused(r, &current)).await);
+                }
             };
             let mut shipment = Shipment {
                 shipment_id: shipment_id.clone(),
@@ -316,7 +324,9 @@ impl ShippingService {
             }
             let change = match add_shipment(&current, shipment.clone(), &caller.user_id, role) {
                 Ok(change) => change,
-                Err(r) => return Err(self.unbuy(&bought, refused(r, &current)).await),
+                Err(r) => {
+                    return Err(self.unbuy(&bought, earlier, refused(r, &current)).await);
+                }
             };
             if !reserved {
                 // Goods that ship come off the stock: the order's reservation, made
@@ -340,43 +350,131 @@ impl ShippingService {
                     });
                 }
                 ChangeOutcome::Refused(None) => {
-                    return Err(self.unbuy(&bought, ShipmentError::NotFound).await);
+                    return Err(self.unbuy(&bought, earlier, ShipmentError::NotFound).await);
                 }
                 // Someone changed the order since it was read: plan again from it.
                 ChangeOutcome::Refused(Some(order)) => current = *order,
             }
         }
-        Err(self.unbuy(&bought, ShipmentError::Contention).await)
+        Err(self.unbuy(&bought, None, ShipmentError::Contention).await)
     }
 
     /// A label bought for a parcel that will not be recorded (its lines shipped by
     /// another meanwhile, the order cancelled or changing too fast) is refunded, so
-    /// it is not paid for silently; then `refusal` is the answer. A refund that fails
-    /// is logged for a person to void the label at Shippo.
+    /// it is not paid for silently; then `refusal` is the answer. Without one bought
+    /// by this attempt, the label an `earlier` attempt of the same request bought, if
+    /// any. A refund that fails is logged for a person to void the label at Shippo.
     async fn unbuy(
         &self,
         bought: &Option<(LabelRate, Label, Vec<ShipmentLine>)>,
+        earlier: Option<&ShipmentId>,
         refusal: ShipmentError,
     ) -> ShipmentError {
-        let (Some(labels), Some((_, label, _))) = (&self.labels, bought) else {
+        let Some(labels) = &self.labels else {
             return refusal;
         };
+        let label = match (bought, earlier) {
+            (Some((_, label, _)), _) => label.clone(),
+            (None, Some(shipment_id)) => match self.earlier_label(labels, shipment_id).await {
+                Ok(Some(label)) => label,
+                Ok(None) => return refusal,
+                Err(err) => {
+                    tracing::warn!(%shipment_id, error = %err, "an earlier attempt's label not looked for");
+                    return refusal;
+                }
+            },
+            (None, None) => return refusal,
+        };
+        self.refund_unrecorded(labels, &label, &refusal.to_string())
+            .await;
+        refusal
+    }
+
+    /// The label an earlier attempt of `shipment_id`'s request bought at the rate its
+    /// claim remembers and never recorded, if it bought one. Taken with the claim, so
+    /// an attempt buying it right now is left alone (it records or refunds its own).
+    async fn earlier_label(
+        &self,
+        labels: &Labels,
+        shipment_id: &ShipmentId,
+    ) -> Result<Option<Label>, ShipmentError> {
+        let now = OffsetDateTime::now_utc();
+        let Some((claim, rate)) = labels
+            .claims
+            .claim(shipment_id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let label = match rate {
+            // It never chose a rate: it bought nothing.
+            None => Ok(None),
+            Some(rate) => labels.provider.purchased(&rate).await.map_err(Into::into),
+        };
+        if let Err(err) = labels.claims.release(shipment_id, &claim).await {
+            tracing::warn!(%shipment_id, error = %err, "label claim not released; its lease will run out");
+        }
+        label
+    }
+
+    /// Refunds `label`, bought for a parcel that will not be recorded (`why`). A
+    /// refund that fails is logged for a person to void the label at Shippo.
+    async fn refund_unrecorded(&self, labels: &Labels, label: &Label, why: &str) {
         match labels.provider.refund(&label.transaction_id).await {
             Ok(()) => tracing::warn!(
                 transaction = %label.transaction_id,
                 tracking_number = %label.tracking_number,
-                why = %refusal,
-                "a label bought for a parcel that lost its race was refunded"
+                %why,
+                "a label bought for a parcel that was not recorded was refunded"
             ),
             Err(err) => tracing::error!(
                 transaction = %label.transaction_id,
                 tracking_number = %label.tracking_number,
-                why = %refusal,
+                %why,
                 error = %err,
-                "a label bought for a parcel that lost its race could not be refunded: void it at Shippo"
+                "a label bought for a parcel that was not recorded could not be refunded: void it at Shippo"
             ),
         }
-        refusal
+    }
+
+    /// For fulfillment, when an order moved on (shipped by hand, even in part, or
+    /// cancelled) without its automatic label: the label an earlier delivery of its
+    /// message bought and never recorded (it died, or lost Shippo's answer), if any,
+    /// is refunded. Under the order's label hold, so a purchase under way is left to
+    /// record or refund its own. An outage is an error, for the queue to retry.
+    pub async fn return_unrecorded_automatic_label(
+        &self,
+        order: &Order,
+    ) -> Result<(), ShipmentError> {
+        let Some(labels) = &self.labels else {
+            return Ok(());
+        };
+        let (caller, idempotency) = automatic_request(&order.id);
+        let shipment_id =
+            ShipmentId::for_request(order.id.as_str(), &caller.user_id, &idempotency.key);
+        if order.shipment(&shipment_id).is_some() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        let Some(hold) = labels
+            .claims
+            .hold_order(&order.id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Ok(());
+        };
+        let found = self.earlier_label(labels, &shipment_id).await;
+        if let Ok(Some(label)) = &found {
+            let why = format!(
+                "order {} moved on to {}/{} without it",
+                order.id, order.status, order.shipping_status
+            );
+            self.refund_unrecorded(labels, label, &why).await;
+        }
+        if let Err(err) = labels.claims.release_order(&order.id, &hold).await {
+            tracing::warn!(order_id = %order.id, error = %err, "label hold not released; its lease will run out");
+        }
+        found.map(|_| ())
     }
 
     /// Buys the whole order's label as `POST …/shipments` with no body would, for
@@ -387,20 +485,7 @@ impl ShippingService {
     /// messages in one conditional write (event `order.shipment_failed`), and is
     /// counted (`LabelFailures`); an outage is an error, for the queue to retry.
     pub async fn automatic_label(&self, id: &OrderId) -> Result<AutomaticLabel, ShipmentError> {
-        let caller = Principal {
-            user_id: AUTOMATIC_ACTOR.to_string(),
-            admin: false,
-            fulfillment: true,
-            refunds: false,
-            webhooks: false,
-            email: None,
-            phone: None,
-        };
-        let key = format!("auto-label:{id}");
-        let idempotency = IdempotentShipment {
-            fingerprint: key.clone(),
-            key,
-        };
+        let (caller, idempotency) = automatic_request(id);
         let shipped = self
             .create(
                 &caller,
@@ -674,6 +759,25 @@ impl ShippingService {
         }
         Ok(())
     }
+}
+
+/// Who asks for an order's automatic label, and the key that makes it one per order.
+fn automatic_request(id: &OrderId) -> (Principal, IdempotentShipment) {
+    let caller = Principal {
+        user_id: AUTOMATIC_ACTOR.to_string(),
+        admin: false,
+        fulfillment: true,
+        refunds: false,
+        webhooks: false,
+        email: None,
+        phone: None,
+    };
+    let key = format!("auto-label:{id}");
+    let idempotency = IdempotentShipment {
+        fingerprint: key.clone(),
+        key,
+    };
+    (caller, idempotency)
 }
 
 fn refused(refusal: ShipmentRefusal, order: &Order) -> ShipmentError {

@@ -624,3 +624,65 @@ async fn a_label_whose_lines_shipped_meanwhile_is_refunded_before_the_409() {
     assert_eq!(order.shipments.len(), 1);
     assert_eq!(order.shipments[0].carrier.as_deref(), Some("ups"));
 }
+
+#[tokio::test]
+async fn a_label_an_earlier_attempt_left_behind_is_refunded_when_the_retry_cannot_ship() {
+    let stack = shippo_stack().await;
+    let id = confirmed_order(&stack, "left-behind", "10001").await;
+    let ship = |key: &str| {
+        Call::new("POST", &format!("/api/orders/{id}/shipments"))
+            .bearer(&admin())
+            .header("idempotency-key", key)
+            .json(&json!({}))
+    };
+    // The label is bought and Shippo's answer lost: 503, nothing recorded.
+    let shipment_id = orders::domain::fulfillment::ShipmentId::for_request(&id, "admin", "lost");
+    fault("/transactions", shipment_id.as_str(), "after").await;
+    let lost = stack.send(ship("lost")).await;
+    assert_eq!(lost.status, 503, "{lost:?}");
+    assert_eq!(labels(&id).await, (1, 0));
+    // Meanwhile the order ships by hand.
+    let by_hand = stack
+        .set_status(&id, "shipped", &token("warehouse", FULFILL))
+        .await;
+    assert_eq!(by_hand.status, 200, "{by_hand:?}");
+
+    // The retry cannot ship anything: the label its first attempt bought goes back.
+    let retried = stack.send(ship("lost")).await;
+    assert_eq!(
+        (retried.status, retried.code()),
+        (409, "order_not_shippable"),
+        "{retried:?}"
+    );
+    assert_eq!(labels(&id).await, (1, 1));
+}
+
+#[tokio::test]
+async fn an_automatic_label_left_behind_is_refunded_once_the_order_ships_by_hand() {
+    let stack = shippo_stack().await;
+    let consumer = automatic(&stack, Arc::default());
+    let id = confirmed_order(&stack, "auto-left-behind", "10001").await;
+    let message = confirmed_message(&stack, &id).await;
+    fault("/transactions", &id, "after").await;
+    assert_eq!(handle(&consumer, &message).await.len(), 1);
+    assert_eq!(labels(&id).await, (1, 0));
+
+    // A person ships part of it by hand before the message comes back.
+    let reply = stack
+        .send(
+            Call::new("POST", &format!("/api/orders/{id}/shipments"))
+                .bearer(&admin())
+                .json(&json!({"items": [{"product_id": "p001", "quantity": 1}], "carrier": "usps", "tracking_number": "9400111899223197428111"})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+
+    assert!(handle(&consumer, &message).await.is_empty());
+    assert_eq!(labels(&id).await, (1, 1), "the unused label refunded");
+    let order = stored(&stack, &id).await;
+    assert_eq!(order.shipping_status.as_str(), "partially_shipped");
+    assert_eq!(order.shipments.len(), 1);
+    // Again: nothing more to give back.
+    assert!(handle(&consumer, &message).await.is_empty());
+    assert_eq!(labels(&id).await, (1, 1));
+}
