@@ -197,34 +197,6 @@ pub trait Inventory: Send + Sync {
     async fn set_stock(&self, product_id: &str, available: u64) -> Result<(), StoreError>;
 }
 
-/// Who ships the parcel.
-#[async_trait]
-pub trait ShippingProvider: Send + Sync {
-    /// Asks for a shipment of an order whose stock is reserved. `None`: nothing to
-    /// ask (a person ships).
-    async fn request_shipment(
-        &self,
-        order_id: &OrderId,
-        to: &ShippingAddress,
-    ) -> Result<Option<ShipmentRequest>, ShippingError>;
-}
-
-/// The provider's handle on the shipment, recorded in the order's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShipmentRequest {
-    pub provider_ref: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShippingError {
-    /// Worth retrying: unreachable, timed out, 5xx, rate limited.
-    #[error("the shipping provider is unavailable: {0}")]
-    Unavailable(String),
-    /// Retrying will not help: the provider said no (4xx) or answered nonsense.
-    #[error("the shipping provider refused the shipment: {0}")]
-    Refused(String),
-}
-
 /// Where an order's parcels are recorded: on the order's own item, so that reading
 /// an order costs no second request, with an index of tracking numbers beside it.
 #[async_trait]
@@ -340,6 +312,20 @@ pub trait LabelClaims: Send + Sync {
 
     /// Ends the claim (done, or failed), keeping the rate.
     async fn release(&self, shipment: &ShipmentId, claim: &ClaimToken) -> Result<(), StoreError>;
+
+    /// Holds `order`'s label purchases until `lease_until`: one at a time per order,
+    /// from before the order is read to after the parcel is written, so that two
+    /// requests (an automatic label and an admin's) never both buy one for the same
+    /// lines. `None`: another purchase holds it and its lease runs.
+    async fn hold_order(
+        &self,
+        order: &OrderId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<ClaimToken>, StoreError>;
+
+    /// Ends the hold, if `claim` still has it.
+    async fn release_order(&self, order: &OrderId, claim: &ClaimToken) -> Result<(), StoreError>;
 }
 
 // ----------------------------------------------------------------------------------
@@ -633,6 +619,8 @@ pub enum Metric {
     NotificationFailures,
     /// Units shipped that the stock count did not have (recorded as oversold).
     StockOversold,
+    /// An automatic label the provider refused (the order is `label_failed`).
+    LabelFailures,
 }
 
 impl Metric {
@@ -650,6 +638,7 @@ impl Metric {
             Metric::RefundValue => "RefundValue",
             Metric::NotificationFailures => "NotificationFailures",
             Metric::StockOversold => "StockOversold",
+            Metric::LabelFailures => "LabelFailures",
         }
     }
 

@@ -23,9 +23,6 @@ use crate::adapters::dynamo::{DynamoInvoiceStore, DynamoMessageLog};
 use crate::adapters::emf::{EmfMetrics, NAMESPACE as EMF_NAMESPACE};
 use crate::adapters::event_bus::EventBridgeBus;
 use crate::adapters::http::sendgrid::{SENDGRID_DEFAULT_URL, SendGridMailer, split_mailbox};
-use crate::adapters::http::shipping::{
-    ManualShipping, SHIPPO_DEFAULT_URL, ShippoAddress, ShippoShipping,
-};
 use crate::adapters::http::stripe::STRIPE_DEFAULT_URL;
 use crate::adapters::http::twilio::{TWILIO_DEFAULT_URL, TwilioMessenger};
 use crate::adapters::http::{CartApi, HttpWebhookSender, StripeGateway};
@@ -40,7 +37,7 @@ use crate::domain::webhook::TargetPolicy;
 use crate::inbound::http::{
     Api, CheckoutApi, InvoiceApi, OrderApi, PaymentApi, ShippingApi, WebhookApi,
 };
-use crate::ports::{CartSource, Metrics, NoMetrics, PaymentGateway, ShippingProvider};
+use crate::ports::{CartSource, Metrics, NoMetrics, PaymentGateway};
 use crate::ports::{Mailer, TextMessenger};
 use crate::services::checkout::{CheckoutPayments, CheckoutService};
 use crate::services::deliveries::{DEFAULT_BATCH_DEADLINE, Deliveries};
@@ -461,42 +458,19 @@ impl Wiring {
         Ok(Publisher::new(Arc::new(bus)).with_metrics(self.metrics()?))
     }
 
-    /// Fulfillment: orders and stock share `TABLE_NAME`; Shippo when
-    /// `SHIPPO_API_TOKEN` is set, manual shipping otherwise.
+    /// Fulfillment: orders and stock share `TABLE_NAME`; with `SHIPPING_LABELS=auto`
+    /// it also buys each confirmed order's label (`wiring/shipping.rs`).
     pub fn fulfillment(&self) -> Result<Fulfillment, ConfigError> {
         let table = self.table()?;
-        Ok(Fulfillment::new(
+        let fulfillment = Fulfillment::new(
             self.order_store()?,
             Arc::new(DynamoInventory::new(self.dynamodb(), table)),
-            self.shipping()?,
         )
-        .with_metrics(self.metrics()?))
-    }
-
-    /// `SHIPPO_API_TOKEN` (unset: manual shipping), `SHIPPO_API_URL` (default
-    /// [`SHIPPO_DEFAULT_URL`]) and `SHIPPO_ADDRESS_FROM` (the warehouse, as a JSON
-    /// Shippo address: `{"name", "street1", "city", "state", "zip", "country"}`).
-    fn shipping(&self) -> Result<Arc<dyn ShippingProvider>, ConfigError> {
-        let Some(token) = self.settings.get("SHIPPO_API_TOKEN") else {
-            if self.settings.get("SHIPPO_API_URL").is_some() {
-                return Err(ConfigError::Invalid {
-                    setting: "SHIPPO_API_URL",
-                    why: "is set but SHIPPO_API_TOKEN is not".into(),
-                });
-            }
-            return Ok(Arc::new(ManualShipping));
-        };
-        let url = self
-            .settings
-            .get("SHIPPO_API_URL")
-            .unwrap_or(SHIPPO_DEFAULT_URL);
-        let from = self.settings.required("SHIPPO_ADDRESS_FROM")?;
-        let invalid = |setting, why: String| ConfigError::Invalid { setting, why };
-        let address_from: ShippoAddress = serde_json::from_str(from)
-            .map_err(|e| invalid("SHIPPO_ADDRESS_FROM", e.to_string()))?;
-        let shippo = ShippoShipping::new(url, token, address_from)
-            .map_err(|why| invalid("SHIPPO_API_URL", why))?;
-        Ok(Arc::new(shippo))
+        .with_metrics(self.metrics()?);
+        Ok(match self.automatic_labels()? {
+            Some(shipping) => fulfillment.with_automatic_labels(shipping),
+            None => fulfillment,
+        })
     }
 
     /// The webhook deliverer: orders and subscriptions in `TABLE_NAME`, retries delayed on

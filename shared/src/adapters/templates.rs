@@ -350,6 +350,7 @@ mod tests {
             version: 4,
             history: vec![],
             shipments: vec![],
+            label_failure: None,
         }
     }
 

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
-use super::fulfillment::Shipment;
+use super::fulfillment::{LabelFailure, Shipment};
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;
@@ -218,6 +218,8 @@ pub struct Order {
     pub history: Vec<HistoryEntry>,
     /// Its parcels, oldest first (`domain::fulfillment`).
     pub shipments: Vec<Shipment>,
+    /// Why its automatic label was refused, while it waits for a person to ship it.
+    pub label_failure: Option<LabelFailure>,
 }
 
 impl Order {

@@ -29,8 +29,13 @@ pub const SHIPMENT_CREATED: &str = "order.shipment_created";
 /// carrier's tracking, a voided label).
 pub const SHIPMENT_UPDATED: &str = "order.shipment_updated";
 
+/// `detail-type` of an automatic label the provider refused: the order stays
+/// `confirmed` with `shipping_status: label_failed`, the provider's messages in
+/// `reason`, for a person to ship it by hand.
+pub const SHIPMENT_FAILED: &str = "order.shipment_failed";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
@@ -40,6 +45,7 @@ pub const EVENT_TYPES: [&str; 9] = [
     PAYMENT_STATUS_CHANGED,
     SHIPMENT_CREATED,
     SHIPMENT_UPDATED,
+    SHIPMENT_FAILED,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -145,9 +151,15 @@ impl OrderEvent {
                 SHIPMENT_CREATED.to_string()
             }
             Some(_) if self.shipment_change.is_some() => SHIPMENT_UPDATED.to_string(),
+            Some(_) if self.is_label_failure() => SHIPMENT_FAILED.to_string(),
             Some(_) if self.is_payment_change() => PAYMENT_STATUS_CHANGED.to_string(),
             Some(_) => SHIPPING_STATUS_CHANGED.to_string(),
         }
+    }
+
+    fn is_label_failure(&self) -> bool {
+        self.shipping_status == "label_failed"
+            && self.previous_shipping_status.as_deref() != Some("label_failed")
     }
 
     fn is_payment_change(&self) -> bool {

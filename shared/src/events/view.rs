@@ -68,6 +68,17 @@ pub struct OrderView {
     pub version: u64,
     /// Its parcels, in short (`GET …/shipments` has them whole).
     pub shipments: Vec<ShipmentSummary>,
+    /// Why its automatic label was refused (`shipping_status: label_failed`): only in
+    /// answers to admins and the fulfillment service ([`OrderView::for_reader`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_failure: Option<LabelFailureView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LabelFailureView {
+    /// The provider's messages, as it gave them.
+    pub messages: Vec<String>,
+    pub at: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -336,6 +347,7 @@ impl From<&Order> for OrderView {
                     items: lines_view(&s.items),
                 })
                 .collect(),
+            label_failure: None,
         }
     }
 }
@@ -366,6 +378,12 @@ impl OrderView {
             for (shown, refund) in view.refunds.iter_mut().zip(&payment.refunds) {
                 shown.reason = refund.reason.clone();
             }
+        }
+        if let (true, Some(failure)) = (reader.admin || reader.fulfillment, &order.label_failure) {
+            view.label_failure = Some(LabelFailureView {
+                messages: failure.messages.clone(),
+                at: timestamp(failure.at),
+            });
         }
         let waiting = matches!(
             order.payment_status,

@@ -13,6 +13,12 @@
 //! reached, or lines and an address other than the stored ones, is forged: it goes to
 //! the dead-letter queue with no effect.
 //!
+//! With `SHIPPING_LABELS=auto` (`with_automatic_labels`), an order whose stock is
+//! reserved then gets its label, as an admin's `POST …/shipments` with no body would
+//! (`ShippingService::automatic_label`): shipped with it, or `label_failed` with the
+//! provider's refusal. A provider outage fails the message, which the queue retries
+//! (the order waits, `processing`) and finally dead-letters.
+//!
 //! Redeliveries have no second effect because every step is conditional on the
 //! state it moves from: the reservation exists at most once per order, the shipping
 //! status moves only from where it was, a release happens only while reserved.
@@ -31,12 +37,11 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::lifecycle::ShippingUpdate;
 use crate::domain::stock::{ReleaseOutcome, ReserveOutcome, ShippedOutcome, Shortfall, StockLine};
-use crate::domain::{Order, OrderId, OrderStatus, ShippingAddress, ShippingStatus};
+use crate::domain::{Order, OrderId, OrderStatus, ShippingStatus};
 use crate::events::{Envelope, OrderEvent};
-use crate::ports::{
-    ChangeOutcome, Inventory, OrderStore, ShippingError, ShippingProvider, StoreError,
-};
+use crate::ports::{ChangeOutcome, Inventory, OrderStore, StoreError};
 use crate::ports::{Metric, MetricSet, Metrics, NoMetrics};
+use crate::services::shipping::{AutomaticLabel, ShipmentError, ShippingService};
 
 /// The `actor` of every change fulfillment records.
 pub const ACTOR: &str = "fulfillment";
@@ -44,8 +49,9 @@ pub const ACTOR: &str = "fulfillment";
 pub struct Fulfillment {
     store: Arc<dyn OrderStore>,
     inventory: Arc<dyn Inventory>,
-    shipping: Arc<dyn ShippingProvider>,
     metrics: Arc<dyn Metrics>,
+    /// With `SHIPPING_LABELS=auto`: buys each reserved order's label.
+    labels: Option<Arc<ShippingService>>,
 }
 
 /// Why one message could not be handled. Every variant leaves the message on the
@@ -57,8 +63,10 @@ pub enum FulfillmentError {
     Poison(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The automatic label could not be bought now (the provider is out, or an
+    /// admin's purchase holds the order).
     #[error(transparent)]
-    Shipping(#[from] ShippingError),
+    Label(#[from] ShipmentError),
 }
 
 /// What handling one message did, for the log.
@@ -80,17 +88,20 @@ pub enum Outcome {
 }
 
 impl Fulfillment {
-    pub fn new(
-        store: Arc<dyn OrderStore>,
-        inventory: Arc<dyn Inventory>,
-        shipping: Arc<dyn ShippingProvider>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn OrderStore>, inventory: Arc<dyn Inventory>) -> Self {
         Fulfillment {
             store,
             inventory,
-            shipping,
             metrics: Arc::new(NoMetrics),
+            labels: None,
         }
+    }
+
+    /// `SHIPPING_LABELS=auto`: once its stock is reserved, an order's label is bought
+    /// through `shipping`.
+    pub fn with_automatic_labels(mut self, shipping: Arc<ShippingService>) -> Self {
+        self.labels = Some(shipping);
+        self
     }
 
     /// Reports `ConsumerLag` (the event's change to this consumer) and
@@ -142,25 +153,37 @@ impl Fulfillment {
         }
         match (order.status, order.shipping_status) {
             (OrderStatus::Confirmed, ShippingStatus::NotStarted | ShippingStatus::Backordered) => {}
+            // Reserved, its automatic label not bought yet (the provider was out).
+            (OrderStatus::Confirmed, ShippingStatus::Processing) if self.labels.is_some() => {
+                return self.buy_label(id).await;
+            }
             // Cancelled after confirmation: whatever an earlier attempt reserved goes back.
             (OrderStatus::Cancelled, _) => {
+                self.label_left_behind(&order).await?;
                 return Ok(Outcome::Released(self.inventory.release(id).await?));
             }
             // Shipped before this message was handled: the goods have left.
             (OrderStatus::Shipped | OrderStatus::Delivered, _) => {
+                self.label_left_behind(&order).await?;
                 return self.take_for_shipped(&order).await;
             }
             // Not confirmed (a forged event) or already processing (a redelivery).
-            (status, shipping) => return Ok(Outcome::NothingToDo { status, shipping }),
+            (status, shipping) => {
+                self.label_left_behind(&order).await?;
+                return Ok(Outcome::NothingToDo { status, shipping });
+            }
         }
         let lines = stock_lines(&order);
-        let address = &order.shipping_address;
 
         let update = match self.inventory.reserve(id, &lines).await? {
             // Already reserved: a retry after a failure between reserving and recording;
             // the order, read above, is still waiting for its shipment.
             ReserveOutcome::Reserved | ReserveOutcome::AlreadyReserved => {
-                self.start_processing(id, address).await?
+                let reason = match self.labels {
+                    Some(_) => "stock reserved; buying its label",
+                    None => "stock reserved; awaiting manual shipment",
+                };
+                self.update(ShippingStatus::Processing, reason.to_string())
             }
             ReserveOutcome::Short(shortfalls) => {
                 let short: Vec<String> = shortfalls
@@ -184,6 +207,9 @@ impl Fulfillment {
         };
 
         match self.store.update_shipping(id, &update).await? {
+            ChangeOutcome::Changed(_) if update.to == ShippingStatus::Processing => {
+                self.buy_label(id).await
+            }
             ChangeOutcome::Changed(_) => Ok(Outcome::Recorded(update.to)),
             // Cancelled between confirmation and now: give the stock back.
             ChangeOutcome::Refused(Some(current)) if current.status == OrderStatus::Cancelled => {
@@ -253,28 +279,30 @@ impl Fulfillment {
         }
     }
 
-    /// Stock is reserved: ask the shipping provider to ship, and say so in the
-    /// history entry that marks the order processing.
-    async fn start_processing(
-        &self,
-        id: &OrderId,
-        address: &ShippingAddress,
-    ) -> Result<ShippingUpdate, FulfillmentError> {
-        let reason = match self.shipping.request_shipment(id, address).await {
-            Ok(Some(request)) => format!(
-                "stock reserved; shipment {} requested",
-                request.provider_ref
-            ),
-            Ok(None) => "stock reserved; awaiting manual shipment".to_string(),
-            // Retrying will not help; the order still goes ahead, shipped by hand.
-            Err(ShippingError::Refused(why)) => {
-                tracing::warn!(order_id = %id, error = %why, "shipment request refused");
-                "stock reserved; the shipping provider refused the shipment: ship by hand"
-                    .to_string()
-            }
-            Err(err @ ShippingError::Unavailable(_)) => return Err(err.into()),
+    /// Stock is reserved and the order processing: with automatic labels, buy its
+    /// label now (an outage fails the message, for the queue to retry).
+    async fn buy_label(&self, id: &OrderId) -> Result<Outcome, FulfillmentError> {
+        let Some(shipping) = &self.labels else {
+            return Ok(Outcome::Recorded(ShippingStatus::Processing));
         };
-        Ok(self.update(ShippingStatus::Processing, reason))
+        Ok(match shipping.automatic_label(id).await? {
+            AutomaticLabel::Bought(order) => Outcome::Recorded(order.shipping_status),
+            AutomaticLabel::Refused(_) => Outcome::Recorded(ShippingStatus::LabelFailed),
+            AutomaticLabel::NothingToDo(order) => Outcome::NothingToDo {
+                status: order.status,
+                shipping: order.shipping_status,
+            },
+        })
+    }
+
+    /// With automatic labels, a redelivery that finds the order moved on without its
+    /// label: one an earlier delivery bought and never recorded (it died, or lost
+    /// Shippo's answer) is refunded rather than paid for unused.
+    async fn label_left_behind(&self, order: &Order) -> Result<(), FulfillmentError> {
+        match &self.labels {
+            Some(shipping) => Ok(shipping.return_unrecorded_automatic_label(order).await?),
+            None => Ok(()),
+        }
     }
 
     fn update(&self, to: ShippingStatus, reason: String) -> ShippingUpdate {

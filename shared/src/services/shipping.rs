@@ -7,11 +7,19 @@
 //! concurrent parcels never ship the same line twice. An `Idempotency-Key` names the
 //! shipment (`ShipmentId::for_request`): a retry finds the shipment its first attempt
 //! wrote on the order itself and is answered with it, so no key ever makes two.
+//!
+//! A label is bought under a hold on the order (`LabelClaims::hold_order`), taken
+//! before the order is read and kept until the parcel is written: one purchase per
+//! order at a time, so an automatic label (`SHIPPING_LABELS=auto`, fulfillment's
+//! `automatic_label`) and an admin's call never both buy one for the same lines. A
+//! label whose parcel still loses the race (its lines shipped by hand meanwhile) is
+//! refunded before the refusal is answered.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::domain::fulfillment::label_failure::label_failed;
 use crate::domain::fulfillment::shipment::{
     VoidRefusal, add_shipment, parcel_lines, shippable, tracked, void,
 };
@@ -20,7 +28,7 @@ use crate::domain::fulfillment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus,
 };
 use crate::domain::stock::{ShippedOutcome, Shortfall, StockLine};
-use crate::domain::{FieldErrors, Order, OrderId, Principal, Role};
+use crate::domain::{FieldErrors, Order, OrderId, Principal, Role, ShippingStatus};
 use crate::ports::{
     ChangeOutcome, Inventory, Label, LabelClaims, LabelError, LabelProvider, LabelRate, Metric,
     MetricSet, Metrics, OrderStore, ShipmentStore, StoreError,
@@ -59,7 +67,7 @@ pub enum ShipmentError {
     Contention,
     #[error(transparent)]
     Label(#[from] LabelError),
-    #[error("this request's label is being bought by another attempt; retry shortly")]
+    #[error("a label for this order is being bought by another request; retry shortly")]
     LabelInProgress,
     #[error(
         "parcel only describes a label to buy, and no label provider is configured: give carrier and tracking_number"
@@ -105,6 +113,20 @@ pub enum CarrierReport {
     /// This many parcels changed.
     Recorded(usize),
 }
+
+/// What buying an order's automatic label did.
+#[derive(Debug)]
+pub enum AutomaticLabel {
+    /// Bought and recorded, now or by an earlier delivery of the same message.
+    Bought(Box<Order>),
+    /// The provider refused it: the order is `label_failed` with its messages.
+    Refused(Vec<String>),
+    /// The order no longer waits for one (shipped, even in part, by hand; cancelled).
+    NothingToDo(Box<Order>),
+}
+
+/// The `actor` of automatic labels, and the key that makes them one per order.
+pub const AUTOMATIC_ACTOR: &str = "fulfillment";
 
 /// A shipment made (or found made by an earlier attempt of the same request).
 #[derive(Debug)]
@@ -191,11 +213,52 @@ impl ShippingService {
             None => ShipmentId::fresh(),
         };
         let fingerprint = idempotency.map(|i| i.fingerprint);
-        let mut current = self.orders.get(&id).await?.ok_or(ShipmentError::NotFound)?;
-        if request.parcel.is_some() && self.labels.is_none() {
-            return Err(ShipmentError::LabelsOff);
+        let labels = match (&self.labels, &request.tracking_number) {
+            (Some(labels), None) => labels,
+            (None, _) if request.parcel.is_some() => return Err(ShipmentError::LabelsOff),
+            // Nothing to buy: no hold needed.
+            _ => {
+                return self
+                    .ship(caller, role, &id, shipment_id, request, fingerprint)
+                    .await;
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let Some(hold) = labels
+            .claims
+            .hold_order(&id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Err(ShipmentError::LabelInProgress);
+        };
+        let shipped = self
+            .ship(caller, role, &id, shipment_id, request, fingerprint)
+            .await;
+        if let Err(err) = labels.claims.release_order(&id, &hold).await {
+            tracing::warn!(order_id = %id, error = %err, "label hold not released; its lease will run out");
         }
+        shipped
+    }
+
+    /// Plans the parcel on the order as read, buys its label if it needs one, and
+    /// writes it; plans again from the order as it is after losing a race.
+    async fn ship(
+        &self,
+        caller: &Principal,
+        role: Role,
+        id: &OrderId,
+        shipment_id: ShipmentId,
+        request: ShipmentRequest,
+        fingerprint: Option<String>,
+    ) -> Result<Shipped, ShipmentError> {
+        let mut current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
         let mut reserved = false;
+        // A retried label request whose parcel cannot be made any more may have left a
+        // label behind (an earlier attempt died, or lost Shippo's answer, before its
+        // write): found by the rate its claim remembers, it goes back too.
+        let earlier =
+            (self.labels.is_some() && request.tracking_number.is_none() && fingerprint.is_some())
+                .then_some(&shipment_id);
         // The label bought for this request, and the lines it was bought for: a plan
         // made again after a lost race keeps them.
         let mut bought: Option<(LabelRate, Label, Vec<ShipmentLine>)> = None;
@@ -213,12 +276,17 @@ impl ShippingService {
                 });
             }
             let now = OffsetDateTime::now_utc();
-            shippable(&current).map_err(|r| refused(r, &current))?;
             let asked = match &bought {
                 Some((_, _, items)) => Some(items.as_slice()),
                 None => request.items.as_deref(),
             };
-            let items = parcel_lines(&current, asked).map_err(|r| refused(r, &current))?;
+            let items = match shippable(&current).and_then(|()| parcel_lines(&current, asked)) {
+                Ok(items) => items,
+                // Shipped or cancelled meanwhile: a label bought for these lines goes back.
+                Err(r) => {
+                    return Err(self.unbuy(&bought, earlier, refused(r, &current)).await);
+                }
+            };
             let mut shipment = Shipment {
                 shipment_id: shipment_id.clone(),
                 items,
@@ -254,8 +322,12 @@ impl ShippingService {
                 shipment.label_transaction = Some(label.transaction_id.clone());
                 shipment.status = ShipmentStatus::LabelCreated;
             }
-            let change = add_shipment(&current, shipment.clone(), &caller.user_id, role)
-                .map_err(|r| refused(r, &current))?;
+            let change = match add_shipment(&current, shipment.clone(), &caller.user_id, role) {
+                Ok(change) => change,
+                Err(r) => {
+                    return Err(self.unbuy(&bought, earlier, refused(r, &current)).await);
+                }
+            };
             if !reserved {
                 // Goods that ship come off the stock: the order's reservation, made
                 // now if fulfillment has not made it yet (at most once per order).
@@ -277,8 +349,196 @@ impl ShippingService {
                         replayed: false,
                     });
                 }
-                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
+                ChangeOutcome::Refused(None) => {
+                    return Err(self.unbuy(&bought, earlier, ShipmentError::NotFound).await);
+                }
                 // Someone changed the order since it was read: plan again from it.
+                ChangeOutcome::Refused(Some(order)) => current = *order,
+            }
+        }
+        Err(self.unbuy(&bought, None, ShipmentError::Contention).await)
+    }
+
+    /// A label bought for a parcel that will not be recorded (its lines shipped by
+    /// another meanwhile, the order cancelled or changing too fast) is refunded, so
+    /// it is not paid for silently; then `refusal` is the answer. Without one bought
+    /// by this attempt, the label an `earlier` attempt of the same request bought, if
+    /// any. A refund that fails is logged for a person to void the label at Shippo.
+    async fn unbuy(
+        &self,
+        bought: &Option<(LabelRate, Label, Vec<ShipmentLine>)>,
+        earlier: Option<&ShipmentId>,
+        refusal: ShipmentError,
+    ) -> ShipmentError {
+        let Some(labels) = &self.labels else {
+            return refusal;
+        };
+        let label = match (bought, earlier) {
+            (Some((_, label, _)), _) => label.clone(),
+            (None, Some(shipment_id)) => match self.earlier_label(labels, shipment_id).await {
+                Ok(Some(label)) => label,
+                Ok(None) => return refusal,
+                Err(err) => {
+                    tracing::warn!(%shipment_id, error = %err, "an earlier attempt's label not looked for");
+                    return refusal;
+                }
+            },
+            (None, None) => return refusal,
+        };
+        self.refund_unrecorded(labels, &label, &refusal.to_string())
+            .await;
+        refusal
+    }
+
+    /// The label an earlier attempt of `shipment_id`'s request bought at the rate its
+    /// claim remembers and never recorded, if it bought one. Taken with the claim, so
+    /// an attempt buying it right now is left alone (it records or refunds its own).
+    async fn earlier_label(
+        &self,
+        labels: &Labels,
+        shipment_id: &ShipmentId,
+    ) -> Result<Option<Label>, ShipmentError> {
+        let now = OffsetDateTime::now_utc();
+        let Some((claim, rate)) = labels
+            .claims
+            .claim(shipment_id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let label = match rate {
+            // It never chose a rate: it bought nothing.
+            None => Ok(None),
+            Some(rate) => labels.provider.purchased(&rate).await.map_err(Into::into),
+        };
+        if let Err(err) = labels.claims.release(shipment_id, &claim).await {
+            tracing::warn!(%shipment_id, error = %err, "label claim not released; its lease will run out");
+        }
+        label
+    }
+
+    /// Refunds `label`, bought for a parcel that will not be recorded (`why`). A
+    /// refund that fails is logged for a person to void the label at Shippo.
+    async fn refund_unrecorded(&self, labels: &Labels, label: &Label, why: &str) {
+        match labels.provider.refund(&label.transaction_id).await {
+            Ok(()) => tracing::warn!(
+                transaction = %label.transaction_id,
+                tracking_number = %label.tracking_number,
+                %why,
+                "a label bought for a parcel that was not recorded was refunded"
+            ),
+            Err(err) => tracing::error!(
+                transaction = %label.transaction_id,
+                tracking_number = %label.tracking_number,
+                %why,
+                error = %err,
+                "a label bought for a parcel that was not recorded could not be refunded: void it at Shippo"
+            ),
+        }
+    }
+
+    /// For fulfillment, when an order moved on (shipped by hand, even in part, or
+    /// cancelled) without its automatic label: the label an earlier delivery of its
+    /// message bought and never recorded (it died, or lost Shippo's answer), if any,
+    /// is refunded. Under the order's label hold, so a purchase under way is left to
+    /// record or refund its own. An outage is an error, for the queue to retry.
+    pub async fn return_unrecorded_automatic_label(
+        &self,
+        order: &Order,
+    ) -> Result<(), ShipmentError> {
+        let Some(labels) = &self.labels else {
+            return Ok(());
+        };
+        let (caller, idempotency) = automatic_request(&order.id);
+        let shipment_id =
+            ShipmentId::for_request(order.id.as_str(), &caller.user_id, &idempotency.key);
+        if order.shipment(&shipment_id).is_some() {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        let Some(hold) = labels
+            .claims
+            .hold_order(&order.id, now, now + LABEL_LEASE)
+            .await?
+        else {
+            return Ok(());
+        };
+        let found = self.earlier_label(labels, &shipment_id).await;
+        if let Ok(Some(label)) = &found {
+            let why = format!(
+                "order {} moved on to {}/{} without it",
+                order.id, order.status, order.shipping_status
+            );
+            self.refund_unrecorded(labels, label, &why).await;
+        }
+        if let Err(err) = labels.claims.release_order(&order.id, &hold).await {
+            tracing::warn!(order_id = %order.id, error = %err, "label hold not released; its lease will run out");
+        }
+        found.map(|_| ())
+    }
+
+    /// Buys the whole order's label as `POST …/shipments` with no body would, for
+    /// fulfillment (`SHIPPING_LABELS=auto`), under the key `auto-label:<order>`: a
+    /// redelivered message finds the parcel its first delivery made, and the order's
+    /// label hold keeps a concurrent admin call from buying a second one. A refusal
+    /// (bad address, no rate) marks the order `label_failed` with the provider's
+    /// messages in one conditional write (event `order.shipment_failed`), and is
+    /// counted (`LabelFailures`); an outage is an error, for the queue to retry.
+    pub async fn automatic_label(&self, id: &OrderId) -> Result<AutomaticLabel, ShipmentError> {
+        let (caller, idempotency) = automatic_request(id);
+        let shipped = self
+            .create(
+                &caller,
+                id.as_str(),
+                ShipmentRequest::default(),
+                Some(idempotency),
+            )
+            .await;
+        match shipped {
+            Ok(shipped) => Ok(AutomaticLabel::Bought(Box::new(shipped.order))),
+            Err(ShipmentError::Label(LabelError::Refused(messages))) => {
+                self.record_label_failure(id, messages).await
+            }
+            // Shipped by hand (even in part) or cancelled since it was confirmed.
+            Err(
+                ShipmentError::NotShippable { current } | ShipmentError::Backordered { current },
+            ) => Ok(AutomaticLabel::NothingToDo(current)),
+            Err(ShipmentError::NothingToShip(_) | ShipmentError::TooMany { .. }) => {
+                let current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
+                Ok(AutomaticLabel::NothingToDo(Box::new(current)))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Marks the order `label_failed` with the provider's `messages`, in one
+    /// conditional write on the version it was planned from.
+    async fn record_label_failure(
+        &self,
+        id: &OrderId,
+        messages: Vec<String>,
+    ) -> Result<AutomaticLabel, ShipmentError> {
+        tracing::warn!(order_id = %id, ?messages, "the shipping provider refused the automatic label");
+        self.metrics
+            .record(MetricSet::of(Metric::LabelFailures, 1.0).by("provider", "shippo"));
+        let mut current = self.orders.get(id).await?.ok_or(ShipmentError::NotFound)?;
+        for _ in 0..ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let Some(after) = label_failed(
+                &current,
+                messages.clone(),
+                AUTOMATIC_ACTOR,
+                Role::Fulfillment,
+                now,
+            ) else {
+                return Ok(match current.shipping_status {
+                    ShippingStatus::LabelFailed => AutomaticLabel::Refused(messages),
+                    _ => AutomaticLabel::NothingToDo(Box::new(current)),
+                });
+            };
+            match self.shipments.record_shipping(&after, &[]).await? {
+                ChangeOutcome::Changed(_) => return Ok(AutomaticLabel::Refused(messages)),
+                ChangeOutcome::Refused(None) => return Err(ShipmentError::NotFound),
                 ChangeOutcome::Refused(Some(order)) => current = *order,
             }
         }
@@ -499,6 +759,25 @@ impl ShippingService {
         }
         Ok(())
     }
+}
+
+/// Who asks for an order's automatic label, and the key that makes it one per order.
+fn automatic_request(id: &OrderId) -> (Principal, IdempotentShipment) {
+    let caller = Principal {
+        user_id: AUTOMATIC_ACTOR.to_string(),
+        admin: false,
+        fulfillment: true,
+        refunds: false,
+        webhooks: false,
+        email: None,
+        phone: None,
+    };
+    let key = format!("auto-label:{id}");
+    let idempotency = IdempotentShipment {
+        fingerprint: key.clone(),
+        key,
+    };
+    (caller, idempotency)
 }
 
 fn refused(refusal: ShipmentRefusal, order: &Order) -> ShipmentError {

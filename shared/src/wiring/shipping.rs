@@ -7,6 +7,10 @@
 //! - `SHIPPO_DEFAULT_PARCEL`: the box when a request names none, a JSON Shippo
 //!   Parcel (`{"length": "10", "width": "8", "height": "4", "distance_unit": "in",
 //!   "weight": "2", "mass_unit": "lb"}`, also the built-in default).
+//!
+//! `SHIPPING_LABELS` (`manual`, the default, or `auto`) is read by fulfillment:
+//! `auto` buys each confirmed order's label as `POST …/shipments` would, and needs
+//! Shippo on.
 
 use std::sync::Arc;
 
@@ -14,8 +18,7 @@ use serde_json::Value;
 
 use super::{ConfigError, Wiring};
 use crate::adapters::dynamo::DynamoInventory;
-use crate::adapters::http::shipping::{SHIPPO_DEFAULT_URL, ShippoAddress};
-use crate::adapters::http::shippo::ShippoLabels;
+use crate::adapters::http::shippo::{SHIPPO_DEFAULT_URL, ShippoAddress, ShippoLabels};
 use crate::domain::FieldErrors;
 use crate::domain::fulfillment::Parcel;
 use crate::inbound::http::shipments::decimal_member;
@@ -64,9 +67,33 @@ impl Wiring {
         })
     }
 
+    /// With `SHIPPING_LABELS=auto`, the shipping service fulfillment buys each
+    /// confirmed order's label with; `None` with `manual` (the default). Any other
+    /// value, or `auto` without Shippo, stops the function at init.
+    pub(super) fn automatic_labels(&self) -> Result<Option<Arc<ShippingService>>, ConfigError> {
+        let invalid = |why: &str| ConfigError::Invalid {
+            setting: "SHIPPING_LABELS",
+            why: why.into(),
+        };
+        match self.settings.get("SHIPPING_LABELS").unwrap_or("manual") {
+            "manual" => Ok(None),
+            "auto" if self.settings.get("SHIPPO_API_TOKEN").is_none() => Err(invalid(
+                "is auto, which buys labels through Shippo, but SHIPPO_API_TOKEN is not set",
+            )),
+            "auto" => Ok(Some(Arc::new(self.shipping_service()?))),
+            _ => Err(invalid("must be manual or auto")),
+        }
+    }
+
     /// Shippo's label API when `SHIPPO_API_TOKEN` is set; `None` otherwise.
     fn label_provider(&self) -> Result<Option<Arc<ShippoLabels>>, ConfigError> {
         let Some(token) = self.settings.get("SHIPPO_API_TOKEN") else {
+            if self.settings.get("SHIPPO_API_URL").is_some() {
+                return Err(ConfigError::Invalid {
+                    setting: "SHIPPO_API_URL",
+                    why: "is set but SHIPPO_API_TOKEN is not".into(),
+                });
+            }
             return Ok(None);
         };
         let invalid = |setting, why: String| ConfigError::Invalid { setting, why };
@@ -132,5 +159,33 @@ mod tests {
         let err = wiring(bad).default_parcel().unwrap_err().to_string();
         assert!(err.starts_with("SHIPPO_DEFAULT_PARCEL: "), "{err}");
         assert!(err.contains("length") && err.contains("mass_unit"), "{err}");
+    }
+
+    #[test]
+    fn automatic_labels_are_manual_by_default_and_need_shippo() {
+        let shippo = Settings::default()
+            .with("SHIPPO_API_TOKEN", "shippo_test_x")
+            .with("SHIPPO_ADDRESS_FROM", r#"{"name": "W", "street1": "1 A St", "city": "SF", "zip": "94117", "country": "US"}"#);
+        assert!(wiring(shippo.clone()).automatic_labels().unwrap().is_none());
+        let manual = shippo.clone().with("SHIPPING_LABELS", "manual");
+        assert!(wiring(manual).automatic_labels().unwrap().is_none());
+        let auto = shippo.clone().with("SHIPPING_LABELS", "auto");
+        assert!(wiring(auto).automatic_labels().unwrap().is_some());
+
+        for (settings, why) in [
+            (shippo.with("SHIPPING_LABELS", "Auto"), "manual or auto"),
+            (
+                Settings::default().with("SHIPPING_LABELS", "auto"),
+                "SHIPPO_API_TOKEN",
+            ),
+        ] {
+            let err = wiring(settings)
+                .automatic_labels()
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.starts_with("SHIPPING_LABELS: "), "{err}");
+            assert!(err.contains(why), "{err}");
+        }
     }
 }

@@ -2,18 +2,16 @@
 //! them, against a fresh table on the emulator. Each test checks what is stored: the
 //! stock, the reservation, the order's shipping status and its history.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use orders::adapters::dynamo::DynamoOrderStore;
 use orders::adapters::dynamo::inventory::{DynamoInventory, ReservationState};
-use orders::adapters::http::shipping::{ManualShipping, ShippoAddress, ShippoShipping};
 use orders::domain::stock::StockLine;
-use orders::domain::{Order, OrderId, OrderStatus, ShippingAddress};
+use orders::domain::{Order, OrderId, OrderStatus};
 use orders::events::{Envelope, OrderEvent, SOURCE};
 use orders::inbound::sqs;
-use orders::ports::{Inventory, OrderStore, ShippingError, ShippingProvider};
+use orders::ports::{Inventory, OrderStore};
 use orders::services::fulfillment::Fulfillment;
 use orders_tests::{ADMIN, Call, Stack, checkout, token};
 use serde_json::{Value, json};
@@ -29,11 +27,11 @@ struct Consumer {
     store: Arc<DynamoOrderStore>,
 }
 
-fn consumer(stack: &Stack, shipping: Arc<dyn ShippingProvider>) -> Consumer {
+fn consumer(stack: &Stack) -> Consumer {
     let store = Arc::new(DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table));
     let inventory = Arc::new(DynamoInventory::new(stack.dynamodb.clone(), &stack.table));
     Consumer {
-        fulfillment: Fulfillment::new(store.clone(), inventory.clone(), shipping),
+        fulfillment: Fulfillment::new(store.clone(), inventory.clone()),
         inventory,
         store,
     }
@@ -176,7 +174,7 @@ async fn history(stack: &Stack, id: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_confirmed_order_in_stock_is_reserved_and_processing() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await; // 2 x p001
     stack.advance(&id, &["confirmed"]).await;
@@ -225,7 +223,7 @@ async fn a_confirmed_order_in_stock_is_reserved_and_processing() {
 #[tokio::test]
 async fn a_redelivered_confirmation_has_no_second_effect() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await;
     stack.advance(&id, &["confirmed"]).await;
@@ -253,7 +251,7 @@ async fn a_redelivered_confirmation_has_no_second_effect() {
 #[tokio::test]
 async fn short_stock_backorders_the_order_and_takes_nothing() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 10).await.unwrap();
     c.inventory.set_stock("p002", 1).await.unwrap();
     // Enough p001, too few p002, no p003 at all: the whole order waits.
@@ -316,7 +314,7 @@ async fn short_stock_backorders_the_order_and_takes_nothing() {
 #[tokio::test]
 async fn a_backordered_order_cannot_be_shipped_until_its_stock_is_reserved() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 1).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await; // 2 x p001
     stack.advance(&id, &["confirmed"]).await;
@@ -356,7 +354,7 @@ async fn a_backordered_order_cannot_be_shipped_until_its_stock_is_reserved() {
 #[tokio::test]
 async fn lines_of_the_same_product_are_reserved_as_one() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 3).await.unwrap();
     let id = confirmed_order(&stack, "ann", "cart-1", &[("p001", 2), ("p001", 1)]).await;
 
@@ -373,7 +371,7 @@ async fn lines_of_the_same_product_are_reserved_as_one() {
 #[tokio::test]
 async fn two_orders_racing_for_the_last_units_one_wins() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 2).await.unwrap();
     let a = stack.order_for("ann", "cart-a").await; // 2 x p001 each
     let b = stack.order_for("bob", "cart-b").await;
@@ -398,28 +396,6 @@ async fn two_orders_racing_for_the_last_units_one_wins() {
 // Forged events: the stored order decides, never the event's copy
 // ----------------------------------------------------------------------------------
 
-/// A shipping provider that records every shipment asked of it.
-#[derive(Default)]
-struct RecordingShipping(Mutex<Vec<(OrderId, ShippingAddress)>>);
-
-#[async_trait::async_trait]
-impl ShippingProvider for RecordingShipping {
-    async fn request_shipment(
-        &self,
-        order_id: &OrderId,
-        to: &ShippingAddress,
-    ) -> Result<Option<orders::ports::ShipmentRequest>, ShippingError> {
-        self.0.lock().unwrap().push((order_id.clone(), to.clone()));
-        Ok(None)
-    }
-}
-
-impl RecordingShipping {
-    fn requested(&self) -> Vec<(OrderId, ShippingAddress)> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
 /// `message`'s body with `change` applied to its JSON.
 fn forged(message: &SqsMessage, id: &str, change: impl FnOnce(&mut Value)) -> SqsMessage {
     let mut body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
@@ -430,8 +406,7 @@ fn forged(message: &SqsMessage, id: &str, change: impl FnOnce(&mut Value)) -> Sq
 #[tokio::test]
 async fn a_forged_confirmation_of_a_pending_order_reserves_and_ships_nothing() {
     let stack = Stack::new().await;
-    let shipping = Arc::new(RecordingShipping::default());
-    let c = consumer(&stack, shipping.clone());
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await; // pending, version 1
 
@@ -460,7 +435,6 @@ async fn a_forged_confirmation_of_a_pending_order_reserves_and_ships_nothing() {
     );
     assert_eq!(c.stock("p001").await, Some(5));
     assert_eq!(c.reservation_state(&id).await, None);
-    assert!(shipping.requested().is_empty());
     let order = c.order(&id).await;
     assert_eq!(
         (order.status, order.shipping_status.as_str(), order.version),
@@ -475,14 +449,12 @@ async fn a_forged_confirmation_of_a_pending_order_reserves_and_ships_nothing() {
             .is_empty()
     );
     assert_eq!(c.stock("p001").await, Some(3));
-    assert_eq!(shipping.requested().len(), 1);
 }
 
 #[tokio::test]
 async fn a_confirmation_with_other_lines_or_address_than_stored_has_no_effect() {
     let stack = Stack::new().await;
-    let shipping = Arc::new(RecordingShipping::default());
-    let c = consumer(&stack, shipping.clone());
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     c.inventory.set_stock("p002", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await; // 2 x p001
@@ -510,7 +482,6 @@ async fn a_confirmation_with_other_lines_or_address_than_stored_has_no_effect() 
         (Some(5), Some(5))
     );
     assert_eq!(c.reservation_state(&id).await, None);
-    assert!(shipping.requested().is_empty());
     let order = c.order(&id).await;
     assert_eq!(
         (order.shipping_status.as_str(), order.version),
@@ -523,16 +494,13 @@ async fn a_confirmation_with_other_lines_or_address_than_stored_has_no_effect() 
         (c.stock("p001").await, c.stock("p002").await),
         (Some(3), Some(5))
     );
-    let requested = shipping.requested();
-    assert_eq!(requested.len(), 1);
-    assert_eq!(requested[0].1, order.shipping_address);
     assert_eq!(c.order(&id).await.shipping_status.as_str(), "processing");
 }
 
 #[tokio::test]
 async fn a_forged_cancellation_of_a_live_order_releases_nothing() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await;
     stack.advance(&id, &["confirmed"]).await;
@@ -562,7 +530,7 @@ async fn a_forged_cancellation_of_a_live_order_releases_nothing() {
 #[tokio::test]
 async fn cancelling_a_reserved_order_releases_its_stock_once() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await;
     stack.advance(&id, &["confirmed"]).await;
@@ -596,7 +564,7 @@ async fn cancelling_a_reserved_order_releases_its_stock_once() {
 #[tokio::test]
 async fn an_order_cancelled_before_fulfillment_ran_keeps_no_stock() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await;
     stack.advance(&id, &["confirmed"]).await;
@@ -626,7 +594,7 @@ async fn an_order_cancelled_before_fulfillment_ran_keeps_no_stock() {
 #[tokio::test]
 async fn poison_messages_fail_alone_and_the_rest_of_the_batch_goes_ahead() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await;
     stack.advance(&id, &["confirmed"]).await;
@@ -658,7 +626,7 @@ async fn poison_messages_fail_alone_and_the_rest_of_the_batch_goes_ahead() {
 #[tokio::test]
 async fn an_unreachable_table_fails_the_message_and_a_retry_completes_it() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     c.inventory.set_stock("p001", 5).await.unwrap();
     let id = stack.order_for("ann", "cart-1").await;
     stack.advance(&id, &["confirmed"]).await;
@@ -674,7 +642,6 @@ async fn an_unreachable_table_fails_the_message_and_a_retry_completes_it() {
     let offline = Fulfillment::new(
         Arc::new(DynamoOrderStore::new(gone.clone(), &stack.table)),
         Arc::new(DynamoInventory::new(gone, &stack.table)),
-        Arc::new(ManualShipping),
     );
     let failed = failures(sqs::fulfill(&offline, batch(vec![confirmed.clone()])).await);
     assert_eq!(failed, [confirmed.message_id.clone().unwrap()]);
@@ -702,348 +669,10 @@ fn the_sample_event_is_an_sqs_batch_of_one_order_confirmed() {
     assert!(envelope.detail.order.as_str().contains(r#""total":75.00"#));
 }
 
-// ----------------------------------------------------------------------------------
-// Shippo
-// ----------------------------------------------------------------------------------
-
-const SHIPPO_TOKEN: &str = "shippo_test_0123456789";
-
-/// A stand-in for Shippo's `POST /shipments/`: checks the token and the body's
-/// shape, records each request, and answers from a script (then like Shippo).
-struct ShippoStandIn {
-    url: String,
-    requests: Arc<Mutex<Vec<Value>>>,
-    script: Arc<Mutex<VecDeque<(u16, String)>>>,
-}
-
-impl ShippoStandIn {
-    async fn start() -> ShippoStandIn {
-        use http_body_util::{BodyExt, Full};
-        use hyper::body::Bytes;
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::new()));
-        let (seen, answers) = (requests.clone(), script.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (seen, answers) = (seen.clone(), answers.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |request: hyper::Request<hyper::body::Incoming>| {
-                            let (seen, answers) = (seen.clone(), answers.clone());
-                            async move {
-                                let (status, body) = shippo_answer(request, &seen, &answers).await;
-                                let mut response =
-                                    hyper::Response::new(Full::new(Bytes::from(body)));
-                                *response.status_mut() =
-                                    hyper::StatusCode::from_u16(status).unwrap();
-                                response.headers_mut().insert(
-                                    "content-type",
-                                    hyper::header::HeaderValue::from_static("application/json"),
-                                );
-                                Ok::<_, std::convert::Infallible>(response)
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-
-        async fn shippo_answer(
-            request: hyper::Request<hyper::body::Incoming>,
-            seen: &Mutex<Vec<Value>>,
-            answers: &Mutex<VecDeque<(u16, String)>>,
-        ) -> (u16, String) {
-            let authorized = request
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                == Some(&format!("ShippoToken {SHIPPO_TOKEN}"));
-            let json = request
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                == Some("application/json");
-            let route = (
-                request.method().to_string(),
-                request.uri().path().to_string(),
-            );
-            let bytes = request.into_body().collect().await.unwrap().to_bytes();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            seen.lock().unwrap().push(body.clone());
-            if route != ("POST".to_string(), "/shipments/".to_string()) {
-                return (404, r#"{"detail":"Not found."}"#.into());
-            }
-            if !authorized {
-                return (401, r#"{"detail":"Invalid token."}"#.into());
-            }
-            if !json || !is_shipment_request(&body) {
-                return (400, r#"{"detail":"Invalid shipment."}"#.into());
-            }
-            if let Some(scripted) = answers.lock().unwrap().pop_front() {
-                return scripted;
-            }
-            let n = seen.lock().unwrap().len();
-            (
-                201,
-                shipment_object(&format!("shp_{n:032}"), &body).to_string(),
-            )
-        }
-
-        ShippoStandIn {
-            url,
-            requests,
-            script,
-        }
-    }
-
-    fn then_answer(&self, status: u16, body: &str) {
-        self.script
-            .lock()
-            .unwrap()
-            .push_back((status, body.to_string()));
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn shipping(&self, token: &str) -> ShippoShipping {
-        ShippoShipping::new(&self.url, token, warehouse()).unwrap()
-    }
-}
-
-/// The shape Shippo requires: both addresses, at least one parcel, and synchronous rating.
-fn is_shipment_request(body: &Value) -> bool {
-    let address = |a: &Value| {
-        ["name", "street1", "city", "zip", "country"]
-            .iter()
-            .all(|f| a[f].as_str().is_some_and(|s| !s.is_empty()))
-    };
-    let parcel = |p: &Value| {
-        [
-            "length",
-            "width",
-            "height",
-            "distance_unit",
-            "weight",
-            "mass_unit",
-        ]
-        .iter()
-        .all(|f| p[f].is_string())
-    };
-    address(&body["address_from"])
-        && address(&body["address_to"])
-        && body["parcels"]
-            .as_array()
-            .is_some_and(|ps| !ps.is_empty() && ps.iter().all(parcel))
-        && body["async"] == json!(false)
-}
-
-/// A Shipment object as Shippo documents it, with two rates.
-fn shipment_object(id: &str, request: &Value) -> Value {
-    let rate = |rid: &str, provider: &str, token: &str, amount: &str| {
-        json!({
-            "object_id": rid, "object_created": "2026-11-25T20:35:13Z", "shipment": id,
-            "amount": amount, "currency": "USD", "amount_local": amount, "currency_local": "USD",
-            "provider": provider, "servicelevel": { "name": token, "token": token, "terms": "" },
-            "estimated_days": 2, "duration_terms": "", "attributes": [], "messages": [],
-            "carrier_account": "078870331023437cb917f5187429b093", "test": true, "zone": "1"
-        })
-    };
-    json!({
-        "object_id": id,
-        "object_created": "2026-11-25T20:35:13Z",
-        "object_updated": "2026-11-25T20:35:13Z",
-        "object_owner": "shippotle@shippo.com",
-        "status": "SUCCESS",
-        "address_from": request["address_from"],
-        "address_to": request["address_to"],
-        "parcels": request["parcels"],
-        "shipment_date": "2026-11-25T20:35:13Z",
-        "extra": {},
-        "metadata": request["metadata"],
-        "rates": [
-            rate("rate_usps_priority", "USPS", "usps_priority", "7.85"),
-            rate("rate_ups_ground", "UPS", "ups_ground", "9.10"),
-        ],
-        "messages": [],
-        "test": true
-    })
-}
-
-fn warehouse() -> ShippoAddress {
-    ShippoAddress {
-        name: "Orders Warehouse".into(),
-        street1: "215 Clayton St.".into(),
-        city: "San Francisco".into(),
-        state: Some("CA".into()),
-        zip: "94117".into(),
-        country: "US".into(),
-    }
-}
-
-fn jane() -> ShippingAddress {
-    ShippingAddress {
-        name: "Jane Doe".into(),
-        address: "123 Main St".into(),
-        city: "New York".into(),
-        state: Some("NY".into()),
-        zip: "10001".into(),
-        country: "US".into(),
-    }
-}
-
-#[tokio::test]
-async fn the_shippo_adapter_creates_a_shipment_and_reads_its_id() {
-    let shippo = ShippoStandIn::start().await;
-    let order = OrderId::for_cart("abc123");
-
-    let request = shippo
-        .shipping(SHIPPO_TOKEN)
-        .request_shipment(&order, &jane())
-        .await
-        .unwrap()
-        .expect("a shipment");
-
-    assert_eq!(request.provider_ref, format!("shp_{:032}", 1));
-    let sent = &shippo.requests()[0];
-    assert_eq!(
-        sent["address_to"],
-        json!({ "name": "Jane Doe", "street1": "123 Main St", "city": "New York",
-                "state": "NY", "zip": "10001", "country": "US" })
-    );
-    assert_eq!(sent["address_from"]["street1"], "215 Clayton St.");
-    assert_eq!(sent["parcels"].as_array().unwrap().len(), 1);
-    assert_eq!(sent["async"], false);
-    assert_eq!(sent["metadata"], format!("Order {order}"));
-}
-
-#[tokio::test]
-async fn shippo_failures_are_retryable_or_permanent() {
-    let shippo = ShippoStandIn::start().await;
-    let order = OrderId::for_cart("abc123");
-    let ask = |token: &str| {
-        let shipping = shippo.shipping(token);
-        let order = order.clone();
-        async move { shipping.request_shipment(&order, &jane()).await }
-    };
-
-    shippo.then_answer(503, r#"{"detail":"Service unavailable"}"#);
-    assert!(matches!(
-        ask(SHIPPO_TOKEN).await,
-        Err(ShippingError::Unavailable(_))
-    ));
-    shippo.then_answer(429, r#"{"detail":"Request was throttled."}"#);
-    assert!(matches!(
-        ask(SHIPPO_TOKEN).await,
-        Err(ShippingError::Unavailable(_))
-    ));
-    shippo.then_answer(400, r#"{"address_to":["Invalid zip"]}"#);
-    assert!(matches!(
-        ask(SHIPPO_TOKEN).await,
-        Err(ShippingError::Refused(_))
-    ));
-    assert!(
-        matches!(ask("wrong-token").await, Err(ShippingError::Refused(e)) if e.contains("401"))
-    );
-    shippo.then_answer(201, "not a shipment");
-    assert!(matches!(
-        ask(SHIPPO_TOKEN).await,
-        Err(ShippingError::Refused(_))
-    ));
-
-    // Nothing listening: unreachable is retryable too.
-    let gone = ShippoShipping::new("http://127.0.0.1:9", SHIPPO_TOKEN, warehouse()).unwrap();
-    assert!(matches!(
-        gone.request_shipment(&order, &jane()).await,
-        Err(ShippingError::Unavailable(_))
-    ));
-}
-
-#[tokio::test]
-async fn with_shippo_the_history_names_the_shipment_and_a_redelivery_asks_once() {
-    let shippo = ShippoStandIn::start().await;
-    let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(shippo.shipping(SHIPPO_TOKEN)));
-    c.inventory.set_stock("p001", 5).await.unwrap();
-    let id = stack.order_for("ann", "cart-1").await;
-    stack.advance(&id, &["confirmed"]).await;
-    let confirmed = c.confirmed_message(&id).await;
-
-    assert!(c.handle(vec![confirmed.clone()]).await.is_empty());
-    assert!(c.handle(vec![confirmed]).await.is_empty());
-
-    assert_eq!(shippo.requests().len(), 1);
-    let trail = history(&stack, &id).await;
-    assert_eq!(trail.len(), 3);
-    assert_eq!(
-        trail[2]["reason"],
-        format!("stock reserved; shipment shp_{:032} requested", 1)
-    );
-    assert_eq!(c.stock("p001").await, Some(3));
-}
-
-#[tokio::test]
-async fn shippo_down_fails_the_message_until_it_is_back() {
-    let shippo = ShippoStandIn::start().await;
-    let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(shippo.shipping(SHIPPO_TOKEN)));
-    c.inventory.set_stock("p001", 5).await.unwrap();
-    let id = stack.order_for("ann", "cart-1").await;
-    stack.advance(&id, &["confirmed"]).await;
-    let confirmed = c.confirmed_message(&id).await;
-
-    shippo.then_answer(502, r#"{"detail":"Bad gateway"}"#);
-    let failed = c.handle(vec![confirmed.clone()]).await;
-    assert_eq!(failed, [confirmed.message_id.clone().unwrap()]);
-    // Stock stays reserved for the retry; the order has not moved yet.
-    assert_eq!(c.stock("p001").await, Some(3));
-    assert_eq!(c.order(&id).await.version, 2);
-
-    assert!(c.handle(vec![confirmed]).await.is_empty());
-    assert_eq!(c.stock("p001").await, Some(3));
-    let order = c.order(&id).await;
-    assert_eq!(order.shipping_status.as_str(), "processing");
-    assert_eq!(
-        order.history.last().unwrap().reason.as_deref(),
-        Some(format!("stock reserved; shipment shp_{:032} requested", 2).as_str())
-    );
-}
-
-#[tokio::test]
-async fn shippo_refusing_the_shipment_still_starts_processing() {
-    let shippo = ShippoStandIn::start().await;
-    let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(shippo.shipping(SHIPPO_TOKEN)));
-    c.inventory.set_stock("p001", 5).await.unwrap();
-    let id = stack.order_for("ann", "cart-1").await;
-    stack.advance(&id, &["confirmed"]).await;
-
-    shippo.then_answer(422, r#"{"address_to":["Address not found"]}"#);
-    assert!(
-        c.handle(vec![c.confirmed_message(&id).await])
-            .await
-            .is_empty()
-    );
-
-    let order = c.order(&id).await;
-    assert_eq!(order.shipping_status.as_str(), "processing");
-    assert_eq!(
-        order.history.last().unwrap().reason.as_deref(),
-        Some("stock reserved; the shipping provider refused the shipment: ship by hand")
-    );
-}
-
 #[tokio::test]
 async fn an_order_of_more_products_than_one_transaction_holds_is_backordered() {
     let stack = Stack::new().await;
-    let c = consumer(&stack, Arc::new(ManualShipping));
+    let c = consumer(&stack);
     // DynamoDB allows 100 actions per transaction: 99 products and the reservation.
     // (The emulator copies the table for every action of a transaction, so a 99-product
     // reservation is too slow to run here; the limit is DynamoDB's documented one.)

@@ -2,6 +2,7 @@
 //! area, and one harness (`orders_tests`, in `src/lib.rs`). Each module is one area;
 //! all of them run against the emulator that `make test` starts.
 
+mod auto_labels;
 mod console;
 mod costs;
 mod create;

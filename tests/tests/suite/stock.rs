@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use orders::adapters::dynamo::DynamoOrderStore;
 use orders::adapters::dynamo::inventory::{DynamoInventory, ReservationState};
-use orders::adapters::http::shipping::ManualShipping;
 use orders::domain::stock::{ShippedOutcome, Shortfall, StockLine};
 use orders::domain::{OrderId, OrderStatus};
 use orders::events::{Envelope, OrderEvent, SOURCE};
@@ -53,7 +52,7 @@ fn consumer(stack: &Stack) -> Consumer {
     let inventory = Arc::new(DynamoInventory::new(stack.dynamodb.clone(), &stack.table));
     let metrics = Arc::new(Recorded::default());
     Consumer {
-        fulfillment: Fulfillment::new(store.clone(), inventory.clone(), Arc::new(ManualShipping))
+        fulfillment: Fulfillment::new(store.clone(), inventory.clone())
             .with_metrics(metrics.clone()),
         inventory,
         store,

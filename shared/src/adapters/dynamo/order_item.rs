@@ -188,6 +188,12 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
             super::shipment_item::shipments_to_value(&order.shipments),
         );
     }
+    if let Some(failure) = &order.label_failure {
+        item.insert(
+            super::shipment_item::LABEL_FAILURE.into(),
+            super::shipment_item::label_failure_to_value(failure),
+        );
+    }
     item
 }
 
@@ -604,6 +610,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         version: f.number("version")?,
         history,
         shipments: super::shipment_item::shipments_from_item(item, currency)?,
+        label_failure: super::shipment_item::label_failure_from_item(item)?,
     };
     // Read once the lines are: a refund's allocation is stored as amounts of them.
     if let Some(payment) = item.get(PAYMENT) {

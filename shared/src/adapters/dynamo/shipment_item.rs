@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::domain::fulfillment::label_failure::LabelFailure;
 use crate::domain::fulfillment::{
     Shipment, ShipmentId, ShipmentLine, ShipmentStatus, TrackingEvent,
 };
@@ -159,6 +160,39 @@ fn shipment_from(m: &Item, currency: Currency) -> Result<Shipment, StoreError> {
         fingerprint: optional(m, "fingerprint")?,
         label_transaction: optional(m, "label_transaction")?,
     })
+}
+
+/// The order item's attribute holding why its automatic label was refused.
+pub const LABEL_FAILURE: &str = "label_failure";
+
+pub fn label_failure_to_value(failure: &LabelFailure) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        (
+            "messages".into(),
+            AttributeValue::L(failure.messages.iter().map(s).collect()),
+        ),
+        ("at".into(), s(timestamp(failure.at))),
+    ]))
+}
+
+/// The refusal of the order's automatic label, if it has one.
+pub fn label_failure_from_item(item: &Item) -> Result<Option<LabelFailure>, StoreError> {
+    let Some(value) = item.get(LABEL_FAILURE) else {
+        return Ok(None);
+    };
+    let m = map(value, LABEL_FAILURE)?;
+    let messages = list(m, "messages")?
+        .iter()
+        .map(|v| {
+            v.as_s()
+                .cloned()
+                .map_err(|_| corrupt("messages", "not a string"))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some(LabelFailure {
+        messages,
+        at: time(m, "at")?,
+    }))
 }
 
 fn corrupt(field: &str, why: &str) -> StoreError {

@@ -18,7 +18,7 @@ use super::order_item::{
     Item, PK, SK, history_to_value, n, order_from_item, order_key, s, status_partition,
 };
 use super::orders::DynamoOrderStore;
-use super::shipment_item::shipments_to_value;
+use super::shipment_item::{label_failure_to_value, shipments_to_value};
 use crate::adapters::aws::store_error;
 use crate::domain::fulfillment::{ShipmentId, Tracked};
 use crate::domain::time::timestamp;
@@ -94,7 +94,16 @@ impl ShipmentStore for DynamoOrderStore {
             set.push("carrier = :carrier");
             values.insert(":carrier".into(), s(carrier));
         }
-        let update = format!("SET {}", set.join(", "));
+        // Set by a refused automatic label, gone once a parcel is made.
+        let remove = match &after.label_failure {
+            Some(failure) => {
+                set.push("label_failure = :label_failure");
+                values.insert(":label_failure".into(), label_failure_to_value(failure));
+                ""
+            }
+            None => " REMOVE label_failure",
+        };
+        let update = format!("SET {}{remove}", set.join(", "));
         // The version it was planned from: anything else changed it since, and the
         // plan is void (the caller plans again from the order this returns).
         let condition = "attribute_exists(PK) AND version = :seen";
@@ -181,6 +190,15 @@ fn label_key(shipment: &ShipmentId) -> Item {
     ])
 }
 
+/// The hold on an order's label purchases (`LabelClaims::hold_order`):
+/// `LABEL#<order id>`, beside the shipments' own claims.
+fn order_hold_key(order: &OrderId) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("LABEL#{order}"))),
+        (SK.into(), s("HOLD")),
+    ])
+}
+
 /// How long a label claim is kept after its last use.
 const LABEL_CLAIM_DAYS: i64 = 30;
 
@@ -196,33 +214,11 @@ impl LabelClaims for DynamoOrderStore {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<(ClaimToken, Option<LabelRate>)>, StoreError> {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Other("no randomness".into()))?;
-        let token = ClaimToken(bytes.iter().map(|b| format!("{b:02x}")).collect());
-        let expires = now + time::Duration::days(LABEL_CLAIM_DAYS);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(label_key(shipment)))
-            .update_expression("SET claim = :token, lease_until = :until, expires_at = :expires")
-            // Free, or held by an attempt whose lease ran out (it died).
-            .condition_expression("attribute_not_exists(claim) OR lease_until < :now")
-            .expression_attribute_values(":token", s(&token.0))
-            .expression_attribute_values(":until", n(millis(lease_until)))
-            .expression_attribute_values(":now", n(millis(now)))
-            .expression_attribute_values(":expires", n(expires.unix_timestamp()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let item = match result {
-            Ok(output) => output.attributes.unwrap_or_default(),
-            Err(err) => {
-                return match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
-                    _ => Err(store_error(err)),
-                };
-            }
+        let Some((token, item)) = self
+            .take_claim(label_key(shipment), now, lease_until)
+            .await?
+        else {
+            return Ok(None);
         };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let rate = text("rate_id").map(|rate_id| LabelRate {
@@ -277,11 +273,69 @@ impl LabelClaims for DynamoOrderStore {
     }
 
     async fn release(&self, shipment: &ShipmentId, claim: &ClaimToken) -> Result<(), StoreError> {
+        self.drop_claim(label_key(shipment), claim).await
+    }
+
+    async fn hold_order(
+        &self,
+        order: &OrderId,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<ClaimToken>, StoreError> {
+        Ok(self
+            .take_claim(order_hold_key(order), now, lease_until)
+            .await?
+            .map(|(token, _)| token))
+    }
+
+    async fn release_order(&self, order: &OrderId, claim: &ClaimToken) -> Result<(), StoreError> {
+        self.drop_claim(order_hold_key(order), claim).await
+    }
+}
+
+impl DynamoOrderStore {
+    /// Takes the claim item `key` (free, or held by an attempt whose lease ran out:
+    /// it died) until `lease_until`; answers the item as it now is.
+    async fn take_claim(
+        &self,
+        key: Item,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<(ClaimToken, Item)>, StoreError> {
+        let mut bytes = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Other("no randomness".into()))?;
+        let token = ClaimToken(bytes.iter().map(|b| format!("{b:02x}")).collect());
+        let expires = now + time::Duration::days(LABEL_CLAIM_DAYS);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(label_key(shipment)))
+            .set_key(Some(key))
+            .update_expression("SET claim = :token, lease_until = :until, expires_at = :expires")
+            .condition_expression("attribute_not_exists(claim) OR lease_until < :now")
+            .expression_attribute_values(":token", s(&token.0))
+            .expression_attribute_values(":until", n(millis(lease_until)))
+            .expression_attribute_values(":now", n(millis(now)))
+            .expression_attribute_values(":expires", n(expires.unix_timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some((token, output.attributes.unwrap_or_default()))),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                _ => Err(store_error(err)),
+            },
+        }
+    }
+
+    /// Ends the claim `key` if `claim` still holds it (a takeover's is left alone).
+    async fn drop_claim(&self, key: Item, claim: &ClaimToken) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
             .update_expression("REMOVE claim, lease_until")
             .condition_expression("claim = :token")
             .expression_attribute_values(":token", s(&claim.0))

@@ -1,11 +1,10 @@
-//! The HTTP side: the Shopping Cart API, the shipping provider, the payment provider,
+//! The HTTP side: the Shopping Cart API, Shippo (labels and tracking), the payment provider,
 //! webhook receivers,
 //! and the TLS configuration every client shares.
 
 pub mod body;
 pub mod cart_api;
 pub mod sendgrid;
-pub mod shipping;
 pub mod shippo;
 pub mod stripe;
 pub mod tls;

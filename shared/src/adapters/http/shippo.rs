@@ -15,10 +15,38 @@ use time::format_description::well_known::Rfc3339;
 
 use super::body::{BodyError, read_limited};
 use super::retry_later;
-use super::shipping::ShippoAddress;
 use crate::domain::fulfillment::{Parcel, TrackingEvent};
 use crate::domain::{Currency, Money, ShippingAddress};
 use crate::ports::{Label, LabelError, LabelProvider, LabelRate};
+
+/// Where Shippo lives unless `SHIPPO_API_URL` says otherwise.
+pub const SHIPPO_DEFAULT_URL: &str = "https://api.goshippo.com";
+
+/// An address as Shippo's Address object spells it (`SHIPPO_ADDRESS_FROM`, the
+/// warehouse, is one in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippoAddress {
+    pub name: String,
+    pub street1: String,
+    pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub zip: String,
+    pub country: String,
+}
+
+impl From<&ShippingAddress> for ShippoAddress {
+    fn from(a: &ShippingAddress) -> Self {
+        ShippoAddress {
+            name: a.name.clone(),
+            street1: a.address.clone(),
+            city: a.city.clone(),
+            state: a.state.clone(),
+            zip: a.zip.clone(),
+            country: a.country.clone(),
+        }
+    }
+}
 
 /// A shipment with its rates, or a page of transactions, is a few KiB.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -446,6 +474,36 @@ mod tests {
         let mut out = Vec::new();
         collect_messages("", &json!({"detail": "Invalid token."}), &mut out);
         assert_eq!(out, ["Invalid token."]);
+    }
+
+    #[test]
+    fn calls_go_to_the_base_urls_paths_with_shippos_trailing_slash() {
+        let from = ShippoAddress {
+            name: "W".into(),
+            street1: "1 Dock Rd".into(),
+            city: "Reno".into(),
+            state: Some("NV".into()),
+            zip: "89501".into(),
+            country: "US".into(),
+        };
+        for (base, expected) in [
+            (SHIPPO_DEFAULT_URL, "https://api.goshippo.com/shipments/"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/shipments/"),
+            (
+                "http://localhost/shippo",
+                "http://localhost/shippo/shipments/",
+            ),
+        ] {
+            let shippo = ShippoLabels::new(base, "t", from.clone()).unwrap();
+            assert_eq!(shippo.url(&["shipments"]).as_str(), expected);
+        }
+        let shippo = ShippoLabels::new(SHIPPO_DEFAULT_URL, "t", from.clone()).unwrap();
+        assert_eq!(
+            shippo.url(&["tracks", "usps", "9400"]).as_str(),
+            "https://api.goshippo.com/tracks/usps/9400/"
+        );
+        assert!(ShippoLabels::new("not a url", "t", from.clone()).is_err());
+        assert!(ShippoLabels::new("mailto:ops@example.com", "t", from).is_err());
     }
 
     #[test]

@@ -237,6 +237,8 @@ impl ShippingChange {
         after.version = self.seen_version + 1;
         after.updated_at = self.entry.at;
         after.history.push(self.entry.clone());
+        // A parcel made: an automatic label's refusal is behind it.
+        after.label_failure = None;
         // The order's own carrier and tracking number name its latest parcel.
         if let Some(latest) = self
             .shipments
@@ -595,6 +597,7 @@ pub(crate) mod tests {
             version: 3,
             history: vec![],
             shipments: vec![],
+            label_failure: None,
         }
     }
 
