@@ -111,7 +111,7 @@ pub enum Outcome {
     Told {
         notice: Notice,
         invoice: Option<String>,
-        /// The number of the credit note the refund told of got.
+        /// The number of the credit note of the refund told of (issued now or before).
         credit_note: Option<String>,
         deliveries: Vec<(Channel, Delivery)>,
     },
