@@ -11,6 +11,7 @@ use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
 use super::body::{BodyError, read_limited};
+use crate::adapters::secrets::{ProviderKey, send_with_key};
 use crate::domain::{OrderId, ShippingAddress};
 use crate::ports::{ShipmentRequest, ShippingError, ShippingProvider};
 
@@ -90,7 +91,7 @@ impl Default for ShippoParcel {
 pub struct ShippoShipping {
     http: reqwest::Client,
     shipments: Url,
-    token: String,
+    token: ProviderKey,
     address_from: ShippoAddress,
     parcel: ShippoParcel,
 }
@@ -100,7 +101,7 @@ impl ShippoShipping {
     /// is the warehouse that ships.
     pub fn new(
         base_url: &str,
-        token: impl Into<String>,
+        token: impl Into<ProviderKey>,
         address_from: ShippoAddress,
     ) -> Result<Self, String> {
         let mut shipments = Url::parse(base_url).map_err(|e| format!("SHIPPO_API_URL: {e}"))?;
@@ -191,16 +192,16 @@ impl ShippingProvider for ShippoShipping {
         };
         let body = serde_json::to_vec(&body).map_err(|e| ShippingError::Refused(e.to_string()))?;
         let unavailable = |e: reqwest::Error| ShippingError::Unavailable(e.to_string());
-        let response = self
-            .http
-            .post(self.shipments.clone())
-            .header("authorization", format!("ShippoToken {}", self.token))
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let response = send_with_key(&self.token, |token| {
+            self.http
+                .post(self.shipments.clone())
+                .header("authorization", format!("ShippoToken {token}"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .body(body.clone())
+        })
+        .await
+        .map_err(unavailable)?;
 
         let status = response.status();
         if !status.is_success() {
