@@ -64,7 +64,10 @@ pub async fn keys_by_arn(
 }
 
 /// A symmetric KMS key for webhook signing secrets, by its ARN.
-pub async fn webhook_secrets_key(sdk: &SdkConfig, description: &str) -> Result<String, SecretsError> {
+pub async fn webhook_secrets_key(
+    sdk: &SdkConfig,
+    description: &str,
+) -> Result<String, SecretsError> {
     let created = aws_sdk_kms::Client::new(sdk)
         .create_key()
         .description(description)

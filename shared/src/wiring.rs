@@ -391,7 +391,10 @@ impl Wiring {
 
     /// `STRIPE_WEBHOOK_SECRET` (or `_ARN`): `whsec_…`.
     fn webhook_signing_secret(&self) -> Result<String, ConfigError> {
-        Ok(self.required_key("STRIPE_WEBHOOK_SECRET")?.current().to_string())
+        Ok(self
+            .required_key("STRIPE_WEBHOOK_SECRET")?
+            .current()
+            .to_string())
     }
 
     /// `PENDING_PAYMENT_TTL`: how long a card order may wait for its payment before

@@ -84,8 +84,9 @@ impl SecretSeal {
             .map(Blob::into_inner)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| StoreError::Other("KMS answered without a plaintext".into()))?;
-        let secret = Secret::parse(&text)
-            .map_err(|_| StoreError::Other(format!("webhook {id}: the sealed secret is malformed")))?;
+        let secret = Secret::parse(&text).map_err(|_| {
+            StoreError::Other(format!("webhook {id}: the sealed secret is malformed"))
+        })?;
         self.lock().insert(sealed.to_vec(), secret.clone());
         Ok(secret)
     }

@@ -101,10 +101,7 @@ impl Wiring {
 
     /// The provider key `name`, if the function was given it; an error naming the
     /// setting when it was given but cannot be used.
-    pub fn provider_key(
-        &self,
-        name: &'static str,
-    ) -> Result<Option<ProviderKey>, ConfigError> {
+    pub fn provider_key(&self, name: &'static str) -> Result<Option<ProviderKey>, ConfigError> {
         match self.keys.0.get(name) {
             None => Ok(None),
             Some(Ok(key)) => Ok(Some(key.clone())),
@@ -132,7 +129,11 @@ mod tests {
     #[test]
     fn a_key_in_a_lambda_functions_environment_is_refused() {
         let local = Settings::default().with("STRIPE_SECRET_KEY", "sk_test_1");
-        assert!(wiring(local.clone()).provider_key("STRIPE_SECRET_KEY").is_ok());
+        assert!(
+            wiring(local.clone())
+                .provider_key("STRIPE_SECRET_KEY")
+                .is_ok()
+        );
         let deployed = local.with("AWS_LAMBDA_FUNCTION_NAME", "create-order");
         let why = wiring(deployed)
             .provider_key("STRIPE_SECRET_KEY")
@@ -145,7 +146,10 @@ mod tests {
     fn a_key_and_its_arn_together_are_refused_and_an_unread_arn_is_named() {
         let both = Settings::default()
             .with("SHIPPO_API_TOKEN", "shippo_test_1")
-            .with("SHIPPO_API_TOKEN_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x");
+            .with(
+                "SHIPPO_API_TOKEN_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:x",
+            );
         assert!(wiring(both).provider_key("SHIPPO_API_TOKEN").is_err());
         let unread = Settings::default().with(
             "SENDGRID_API_KEY_ARN",
