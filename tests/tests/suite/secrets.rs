@@ -200,3 +200,220 @@ async fn a_revoked_key_still_in_the_secret_is_refused_without_a_retry() {
     // The secret was read again and held the same key: the call is not sent twice.
     assert_eq!(stripe.keys_seen(), ["sk_test_revoked"]);
 }
+
+// ---------------------------------------------------------------------------------
+// template.yaml: each function is given only the keys it uses, IAM lets it read only
+// those, and the item kinds it may touch are named.
+// ---------------------------------------------------------------------------------
+
+mod template {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use orders::wiring::{PROVIDER_KEYS, arn_setting};
+    use serde_norway::Value;
+
+    fn template() -> Value {
+        let text = std::fs::read_to_string(orders_tests::template_path()).unwrap();
+        serde_norway::from_str(&text).unwrap()
+    }
+
+    fn functions(template: &Value) -> BTreeMap<String, Value> {
+        template["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+            .map(|(name, r)| (name.as_str().unwrap().to_string(), r["Properties"].clone()))
+            .collect()
+    }
+
+    /// The names `!Ref` names anywhere in `value` (through `!If` and lists).
+    fn refs(value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Tagged(tagged) => {
+                if tagged.tag.to_string().trim_start_matches('!') == "Ref"
+                    && let Some(name) = tagged.value.as_str()
+                    && !name.starts_with("AWS::")
+                {
+                    out.insert(name.to_string());
+                }
+                refs(&tagged.value, out);
+            }
+            Value::Sequence(items) => items.iter().for_each(|v| refs(v, out)),
+            Value::Mapping(map) => map.values().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    fn text(value: &Value) -> String {
+        serde_norway::to_string(value).unwrap()
+    }
+
+    /// Every statement of the function's inline policies (through `!If`).
+    fn statements(function: &Value) -> Vec<Value> {
+        fn walk(value: &Value, out: &mut Vec<Value>) {
+            match value {
+                Value::Mapping(map) => {
+                    if let Some(Value::Sequence(statements)) = map.get("Statement") {
+                        out.extend(statements.iter().cloned());
+                    } else {
+                        map.values().for_each(|v| walk(v, out));
+                    }
+                }
+                Value::Sequence(items) => items.iter().for_each(|v| walk(v, out)),
+                Value::Tagged(tagged) => walk(&tagged.value, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&function["Policies"], &mut out);
+        out
+    }
+
+    #[test]
+    fn each_function_is_given_only_the_keys_it_uses_and_may_read_only_those() {
+        let template = template();
+        let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
+            ("CreateOrderFunction", &["STRIPE_SECRET_KEY"][..]),
+            ("StripeWebhookFunction", &["STRIPE_WEBHOOK_SECRET"][..]),
+            ("CreateRefundFunction", &["STRIPE_SECRET_KEY"][..]),
+            ("SettlePaymentsFunction", &["STRIPE_SECRET_KEY"][..]),
+            ("CreateShipmentFunction", &["SHIPPO_API_TOKEN"][..]),
+            ("FulfillOrdersFunction", &["SHIPPO_API_TOKEN"][..]),
+            ("VoidShipmentFunction", &["SHIPPO_API_TOKEN"][..]),
+            (
+                "ShippoWebhookFunction",
+                &["SHIPPO_API_TOKEN", "SHIPPO_WEBHOOK_TOKEN"][..],
+            ),
+            (
+                "NotifyCustomersFunction",
+                &["SENDGRID_API_KEY", "TWILIO_AUTH_TOKEN"][..],
+            ),
+        ]);
+        let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+        for key in PROVIDER_KEYS {
+            assert!(globals.get(key).is_none() && globals.get(arn_setting(key)).is_none());
+        }
+        for (name, function) in functions(&template) {
+            let variables = &function["Environment"]["Variables"];
+            assert!(
+                !text(variables).contains("resolve:secretsmanager"),
+                "{name}: a key resolved into the environment"
+            );
+            let mut given = BTreeSet::new();
+            let mut given_arns = BTreeSet::new();
+            for key in PROVIDER_KEYS {
+                assert!(variables.get(key).is_none(), "{name} holds {key} itself");
+                if let Some(arn) = variables.get(arn_setting(key)) {
+                    given.insert(key);
+                    refs(arn, &mut given_arns);
+                }
+            }
+            let wanted: BTreeSet<&str> = expected
+                .get(name.as_str())
+                .map(|keys| keys.iter().copied().collect())
+                .unwrap_or_default();
+            assert_eq!(given, wanted, "{name}: the keys it is given");
+
+            let mut readable = BTreeSet::new();
+            for statement in statements(&function) {
+                if text(&statement["Action"]).contains("secretsmanager:") {
+                    assert_eq!(
+                        text(&statement["Action"]).trim(),
+                        "- secretsmanager:GetSecretValue",
+                        "{name}"
+                    );
+                    refs(&statement["Resource"], &mut readable);
+                }
+            }
+            assert_eq!(readable, given_arns, "{name}: the secrets IAM lets it read");
+        }
+    }
+
+    #[test]
+    fn only_the_deliverer_opens_webhook_secrets_and_only_their_creator_seals_them() {
+        let template = template();
+        let mut encrypt = BTreeSet::new();
+        let mut decrypt = BTreeSet::new();
+        let mut given_key = BTreeSet::new();
+        for (name, function) in functions(&template) {
+            for statement in statements(&function) {
+                let actions = text(&statement["Action"]);
+                assert!(!actions.contains("kms:*"), "{name}");
+                if actions.contains("kms:Encrypt") {
+                    encrypt.insert(name.clone());
+                }
+                if actions.contains("kms:Decrypt") {
+                    decrypt.insert(name.clone());
+                }
+            }
+            if function["Environment"]["Variables"]
+                .get("WEBHOOK_SECRETS_KEY_ID")
+                .is_some()
+            {
+                given_key.insert(name);
+            }
+        }
+        assert_eq!(
+            decrypt,
+            BTreeSet::from(["DeliverWebhooksFunction".to_string()])
+        );
+        assert_eq!(
+            encrypt,
+            BTreeSet::from(["CreateWebhookFunction".to_string()])
+        );
+        assert_eq!(given_key, &encrypt | &decrypt);
+    }
+
+    /// Every function that may touch the orders table either may not touch webhook
+    /// items (the managed Deny), or is a webhook function whose every DynamoDB grant is
+    /// limited by `dynamodb:LeadingKeys` to the webhook partitions (and, for the
+    /// deliverer, the orders it checks events against).
+    #[test]
+    fn functions_that_read_orders_cannot_touch_webhook_subscriptions() {
+        let template = template();
+        let deny = text(&template["Resources"]["NoWebhookItemsPolicy"]);
+        assert!(
+            deny.contains("Effect: Deny") && deny.contains("WEBHOOK#*"),
+            "{deny}"
+        );
+        let webhook_functions = BTreeSet::from([
+            "CreateWebhookFunction",
+            "ListWebhooksFunction",
+            "GetWebhookFunction",
+            "DeleteWebhookFunction",
+            "ListWebhookDeliveriesFunction",
+            "DeliverWebhooksFunction",
+        ]);
+        for (name, function) in functions(&template) {
+            let grants: Vec<Value> = statements(&function)
+                .into_iter()
+                .filter(|s| text(&s["Action"]).contains("dynamodb:"))
+                .filter(|s| text(&s["Resource"]).contains("OrdersTable"))
+                .collect();
+            if grants.is_empty() {
+                continue;
+            }
+            let mut policies = BTreeSet::new();
+            refs(&function["Policies"], &mut policies);
+            if webhook_functions.contains(name.as_str()) {
+                assert!(!policies.contains("NoWebhookItemsPolicy"), "{name}");
+                for grant in &grants {
+                    let keys = text(&grant["Condition"]["ForAllValues:StringLike"]);
+                    assert!(
+                        keys.contains("dynamodb:LeadingKeys") && keys.contains("WEBHOOK#*"),
+                        "{name}: a grant not limited to webhook items: {}",
+                        text(grant)
+                    );
+                    let allowed = keys.contains("ORDER#*");
+                    assert_eq!(allowed, name == "DeliverWebhooksFunction", "{name}");
+                }
+            } else {
+                assert!(
+                    policies.contains("NoWebhookItemsPolicy"),
+                    "{name} may touch OrdersTable: add `- !Ref NoWebhookItemsPolicy` to its Policies"
+                );
+            }
+        }
+    }
+}
