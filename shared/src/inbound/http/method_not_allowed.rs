@@ -33,6 +33,8 @@ pub const ALLOWED: &[(&str, &str)] = &[
         "/api/orders/{order_id}/shipments/{shipment_id}/void",
         "POST",
     ),
+    ("/api/orders/{order_id}/credit-notes", "GET"),
+    ("/api/orders/{order_id}/credit-notes/{number}", "GET"),
 ];
 
 /// Whether `path` (`/api/orders/ORD1`) is an instance of the route path `template`

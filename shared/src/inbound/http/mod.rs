@@ -9,6 +9,7 @@
 //! handler uses. The local stack and the tests serve every endpoint through [`Api`].
 
 pub mod console;
+pub mod credit_notes;
 pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
@@ -28,6 +29,7 @@ use serde::Serialize;
 
 use crate::auth::Authenticator;
 use crate::domain::Principal;
+pub use credit_notes::CreditNoteApi;
 pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
@@ -58,10 +60,12 @@ pub enum Endpoint {
     ListShipments,
     ShippoWebhook,
     VoidShipment,
+    ListCreditNotes,
+    GetCreditNote,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 18] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -80,6 +84,8 @@ impl Endpoint {
         Endpoint::ListShipments,
         Endpoint::ShippoWebhook,
         Endpoint::VoidShipment,
+        Endpoint::ListCreditNotes,
+        Endpoint::GetCreditNote,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -102,6 +108,8 @@ impl Endpoint {
             Endpoint::ListShipments => "list-shipments",
             Endpoint::ShippoWebhook => "shippo-webhook",
             Endpoint::VoidShipment => "void-shipment",
+            Endpoint::ListCreditNotes => "list-credit-notes",
+            Endpoint::GetCreditNote => "get-credit-note",
         }
     }
 
@@ -121,6 +129,7 @@ pub struct Api {
     pub shipments: ShippingApi,
     /// `None` when Shippo is off (no `SHIPPO_API_TOKEN`): its webhook answers 404.
     pub shippo: Option<ShippoWebhookApi>,
+    pub credit_notes: CreditNoteApi,
 }
 
 impl Api {
@@ -158,6 +167,8 @@ impl Api {
                     crate::services::shipping::ShipmentError::ShippoOff,
                 )),
             },
+            Endpoint::ListCreditNotes => self.credit_notes.list_credit_notes(&request).await,
+            Endpoint::GetCreditNote => self.credit_notes.get_credit_note(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }
