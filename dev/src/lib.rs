@@ -8,5 +8,6 @@ pub mod provision;
 pub mod redrive;
 pub mod samples;
 pub mod schema;
+pub mod secrets;
 pub mod server;
 pub mod template;

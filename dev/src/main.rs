@@ -47,7 +47,10 @@ async fn main() -> Result<(), Error> {
     // Tables, demo cart and stock, and the event pipeline's queues, bus and rules as the
     // template declares them; the consumers run in this process.
     let (settings, queues) = local::provision(settings, &template, &sdk).await?;
-    let wiring = Wiring::new(settings, sdk.clone());
+    // Provider keys in Secrets Manager, given by ARN, and webhook secrets sealed by KMS,
+    // as deployed (dev/src/secrets.rs).
+    let settings = orders_dev::secrets::as_deployed(&sdk, settings, "orders-local").await?;
+    let wiring = Wiring::load(settings, sdk.clone()).await;
     let local = pipeline::Local {
         sdk: sdk.clone(),
         table: table.clone(),

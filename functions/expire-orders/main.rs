@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let wiring = Wiring::from_env().await;
-    let payments = wiring.payment_service()?;
+    let payments = wiring.expiry_service()?;
     let ttl = wiring.pending_payment_ttl()?;
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async {
         let expired = schedule::expire_unpaid(&payments, ttl).await?;

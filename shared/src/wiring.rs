@@ -23,10 +23,11 @@ use crate::adapters::dynamo::{DynamoInvoiceStore, DynamoMessageLog};
 use crate::adapters::emf::{EmfMetrics, NAMESPACE as EMF_NAMESPACE};
 use crate::adapters::event_bus::EventBridgeBus;
 use crate::adapters::http::sendgrid::{SENDGRID_DEFAULT_URL, SendGridMailer, split_mailbox};
-use crate::adapters::http::stripe::STRIPE_DEFAULT_URL;
+use crate::adapters::http::stripe::{KeylessGateway, STRIPE_DEFAULT_URL};
 use crate::adapters::http::twilio::{TWILIO_DEFAULT_URL, TwilioMessenger};
 use crate::adapters::http::{CartApi, HttpWebhookSender, StripeGateway};
 use crate::adapters::invoice_pdf::PdfInvoices;
+use crate::adapters::kms::SecretSeal;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::templates::Templates;
 use crate::adapters::webhook_queue::SqsRetryDelay;
@@ -49,7 +50,9 @@ use crate::services::payments::{DEFAULT_PENDING_PAYMENT_TTL, PaymentService};
 use crate::services::publisher::Publisher;
 use crate::services::webhooks::WebhookService;
 
+mod secrets;
 mod shipping;
+pub use secrets::{PROVIDER_KEYS, arn_setting};
 
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
@@ -158,19 +161,25 @@ pub struct Wiring {
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
     /// One Stripe client, shared the same way by checkout and the payment service.
     stripe: OnceLock<Arc<dyn PaymentGateway>>,
+    /// The provider keys, as read at init (`wiring/secrets.rs`).
+    keys: secrets::ProviderKeys,
 }
 
 impl Wiring {
-    /// From the environment, with the SDK configured as every function uses it.
+    /// From the environment, with the SDK configured as every function uses it and
+    /// the provider keys read from Secrets Manager.
     pub async fn from_env() -> Wiring {
-        Wiring::new(
+        Wiring::load(
             Settings::from_env(),
             crate::adapters::aws::sdk_config().await,
         )
+        .await
     }
 
+    /// Provider keys given by value only; [`Wiring::load`] also reads those given by ARN.
     pub fn new(settings: Settings, sdk: SdkConfig) -> Wiring {
         Wiring {
+            keys: secrets::ProviderKeys::plain(&settings),
             settings,
             sdk,
             dynamodb: OnceLock::new(),
@@ -290,13 +299,14 @@ impl Wiring {
             .with_payments(payments))
     }
 
-    /// Stripe, when `STRIPE_SECRET_KEY` is set (at `STRIPE_API_BASE`, default
+    /// Stripe, when `STRIPE_SECRET_KEY` (or `_ARN`) is set (at `STRIPE_API_BASE`, default
     /// [`STRIPE_DEFAULT_URL`]); `None`: payments are off and orders are confirmed by hand.
     pub fn payment_gateway(&self) -> Result<Option<Arc<dyn PaymentGateway>>, ConfigError> {
-        let Some(key) = self.settings.get("STRIPE_SECRET_KEY") else {
+        let Some(key) = self.provider_key("STRIPE_SECRET_KEY")? else {
             return Ok(None);
         };
-        if !key.starts_with("sk_") && !key.starts_with("rk_") {
+        let current = key.current();
+        if !current.starts_with("sk_") && !current.starts_with("rk_") {
             return Err(ConfigError::Invalid {
                 setting: "STRIPE_SECRET_KEY",
                 why: "is not a Stripe secret key (sk_… or rk_…)".into(),
@@ -316,10 +326,10 @@ impl Wiring {
         Ok(Some(self.stripe.get_or_init(|| Arc::new(stripe)).clone()))
     }
 
-    /// Whether payments are on (`STRIPE_SECRET_KEY` set); `payment_gateway` says
-    /// whether the settings are valid.
+    /// Whether payments are on (`STRIPE_SECRET_KEY` or its `_ARN` set);
+    /// `payment_gateway` says whether the settings are valid.
     pub fn payments_on(&self) -> bool {
-        self.settings.get("STRIPE_SECRET_KEY").is_some()
+        self.has_key("STRIPE_SECRET_KEY")
     }
 
     /// Payments, refunds and the expiry sweep: these functions exist only with
@@ -332,13 +342,57 @@ impl Wiring {
         Ok(PaymentService::new(store.clone(), store, gateway).with_metrics(self.metrics()?))
     }
 
-    /// `POST /api/payments/stripe/webhook` and `POST /api/orders/{id}/refunds`.
+    /// `POST /api/payments/stripe/webhook` and `POST /api/orders/{id}/refunds` (the
+    /// local stack and the tests, which hold every key).
     pub fn payment_api(&self) -> Result<PaymentApi, ConfigError> {
         Ok(PaymentApi {
             auth: self.authenticator()?,
             payments: self.payment_service()?,
-            webhook_secret: self.settings.required("STRIPE_WEBHOOK_SECRET")?.to_string(),
+            webhook_secret: Some(self.webhook_signing_secret()?),
         })
+    }
+
+    /// `stripe-webhook`: the signing secret, and no Stripe key (it never calls Stripe).
+    pub fn stripe_webhook_api(&self) -> Result<PaymentApi, ConfigError> {
+        Ok(PaymentApi {
+            auth: self.authenticator()?,
+            payments: self.keyless_payment_service()?,
+            webhook_secret: Some(self.webhook_signing_secret()?),
+        })
+    }
+
+    /// `create-refund`: a Stripe key (a restricted `rk_…` one will do), and no signing
+    /// secret.
+    pub fn refund_api(&self) -> Result<PaymentApi, ConfigError> {
+        Ok(PaymentApi {
+            auth: self.authenticator()?,
+            payments: self.payment_service()?,
+            webhook_secret: None,
+        })
+    }
+
+    /// `expire-orders`: cancels unpaid orders; `settle-payments` withdraws their intents.
+    pub fn expiry_service(&self) -> Result<PaymentService, ConfigError> {
+        self.keyless_payment_service()
+    }
+
+    /// The payment service of a function that never calls Stripe: the gateway refuses
+    /// (see [`KeylessGateway`]) unless the function was given a key anyway.
+    fn keyless_payment_service(&self) -> Result<PaymentService, ConfigError> {
+        let gateway = match self.payment_gateway()? {
+            Some(gateway) => gateway,
+            None => Arc::new(KeylessGateway),
+        };
+        let store = self.order_store()?;
+        Ok(PaymentService::new(store.clone(), store, gateway).with_metrics(self.metrics()?))
+    }
+
+    /// `STRIPE_WEBHOOK_SECRET` (or `_ARN`): `whsec_…`.
+    fn webhook_signing_secret(&self) -> Result<String, ConfigError> {
+        Ok(self
+            .required_key("STRIPE_WEBHOOK_SECRET")?
+            .current()
+            .to_string())
     }
 
     /// `PENDING_PAYMENT_TTL`: how long a card order may wait for its payment before
@@ -386,8 +440,21 @@ impl Wiring {
     }
 
     pub fn webhook_service(&self) -> Result<WebhookService, ConfigError> {
-        let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
+        let store = self.webhook_store(false)?;
         Ok(WebhookService::new(Arc::new(store), self.target_policy()))
+    }
+
+    /// Subscriptions in `TABLE_NAME`; with `WEBHOOK_SECRETS_KEY_ID` (a KMS key ARN or
+    /// alias) new secrets are sealed by that key, and opened when read by a store that
+    /// signs (`opening`: the deliverer). Unset: secrets are stored as text (local runs).
+    fn webhook_store(&self, opening: bool) -> Result<DynamoWebhookStore, ConfigError> {
+        let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
+        let Some(key_id) = self.settings.get("WEBHOOK_SECRETS_KEY_ID") else {
+            return Ok(store);
+        };
+        let seal = SecretSeal::new(aws_sdk_kms::Client::new(&self.sdk), key_id);
+        let seal = if opening { seal.opening() } else { seal };
+        Ok(store.with_seal(Arc::new(seal)))
     }
 
     /// `GET`/`PUT`/`DELETE` of orders, lists and history.
@@ -443,7 +510,7 @@ impl Wiring {
                 auth,
                 shipping: self.shipping_service()?,
             },
-            shippo: if self.settings.get("SHIPPO_API_TOKEN").is_some() {
+            shippo: if self.has_key("SHIPPO_API_TOKEN") {
                 Some(self.shippo_webhook_api()?)
             } else {
                 None
@@ -492,7 +559,7 @@ impl Wiring {
                     ),
                 })?,
         };
-        let store = DynamoWebhookStore::new(self.dynamodb(), self.table()?);
+        let store = self.webhook_store(true)?;
         let sender =
             HttpWebhookSender::new(self.target_policy()).map_err(|why| ConfigError::Invalid {
                 setting: LOCAL_MODE,
@@ -601,7 +668,7 @@ impl Wiring {
                     .map(str::to_string),
             ))),
             "sendgrid" => {
-                let key = self.settings.required("SENDGRID_API_KEY")?;
+                let key = self.required_key("SENDGRID_API_KEY")?;
                 let url = self
                     .settings
                     .get("SENDGRID_API_URL")
@@ -624,7 +691,7 @@ impl Wiring {
         let Some(sid) = self.settings.get("TWILIO_ACCOUNT_SID") else {
             return Ok(None);
         };
-        let token = self.settings.required("TWILIO_AUTH_TOKEN")?;
+        let token = self.required_key("TWILIO_AUTH_TOKEN")?;
         let from = self.settings.required("TWILIO_FROM")?;
         let url = self
             .settings

@@ -190,16 +190,28 @@ impl Stack {
         Stack::with_settings(|settings| settings.with(LOCAL_MODE, "true")).await
     }
 
-    /// A stack whose settings `adjust` changes (another cart source, say).
+    /// A stack whose settings `adjust` changes (another cart source, say). Provider
+    /// keys among them are stored in the emulator's Secrets Manager and given to the
+    /// functions by ARN, as deployed. (Webhook secrets are sealed only with a
+    /// `WEBHOOK_SECRETS_KEY_ID`: see [`webhook_secrets_key`].)
     pub async fn with_settings(adjust: impl FnOnce(Settings) -> Settings) -> Stack {
-        Stack::on_sdk(orders::adapters::aws::sdk_config().await, adjust).await
+        Stack::build(orders::adapters::aws::sdk_config().await, adjust, true).await
     }
 
     /// A stack whose functions reach AWS through `sdk` (a dead endpoint, say), while
-    /// the harness provisions and reads through the emulator.
+    /// the harness provisions and reads through the emulator. Provider keys stay plain
+    /// settings: the functions could not read a secret through `sdk`.
     pub async fn on_sdk(
         sdk: aws_config::SdkConfig,
         adjust: impl FnOnce(Settings) -> Settings,
+    ) -> Stack {
+        Stack::build(sdk, adjust, false).await
+    }
+
+    async fn build(
+        sdk: aws_config::SdkConfig,
+        adjust: impl FnOnce(Settings) -> Settings,
+        as_deployed: bool,
     ) -> Stack {
         let dynamodb = dynamodb().await;
         let template = template();
@@ -228,7 +240,12 @@ impl Stack {
         if settings.get("CART_API_URL").is_none() && settings.get("CARTS_TABLE").is_none() {
             settings = settings.with("CARTS_TABLE", &carts_table);
         }
-        let wiring = Wiring::new(settings, sdk);
+        if as_deployed {
+            settings = orders_dev::secrets::keys_by_arn(&emulator, settings, &table)
+                .await
+                .expect("the stack's secrets and key on the emulator");
+        }
+        let wiring = Wiring::load(settings, sdk).await;
         let app = wiring
             .api()
             .expect("the test stack's settings are complete");
@@ -389,6 +406,14 @@ impl Stack {
             })
             .collect()
     }
+}
+
+/// A new KMS key on the emulator, for a stack's `WEBHOOK_SECRETS_KEY_ID`.
+pub async fn webhook_secrets_key() -> String {
+    let emulator = orders::adapters::aws::sdk_config().await;
+    orders_dev::secrets::webhook_secrets_key(&emulator, "tests: webhook signing secrets")
+        .await
+        .expect("a KMS key on the emulator")
 }
 
 /// `settings` with Shippo on, as `make test` exports it (scripts/with-emulator.sh starts

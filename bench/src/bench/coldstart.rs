@@ -35,7 +35,7 @@ pub async fn rounds(
         .into_iter()
         .chain(FUNCTIONS)
         .map(|name| (name, name.to_string(), None));
-    let variants = variants();
+    let variants = variants(&bench_key().await?);
     let variants = variants
         .iter()
         .map(|(name, label, var, value)| (*name, label.clone(), Some((*var, value.as_str()))));
@@ -132,7 +132,11 @@ pub async fn rounds(
 /// - `JWT_JWKS_URL` (production token verification): the authenticator builds its HTTPS
 ///   client before the first poll; keys are only fetched on first use, and the bench's
 ///   HS256 token is refused before that (401).
-pub fn variants() -> Vec<(&'static str, String, &'static str, String)> {
+/// - `STRIPE_SECRET_KEY_ARN` = `key_arn`: one provider key read from Secrets Manager at
+///   init, as a deployed function given a key does (issue 22). get-order does not use the
+///   key, so the row differs from get-order's by the read alone: the Secrets Manager
+///   client and one `GetSecretValue`.
+pub fn variants(key_arn: &str) -> Vec<(&'static str, String, &'static str, String)> {
     let mut variants = Vec::new();
     let bundle = "/etc/ssl/certs/ca-certificates.crt";
     if Path::new(bundle).is_file() {
@@ -149,7 +153,22 @@ pub fn variants() -> Vec<(&'static str, String, &'static str, String)> {
         "JWT_JWKS_URL",
         "https://jwks.invalid/.well-known/jwks.json".to_string(),
     ));
+    variants.push((
+        "get-order",
+        "get-order + a key read at init (STRIPE_SECRET_KEY_ARN)".to_string(),
+        "STRIPE_SECRET_KEY_ARN",
+        key_arn.to_string(),
+    ));
     variants
+}
+
+/// A provider key in the emulator's Secrets Manager, for the variant that reads one.
+async fn bench_key() -> Result<String, Error> {
+    let sdk = orders::adapters::aws::sdk_config().await;
+    Ok(
+        orders_dev::secrets::put_secret(&sdk, "orders-bench/STRIPE_SECRET_KEY", "sk_test_bench")
+            .await?,
+    )
 }
 
 /// Keeps only `keep` among the webhook subscriptions (the cold-start runs of

@@ -81,8 +81,11 @@ async fn invoke() -> Result<bool, Error> {
     let template = Template::load(&args.template)?;
     let sdk = orders::adapters::aws::sdk_config().await;
     let (settings, _) = local::provision(settings, &template, &sdk).await?;
+    // Provider keys in Secrets Manager, given by ARN: a function in Lambda refuses a key
+    // in its environment.
+    let settings = orders_dev::secrets::keys_by_arn(&sdk, settings, "orders-invoke").await?;
     let secret = settings.required("JWT_SECRET")?.to_string();
-    let wiring = Wiring::new(settings.clone(), sdk);
+    let wiring = Wiring::load(settings.clone(), sdk).await;
     let api = wiring.api()?;
     let ids = samples::arrange(&wiring, &api, &args.events_dir, name, secret.as_bytes()).await?;
     let event = samples::load(&args.events_dir, name, &ids, secret.as_bytes())?;
@@ -114,7 +117,10 @@ async fn invoke() -> Result<bool, Error> {
     .await?;
     // The function sees this shell's environment with the local stack's settings on top,
     // as if started from it with them exported.
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    let keys = orders::wiring::PROVIDER_KEYS;
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| !keys.contains(&name.as_str()))
+        .collect();
     // What Lambda sets besides the variables the runner sets.
     for (name, value) in [
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
@@ -135,11 +141,15 @@ async fn invoke() -> Result<bool, Error> {
         "EVENT_BUS_NAME",
         "WEBHOOK_QUEUE_URL",
         "STRIPE_API_BASE",
-        "STRIPE_SECRET_KEY",
-        "STRIPE_WEBHOOK_SECRET",
     ] {
         if let Some(value) = settings.get(name) {
             env.push((name.to_string(), value.to_string()));
+        }
+    }
+    for key in keys {
+        let name = orders::wiring::arn_setting(key);
+        if let Some(arn) = settings.get(&name) {
+            env.push((name, arn.to_string()));
         }
     }
     runner.env = env;

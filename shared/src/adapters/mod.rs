@@ -7,6 +7,8 @@ pub mod emf;
 pub mod event_bus;
 pub mod http;
 pub mod invoice_pdf;
+pub mod kms;
+pub mod secrets;
 pub mod ses;
 pub mod templates;
 pub mod webhook_queue;

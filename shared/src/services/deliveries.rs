@@ -430,6 +430,12 @@ impl Deliveries {
         event: &Event,
         attempt: u32,
     ) -> Result<Delivery, StoreError> {
+        let Some(secret) = &subscription.secret else {
+            return Err(StoreError::Other(format!(
+                "the secret of webhook {} is sealed and this function may not open it",
+                subscription.id
+            )));
+        };
         let at = OffsetDateTime::now_utc();
         let timestamp = at.unix_timestamp();
         let request = Outgoing {
@@ -439,7 +445,7 @@ impl Deliveries {
                 (HEADER_TIMESTAMP, timestamp.to_string()),
                 (
                     HEADER_SIGNATURE,
-                    sign(&subscription.secret, &event.id, timestamp, &event.body),
+                    sign(secret, &event.id, timestamp, &event.body),
                 ),
             ],
             body: event.body.clone(),

@@ -168,7 +168,7 @@ impl WebhookService {
             url: new.url,
             events: new.events,
             description: new.description,
-            secret: Secret::generate()?,
+            secret: Some(Secret::generate()?),
             enabled: true,
             created_at: OffsetDateTime::now_utc(),
             disabled_at: None,

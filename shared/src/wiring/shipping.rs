@@ -53,8 +53,8 @@ impl Wiring {
     /// `SHIPPO_WEBHOOK_TOKEN` (the `token` Shippo's webhook URL carries) at least 16
     /// printable characters.
     pub fn shippo_webhook_api(&self) -> Result<ShippoWebhookApi, ConfigError> {
-        self.settings.required("SHIPPO_API_TOKEN")?;
-        let token = self.settings.required("SHIPPO_WEBHOOK_TOKEN")?;
+        self.required_key("SHIPPO_API_TOKEN")?;
+        let token = self.required_key("SHIPPO_WEBHOOK_TOKEN")?.current();
         if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ConfigError::Invalid {
                 setting: "SHIPPO_WEBHOOK_TOKEN",
@@ -77,7 +77,7 @@ impl Wiring {
         };
         match self.settings.get("SHIPPING_LABELS").unwrap_or("manual") {
             "manual" => Ok(None),
-            "auto" if self.settings.get("SHIPPO_API_TOKEN").is_none() => Err(invalid(
+            "auto" if self.provider_key("SHIPPO_API_TOKEN")?.is_none() => Err(invalid(
                 "is auto, which buys labels through Shippo, but SHIPPO_API_TOKEN is not set",
             )),
             "auto" => Ok(Some(Arc::new(self.shipping_service()?))),
@@ -87,7 +87,7 @@ impl Wiring {
 
     /// Shippo's label API when `SHIPPO_API_TOKEN` is set; `None` otherwise.
     fn label_provider(&self) -> Result<Option<Arc<ShippoLabels>>, ConfigError> {
-        let Some(token) = self.settings.get("SHIPPO_API_TOKEN") else {
+        let Some(token) = self.provider_key("SHIPPO_API_TOKEN")? else {
             if self.settings.get("SHIPPO_API_URL").is_some() {
                 return Err(ConfigError::Invalid {
                     setting: "SHIPPO_API_URL",

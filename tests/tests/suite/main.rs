@@ -20,6 +20,7 @@ mod payments;
 mod pipeline;
 mod publisher;
 mod samples;
+mod secrets;
 mod security;
 mod shards;
 mod shipping;

@@ -1721,3 +1721,5 @@ async fn a_message_whose_pair_is_held_elsewhere_comes_back_when_the_lease_ends_n
         );
     }
 }
+
+mod sealed;

@@ -7,8 +7,14 @@
 //! | claim, then delivered marker | `WEBHOOK#<id>` | `DELIVERED#<event_id>` | `state` `claimed` (with `claim` and `lease_until`, ms) while one attempt sends, `delivered` after a 2xx; makes concurrent and redelivered events no-ops; expires after 30 days |
 //!
 //! None of these items has `user_id` or `status`, so none is in the order indexes.
+//!
+//! With a [`SecretSeal`] (`WEBHOOK_SECRETS_KEY_ID`), a new subscription's secret is
+//! stored sealed by KMS (`secret_sealed`, binary) and never as text; it is opened on
+//! reading only by a store that may open it (the deliverer's). Subscriptions stored
+//! before, with a plain `secret`, are read as they are.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +28,7 @@ use time::format_description::well_known::Rfc3339;
 use super::claims;
 use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::store_error;
+use crate::adapters::kms::SecretSeal;
 use crate::domain::time::timestamp;
 use crate::domain::webhook::{Attempt, Outcome, Secret, Subscription, WebhookId};
 use crate::ports::{AttemptPage, Claim, ClaimToken, PagePosition, StoreError, WebhookStore};
@@ -37,10 +44,14 @@ const ATTEMPT_UPPER_BOUND: &str = "DELIVERY$";
 /// Attempts stay listable this long; markers outlive any retry of their message.
 const KEEP_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// The sealed secret's attribute (KMS ciphertext).
+const SEALED_SECRET: &str = "secret_sealed";
+
 #[derive(Clone)]
 pub struct DynamoWebhookStore {
     client: Client,
     table: String,
+    seal: Option<Arc<SecretSeal>>,
 }
 
 impl DynamoWebhookStore {
@@ -48,7 +59,29 @@ impl DynamoWebhookStore {
         DynamoWebhookStore {
             client,
             table: table.into(),
+            seal: None,
         }
+    }
+
+    /// New secrets are stored sealed; read ones are opened if `seal` may open them.
+    pub fn with_seal(mut self, seal: Arc<SecretSeal>) -> Self {
+        self.seal = Some(seal);
+        self
+    }
+
+    /// The subscription `item` holds, its sealed secret opened when this store may.
+    async fn subscription(&self, item: &Item) -> Result<Subscription, StoreError> {
+        let mut subscription = subscription_from_item(item)?;
+        if subscription.secret.is_none()
+            && let Some(seal) = self.seal.as_ref().filter(|seal| seal.may_open())
+        {
+            let sealed = item
+                .get(SEALED_SECRET)
+                .and_then(|v| v.as_b().ok())
+                .ok_or_else(|| corrupt("secret", "neither plain nor sealed"))?;
+            subscription.secret = Some(seal.open(&subscription.id, sealed.as_ref()).await?);
+        }
+        Ok(subscription)
     }
 }
 
@@ -67,10 +100,16 @@ fn expires_at(from: OffsetDateTime) -> AttributeValue {
 #[async_trait]
 impl WebhookStore for DynamoWebhookStore {
     async fn create(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        let mut item = subscription_to_item(subscription);
+        if let (Some(seal), Some(secret)) = (&self.seal, &subscription.secret) {
+            let sealed = seal.seal(&subscription.id, secret).await?;
+            item.remove("secret");
+            item.insert(SEALED_SECRET.into(), AttributeValue::B(sealed.into()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(subscription_to_item(subscription)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await
@@ -79,11 +118,12 @@ impl WebhookStore for DynamoWebhookStore {
     }
 
     async fn get(&self, id: &WebhookId) -> Result<Option<Subscription>, StoreError> {
-        crate::adapters::aws::read_item(&self.client, &self.table, key(id, SUBSCRIPTION_SK))
+        match crate::adapters::aws::read_item(&self.client, &self.table, key(id, SUBSCRIPTION_SK))
             .await?
-            .as_ref()
-            .map(subscription_from_item)
-            .transpose()
+        {
+            Some(item) => Ok(Some(self.subscription(&item).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn list(&self) -> Result<Vec<Subscription>, StoreError> {
@@ -103,7 +143,7 @@ impl WebhookStore for DynamoWebhookStore {
                 .await
                 .map_err(store_error)?;
             for item in output.items() {
-                subscriptions.push(subscription_from_item(item)?);
+                subscriptions.push(self.subscription(item).await?);
             }
             match output.last_evaluated_key {
                 Some(key) => start = Some(key),
@@ -292,7 +332,9 @@ pub fn subscription_to_item(subscription: &Subscription) -> Item {
     if let Some(description) = &subscription.description {
         item.insert("description".into(), s(description));
     }
-    item.insert("secret".into(), s(subscription.secret.reveal()));
+    if let Some(secret) = &subscription.secret {
+        item.insert("secret".into(), s(secret.reveal()));
+    }
     item.insert("enabled".into(), AttributeValue::Bool(subscription.enabled));
     item.insert("created_at".into(), s(created_at));
     if let Some(at) = subscription.disabled_at {
@@ -322,7 +364,10 @@ pub fn subscription_from_item(item: &Item) -> Result<Subscription, StoreError> {
         url: text(item, "url")?.to_string(),
         events,
         description: optional(item, "description")?,
-        secret: Secret::parse(text(item, "secret")?).map_err(|_| corrupt("secret", "malformed"))?,
+        // Sealed secrets are left to `DynamoWebhookStore::subscription`.
+        secret: optional(item, "secret")?
+            .map(|text| Secret::parse(&text).map_err(|_| corrupt("secret", "malformed")))
+            .transpose()?,
         enabled: *item
             .get("enabled")
             .and_then(|v| v.as_bool().ok())
@@ -425,7 +470,7 @@ mod tests {
             url: "https://hooks.example.com/orders".into(),
             events: vec!["order.created".into(), "order.shipped".into()],
             description: Some("ERP".into()),
-            secret: Secret::generate().unwrap(),
+            secret: Some(Secret::generate().unwrap()),
             enabled: false,
             created_at: datetime!(2026-11-25 20:31:00.5 UTC),
             disabled_at: Some(datetime!(2026-11-26 08:00:00 UTC)),

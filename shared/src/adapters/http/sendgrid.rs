@@ -10,6 +10,7 @@ use reqwest::Url;
 use serde::Serialize;
 
 use super::body::read_limited;
+use crate::adapters::secrets::{ProviderKey, send_with_key};
 use crate::ports::{EmailMessage, Mailer, SendError};
 
 pub const SENDGRID_DEFAULT_URL: &str = "https://api.sendgrid.com";
@@ -20,7 +21,7 @@ const MAX_ERROR_BYTES: usize = 64 * 1024;
 pub struct SendGridMailer {
     http: reqwest::Client,
     send_url: Url,
-    api_key: String,
+    api_key: ProviderKey,
     from: Address,
 }
 
@@ -33,7 +34,11 @@ struct Address {
 
 impl SendGridMailer {
     /// `from` as `Name <address>` or a bare address.
-    pub fn new(base_url: &str, api_key: impl Into<String>, from: &str) -> Result<Self, String> {
+    pub fn new(
+        base_url: &str,
+        api_key: impl Into<ProviderKey>,
+        from: &str,
+    ) -> Result<Self, String> {
         let mut send_url = Url::parse(base_url).map_err(|e| e.to_string())?;
         match send_url.path_segments_mut() {
             Ok(mut segments) => {
@@ -138,15 +143,15 @@ impl Mailer for SendGridMailer {
                 .collect(),
         };
         let body = serde_json::to_vec(&body).map_err(|e| SendError::Refused(e.to_string()))?;
-        let response = self
-            .http
-            .post(self.send_url.clone())
-            .bearer_auth(&self.api_key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SendError::Unavailable(e.to_string()))?;
+        let response = send_with_key(&self.api_key, |key| {
+            self.http
+                .post(self.send_url.clone())
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        })
+        .await
+        .map_err(|e| SendError::Unavailable(e.to_string()))?;
         let status = response.status();
         if status.is_success() {
             let id = response

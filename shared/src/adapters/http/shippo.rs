@@ -15,6 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::body::{BodyError, read_limited};
 use super::retry_later;
+use crate::adapters::secrets::{ProviderKey, send_with_key};
 use crate::domain::fulfillment::{Parcel, TrackingEvent};
 use crate::domain::{Currency, Money, ShippingAddress};
 use crate::ports::{Label, LabelError, LabelProvider, LabelRate};
@@ -54,7 +55,7 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 pub struct ShippoLabels {
     http: reqwest::Client,
     base: Url,
-    token: String,
+    token: ProviderKey,
     address_from: ShippoAddress,
 }
 
@@ -62,7 +63,7 @@ impl ShippoLabels {
     /// `base_url` as `SHIPPO_API_URL` gives it (`https://api.goshippo.com`).
     pub fn new(
         base_url: &str,
-        token: impl Into<String>,
+        token: impl Into<ProviderKey>,
         address_from: ShippoAddress,
     ) -> Result<Self, String> {
         let base = Url::parse(base_url).map_err(|e| e.to_string())?;
@@ -102,20 +103,22 @@ impl ShippoLabels {
         url: Url,
         body: Option<Value>,
     ) -> Result<T, LabelError> {
-        let mut request = self
-            .http
-            .request(method, url)
-            .header("authorization", format!("ShippoToken {}", self.token))
-            .header("accept", "application/json");
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| LabelError::Unavailable(e.to_string()))?;
+        let body = body.map(|body| body.to_string());
+        let response = send_with_key(&self.token, |token| {
+            let request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header("authorization", format!("ShippoToken {token}"))
+                .header("accept", "application/json");
+            match &body {
+                Some(body) => request
+                    .header("content-type", "application/json")
+                    .body(body.clone()),
+                None => request,
+            }
+        })
+        .await
+        .map_err(|e| LabelError::Unavailable(e.to_string()))?;
         let status = response.status();
         let bytes = read_limited(response, MAX_ANSWER_BYTES)
             .await

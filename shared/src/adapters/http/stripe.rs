@@ -9,6 +9,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use super::body::read_limited;
+use crate::adapters::secrets::{ProviderKey, send_with_key};
 use crate::domain::{Money, OrderId};
 use crate::ports::{CancelOutcome, CreatedIntent, PaymentError, PaymentGateway};
 
@@ -20,11 +21,12 @@ const MAX_ANSWER_BYTES: usize = 256 * 1024;
 pub struct StripeGateway {
     http: reqwest::Client,
     base: Url,
-    secret_key: String,
+    /// `sk_…`, or a restricted `rk_…` where the function only refunds.
+    secret_key: ProviderKey,
 }
 
 impl StripeGateway {
-    pub fn new(base_url: &str, secret_key: &str) -> Result<Self, String> {
+    pub fn new(base_url: &str, secret_key: impl Into<ProviderKey>) -> Result<Self, String> {
         let base = Url::parse(base_url).map_err(|e| e.to_string())?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             return Err("must be an http(s) URL".into());
@@ -39,7 +41,7 @@ impl StripeGateway {
         Ok(StripeGateway {
             http,
             base,
-            secret_key: secret_key.to_string(),
+            secret_key: secret_key.into(),
         })
     }
 
@@ -58,8 +60,11 @@ impl StripeGateway {
     ) -> Result<T, Answer> {
         let mut url = self.url(path);
         url.query_pairs_mut().extend_pairs(query);
-        let request = self.http.get(url).bearer_auth(&self.secret_key);
-        Self::answer(request).await
+        let sent = send_with_key(&self.secret_key, |key| {
+            self.http.get(url.clone()).bearer_auth(key)
+        })
+        .await;
+        Self::answer(sent).await
     }
 
     async fn post<T: for<'de> Deserialize<'de>>(
@@ -68,24 +73,23 @@ impl StripeGateway {
         form: &[(&str, String)],
         idempotency_key: Option<&str>,
     ) -> Result<T, Answer> {
-        let mut request = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.secret_key)
-            .form(form);
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        Self::answer(request).await
+        let url = self.url(path);
+        // The same idempotency key on a retry after a 401: Stripe made nothing then.
+        let sent = send_with_key(&self.secret_key, |key| {
+            let request = self.http.post(url.clone()).bearer_auth(key).form(form);
+            match idempotency_key {
+                Some(idempotency_key) => request.header("idempotency-key", idempotency_key),
+                None => request,
+            }
+        })
+        .await;
+        Self::answer(sent).await
     }
 
     async fn answer<T: for<'de> Deserialize<'de>>(
-        request: reqwest::RequestBuilder,
+        sent: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<T, Answer> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Answer::Unavailable(e.to_string()))?;
+        let response = sent.map_err(|e| Answer::Unavailable(e.to_string()))?;
         let status = response.status();
         let body = read_limited(response, MAX_ANSWER_BYTES)
             .await
@@ -239,5 +243,43 @@ impl PaymentGateway for StripeGateway {
         Err(PaymentError::Unavailable(format!(
             "more than {MAX_REFUND_PAGES} pages of refunds for {intent_id}"
         )))
+    }
+}
+
+/// The gateway of the functions that are given no Stripe key because they never call
+/// Stripe (`stripe-webhook` records notices, `expire-orders` cancels orders and leaves
+/// their intents to `settle-payments`). A call reaching it is a wiring mistake: it is
+/// refused as unavailable, naming the missing key, and nothing is asked of Stripe.
+pub struct KeylessGateway;
+
+impl KeylessGateway {
+    fn refused<T>() -> Result<T, PaymentError> {
+        Err(PaymentError::Unavailable(
+            "this function is given no Stripe key (STRIPE_SECRET_KEY_ARN)".into(),
+        ))
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for KeylessGateway {
+    async fn create_intent(
+        &self,
+        _: &OrderId,
+        _: &Money,
+        _: &str,
+    ) -> Result<CreatedIntent, PaymentError> {
+        Self::refused()
+    }
+
+    async fn cancel_intent(&self, _: &str) -> Result<CancelOutcome, PaymentError> {
+        Self::refused()
+    }
+
+    async fn refund(&self, _: &str, _: &Money, _: &str) -> Result<String, PaymentError> {
+        Self::refused()
+    }
+
+    async fn find_refund(&self, _: &str, _: &str) -> Result<Option<String>, PaymentError> {
+        Self::refused()
     }
 }

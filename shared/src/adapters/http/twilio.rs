@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use reqwest::Url;
 
 use super::body::read_limited;
+use crate::adapters::secrets::{ProviderKey, send_with_key};
 use crate::ports::{SendError, TextMessage, TextMessenger};
 
 pub const TWILIO_DEFAULT_URL: &str = "https://api.twilio.com";
@@ -20,7 +21,7 @@ pub struct TwilioMessenger {
     http: reqwest::Client,
     messages_url: Url,
     account_sid: String,
-    auth_token: String,
+    auth_token: ProviderKey,
     from: String,
 }
 
@@ -28,7 +29,7 @@ impl TwilioMessenger {
     pub fn new(
         base_url: &str,
         account_sid: &str,
-        auth_token: impl Into<String>,
+        auth_token: impl Into<ProviderKey>,
         from: impl Into<String>,
     ) -> Result<Self, String> {
         let mut messages_url = Url::parse(base_url).map_err(|e| e.to_string())?;
@@ -74,16 +75,16 @@ impl TextMessenger for TwilioMessenger {
             ("From", &self.from),
             ("Body", &message.body),
         ]);
-        let response = self
-            .http
-            .post(self.messages_url.clone())
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SendError::Unavailable(e.to_string()))?;
+        let response = send_with_key(&self.auth_token, |token| {
+            self.http
+                .post(self.messages_url.clone())
+                .basic_auth(&self.account_sid, Some(token))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(body.clone())
+        })
+        .await
+        .map_err(|e| SendError::Unavailable(e.to_string()))?;
         let status = response.status();
         let answer = read_limited(response, MAX_ANSWER_BYTES)
             .await

@@ -171,6 +171,7 @@ mod tests {
                 entry(2, Some(PaymentStatus::PartiallyRefunded)),
             ],
             shipments: vec![],
+            label_failure: None,
         }
     }
 

@@ -68,7 +68,9 @@ pub struct Subscription {
     /// Event types, or [`ALL_EVENTS`] alone.
     pub events: Vec<String>,
     pub description: Option<String>,
-    pub secret: Secret,
+    /// The signing secret; `None` when the store read it sealed and this function may
+    /// not open it (only the functions that sign or show secrets may).
+    pub secret: Option<Secret>,
     /// False once the receiver answered 410 Gone: nothing more is sent.
     pub enabled: bool,
     pub created_at: OffsetDateTime,

@@ -197,7 +197,7 @@ impl<'a> From<&'a Subscription> for SubscriptionView<'a> {
 impl<'a> SubscriptionView<'a> {
     fn with_secret(s: &'a Subscription) -> Self {
         SubscriptionView {
-            secret: Some(s.secret.reveal()),
+            secret: s.secret.as_ref().map(|secret| secret.reveal()),
             ..SubscriptionView::from(s)
         }
     }

@@ -1,0 +1,167 @@
+//! Provider keys at init. Each key in [`PROVIDER_KEYS`] comes from one of two settings:
+//!
+//! - `<NAME>_ARN`: the ARN of a Secrets Manager secret whose `SecretString` is the key.
+//!   This is how the stack deploys them (template.yaml), so a function's configuration
+//!   shows an ARN, never a key; [`Wiring::load`] reads every such secret a function
+//!   is given, all at once, before its first poll.
+//! - `<NAME>`: the key itself, for local runs and tests only. In Lambda
+//!   (`AWS_LAMBDA_FUNCTION_NAME` is set) it is refused at init.
+//!
+//! Which keys a function holds is which `<NAME>_ARN` its environment names, and the
+//! template gives each function only those it uses (and IAM lets it read only those).
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use futures_util::future::join_all;
+
+use super::{ConfigError, Settings, Wiring};
+use crate::adapters::secrets::{ProviderKey, SecretRef};
+
+/// Every provider key a function may be given.
+pub const PROVIDER_KEYS: [&str; 6] = [
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "SHIPPO_API_TOKEN",
+    "SHIPPO_WEBHOOK_TOKEN",
+    "SENDGRID_API_KEY",
+    "TWILIO_AUTH_TOKEN",
+];
+
+/// The setting naming the secret that holds `name`.
+pub fn arn_setting(name: &str) -> String {
+    format!("{name}_ARN")
+}
+
+/// The provider keys of one function, as read at init: each one the key or why it is
+/// not there (raised when a builder asks for it, so a function is refused only for
+/// the keys it uses).
+#[derive(Default)]
+pub(super) struct ProviderKeys(BTreeMap<&'static str, Result<ProviderKey, String>>);
+
+impl ProviderKeys {
+    /// The keys given as values; those given by ARN are left for [`ProviderKeys::read`].
+    pub(super) fn plain(settings: &Settings) -> ProviderKeys {
+        let in_lambda = settings.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let mut keys = BTreeMap::new();
+        for name in PROVIDER_KEYS {
+            let arn = arn_setting(name);
+            let key = match (settings.get(name), settings.get(&arn)) {
+                (Some(_), Some(_)) => Err(format!("set {name} or {arn}, not both")),
+                (Some(_), None) if in_lambda => Err(format!(
+                    "holds a key in the function's environment; give {arn} (a Secrets Manager secret) instead"
+                )),
+                (Some(value), None) => Ok(ProviderKey::fixed(value)),
+                (None, Some(_)) => Err(format!("{arn} is set but was not read (Wiring::load)")),
+                (None, None) => continue,
+            };
+            keys.insert(name, key);
+        }
+        ProviderKeys(keys)
+    }
+
+    /// Reads every secret named by a `<NAME>_ARN` setting, concurrently: one
+    /// `GetSecretValue` each.
+    pub(super) async fn read(settings: &Settings, sdk: &SdkConfig) -> ProviderKeys {
+        let mut keys = ProviderKeys::plain(settings);
+        let wanted: Vec<(&'static str, String)> = PROVIDER_KEYS
+            .into_iter()
+            .filter(|name| settings.get(name).is_none())
+            .filter_map(|name| Some((name, settings.get(&arn_setting(name))?.to_string())))
+            .collect();
+        if wanted.is_empty() {
+            return keys;
+        }
+        let client = aws_sdk_secretsmanager::Client::new(sdk);
+        let read = join_all(wanted.into_iter().map(|(name, arn)| {
+            let source = SecretRef::new(client.clone(), arn);
+            async move { (name, ProviderKey::read(source).await) }
+        }))
+        .await;
+        for (name, key) in read {
+            keys.0.insert(name, key);
+        }
+        keys
+    }
+}
+
+impl Wiring {
+    /// [`Wiring::new`], with the provider keys given by ARN read from Secrets Manager.
+    pub async fn load(settings: Settings, sdk: SdkConfig) -> Wiring {
+        let keys = ProviderKeys::read(&settings, &sdk).await;
+        let mut wiring = Wiring::new(settings, sdk);
+        wiring.keys = keys;
+        wiring
+    }
+
+    /// Whether the function was given `name` (as a value or by ARN), readable or not.
+    pub fn has_key(&self, name: &str) -> bool {
+        self.settings.get(name).is_some() || self.settings.get(&arn_setting(name)).is_some()
+    }
+
+    /// The provider key `name`, if the function was given it; an error naming the
+    /// setting when it was given but cannot be used.
+    pub fn provider_key(&self, name: &'static str) -> Result<Option<ProviderKey>, ConfigError> {
+        match self.keys.0.get(name) {
+            None => Ok(None),
+            Some(Ok(key)) => Ok(Some(key.clone())),
+            Some(Err(why)) => Err(ConfigError::Invalid {
+                setting: name,
+                why: why.clone(),
+            }),
+        }
+    }
+
+    /// [`Wiring::provider_key`], required.
+    pub fn required_key(&self, name: &'static str) -> Result<ProviderKey, ConfigError> {
+        self.provider_key(name)?.ok_or(ConfigError::Missing(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wiring(settings: Settings) -> Wiring {
+        Wiring::new(settings, SdkConfig::builder().build())
+    }
+
+    #[test]
+    fn a_key_in_a_lambda_functions_environment_is_refused() {
+        let local = Settings::default().with("STRIPE_SECRET_KEY", "sk_test_1");
+        assert!(
+            wiring(local.clone())
+                .provider_key("STRIPE_SECRET_KEY")
+                .is_ok()
+        );
+        let deployed = local.with("AWS_LAMBDA_FUNCTION_NAME", "create-order");
+        let why = wiring(deployed)
+            .provider_key("STRIPE_SECRET_KEY")
+            .unwrap_err()
+            .to_string();
+        assert!(why.contains("STRIPE_SECRET_KEY_ARN"), "{why}");
+    }
+
+    #[test]
+    fn a_key_and_its_arn_together_are_refused_and_an_unread_arn_is_named() {
+        let both = Settings::default()
+            .with("SHIPPO_API_TOKEN", "shippo_test_1")
+            .with(
+                "SHIPPO_API_TOKEN_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:x",
+            );
+        assert!(wiring(both).provider_key("SHIPPO_API_TOKEN").is_err());
+        let unread = Settings::default().with(
+            "SENDGRID_API_KEY_ARN",
+            "arn:aws:secretsmanager:us-east-1:1:secret:y",
+        );
+        let unread = wiring(unread);
+        assert!(unread.has_key("SENDGRID_API_KEY"));
+        let why = unread
+            .provider_key("SENDGRID_API_KEY")
+            .unwrap_err()
+            .to_string();
+        assert!(why.contains("SENDGRID_API_KEY_ARN"), "{why}");
+        assert!(unread.provider_key("TWILIO_AUTH_TOKEN").unwrap().is_none());
+    }
+}
