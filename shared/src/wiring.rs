@@ -51,6 +51,7 @@ use crate::services::payments::{DEFAULT_PENDING_PAYMENT_TTL, PaymentService};
 use crate::services::publisher::Publisher;
 use crate::services::webhooks::WebhookService;
 
+mod returns;
 mod shipping;
 
 /// The documented local default for `CURSOR_SECRET` (local mode only).
@@ -450,6 +451,7 @@ impl Wiring {
             } else {
                 None
             },
+            returns: self.return_api()?,
         })
     }
 

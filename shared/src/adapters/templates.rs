@@ -309,6 +309,7 @@ mod tests {
             version: 4,
             history: vec![],
             shipments: vec![],
+            returns: vec![],
         }
     }
 

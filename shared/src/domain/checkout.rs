@@ -336,6 +336,7 @@ impl Checkout {
                 reason: None,
             }],
             shipments: Vec::new(),
+            returns: Vec::new(),
         })
     }
 }

@@ -346,6 +346,7 @@ mod tests {
                 version,
                 history: vec![],
                 shipments: vec![],
+                returns: vec![],
             }
         }
 

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
 use super::fulfillment::Shipment;
+use super::fulfillment::returns::Return;
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;
@@ -218,6 +219,8 @@ pub struct Order {
     pub history: Vec<HistoryEntry>,
     /// Its parcels, oldest first (`domain::fulfillment`).
     pub shipments: Vec<Shipment>,
+    /// Its returns, oldest first (`domain::fulfillment::returns`).
+    pub returns: Vec<Return>,
 }
 
 impl Order {

@@ -68,6 +68,11 @@ pub struct OrderView {
     pub version: u64,
     /// Its parcels, in short (`GET …/shipments` has them whole).
     pub shipments: Vec<ShipmentSummary>,
+    /// Where its returns stand together: `none`, `requested`, `in_progress`,
+    /// `partially_returned`, `returned`.
+    pub return_status: &'static str,
+    /// Its returns, in short (`GET …/returns` has them whole).
+    pub returns: Vec<super::return_view::ReturnSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +109,8 @@ pub struct LineItemView {
     /// How many of the line are in parcels, and in delivered ones.
     pub quantity_shipped: u32,
     pub quantity_delivered: u32,
+    /// How many of the line came back (received returns).
+    pub quantity_returned: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -288,6 +295,7 @@ impl From<&Order> for OrderView {
                     tax_lines: tax_lines(&i.tax_lines),
                     quantity_shipped: order.quantity_shipped(&i.product_id).min(i.quantity),
                     quantity_delivered: order.quantity_delivered(&i.product_id).min(i.quantity),
+                    quantity_returned: order.quantity_returned(&i.product_id).min(i.quantity),
                 })
                 .collect(),
             shipping_address: AddressView {
@@ -335,6 +343,12 @@ impl From<&Order> for OrderView {
                     tracking_url: s.tracking_url.clone(),
                     items: lines_view(&s.items),
                 })
+                .collect(),
+            return_status: order.return_status().as_str(),
+            returns: order
+                .returns
+                .iter()
+                .map(super::return_view::ReturnSummary::of)
                 .collect(),
         }
     }

@@ -18,6 +18,7 @@ mod outage;
 mod payments;
 mod pipeline;
 mod publisher;
+mod returns;
 mod samples;
 mod security;
 mod shards;

@@ -9,6 +9,8 @@ pub mod messages;
 pub mod order_item;
 pub mod orders;
 pub mod payments;
+pub mod return_item;
+pub mod returns;
 pub mod shipment_item;
 pub mod shipments;
 pub mod stream;

@@ -188,6 +188,12 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
             super::shipment_item::shipments_to_value(&order.shipments),
         );
     }
+    if !order.returns.is_empty() {
+        item.insert(
+            super::return_item::RETURNS.into(),
+            super::return_item::returns_to_value(&order.returns),
+        );
+    }
     item
 }
 
@@ -563,6 +569,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         version: f.number("version")?,
         history,
         shipments: super::shipment_item::shipments_from_item(item, currency)?,
+        returns: super::return_item::returns_from_item(item, currency)?,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Fulfillment beyond stock: the parcels an order ships in and what their carriers
 //! report. (Stock and its reservations are still `domain::stock`.)
 
+pub mod returns;
 pub mod shipment;
 pub mod tracking;
 

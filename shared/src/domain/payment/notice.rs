@@ -185,6 +185,7 @@ mod tests {
             version: 1,
             history: vec![],
             shipments: vec![],
+            returns: vec![],
         }
     }
 
