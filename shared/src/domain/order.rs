@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
+use super::fulfillment::Return;
 use super::fulfillment::Shipment;
-use super::fulfillment::returns::Return;
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use super::view::Amount;
+use super::view::{Amount, ReturnLineView, lines};
 use crate::domain::Order;
-use crate::domain::fulfillment::returns::{RefundState, Return, ReturnLine, Step};
+use crate::domain::fulfillment::returns::{RefundState, Return, Step};
 use crate::domain::time::timestamp;
 
 #[derive(Debug, Serialize)]
@@ -27,15 +27,6 @@ pub struct ReturnView {
     pub receipt: Option<ReceiptView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund: Option<ReturnRefundView>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ReturnLineView {
-    pub product_id: String,
-    pub quantity: u32,
-    pub reason: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,18 +81,6 @@ pub struct AllocationView {
     pub part: String,
     pub net: Amount,
     pub tax: Amount,
-}
-
-pub fn lines(items: &[ReturnLine]) -> Vec<ReturnLineView> {
-    items
-        .iter()
-        .map(|l| ReturnLineView {
-            product_id: l.product_id.clone(),
-            quantity: l.quantity,
-            reason: l.reason.as_str(),
-            note: l.note.clone(),
-        })
-        .collect()
 }
 
 impl ReturnView {
@@ -192,27 +171,6 @@ impl ReturnView {
                         .collect()
                 },
             }),
-        }
-    }
-}
-
-/// A return as the order view and the events list it.
-#[derive(Debug, Serialize)]
-pub struct ReturnSummary {
-    pub return_id: String,
-    pub status: &'static str,
-    pub items: Vec<ReturnLineView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refund_status: Option<&'static str>,
-}
-
-impl ReturnSummary {
-    pub fn of(r: &Return) -> ReturnSummary {
-        ReturnSummary {
-            return_id: r.return_id.to_string(),
-            status: r.status.as_str(),
-            items: lines(&r.items),
-            refund_status: r.receipt.as_ref().map(|c| c.refund_state.as_str()),
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::billing::{Pricing, TaxLine};
+use crate::domain::fulfillment::returns::{Return, ReturnLine};
 use crate::domain::fulfillment::{Shipment, ShipmentLine};
 use crate::domain::time::timestamp;
 use crate::domain::{Money, Order, PaymentStatus, Principal, Role};
@@ -72,7 +73,7 @@ pub struct OrderView {
     /// `partially_returned`, `returned`.
     pub return_status: &'static str,
     /// Its returns, in short (`GET …/returns` has them whole).
-    pub returns: Vec<super::return_view::ReturnSummary>,
+    pub returns: Vec<ReturnSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -345,11 +346,7 @@ impl From<&Order> for OrderView {
                 })
                 .collect(),
             return_status: order.return_status().as_str(),
-            returns: order
-                .returns
-                .iter()
-                .map(super::return_view::ReturnSummary::of)
-                .collect(),
+            returns: order.returns.iter().map(ReturnSummary::of).collect(),
         }
     }
 }
@@ -454,4 +451,46 @@ pub fn history(order: &Order, reader: Reader) -> Vec<HistoryView> {
             view
         })
         .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReturnLineView {
+    pub product_id: String,
+    pub quantity: u32,
+    pub reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+pub fn lines(items: &[ReturnLine]) -> Vec<ReturnLineView> {
+    items
+        .iter()
+        .map(|l| ReturnLineView {
+            product_id: l.product_id.clone(),
+            quantity: l.quantity,
+            reason: l.reason.as_str(),
+            note: l.note.clone(),
+        })
+        .collect()
+}
+
+/// A return as the order view and the events list it.
+#[derive(Debug, Serialize)]
+pub struct ReturnSummary {
+    pub return_id: String,
+    pub status: &'static str,
+    pub items: Vec<ReturnLineView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_status: Option<&'static str>,
+}
+
+impl ReturnSummary {
+    pub fn of(r: &Return) -> ReturnSummary {
+        ReturnSummary {
+            return_id: r.return_id.to_string(),
+            status: r.status.as_str(),
+            items: lines(&r.items),
+            refund_status: r.receipt.as_ref().map(|c| c.refund_state.as_str()),
+        }
+    }
 }

@@ -548,7 +548,7 @@ async fn the_queue_lists_requested_returns_oldest_first_in_pages() {
         &admin(),
     )
     .await;
-    assert_eq!(ids(&rest), [third.clone()], "{rest:?}");
+    assert_eq!(ids(&rest), std::slice::from_ref(&third), "{rest:?}");
 
     // Approved, it leaves the requested queue for the approved one.
     let approved = stack

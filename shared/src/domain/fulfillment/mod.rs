@@ -5,6 +5,7 @@ pub mod returns;
 pub mod shipment;
 pub mod tracking;
 
+pub use returns::Return;
 pub use shipment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange,
     Tracked, TrackingEvent,

@@ -633,7 +633,7 @@ pub fn receive(
         RefundState::None
     } else if request.refund == Some(false) {
         RefundState::Deferred
-    } else if order.payment.is_some() {
+    } else if paid_online(order) {
         RefundState::Pending
     } else {
         RefundState::Due
@@ -679,7 +679,7 @@ pub fn release_refund(order: &Order, id: &ReturnId, step: Step) -> Result<Order,
     }
     let mut ret = ret.clone();
     if let Some(receipt) = ret.receipt.as_mut() {
-        receipt.refund_state = if order.payment.is_some() {
+        receipt.refund_state = if paid_online(order) {
             RefundState::Pending
         } else {
             RefundState::Due
@@ -728,6 +728,12 @@ pub fn refund_key(id: &ReturnId) -> String {
     format!("return:{id}")
 }
 
+/// Whether the provider received the order's money (else it was paid by hand, even
+/// a card order confirmed by support: a person refunds it).
+fn paid_online(order: &Order) -> bool {
+    order.payment.as_ref().is_some_and(|p| p.received.is_some())
+}
+
 /// What is left to give back: the provider payment's refundable amount, or for an
 /// order paid by hand its total less what earlier returns owe.
 fn refundable(order: &Order) -> Money {
@@ -744,7 +750,6 @@ fn refundable(order: &Order) -> Money {
                 .sum();
             Money::from_minor((left.minor() - promised).max(0), currency)
         }
-        None if order.payment.is_some() => Money::zero(currency),
         None => {
             let owed: i64 = order
                 .returns

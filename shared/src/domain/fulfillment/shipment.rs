@@ -595,6 +595,7 @@ pub(crate) mod tests {
             version: 3,
             history: vec![],
             shipments: vec![],
+            returns: vec![],
         }
     }
 

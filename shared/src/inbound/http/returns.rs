@@ -19,7 +19,8 @@ use crate::domain::fulfillment::returns::{
 };
 use crate::domain::time::timestamp;
 use crate::domain::validation::check_text;
-use crate::events::return_view::{ReturnLineView, ReturnView, lines};
+use crate::events::return_view::ReturnView;
+use crate::events::view::{ReturnLineView, lines};
 use crate::ports::QueuedReturn;
 use crate::services::returns::{IdempotentReturn, ReturnRequest, ReturnService, ReturnStep};
 
