@@ -29,6 +29,9 @@ pub const TOKEN_PLACEHOLDER: &str = "Bearer <token>";
 /// The payment intent the payment samples name; [`arrange`] puts the demo order's in
 /// its place.
 pub const SAMPLE_INTENT: &str = "pi_3QSampleIntentOrders";
+/// The credit note the get-credit-note sample names; [`arrange`] puts the number the
+/// demo order's refund got in its place.
+pub const SAMPLE_CREDIT_NOTE: &str = "CN-2026-000001";
 /// Where a Stripe sample's `Stripe-Signature` goes: replaced by a signature of its body
 /// with the local webhook secret.
 pub const SIGNATURE_PLACEHOLDER: &str = "<stripe-signature>";
@@ -91,6 +94,7 @@ pub struct Ids {
     pub hook_url: String,
     pub intent: String,
     pub return_id: String,
+    pub credit_note: String,
 }
 
 /// The local Stripe webhook secret: `STRIPE_WEBHOOK_SECRET`, or the documented default.
@@ -151,6 +155,7 @@ pub fn substitute(text: &str, ids: &Ids) -> Result<Value, String> {
         (SAMPLE_HOOK_URL, &ids.hook_url),
         (SAMPLE_INTENT, &ids.intent),
         (SAMPLE_RETURN, &ids.return_id),
+        (SAMPLE_CREDIT_NOTE, &ids.credit_note),
     ] {
         if !to.is_empty() {
             text = text.replace(from, to);
@@ -405,13 +410,16 @@ pub async fn arrange(
     }
     if matches!(
         function,
-        Function::Api(Endpoint::StripeWebhook | Endpoint::CreateRefund)
+        Function::Api(Endpoint::StripeWebhook | Endpoint::CreateRefund | Endpoint::GetCreditNote)
     ) {
         ids.intent = demo_intent(api, events_dir, secret)
             .await?
             .map_err(&failed)?;
     }
-    if function == Function::Api(Endpoint::CreateRefund) {
+    if matches!(
+        function,
+        Function::Api(Endpoint::CreateRefund | Endpoint::GetCreditNote)
+    ) {
         // Paid, as the customer and Stripe would: the test card at the Stripe stand-in,
         // then Stripe's signed event (the stripe-webhook sample).
         pay_at_stripe(&ids.intent).await.map_err(&failed)?;
@@ -420,6 +428,11 @@ pub async fn arrange(
         if status != 200 {
             return Err(failed(format!("paying the demo order: {status} {body}")));
         }
+    }
+    if function == Function::Api(Endpoint::GetCreditNote) {
+        ids.credit_note = demo_credit_note(wiring, api, events_dir, secret)
+            .await?
+            .map_err(&failed)?;
     }
     if function == Function::SettlePayments {
         // The settle-payments sample is the demo order's `order.cancelled`.
@@ -458,6 +471,54 @@ async fn demo_intent(
             "the demo order has no payment (are payments on? STRIPE_API_BASE): {status} {body}"
         )),
     })
+}
+
+/// The number of the credit note of the demo order's refund: the create-refund
+/// sample refunds part of the paid order (its key makes a second time a replay), and
+/// the notifications consumer issues the refund's credit note, as it does on the
+/// refund's event (once per refund).
+async fn demo_credit_note(
+    wiring: &Wiring,
+    api: &Api,
+    events_dir: &Path,
+    secret: &[u8],
+) -> Result<Result<String, String>, SampleError> {
+    let refund = load(events_dir, "create-refund", &Ids::default(), secret)?;
+    let (status, body) = send(api, "create-refund", &refund).await?;
+    if !(200..300).contains(&status) {
+        return Ok(Err(format!("refunding the demo order: {status} {body}")));
+    }
+    let issued = async {
+        let admin = orders::domain::Principal {
+            user_id: "admin".into(),
+            admin: true,
+            fulfillment: false,
+            refunds: true,
+            webhooks: false,
+            email: None,
+            phone: None,
+        };
+        let order = wiring
+            .order_service()
+            .map_err(|e| e.to_string())?
+            .get(&admin, SAMPLE_ORDER)
+            .await
+            .map_err(|e| e.to_string())?;
+        let refund = order
+            .payment
+            .as_ref()
+            .and_then(|p| p.refunds.last())
+            .ok_or("the demo order has no refund")?;
+        let note = wiring
+            .notifications()
+            .map_err(|e| e.to_string())?
+            .issue_credit_note(&order, refund)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the demo order's refund got no credit note")?;
+        Ok::<_, String>(note.number.to_string())
+    };
+    Ok(issued.await)
 }
 
 /// Pays `intent` with the test card at the Stripe stand-in (`STRIPE_API_BASE`):

@@ -780,6 +780,15 @@ pub trait MessageTemplates: Send + Sync {
         invoice: Option<&Invoice>,
     ) -> Result<RenderedEmail, TemplateError>;
 
+    /// The email of a refund (`Notice::Refunded`), naming the credit note that
+    /// documents it.
+    fn refund_email(
+        &self,
+        notice: &Notice,
+        order: &Order,
+        credit_note: &crate::domain::billing::CreditNote,
+    ) -> Result<RenderedEmail, TemplateError>;
+
     fn text(&self, notice: &Notice, order: &Order) -> Result<String, TemplateError>;
 }
 
@@ -905,4 +914,29 @@ pub trait Restock: Send + Sync {
     /// Adds `lines` back to the available stock, all or nothing, at most once per
     /// `key` (a return's id).
     async fn restock(&self, key: &str, lines: &[StockLine]) -> Result<RestockOutcome, StoreError>;
+}
+
+/// Where credit notes are kept and numbered: one per refund, from a gapless series
+/// per year of their own.
+#[async_trait]
+pub trait CreditNoteStore: Send + Sync {
+    /// The order's credit notes, oldest first.
+    async fn list(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Vec<crate::domain::billing::CreditNote>, StoreError>;
+
+    /// The refund's credit note: the one it has, or `draft` with the next number of
+    /// its year, stored atomically with the number it takes, so that no number is
+    /// lost or given twice, and a refund never gets two.
+    async fn issue(
+        &self,
+        draft: &crate::domain::billing::CreditNoteDraft,
+    ) -> Result<crate::domain::billing::CreditNote, StoreError>;
+}
+
+/// The credit note as a document.
+pub trait CreditNoteRenderer: Send + Sync {
+    /// A PDF.
+    fn pdf(&self, note: &crate::domain::billing::CreditNote) -> Vec<u8>;
 }

@@ -8,6 +8,7 @@
 //! its first caller with a 500.
 
 mod console;
+mod credit_notes;
 pub use console::{COGNITO_DOMAIN, CONSOLE_CLIENT_ID, CONSOLE_URL, console_site};
 
 use std::collections::BTreeMap;
@@ -452,6 +453,7 @@ impl Wiring {
                 None
             },
             returns: self.return_api()?,
+            credit_notes: self.credit_note_api()?,
         })
     }
 
@@ -572,6 +574,10 @@ impl Wiring {
             seller,
         )
         .with_invoice_series(self.invoice_series()?)
+        .with_credit_notes(
+            self.credit_note_store()?,
+            credit_notes::credit_note_renderer(),
+        )
         .with_metrics(self.metrics()?))
     }
 

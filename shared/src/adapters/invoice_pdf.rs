@@ -17,7 +17,7 @@ use ttf_parser::{Face, GlyphId};
 
 use crate::domain::Money;
 use crate::domain::billing::TaxLine;
-use crate::domain::invoice::Invoice;
+use crate::domain::invoice::{Buyer, Invoice, Seller};
 use crate::ports::InvoiceRenderer;
 
 /// DejaVu Sans 2.37 (`fonts/LICENSE`).
@@ -29,10 +29,10 @@ const REPLACEMENT: char = '\u{fffd}';
 
 /// A4, in points.
 const PAGE: (f32, f32) = (595.0, 842.0);
-const LEFT: f32 = 50.0;
-const RIGHT: f32 = 545.0;
-const REGULAR: Name = Name(b"F1");
-const BOLD: Name = Name(b"F2");
+pub(super) const LEFT: f32 = 50.0;
+pub(super) const RIGHT: f32 = 545.0;
+pub(super) const REGULAR: Name = Name(b"F1");
+pub(super) const BOLD: Name = Name(b"F2");
 /// Lines of the table on a page; the rest continue on the next. The last page keeps
 /// room below them for shipping, the totals and the tax summary.
 const LINES_PER_PAGE: usize = 20;
@@ -40,7 +40,7 @@ const LINES_PER_PAGE: usize = 20;
 /// net, tax rate, tax.
 const COLUMNS: [f32; 7] = [232.0, 287.0, 342.0, 394.0, 449.0, 490.0, RIGHT];
 /// Characters of a description that fit before the quantity column.
-const DESCRIPTION_CHARS: usize = 30;
+pub(super) const DESCRIPTION_CHARS: usize = 30;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PdfInvoices;
@@ -98,16 +98,16 @@ enum Mark {
     },
 }
 
-struct Page {
+pub(super) struct Page {
     marks: Vec<Mark>,
 }
 
 impl Page {
-    fn new() -> Page {
+    pub(super) fn new() -> Page {
         Page { marks: Vec::new() }
     }
 
-    fn text(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
+    pub(super) fn text(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
         self.marks.push(Mark::Text {
             font,
             size,
@@ -117,21 +117,21 @@ impl Page {
         });
     }
 
-    fn right(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
+    pub(super) fn right(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
         self.text(font, size, x - width(text, size, font), y, text);
     }
 
-    fn rule(&mut self, y: f32) {
+    pub(super) fn rule(&mut self, y: f32) {
         self.marks.push(Mark::Rule { y });
     }
 }
 
-fn amount(money: Money) -> String {
+pub(super) fn amount(money: Money) -> String {
     money.to_decimal_string()
 }
 
 /// The rates of a line's taxes as people write them: `19%`, `6%+1%`; `-` for none.
-fn rates(taxes: &[TaxLine]) -> String {
+pub(super) fn rates(taxes: &[TaxLine]) -> String {
     if taxes.is_empty() {
         return "-".into();
     }
@@ -142,7 +142,7 @@ fn rates(taxes: &[TaxLine]) -> String {
     rates.join("+")
 }
 
-fn shortened(text: &str, chars: usize) -> String {
+pub(super) fn shortened(text: &str, chars: usize) -> String {
     let mut short: String = text.chars().take(chars).collect();
     if text.chars().count() > chars {
         short.push_str("...");
@@ -193,30 +193,7 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
             );
         }
 
-        let mut y = 720.0;
-        page.text(BOLD, 10.0, LEFT, y, &d.seller.name);
-        page.text(BOLD, 10.0, 320.0, y, "Bill to");
-        let mut seller_lines = d.seller.address.clone();
-        if let Some(tax_id) = &d.seller.tax_id {
-            seller_lines.push(format!("Tax id: {tax_id}"));
-        }
-        if let Some(email) = &d.seller.email {
-            seller_lines.push(email.clone());
-        }
-        let mut buyer_lines = vec![d.buyer.name.clone()];
-        buyer_lines.extend(d.buyer.address.iter().cloned());
-        if let Some(email) = &d.buyer.email {
-            buyer_lines.push(email.clone());
-        }
-        for row in 0..seller_lines.len().max(buyer_lines.len()) {
-            y -= 13.0;
-            if let Some(line) = seller_lines.get(row) {
-                page.text(REGULAR, 10.0, LEFT, y, line);
-            }
-            if let Some(line) = buyer_lines.get(row) {
-                page.text(REGULAR, 10.0, 320.0, y, line);
-            }
-        }
+        let mut y = parties(&mut page, 720.0, &d.seller, &d.buyer);
 
         y -= 30.0;
         page.text(REGULAR, 9.0, LEFT, y, &format!("Amounts in {currency}"));
@@ -343,6 +320,35 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
     write(&format!("Invoice {}", invoice.number), pages)
 }
 
+/// The seller (with its tax id) beside the buyer ("Bill to"), from `y` down; answers
+/// the height reached.
+pub(super) fn parties(page: &mut Page, mut y: f32, seller: &Seller, buyer: &Buyer) -> f32 {
+    page.text(BOLD, 10.0, LEFT, y, &seller.name);
+    page.text(BOLD, 10.0, 320.0, y, "Bill to");
+    let mut seller_lines = seller.address.clone();
+    if let Some(tax_id) = &seller.tax_id {
+        seller_lines.push(format!("Tax id: {tax_id}"));
+    }
+    if let Some(email) = &seller.email {
+        seller_lines.push(email.clone());
+    }
+    let mut buyer_lines = vec![buyer.name.clone()];
+    buyer_lines.extend(buyer.address.iter().cloned());
+    if let Some(email) = &buyer.email {
+        buyer_lines.push(email.clone());
+    }
+    for row in 0..seller_lines.len().max(buyer_lines.len()) {
+        y -= 13.0;
+        if let Some(line) = seller_lines.get(row) {
+            page.text(REGULAR, 10.0, LEFT, y, line);
+        }
+        if let Some(line) = buyer_lines.get(row) {
+            page.text(REGULAR, 10.0, 320.0, y, line);
+        }
+    }
+    y
+}
+
 /// The glyphs a document prints, numbered as its font subset numbers them (the CIDs
 /// its text is written in), and the character each stands for.
 struct Glyphs {
@@ -393,7 +399,7 @@ impl Glyphs {
     }
 }
 
-fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
+pub(super) fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
     let glyphs = Glyphs::of(&pages);
     // Without a subset (never seen: the font is ours), the whole font is embedded,
     // its glyphs addressed by their own ids.

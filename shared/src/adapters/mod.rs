@@ -1,6 +1,7 @@
 //! Adapters: the ports implemented on AWS and HTTP.
 
 pub mod aws;
+pub mod credit_note_pdf;
 pub mod dynamo;
 pub mod emf;
 pub mod event_bus;

@@ -6,6 +6,7 @@
 use minijinja::Environment;
 use serde::Serialize;
 
+use crate::domain::billing::CreditNote;
 use crate::domain::invoice::Invoice;
 use crate::domain::notification::Notice;
 use crate::domain::{Money, Order};
@@ -81,6 +82,7 @@ impl Templates {
         notice: &Notice,
         order: &'a Order,
         invoice: Option<&'a Invoice>,
+        credit_note: Option<&'a CreditNote>,
         subject: &'a str,
     ) -> Context<'a> {
         let currency = order.total.currency().code();
@@ -132,7 +134,13 @@ impl Templates {
                 number: i.number.to_string(),
             }),
             refund: match notice {
-                Notice::Refunded { partial } => Some(RefundContext { partial: *partial }),
+                Notice::Refunded { partial } => Some(RefundContext {
+                    partial: *partial,
+                    credit_note: credit_note.map(|c| CreditNoteContext {
+                        number: c.number.to_string(),
+                        total: c.draft.total.to_decimal_string(),
+                    }),
+                }),
                 _ => None,
             },
         }
@@ -233,6 +241,40 @@ struct InvoiceContext {
 #[derive(Serialize)]
 struct RefundContext {
     partial: bool,
+    /// The credit note that documents the refund (attached to the email).
+    credit_note: Option<CreditNoteContext>,
+}
+
+#[derive(Serialize)]
+struct CreditNoteContext {
+    number: String,
+    /// What was refunded, in the order's currency.
+    total: String,
+}
+
+impl Templates {
+    fn render_email(
+        &self,
+        notice: &Notice,
+        order: &Order,
+        invoice: Option<&Invoice>,
+        credit_note: Option<&CreditNote>,
+    ) -> Result<RenderedEmail, TemplateError> {
+        let name = notice.template();
+        let subject_name = format!("{name}.subject.txt");
+        let subject = self.render(
+            &subject_name,
+            &self.context(notice, order, invoice, credit_note, ""),
+        )?;
+        // One line: a header cannot hold a line break.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let context = self.context(notice, order, invoice, credit_note, &subject);
+        Ok(RenderedEmail {
+            text: self.render(&format!("{name}.txt"), &context)?,
+            html: self.render(&format!("{name}.html"), &context)?,
+            subject,
+        })
+    }
 }
 
 impl MessageTemplates for Templates {
@@ -242,22 +284,21 @@ impl MessageTemplates for Templates {
         order: &Order,
         invoice: Option<&Invoice>,
     ) -> Result<RenderedEmail, TemplateError> {
-        let name = notice.template();
-        let subject_name = format!("{name}.subject.txt");
-        let subject = self.render(&subject_name, &self.context(notice, order, invoice, ""))?;
-        // One line: a header cannot hold a line break.
-        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        let context = self.context(notice, order, invoice, &subject);
-        Ok(RenderedEmail {
-            text: self.render(&format!("{name}.txt"), &context)?,
-            html: self.render(&format!("{name}.html"), &context)?,
-            subject,
-        })
+        self.render_email(notice, order, invoice, None)
+    }
+
+    fn refund_email(
+        &self,
+        notice: &Notice,
+        order: &Order,
+        credit_note: &CreditNote,
+    ) -> Result<RenderedEmail, TemplateError> {
+        self.render_email(notice, order, None, Some(credit_note))
     }
 
     fn text(&self, notice: &Notice, order: &Order) -> Result<String, TemplateError> {
         let name = format!("{}.sms.txt", notice.template());
-        let text = self.render(&name, &self.context(notice, order, None, ""))?;
+        let text = self.render(&name, &self.context(notice, order, None, None, ""))?;
         Ok(text.trim().to_string())
     }
 }

@@ -26,26 +26,33 @@ pub const MAX_SEQUENCE: u64 = 999_999;
 
 impl InvoiceNumber {
     pub fn parse(text: &str) -> Option<InvoiceNumber> {
-        let rest = text.strip_prefix("INV-")?;
-        let parts: Vec<&str> = rest.split('-').collect();
-        let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
-        let (year, series, sequence) = match parts[..] {
-            [year, sequence] => (year, None, sequence),
-            [year, series, sequence] if digits(series, 2) => {
-                (year, Some(series.parse::<u16>().ok()?), sequence)
-            }
-            _ => return None,
-        };
-        if !digits(year, 4) || !digits(sequence, 6) || series == Some(0) {
-            return None;
-        }
-        let number = InvoiceNumber {
-            year: year.parse().ok()?,
+        let (year, series, sequence) = parse_number(text, "INV-")?;
+        Some(InvoiceNumber {
+            year,
             series,
-            sequence: sequence.parse().ok()?,
-        };
-        (number.sequence >= 1).then_some(number)
+            sequence,
+        })
     }
+}
+
+/// The year, series and sequence of a document number `<prefix><year>[-<series>]-<6
+/// digits>` (invoices, credit notes); `None` unless written exactly so.
+pub fn parse_number(text: &str, prefix: &str) -> Option<(i32, Option<u16>, u64)> {
+    let rest = text.strip_prefix(prefix)?;
+    let parts: Vec<&str> = rest.split('-').collect();
+    let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
+    let (year, series, sequence) = match parts[..] {
+        [year, sequence] => (year, None, sequence),
+        [year, series, sequence] if digits(series, 2) => {
+            (year, Some(series.parse::<u16>().ok()?), sequence)
+        }
+        _ => return None,
+    };
+    if !digits(year, 4) || !digits(sequence, 6) || series == Some(0) {
+        return None;
+    }
+    let sequence: u64 = sequence.parse().ok()?;
+    (sequence >= 1).then_some((year.parse().ok()?, series, sequence))
 }
 
 impl fmt::Display for InvoiceNumber {
@@ -304,8 +311,17 @@ pub fn summarise(
 ) -> Vec<TaxSummary> {
     let taxed = lines
         .iter()
-        .map(|l| (l.net, &l.tax_lines))
-        .chain(shipping.map(|s| (s.net, &s.tax_lines)));
+        .map(|l| (l.net, l.tax_lines.as_slice()))
+        .chain(shipping.map(|s| (s.net, s.tax_lines.as_slice())));
+    tax_summary(taxed, currency)
+}
+
+/// The tax summary of any document's taxed amounts (each a net and the taxes charged
+/// on it): invoices and credit notes alike.
+pub fn tax_summary<'a>(
+    taxed: impl IntoIterator<Item = (Money, &'a [TaxLine])>,
+    currency: Currency,
+) -> Vec<TaxSummary> {
     let mut summary: Vec<TaxSummary> = Vec::new();
     for (net, taxes) in taxed {
         for tax in taxes {

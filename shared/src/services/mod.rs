@@ -2,6 +2,7 @@
 //! requests and message bodies, and turns their outcomes into answers.
 
 pub mod checkout;
+pub mod credit_notes;
 pub mod deliveries;
 pub mod fulfillment;
 pub mod invoices;

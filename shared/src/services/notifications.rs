@@ -1,7 +1,9 @@
 //! Telling the customer: an email on every key change of an order (placed, paid,
-//! shipped, delivered, cancelled, refunded), an SMS when the parcel moves, and the
-//! invoice, issued here on `order.confirmed` and attached to that email (the
-//! notifications queue's messages; `inbound::sqs` hands them over one by one).
+//! shipped, delivered, cancelled, refunded), an SMS when the parcel moves, the
+//! invoice, issued here on `order.confirmed` and attached to that email, and the
+//! credit note of every refund, issued here on the refund's event and attached to
+//! the refund's email (the notifications queue's messages; `inbound::sqs` hands them
+//! over one by one).
 //!
 //! The event says which order and what happened; the stored order, read strongly
 //! consistent, says where to write (its contact is never in an event), and an event
@@ -18,15 +20,17 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::domain::billing::{CreditNote, CreditNoteDraft};
 use crate::domain::invoice::{Invoice, InvoiceDraft, InvoiceSeries, Seller};
 use crate::domain::notification::{Channel, Notice, UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY};
-use crate::domain::payment::UNPAID;
+use crate::domain::payment::refund::refund_of_change;
+use crate::domain::payment::{Refund, UNPAID};
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{
-    Attachment, Claim, EmailMessage, InvoiceRenderer, InvoiceStore, Mailer, MessageLog,
-    MessageTemplates, Metric, MetricSet, Metrics, NoMetrics, OrderStore, SendError, StoreError,
-    TemplateError, TextMessage, TextMessenger,
+    Attachment, Claim, CreditNoteRenderer, CreditNoteStore, EmailMessage, InvoiceRenderer,
+    InvoiceStore, Mailer, MessageLog, MessageTemplates, Metric, MetricSet, Metrics, NoMetrics,
+    OrderStore, SendError, StoreError, TemplateError, TextMessage, TextMessenger,
 };
 
 /// How long a claim holds before another attempt may take it over: well above one
@@ -46,7 +50,23 @@ pub struct Notifications {
     seller: Seller,
     /// The series invoices are numbered in (`INVOICE_SERIES`).
     series: InvoiceSeries,
+    /// `None`: no credit notes are issued (set with [`Notifications::with_credit_notes`]).
+    credit_notes: Option<CreditNotes>,
     metrics: Arc<dyn Metrics>,
+}
+
+/// Where credit notes are numbered and kept, and how they are printed.
+struct CreditNotes {
+    store: Arc<dyn CreditNoteStore>,
+    renderer: Arc<dyn CreditNoteRenderer>,
+}
+
+/// The documents a message carries: the invoice on confirmation, the credit note on
+/// a refund.
+#[derive(Default)]
+struct Documents {
+    invoice: Option<Invoice>,
+    credit_note: Option<CreditNote>,
 }
 
 /// Why a message was not (fully) handled. Every variant leaves it on the queue: it is
@@ -91,6 +111,8 @@ pub enum Outcome {
     Told {
         notice: Notice,
         invoice: Option<String>,
+        /// The number of the credit note the refund told of got.
+        credit_note: Option<String>,
         deliveries: Vec<(Channel, Delivery)>,
     },
     Ignored(String),
@@ -118,6 +140,7 @@ impl Notifications {
             renderer,
             seller,
             series: InvoiceSeries::ONE,
+            credit_notes: None,
             metrics: Arc::new(NoMetrics),
         }
     }
@@ -125,6 +148,17 @@ impl Notifications {
     /// Numbers invoices in `series` gapless series instead of one.
     pub fn with_invoice_series(mut self, series: InvoiceSeries) -> Self {
         self.series = series;
+        self
+    }
+
+    /// Issues a credit note for every refund told of, numbered in `store` (in the
+    /// invoices' series) and attached as `renderer` prints it.
+    pub fn with_credit_notes(
+        mut self,
+        store: Arc<dyn CreditNoteStore>,
+        renderer: Arc<dyn CreditNoteRenderer>,
+    ) -> Self {
+        self.credit_notes = Some(CreditNotes { store, renderer });
         self
     }
 
@@ -163,22 +197,55 @@ impl Notifications {
             )));
         }
 
-        let invoice = match notice {
-            Notice::Confirmed => self.issue_invoice(&order).await?,
-            _ => None,
+        let documents = match notice {
+            Notice::Confirmed => Documents {
+                invoice: self.issue_invoice(&order).await?,
+                credit_note: None,
+            },
+            Notice::Refunded { .. } => Documents {
+                invoice: None,
+                credit_note: match refund_of_change(&order, event.sequence) {
+                    Some(refund) => self.issue_credit_note(&order, refund).await?,
+                    None => None,
+                },
+            },
+            _ => Documents::default(),
         };
         let mut deliveries = Vec::new();
         for channel in notice.channels() {
             let delivery = self
-                .deliver(&event.event_id, *channel, &notice, &order, invoice.as_ref())
+                .deliver(&event.event_id, *channel, &notice, &order, &documents)
                 .await?;
             deliveries.push((*channel, delivery));
         }
         Ok(Outcome::Told {
             notice,
-            invoice: invoice.map(|i| i.number.to_string()),
+            invoice: documents.invoice.map(|i| i.number.to_string()),
+            credit_note: documents.credit_note.map(|c| c.number.to_string()),
             deliveries,
         })
+    }
+
+    /// The credit note of `refund`, one of `order`'s, issued now unless an earlier
+    /// attempt did (the store numbers it once per refund). It corrects the order's
+    /// invoice, issued first if the confirmation's message has not been handled yet.
+    /// `None` when credit notes are off, the order was never confirmed (no invoice to
+    /// correct), or the refund has no allocation (money beyond the order's total).
+    pub async fn issue_credit_note(
+        &self,
+        order: &Order,
+        refund: &Refund,
+    ) -> Result<Option<CreditNote>, StoreError> {
+        let Some(credit_notes) = &self.credit_notes else {
+            return Ok(None);
+        };
+        let Some(invoice) = self.issue_invoice(order).await? else {
+            return Ok(None);
+        };
+        match CreditNoteDraft::for_refund(refund, &invoice) {
+            Some(draft) => Ok(Some(credit_notes.store.issue(&draft).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The order's invoice, issued now unless an earlier attempt did: the store
@@ -199,7 +266,7 @@ impl Notifications {
         channel: Channel,
         notice: &Notice,
         order: &Order,
-        invoice: Option<&Invoice>,
+        documents: &Documents,
     ) -> Result<Delivery, NotifyError> {
         let address = match channel {
             Channel::Email => order.contact.email.as_deref(),
@@ -241,7 +308,7 @@ impl Notifications {
             return Ok(Delivery::Capped);
         }
         match self
-            .send(event_id, channel, address, notice, order, invoice)
+            .send(event_id, channel, address, notice, order, documents)
             .await
         {
             Ok(provider_id) => {
@@ -271,7 +338,7 @@ impl Notifications {
         to: &str,
         notice: &Notice,
         order: &Order,
-        invoice: Option<&Invoice>,
+        documents: &Documents,
     ) -> Result<String, NotifyError> {
         let failed = |error| NotifyError::Send {
             event_id: event_id.to_string(),
@@ -280,15 +347,27 @@ impl Notifications {
         };
         match channel {
             Channel::Email => {
-                let rendered = self.templates.email(notice, order, invoice)?;
-                let attachments = invoice
-                    .map(|invoice| Attachment {
-                        filename: format!("{}.pdf", invoice.number),
-                        content_type: "application/pdf".into(),
-                        content: self.renderer.pdf(invoice),
-                    })
-                    .into_iter()
-                    .collect();
+                let rendered = match &documents.credit_note {
+                    Some(note) => self.templates.refund_email(notice, order, note)?,
+                    None => self
+                        .templates
+                        .email(notice, order, documents.invoice.as_ref())?,
+                };
+                let pdf = |number: String, content: Vec<u8>| Attachment {
+                    filename: format!("{number}.pdf"),
+                    content_type: "application/pdf".into(),
+                    content,
+                };
+                let mut attachments = Vec::new();
+                if let Some(invoice) = &documents.invoice {
+                    attachments.push(pdf(invoice.number.to_string(), self.renderer.pdf(invoice)));
+                }
+                if let (Some(note), Some(credit_notes)) =
+                    (&documents.credit_note, &self.credit_notes)
+                {
+                    let content = credit_notes.renderer.pdf(note);
+                    attachments.push(pdf(note.number.to_string(), content));
+                }
                 let message = EmailMessage {
                     to: to.to_string(),
                     subject: rendered.subject,

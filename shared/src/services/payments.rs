@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::domain::lifecycle::StatusChange;
 use crate::domain::payment::notice::{NoticeEffect, NoticeOutcome, PaymentNotice};
-use crate::domain::payment::refund::{RefundRefusal, check_refund};
+use crate::domain::payment::refund::{RefundRefusal, allocate_refund, check_refund};
 use crate::domain::payment::{
     CANCELLATION_REFUND, PAYMENT_TIMEOUT, RefundHold, SYSTEM_ACTOR, UNPAID, caller_refund_key,
 };
@@ -179,6 +179,8 @@ impl PaymentService {
         let hold = RefundHold {
             key: caller_refund_key(&request.key),
             amount,
+            // Pro rata over what remains of each line, the shipping and each tax.
+            parts: None,
             reason: request.reason,
             actor: caller.user_id.clone(),
             at: OffsetDateTime::now_utc(),
@@ -238,6 +240,8 @@ impl PaymentService {
         let hold = RefundHold {
             key: CANCELLATION_REFUND.into(),
             amount: left,
+            // All that remains: every part's remainder.
+            parts: None,
             reason: Some("order cancelled".into()),
             actor: crate::domain::payment::PAYMENTS_ACTOR.into(),
             at: OffsetDateTime::now_utc(),
@@ -314,10 +318,12 @@ impl PaymentService {
         amount: Money,
         actor: &str,
         reason: String,
+        parts: crate::domain::billing::Parts,
     ) -> Result<(Order, String), PaymentServiceError> {
         let hold = RefundHold {
             key: key.clone(),
             amount,
+            parts: Some(parts),
             reason: Some(reason),
             actor: actor.to_string(),
             at: OffsetDateTime::now_utc(),
@@ -332,9 +338,16 @@ impl PaymentService {
         Ok((order, refund_id))
     }
 
-    /// Holds `hold` on the order (unless it is held already), asks the provider for
-    /// it, and records it made. Answers the order and whether this call made it.
-    async fn give_back(
+    /// The one way money goes back to a customer: holds `hold` on the order (unless
+    /// it is held already), asks the provider for it, and records it made. Answers the
+    /// order and whether this call made it. `hold.parts` is the refund's allocation
+    /// over lines, shipping and taxes: `None` splits the amount pro rata over what
+    /// remains of each; a caller's own (a return's) is checked against what remains
+    /// (`RefundRefusal::Allocation`). The key makes it idempotent: the same key again
+    /// answers the refund it made, with another amount it is refused (`KeyReused`).
+    /// Every refund recorded is published (`order.payment_status_changed`) and gets a
+    /// credit note from the notifications consumer.
+    pub async fn give_back(
         &self,
         mut order: Order,
         hold: RefundHold,
@@ -369,12 +382,20 @@ impl PaymentService {
                 None => {}
             }
             check_refund(&order, &hold.amount)?;
+            // Decided on the order as read; a write refused because it moved on is
+            // decided again, so the allocation always matches what remained.
+            let allocated = RefundHold {
+                parts: allocate_refund(&order, &hold.amount, hold.parts.clone())?,
+                ..hold.clone()
+            };
             match self
                 .ledger
-                .hold_refund(&order.id, &hold, order.version)
+                .hold_refund(&order.id, &allocated, order.version)
                 .await?
             {
-                ChangeOutcome::Changed(held) => return self.make_refund(*held, hold, false).await,
+                ChangeOutcome::Changed(held) => {
+                    return self.make_refund(*held, allocated, false).await;
+                }
                 ChangeOutcome::Refused(Some(current)) => order = *current,
                 ChangeOutcome::Refused(None) => return Err(PaymentServiceError::NotFound),
             }
@@ -422,10 +443,16 @@ impl PaymentService {
             Err(unavailable) => return Err(unavailable.into()),
         };
         let status = payment.status_after_refund(&hold.amount);
+        // A hold from before refunds were allocated is allocated now.
+        let parts = match &hold.parts {
+            Some(parts) => Some(parts.clone()),
+            None => allocate_refund(&order, &hold.amount, None).unwrap_or(None),
+        };
         let refund = Refund {
             key: hold.key.clone(),
             refund_id: refund_id.clone(),
             amount: hold.amount,
+            parts,
             reason: hold.reason.clone(),
             actor: hold.actor.clone(),
             at: OffsetDateTime::now_utc(),

@@ -459,6 +459,7 @@ impl ReturnService {
                         receipt.refund,
                         &caller.user_id,
                         format!("return {id}"),
+                        receipt.allocation.clone(),
                     )
                     .await
                 {

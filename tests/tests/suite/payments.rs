@@ -20,6 +20,9 @@ const USER: &str = "user789";
 /// The security review's payment findings (issue 23), over this module's harness.
 mod security;
 
+/// Refunds' allocations and their credit notes (issue 19), over this module's harness.
+mod credit_notes;
+
 fn stripe_base() -> String {
     std::env::var("STRIPE_API_BASE").expect(
         "STRIPE_API_BASE is not set: run the tests with `make test`, which starts localstripe",
@@ -951,6 +954,7 @@ async fn an_abandoned_refund_hold_is_finished_and_a_live_one_waits() {
     let hold = |at| RefundHold {
         key: caller_refund_key("lost-1"),
         amount: orders::domain::Money::parse("30.00", order.total.currency()).unwrap(),
+        parts: None,
         reason: None,
         actor: "admin".into(),
         at,

@@ -82,6 +82,16 @@ fn the_template_routes_every_endpoint_once() {
             "refund-return",
         ),
         ("GET", "/api/returns", "list-returns"),
+        (
+            "GET",
+            "/api/orders/{order_id}/credit-notes",
+            "list-credit-notes",
+        ),
+        (
+            "GET",
+            "/api/orders/{order_id}/credit-notes/{number}",
+            "get-credit-note",
+        ),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

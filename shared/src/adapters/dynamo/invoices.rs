@@ -2,32 +2,23 @@
 //! per calendar year, and one invoice item per order, written together in one
 //! transaction so that a number is taken exactly when an invoice gets it.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::numbering::{Numbered, counter_key, issue_next};
 use super::order_item::{Item, PK, SK, n, s};
-use crate::adapters::aws::{read_item, transact};
+use crate::adapters::aws::read_item;
 use crate::domain::billing::{TaxLine, TaxRate};
 use crate::domain::invoice::{
-    Buyer, Invoice, InvoiceDraft, InvoiceLine, InvoiceNumber, InvoiceShipping, MAX_SEQUENCE,
-    Seller, TaxSummary,
+    Buyer, Invoice, InvoiceDraft, InvoiceLine, InvoiceNumber, InvoiceShipping, Seller, TaxSummary,
 };
 use crate::domain::time::timestamp;
 use crate::domain::{Currency, Money, OrderId};
 use crate::ports::{InvoiceStore, StoreError};
-
-/// Attempts at taking the next number before giving up (the message is retried):
-/// each lost race means another invoice took that number, so this many concurrent
-/// confirmations in one instant are needed to exhaust it.
-const MAX_ATTEMPTS: u32 = 50;
 
 pub struct DynamoInvoiceStore {
     client: Client,
@@ -50,15 +41,9 @@ fn invoice_key(order_id: &OrderId) -> Item {
     ])
 }
 
-/// One counter per year and series: `INVOICE_COUNTER#2026` with one series (as it
-/// always was), `INVOICE_COUNTER#2026#03` for series 3 of several.
-fn counter_key(year: i32, series: Option<u16>) -> Item {
-    let pk = match series {
-        None => format!("INVOICE_COUNTER#{year}"),
-        Some(series) => format!("INVOICE_COUNTER#{year}#{series:02}"),
-    };
-    Item::from([(PK.into(), s(pk)), (SK.into(), s("COUNTER"))])
-}
+/// The invoices' counters: `INVOICE_COUNTER#2026` with one series (as it always
+/// was), `INVOICE_COUNTER#2026#03` for series 3 of several.
+const INVOICE_COUNTER: &str = "INVOICE_COUNTER";
 
 fn corrupt(why: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("invoice: {why}"))
@@ -73,96 +58,29 @@ impl InvoiceStore for DynamoInvoiceStore {
             .transpose()
     }
 
-    /// Reads the order's invoice (a redelivery finds it) and the year's counter, then
-    /// writes both in one transaction: the counter from the value read to the next,
-    /// the invoice only if the order has none. A counter that moved meanwhile (a
-    /// concurrent confirmation) cancels it, and it is tried again with the new value;
-    /// an invoice that appeared meanwhile (a concurrent twin) is the answer.
+    /// The order's invoice if it has one (a redelivery finds it), else the draft
+    /// numbered and stored with its year's counter in one transaction
+    /// ([`issue_next`]): only if the order has none, so a concurrent twin's is the
+    /// answer.
     async fn issue(&self, draft: &InvoiceDraft) -> Result<Invoice, StoreError> {
-        let year = draft.year();
-        for attempt in 0..MAX_ATTEMPTS {
-            if let Some(existing) = self.get(&draft.order_id).await? {
-                return Ok(existing);
-            }
-            let counter_key = || counter_key(year, draft.series);
-            let last = match read_item(&self.client, &self.table, counter_key()).await? {
-                Some(item) => item
-                    .get("last_sequence")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| corrupt(format!("counter of {year} has no last_sequence")))?,
-                None => 0,
-            };
-            if last >= MAX_SEQUENCE {
-                return Err(StoreError::Other(format!(
-                    "the invoice numbers of {year} are used up"
-                )));
-            }
-            let invoice = draft.clone().numbered(last + 1);
-            let counter = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(counter_key()))
-                .update_expression("SET last_sequence = :next")
-                .condition_expression(if last == 0 {
-                    "attribute_not_exists(PK)"
-                } else {
-                    "last_sequence = :last"
-                })
-                .set_expression_attribute_values(Some(if last == 0 {
-                    [(":next".to_string(), n(last + 1))].into()
-                } else {
-                    [
-                        (":next".to_string(), n(last + 1)),
-                        (":last".to_string(), n(last)),
-                    ]
-                    .into()
-                }))
-                .build()
-                .map_err(|e| StoreError::Other(e.to_string()))?;
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(invoice_to_item(&invoice)?))
-                .condition_expression("attribute_not_exists(PK)")
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(|e| StoreError::Other(e.to_string()))?;
-            let items = vec![
-                TransactWriteItem::builder().update(counter).build(),
-                TransactWriteItem::builder().put(put).build(),
-            ];
-            match transact(&self.client, items).await {
-                Ok(Ok(())) => return Ok(invoice),
-                Ok(Err(cancelled)) => {
-                    if let Some(existing) = cancelled.refused(1).and_then(|r| r.item())
-                        && !existing.is_empty()
-                    {
-                        return invoice_from_item(existing);
-                    }
-                    if cancelled.refused(0).is_none() && cancelled.refused(1).is_none() {
-                        // Conflict or throttling: not a condition, so pause before again.
-                        let error = cancelled.into_error();
-                        if !matches!(error, StoreError::Contention | StoreError::Throttled) {
-                            return Err(error);
-                        }
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                }
-                Err(StoreError::Contention) => tokio::time::sleep(backoff(attempt)).await,
-                Err(err) => return Err(err),
-            }
+        if let Some(existing) = self.get(&draft.order_id).await? {
+            return Ok(existing);
         }
-        Err(StoreError::Contention)
+        let mut issued = None;
+        let counter = counter_key(INVOICE_COUNTER, draft.year(), draft.series);
+        let outcome = issue_next(&self.client, &self.table, counter, |sequence| {
+            let invoice = draft.clone().numbered(sequence);
+            let item = invoice_to_item(&invoice);
+            issued = Some(invoice);
+            item
+        })
+        .await?;
+        match (outcome, issued) {
+            (Numbered::Issued(_), Some(invoice)) => Ok(invoice),
+            (Numbered::Existing(item), _) => invoice_from_item(&item),
+            (Numbered::Issued(_), None) => Err(corrupt("issued without a document")),
+        }
     }
-}
-
-/// 5, 10, 20… ms, at most 200, with jitter so that racers spread out.
-fn backoff(attempt: u32) -> Duration {
-    let base = (5u64 << attempt.min(5)).min(200);
-    let mut byte = [0u8; 1];
-    let jitter = aws_lc_rs::rand::fill(&mut byte).map_or(0, |_| u64::from(byte[0]) % base.max(1));
-    Duration::from_millis(base + jitter)
 }
 
 /// The invoice as stored: its keys and number as attributes (to find and check it),
@@ -198,19 +116,19 @@ struct Document {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SellerDoc {
-    name: String,
-    address: Vec<String>,
-    tax_id: Option<String>,
-    email: Option<String>,
+pub(super) struct SellerDoc {
+    pub(super) name: String,
+    pub(super) address: Vec<String>,
+    pub(super) tax_id: Option<String>,
+    pub(super) email: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct BuyerDoc {
-    user_id: String,
-    name: String,
-    address: Vec<String>,
-    email: Option<String>,
+pub(super) struct BuyerDoc {
+    pub(super) user_id: String,
+    pub(super) name: String,
+    pub(super) address: Vec<String>,
+    pub(super) email: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -239,26 +157,70 @@ struct ShippingDoc {
 }
 
 #[derive(Serialize, Deserialize)]
-struct TaxDoc {
-    name: String,
+pub(super) struct TaxDoc {
+    pub(super) name: String,
     /// Millionths (0.19 is 190000).
-    rate: u32,
-    amount: i64,
+    pub(super) rate: u32,
+    pub(super) amount: i64,
 }
 
 #[derive(Serialize, Deserialize)]
-struct SummaryDoc {
-    name: String,
-    rate: u32,
-    net: i64,
-    tax: i64,
+pub(super) struct SummaryDoc {
+    pub(super) name: String,
+    pub(super) rate: u32,
+    pub(super) net: i64,
+    pub(super) tax: i64,
+}
+
+impl From<&Seller> for SellerDoc {
+    fn from(seller: &Seller) -> Self {
+        SellerDoc {
+            name: seller.name.clone(),
+            address: seller.address.clone(),
+            tax_id: seller.tax_id.clone(),
+            email: seller.email.clone(),
+        }
+    }
+}
+
+impl From<SellerDoc> for Seller {
+    fn from(d: SellerDoc) -> Self {
+        Seller {
+            name: d.name,
+            address: d.address,
+            tax_id: d.tax_id,
+            email: d.email,
+        }
+    }
+}
+
+impl From<&Buyer> for BuyerDoc {
+    fn from(buyer: &Buyer) -> Self {
+        BuyerDoc {
+            user_id: buyer.user_id.clone(),
+            name: buyer.name.clone(),
+            address: buyer.address.clone(),
+            email: buyer.email.clone(),
+        }
+    }
+}
+
+impl From<BuyerDoc> for Buyer {
+    fn from(d: BuyerDoc) -> Self {
+        Buyer {
+            user_id: d.user_id,
+            name: d.name,
+            address: d.address,
+            email: d.email,
+        }
+    }
 }
 
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
-fn taxes_doc(taxes: &[TaxLine]) -> Vec<TaxDoc> {
+pub(super) fn taxes_doc(taxes: &[TaxLine]) -> Vec<TaxDoc> {
     taxes
         .iter()
         .map(|t| TaxDoc {
@@ -269,7 +231,7 @@ fn taxes_doc(taxes: &[TaxLine]) -> Vec<TaxDoc> {
         .collect()
 }
 
-fn rate_from(millionths: u32) -> Result<TaxRate, StoreError> {
+pub(super) fn rate_from(millionths: u32) -> Result<TaxRate, StoreError> {
     TaxRate::from_millionths(millionths).ok_or_else(|| corrupt("a tax rate above 1"))
 }
 
@@ -280,18 +242,8 @@ fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
         issued_at: timestamp(d.issued_at),
         supply_date: Some(d.supply_date.to_string()),
         currency: d.total.currency().code().to_string(),
-        seller: SellerDoc {
-            name: d.seller.name.clone(),
-            address: d.seller.address.clone(),
-            tax_id: d.seller.tax_id.clone(),
-            email: d.seller.email.clone(),
-        },
-        buyer: BuyerDoc {
-            user_id: d.buyer.user_id.clone(),
-            name: d.buyer.name.clone(),
-            address: d.buyer.address.clone(),
-            email: d.buyer.email.clone(),
-        },
+        seller: (&d.seller).into(),
+        buyer: (&d.buyer).into(),
         lines: d
             .lines
             .iter()
@@ -427,18 +379,8 @@ fn invoice_from_item(item: &Item) -> Result<Invoice, StoreError> {
             issued_at,
             series: number.series,
             supply_date,
-            seller: Seller {
-                name: d.seller.name,
-                address: d.seller.address,
-                tax_id: d.seller.tax_id,
-                email: d.seller.email,
-            },
-            buyer: Buyer {
-                user_id: d.buyer.user_id,
-                name: d.buyer.name,
-                address: d.buyer.address,
-                email: d.buyer.email,
-            },
+            seller: d.seller.into(),
+            buyer: d.buyer.into(),
             lines,
             shipping,
             tax_summary,

@@ -3,9 +3,11 @@
 
 pub mod carts;
 pub mod claims;
+pub mod credit_notes;
 pub mod inventory;
 pub mod invoices;
 pub mod messages;
+pub mod numbering;
 pub mod order_item;
 pub mod orders;
 pub mod payments;
@@ -17,6 +19,7 @@ pub mod stream;
 pub mod webhooks;
 
 pub use carts::CartTable;
+pub use credit_notes::DynamoCreditNoteStore;
 pub use inventory::DynamoInventory;
 pub use invoices::DynamoInvoiceStore;
 pub use messages::DynamoMessageLog;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::Contact;
-use crate::domain::billing::{Discount, Pricing, ShippingLine, TaxLine, TaxRate};
+use crate::domain::billing::{Discount, Parts, Pricing, ShippingLine, TaxLine, TaxRate};
 use crate::domain::payment::RefundHold;
 use crate::domain::time::timestamp;
 use crate::domain::{
@@ -373,7 +373,41 @@ pub fn refund_to_value(r: &Refund) -> AttributeValue {
     if let Some(reason) = &r.reason {
         map.insert("reason".into(), s(reason));
     }
+    if let Some(parts) = &r.parts {
+        map.insert("parts".into(), parts_to_value(parts));
+    }
     AttributeValue::M(map)
+}
+
+/// A refund's allocation as its amounts alone, in minor units, in the order of
+/// `Parts::amounts` (each line's net and taxes, then the shipping's): the lines are
+/// the order's, which never change, so they are not copied into every refund.
+fn parts_to_value(parts: &Parts) -> AttributeValue {
+    AttributeValue::L(parts.amounts().into_iter().map(n).collect())
+}
+
+fn parts_from(
+    fields: &Fields<'_>,
+    charged: &Parts,
+    field: &str,
+) -> Result<Option<Parts>, StoreError> {
+    if fields.0.get("parts").is_none() {
+        return Ok(None);
+    }
+    let amounts = fields
+        .list("parts")?
+        .iter()
+        .map(|v| {
+            v.as_n()
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| corrupt(field, "a part that is not a whole number"))
+        })
+        .collect::<Result<Vec<i64>, StoreError>>()?;
+    charged
+        .holding(&amounts)
+        .map(Some)
+        .ok_or_else(|| corrupt(field, "parts that are not the order's"))
 }
 
 pub fn hold_to_value(h: &RefundHold) -> AttributeValue {
@@ -386,6 +420,9 @@ pub fn hold_to_value(h: &RefundHold) -> AttributeValue {
     if let Some(reason) = &h.reason {
         map.insert("reason".into(), s(reason));
     }
+    if let Some(parts) = &h.parts {
+        map.insert("parts".into(), parts_to_value(parts));
+    }
     AttributeValue::M(map)
 }
 
@@ -396,7 +433,9 @@ fn money_from(value: &AttributeValue, field: &str) -> Result<Money, StoreError> 
     Ok(Money::from_minor(m.number("amount")?, currency))
 }
 
-fn payment_from(value: &AttributeValue) -> Result<Payment, StoreError> {
+/// The order's payment; `charged`, the order's parts, gives its refunds' allocations
+/// their shape.
+fn payment_from(value: &AttributeValue, charged: &Parts) -> Result<Payment, StoreError> {
     let p = Fields(as_map(value, PAYMENT)?);
     let refunds = p
         .list("refunds")?
@@ -407,6 +446,7 @@ fn payment_from(value: &AttributeValue) -> Result<Payment, StoreError> {
                 key: r.string("key")?,
                 refund_id: r.string("refund_id")?,
                 amount: money_from(r.get("amount")?, "refunds")?,
+                parts: parts_from(&r, charged, "refunds")?,
                 reason: r.optional("reason")?,
                 actor: r.string("actor")?,
                 at: r.time("at")?,
@@ -420,6 +460,7 @@ fn payment_from(value: &AttributeValue) -> Result<Payment, StoreError> {
                 Ok::<_, StoreError>(RefundHold {
                     key: h.string("key")?,
                     amount: money_from(h.get("amount")?, "refund_in_flight")?,
+                    parts: parts_from(&h, charged, "refund_in_flight")?,
                     reason: h.optional("reason")?,
                     actor: h.string("actor")?,
                     at: h.time("at")?,
@@ -533,7 +574,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
             })
         })
         .collect::<Result<_, StoreError>>()?;
-    Ok(Order {
+    let mut order = Order {
         id: f.parsed("order_id", OrderId::parse)?,
         user_id,
         cart_id: f.string("cart_id")?,
@@ -554,7 +595,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         },
         tracking_number: f.optional("tracking_number")?,
         carrier: f.optional("carrier")?,
-        payment: item.get(PAYMENT).map(payment_from).transpose()?,
+        payment: None,
         contact: Contact {
             email: f.optional("contact_email")?,
             phone: f.optional("contact_phone")?,
@@ -570,7 +611,12 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         history,
         shipments: super::shipment_item::shipments_from_item(item, currency)?,
         returns: super::return_item::returns_from_item(item, currency)?,
-    })
+    };
+    // Read once the lines are: a refund's allocation is stored as amounts of them.
+    if let Some(payment) = item.get(PAYMENT) {
+        order.payment = Some(payment_from(payment, &Parts::charged(&order))?);
+    }
+    Ok(order)
 }
 
 pub fn idempotency_to_item(record: &IdempotencyRecord) -> Item {

@@ -68,8 +68,9 @@ impl Parts {
     }
 
     /// Every amount, in one fixed order: each line's net then its taxes, then the
-    /// shipping's net and taxes.
-    fn amounts(&self) -> Vec<i64> {
+    /// shipping's net and taxes. The shape is the order's, which never changes after
+    /// checkout, so a refund is stored as these numbers alone.
+    pub fn amounts(&self) -> Vec<i64> {
         let mut amounts = Vec::new();
         for line in &self.lines {
             amounts.push(line.net.minor());
@@ -82,7 +83,12 @@ impl Parts {
         amounts
     }
 
-    /// The same parts holding `amounts` (in the order of [`Parts::amounts`]).
+    /// The same parts holding `amounts` (in the order of [`Parts::amounts`]); `None`
+    /// when there are not exactly as many amounts as parts.
+    pub fn holding(&self, amounts: &[i64]) -> Option<Parts> {
+        (amounts.len() == self.amounts().len()).then(|| self.with_amounts(amounts))
+    }
+
     fn with_amounts(&self, amounts: &[i64]) -> Parts {
         let mut next = amounts.iter().copied();
         let mut money = || Money::from_minor(next.next().unwrap_or(0), self.currency);
@@ -128,6 +134,22 @@ impl Parts {
     }
 }
 
+/// What remains refundable of each part (in the order of [`Parts::amounts`]) once
+/// `earlier` refunds are taken off; `None` when one of them has another shape.
+fn remaining(charged: &Parts, earlier: &[Parts]) -> Option<Vec<i64>> {
+    let mut remaining = charged.amounts();
+    for refund in earlier {
+        let given = refund.amounts();
+        if given.len() != remaining.len() || refund.currency != charged.currency {
+            return None;
+        }
+        for (left, given) in remaining.iter_mut().zip(given) {
+            *left -= given;
+        }
+    }
+    Some(remaining)
+}
+
 /// Splits `amount` over what remains refundable of an order `charged` so much per
 /// part, once `earlier` refunds of it (split the same way) are taken off, pro rata to
 /// what remains of each part. `None` when `amount` is more than remains, or is not in
@@ -136,22 +158,66 @@ pub fn split_refund(charged: &Parts, earlier: &[Parts], amount: Money) -> Option
     if amount.currency() != charged.currency {
         return None;
     }
-    let mut remaining = charged.amounts();
-    for refund in earlier {
-        let given = refund.amounts();
-        if given.len() != remaining.len() {
-            return None;
-        }
-        for (left, given) in remaining.iter_mut().zip(given) {
-            *left -= given;
-        }
-    }
     // A part refunded beyond its charge (never, by construction) gives nothing more.
-    let weights: Vec<i64> = remaining.iter().map(|left| (*left).max(0)).collect();
+    let weights: Vec<i64> = remaining(charged, earlier)?
+        .iter()
+        .map(|left| (*left).max(0))
+        .collect();
     if amount.minor() > weights.iter().sum::<i64>() {
         return None;
     }
     allocate(amount.minor(), &weights).map(|shares| charged.with_amounts(&shares))
+}
+
+/// Why an allocation a caller gives a refund (a return's: the lines sent back, the
+/// shipping only on request, less a fee) cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocationError {
+    #[error("the allocation does not have the order's lines, shipping and taxes")]
+    Shape,
+    #[error("the allocation adds up to {given}, not the {amount} refunded")]
+    Total { given: String, amount: String },
+    #[error("the allocation gives back less than nothing of a part, or more than remains of it")]
+    Beyond,
+}
+
+/// Checks `given`, a caller's allocation of a refund of `amount`: the order's parts,
+/// adding up to `amount`, none below zero or above what `earlier` refunds left of it.
+pub fn check_allocation(
+    charged: &Parts,
+    earlier: &[Parts],
+    given: &Parts,
+    amount: Money,
+) -> Result<(), AllocationError> {
+    let same_lines =
+        given.lines.len() == charged.lines.len()
+            && given.lines.iter().zip(&charged.lines).all(|(g, c)| {
+                g.product_id == c.product_id && g.tax_lines.len() == c.tax_lines.len()
+            });
+    let same_shipping = match (&given.shipping, &charged.shipping) {
+        (None, None) => true,
+        (Some(g), Some(c)) => g.tax_lines.len() == c.tax_lines.len(),
+        _ => false,
+    };
+    if given.currency != charged.currency || !same_lines || !same_shipping {
+        return Err(AllocationError::Shape);
+    }
+    if given.total() != amount {
+        return Err(AllocationError::Total {
+            given: given.total().to_decimal_string(),
+            amount: amount.to_decimal_string(),
+        });
+    }
+    let left = remaining(charged, earlier).ok_or(AllocationError::Shape)?;
+    if given
+        .amounts()
+        .iter()
+        .zip(left)
+        .any(|(share, left)| *share < 0 || *share > left.max(0))
+    {
+        return Err(AllocationError::Beyond);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -223,5 +289,39 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_callers_allocation_is_taken_only_within_what_remains() {
+        let charged = charged();
+        // A return of the second line, shipping kept: 9.31 + 0.65.
+        let returned = charged.holding(&[0, 0, 931, 65, 0, 0]).unwrap();
+        assert_eq!(check_allocation(&charged, &[], &returned, eur(996)), Ok(()));
+        assert!(matches!(
+            check_allocation(&charged, &[], &returned, eur(1000)),
+            Err(AllocationError::Total { .. })
+        ));
+        // The same line again, after it was refunded once.
+        assert_eq!(
+            check_allocation(
+                &charged,
+                std::slice::from_ref(&returned),
+                &returned,
+                eur(996)
+            ),
+            Err(AllocationError::Beyond)
+        );
+        let negative = charged.holding(&[-1, 0, 931, 66, 0, 0]).unwrap();
+        assert_eq!(
+            check_allocation(&charged, &[], &negative, eur(996)),
+            Err(AllocationError::Beyond)
+        );
+        let mut other = returned.clone();
+        other.shipping = None;
+        assert_eq!(
+            check_allocation(&charged, &[], &other, eur(996)),
+            Err(AllocationError::Shape)
+        );
+        assert_eq!(charged.holding(&[1, 2, 3]), None);
     }
 }

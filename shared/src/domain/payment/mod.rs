@@ -5,6 +5,7 @@
 
 use time::OffsetDateTime;
 
+use super::billing::Parts;
 use super::money::Money;
 
 pub mod notice;
@@ -69,6 +70,10 @@ pub struct Refund {
     /// Stripe's refund id (`re_…`).
     pub refund_id: String,
     pub amount: Money,
+    /// What it gave back per line, shipping and tax rate (its credit note's lines);
+    /// `None` for refunds made before refunds were allocated, and for money received
+    /// beyond the order's total (a mismatched payment), which no line accounts for.
+    pub parts: Option<Parts>,
     pub reason: Option<String>,
     pub actor: String,
     pub at: OffsetDateTime,
@@ -96,6 +101,11 @@ pub const REFUND_HOLD_LEASE_SECONDS: i64 = 30;
 pub struct RefundHold {
     pub key: String,
     pub amount: Money,
+    /// How `amount` is given back per part. Asked for with `None`, the refund path
+    /// splits it pro rata over what remains refundable; a caller that knows better (a
+    /// return: the lines sent back) gives its own, which is checked. Held, it is the
+    /// allocation the refund records.
+    pub parts: Option<Parts>,
     pub reason: Option<String>,
     pub actor: String,
     pub at: OffsetDateTime,

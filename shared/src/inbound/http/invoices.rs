@@ -98,12 +98,12 @@ struct InvoiceView {
 }
 
 #[derive(Serialize)]
-struct PartyView {
-    name: String,
-    address: Vec<String>,
+pub(super) struct PartyView {
+    pub(super) name: String,
+    pub(super) address: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tax_id: Option<String>,
-    email: Option<String>,
+    pub(super) tax_id: Option<String>,
+    pub(super) email: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -129,11 +129,11 @@ struct ShippingView {
 }
 
 #[derive(Serialize)]
-struct TaxSummaryView {
-    name: String,
-    rate: String,
-    net: Amount,
-    tax: Amount,
+pub(super) struct TaxSummaryView {
+    pub(super) name: String,
+    pub(super) rate: String,
+    pub(super) net: Amount,
+    pub(super) tax: Amount,
 }
 
 impl From<&Invoice> for InvoiceView {

@@ -40,6 +40,8 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/orders/{order_id}/returns/{return_id}/receive", "POST"),
     ("/api/orders/{order_id}/returns/{return_id}/refund", "POST"),
     ("/api/returns", "GET"),
+    ("/api/orders/{order_id}/credit-notes", "GET"),
+    ("/api/orders/{order_id}/credit-notes/{number}", "GET"),
 ];
 
 /// Whether `path` (`/api/orders/ORD1`) is an instance of the route path `template`

@@ -9,6 +9,7 @@
 //! handler uses. The local stack and the tests serve every endpoint through [`Api`].
 
 pub mod console;
+pub mod credit_notes;
 pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
@@ -29,6 +30,7 @@ use serde::Serialize;
 
 use crate::auth::Authenticator;
 use crate::domain::Principal;
+pub use credit_notes::CreditNoteApi;
 pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
@@ -68,10 +70,12 @@ pub enum Endpoint {
     ReceiveReturn,
     RefundReturn,
     ListReturns,
+    ListCreditNotes,
+    GetCreditNote,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 26] = [
+    pub const ALL: [Endpoint; 28] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -98,6 +102,8 @@ impl Endpoint {
         Endpoint::ReceiveReturn,
         Endpoint::RefundReturn,
         Endpoint::ListReturns,
+        Endpoint::ListCreditNotes,
+        Endpoint::GetCreditNote,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -128,6 +134,8 @@ impl Endpoint {
             Endpoint::ReceiveReturn => "receive-return",
             Endpoint::RefundReturn => "refund-return",
             Endpoint::ListReturns => "list-returns",
+            Endpoint::ListCreditNotes => "list-credit-notes",
+            Endpoint::GetCreditNote => "get-credit-note",
         }
     }
 
@@ -148,6 +156,7 @@ pub struct Api {
     /// `None` when Shippo is off (no `SHIPPO_API_TOKEN`): its webhook answers 404.
     pub shippo: Option<ShippoWebhookApi>,
     pub returns: ReturnApi,
+    pub credit_notes: CreditNoteApi,
 }
 
 impl Api {
@@ -193,6 +202,8 @@ impl Api {
                     crate::services::shipping::ShipmentError::ShippoOff,
                 )),
             },
+            Endpoint::ListCreditNotes => self.credit_notes.list_credit_notes(&request).await,
+            Endpoint::GetCreditNote => self.credit_notes.get_credit_note(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

@@ -337,11 +337,12 @@ fn payment_problem(err: PaymentServiceError) -> Problem {
                 RefundRefusal::InProgress => "refund_in_progress",
                 RefundRefusal::TooMuch(_) => "refund_exceeds_payment",
                 RefundRefusal::Nothing => "refund_amount_invalid",
+                RefundRefusal::Allocation(_) => "refund_allocation_invalid",
             };
             let status = match refusal {
-                RefundRefusal::Nothing | RefundRefusal::TooMuch(_) => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                RefundRefusal::Nothing
+                | RefundRefusal::TooMuch(_)
+                | RefundRefusal::Allocation(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::CONFLICT,
             };
             Problem::new(status, code, detail)

@@ -174,6 +174,7 @@ async fn a_resumed_refund_hold_finds_the_refund_stripe_made() {
         let hold = RefundHold {
             key: caller_refund_key(key),
             amount: orders::domain::Money::parse("30.00", order.total.currency()).unwrap(),
+            parts: None,
             reason: None,
             actor: "admin".into(),
             at: OffsetDateTime::now_utc() - time::Duration::seconds(REFUND_HOLD_LEASE_SECONDS + 5),

@@ -1,0 +1,38 @@
+//! What credit notes need: their store and counters on `TABLE_NAME` (issued by the
+//! notifications consumer, read by `list-credit-notes` and `get-credit-note`) and the
+//! PDF renderer. Numbered in the invoices' series (`INVOICE_SERIES`): a credit note
+//! takes its invoice's.
+
+use std::sync::Arc;
+
+use super::{ConfigError, Wiring};
+use crate::adapters::credit_note_pdf::PdfCreditNotes;
+use crate::adapters::dynamo::DynamoCreditNoteStore;
+use crate::inbound::http::CreditNoteApi;
+use crate::ports::{CreditNoteRenderer, CreditNoteStore};
+use crate::services::credit_notes::CreditNoteService;
+
+impl Wiring {
+    /// `GET /api/orders/{order_id}/credit-notes[/{number}]`.
+    pub fn credit_note_api(&self) -> Result<CreditNoteApi, ConfigError> {
+        Ok(CreditNoteApi {
+            auth: self.authenticator()?,
+            credit_notes: CreditNoteService::new(
+                self.order_store()?,
+                self.credit_note_store()?,
+                credit_note_renderer(),
+            ),
+        })
+    }
+
+    pub(super) fn credit_note_store(&self) -> Result<Arc<dyn CreditNoteStore>, ConfigError> {
+        Ok(Arc::new(DynamoCreditNoteStore::new(
+            self.dynamodb(),
+            self.table()?,
+        )))
+    }
+}
+
+pub(super) fn credit_note_renderer() -> Arc<dyn CreditNoteRenderer> {
+    Arc::new(PdfCreditNotes)
+}
