@@ -21,6 +21,8 @@ pub const SAMPLE_ORDER: &str = "ORDKT9Y9G7TXGSP1QME";
 pub const SAMPLE_WEBHOOK: &str = "wh_3f9a0c1e7b2d4a6c8e0f1a3b";
 /// The receiver `events/create-webhook.json` subscribes.
 pub const SAMPLE_HOOK_URL: &str = "https://erp.example.com/hooks/orders";
+/// The return the return samples name; [`arrange`] puts a real one in its place.
+pub const SAMPLE_RETURN: &str = "RETXN15YXR4KRCKNXHQ";
 /// Where a sample's `Authorization` goes: replaced by a token for the caller its claims
 /// name.
 pub const TOKEN_PLACEHOLDER: &str = "Bearer <token>";
@@ -91,6 +93,7 @@ pub struct Ids {
     pub webhook: String,
     pub hook_url: String,
     pub intent: String,
+    pub return_id: String,
     pub credit_note: String,
 }
 
@@ -151,6 +154,7 @@ pub fn substitute(text: &str, ids: &Ids) -> Result<Value, String> {
         (SAMPLE_WEBHOOK, &ids.webhook),
         (SAMPLE_HOOK_URL, &ids.hook_url),
         (SAMPLE_INTENT, &ids.intent),
+        (SAMPLE_RETURN, &ids.return_id),
         (SAMPLE_CREDIT_NOTE, &ids.credit_note),
     ] {
         if !to.is_empty() {
@@ -272,6 +276,12 @@ pub async fn arrange(
                 | Endpoint::GetOrderInvoice
                 | Endpoint::CreateShipment
                 | Endpoint::VoidShipment
+                | Endpoint::CreateReturn
+                | Endpoint::ApproveReturn
+                | Endpoint::DeclineReturn
+                | Endpoint::CancelReturn
+                | Endpoint::ReceiveReturn
+                | Endpoint::RefundReturn
         ) | Function::FulfillOrders
             | Function::NotifyCustomers
     ) {
@@ -307,6 +317,82 @@ pub async fn arrange(
             return Err(failed(format!(
                 "buying the sample's label: {status} {body}"
             )));
+        }
+    }
+    // The return samples act on a delivered demo order: what is unshipped ships, the
+    // order is delivered, and each step's sample gets a return of its own (asked for
+    // by support with a key named after the sample, so a second run finds the same).
+    if let Function::Api(
+        Endpoint::CreateReturn
+        | Endpoint::ApproveReturn
+        | Endpoint::DeclineReturn
+        | Endpoint::CancelReturn
+        | Endpoint::ReceiveReturn
+        | Endpoint::RefundReturn,
+    ) = function
+    {
+        let mut ship =
+            substitute(&read(events_dir, "create-shipment")?, &as_shipped).map_err(&failed)?;
+        let body =
+            json!({"carrier": "usps", "tracking_number": "9400111899223197428491"}).to_string();
+        ship["headers"]["content-length"] = json!(body.len().to_string());
+        ship["body"] = json!(body);
+        mint(&mut ship, secret).map_err(&failed)?;
+        let (status, body) = send(api, "create-shipment", &ship).await?;
+        // 409: everything shipped already.
+        if status != 201 && status != 409 {
+            return Err(failed(format!("shipping the demo order: {status} {body}")));
+        }
+        let mut deliver =
+            substitute(&read(events_dir, "update-order-status")?, &as_shipped).map_err(&failed)?;
+        let claims = &mut deliver["requestContext"]["authorizer"]["jwt"]["claims"];
+        claims["sub"] = json!("admin");
+        claims["scope"] = json!("orders:admin");
+        let body = json!({"status": "delivered"}).to_string();
+        deliver["headers"]["content-length"] = json!(body.len().to_string());
+        deliver["body"] = json!(body);
+        mint(&mut deliver, secret).map_err(&failed)?;
+        let (status, body) = send(api, "update-order-status", &deliver).await?;
+        if status != 200 {
+            return Err(failed(format!(
+                "delivering the demo order: {status} {body}"
+            )));
+        }
+        // The refund sample releases the refund its receive left for later.
+        let (owner, product) = match function {
+            Function::Api(Endpoint::RefundReturn | Endpoint::ReceiveReturn) => {
+                ("receive-return", "p002")
+            }
+            Function::Api(Endpoint::ApproveReturn) => ("approve-return", "p001"),
+            _ => (name, "p002"),
+        };
+        if function != Function::Api(Endpoint::CreateReturn) {
+            let mut ask =
+                substitute(&read(events_dir, "create-return")?, &as_shipped).map_err(&failed)?;
+            let body =
+                json!({"items": [{"product_id": product, "quantity": 1, "reason": "damaged"}]})
+                    .to_string();
+            ask["headers"]["content-length"] = json!(body.len().to_string());
+            ask["headers"]["idempotency-key"] = json!(format!("sample-{owner}"));
+            ask["body"] = json!(body);
+            mint(&mut ask, secret).map_err(&failed)?;
+            let (status, body) = send(api, "create-return", &ask).await?;
+            if status != 201 {
+                return Err(failed(format!(
+                    "asking for the sample's return: {status} {body}"
+                )));
+            }
+            ids.return_id = body["return_id"].as_str().unwrap_or_default().to_string();
+        }
+        if function == Function::Api(Endpoint::RefundReturn) {
+            let mut receive = load(events_dir, "receive-return", &ids, secret)?;
+            mint(&mut receive, secret).map_err(&failed)?;
+            let (status, body) = send(api, "receive-return", &receive).await?;
+            if status != 200 {
+                return Err(failed(format!(
+                    "receiving the sample's return: {status} {body}"
+                )));
+            }
         }
     }
     // An invoice exists once the notifications consumer handled the confirmation: its

@@ -840,6 +840,71 @@ pub trait InvoiceStore: Send + Sync {
     async fn issue(&self, draft: &InvoiceDraft) -> Result<Invoice, StoreError>;
 }
 
+// Returns (issue 20): the order's returns, the queue of returns to handle, and stock
+// coming back.
+
+/// A return re-filed in the queue of its status (`from`: the status it leaves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnFiling {
+    pub return_id: crate::domain::fulfillment::returns::ReturnId,
+    pub from: Option<crate::domain::fulfillment::returns::ReturnStatus>,
+}
+
+/// One return in the queue of its status, as the queue holds it (no second read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedReturn {
+    pub order_id: OrderId,
+    pub user_id: String,
+    pub return_id: crate::domain::fulfillment::returns::ReturnId,
+    pub status: crate::domain::fulfillment::returns::ReturnStatus,
+    pub created_at: OffsetDateTime,
+    pub items: Vec<crate::domain::fulfillment::returns::ReturnLine>,
+}
+
+/// A page of a return queue, oldest first; `next` continues it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnQueuePage {
+    pub returns: Vec<QueuedReturn>,
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait ReturnStore: Send + Sync {
+    /// Writes `after` (an order whose returns and last history entry changed) in one
+    /// conditional write on the version before it, filing `filing`'s return in the
+    /// queue of its new status in the same transaction. `Refused` with the order as
+    /// it is when it changed meanwhile.
+    async fn record_return(
+        &self,
+        after: &Order,
+        filing: Option<&ReturnFiling>,
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// The returns in `status`, oldest first, from `after` (a page's `next`): one
+    /// Query. `None`: `after` is not a cursor of this queue.
+    async fn return_queue(
+        &self,
+        status: crate::domain::fulfillment::returns::ReturnStatus,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Option<ReturnQueuePage>, StoreError>;
+}
+
+/// What putting returned goods back in stock did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestockOutcome {
+    Restocked,
+    /// This key put its goods back already: nothing added.
+    AlreadyRestocked,
+}
+
+#[async_trait]
+pub trait Restock: Send + Sync {
+    /// Adds `lines` back to the available stock, all or nothing, at most once per
+    /// `key` (a return's id).
+    async fn restock(&self, key: &str, lines: &[StockLine]) -> Result<RestockOutcome, StoreError>;
+}
+
 /// Where credit notes are kept and numbered: one per refund, from a gapless series
 /// per year of their own.
 #[async_trait]

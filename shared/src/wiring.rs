@@ -50,6 +50,7 @@ use crate::services::payments::{DEFAULT_PENDING_PAYMENT_TTL, PaymentService};
 use crate::services::publisher::Publisher;
 use crate::services::webhooks::WebhookService;
 
+mod returns;
 mod secrets;
 mod shipping;
 pub use secrets::{PROVIDER_KEYS, arn_setting};
@@ -515,6 +516,7 @@ impl Wiring {
             } else {
                 None
             },
+            returns: self.return_api()?,
             credit_notes: self.credit_note_api()?,
         })
     }

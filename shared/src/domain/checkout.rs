@@ -337,6 +337,7 @@ impl Checkout {
             }],
             shipments: Vec::new(),
             label_failure: None,
+            returns: Vec::new(),
         })
     }
 }

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::billing::{Pricing, TaxLine, Totals};
 use super::contact::Contact;
-use super::fulfillment::{LabelFailure, Shipment};
+use super::fulfillment::{LabelFailure, Return, Shipment};
 use super::money::Money;
 use super::payment::Payment;
 pub use super::payment::PaymentStatus;
@@ -220,6 +220,8 @@ pub struct Order {
     pub shipments: Vec<Shipment>,
     /// Why its automatic label was refused, while it waits for a person to ship it.
     pub label_failure: Option<LabelFailure>,
+    /// Its returns, oldest first (`domain::fulfillment::returns`).
+    pub returns: Vec<Return>,
 }
 
 impl Order {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub mod return_view;
 pub mod view;
 
 use crate::domain::time::timestamp;
@@ -34,8 +35,18 @@ pub const SHIPMENT_UPDATED: &str = "order.shipment_updated";
 /// `reason`, for a person to ship it by hand.
 pub const SHIPMENT_FAILED: &str = "order.shipment_failed";
 
+/// `detail-type`s of a return's steps (`order.return_<step>`), and of any other
+/// change of a return: its label's tracking, its restock and refund carried out, a
+/// refund released.
+pub const RETURN_REQUESTED: &str = "order.return_requested";
+pub const RETURN_APPROVED: &str = "order.return_approved";
+pub const RETURN_DECLINED: &str = "order.return_declined";
+pub const RETURN_CANCELLED: &str = "order.return_cancelled";
+pub const RETURN_RECEIVED: &str = "order.return_received";
+pub const RETURN_UPDATED: &str = "order.return_updated";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 16] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
@@ -46,6 +57,12 @@ pub const EVENT_TYPES: [&str; 10] = [
     SHIPMENT_CREATED,
     SHIPMENT_UPDATED,
     SHIPMENT_FAILED,
+    RETURN_REQUESTED,
+    RETURN_APPROVED,
+    RETURN_DECLINED,
+    RETURN_CANCELLED,
+    RETURN_RECEIVED,
+    RETURN_UPDATED,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -79,6 +96,13 @@ pub struct OrderEvent {
     /// What the change did to that parcel: `created` or `updated`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment_change: Option<String>,
+    /// The return the change concerned, if it concerned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_id: Option<String>,
+    /// What the change did to that return: `requested`, `approved`, `declined`,
+    /// `cancelled`, `received`, or `updated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_change: Option<String>,
 }
 
 impl OrderEvent {
@@ -90,6 +114,10 @@ impl OrderEvent {
         }
         let entry = after.history.last()?;
         let (shipment_id, shipment_change) = match shipment_change(before, after) {
+            Some((id, what)) => (Some(id), Some(what.to_string())),
+            None => (None, None),
+        };
+        let (return_id, return_change) = match return_change(before, after) {
             Some((id, what)) => (Some(id), Some(what.to_string())),
             None => (None, None),
         };
@@ -110,6 +138,8 @@ impl OrderEvent {
             order: OrderJson::of(after),
             shipment_id,
             shipment_change,
+            return_id,
+            return_change,
         })
     }
 
@@ -142,6 +172,12 @@ impl OrderEvent {
     pub fn detail_type(&self) -> String {
         match &self.previous_status {
             None => "order.created".to_string(),
+            Some(_) if self.return_change.is_some() => {
+                format!(
+                    "order.return_{}",
+                    self.return_change.as_deref().unwrap_or("updated")
+                )
+            }
             // A voided label takes a shipped order back to confirmed: not a confirmation.
             Some(_) if self.shipment_change.as_deref() == Some("voided") => {
                 SHIPMENT_UPDATED.to_string()
@@ -211,6 +247,21 @@ fn shipment_change(before: Option<&Order>, after: &Order) -> Option<(String, &'s
                 .map(|s| (s.shipment_id.to_string(), "voided"))
         })?;
     Some(changed)
+}
+
+/// The return a change concerned: one new in `after` (`requested`), or one whose
+/// status moved (to that status), or one otherwise changed (`updated`).
+fn return_change(before: Option<&Order>, after: &Order) -> Option<(String, &'static str)> {
+    let before = before?;
+    after.returns.iter().find_map(|r| {
+        let what = match before.return_of(&r.return_id) {
+            None => "requested",
+            Some(old) if old.status != r.status => r.status.as_str(),
+            Some(old) if old != r => "updated",
+            Some(_) => return None,
+        };
+        Some((r.return_id.to_string(), what))
+    })
 }
 
 /// The parts of an event's order (`GET /api/orders/{id}`'s rendering) checked

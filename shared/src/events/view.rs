@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::billing::{Pricing, TaxLine};
+use crate::domain::fulfillment::returns::{Return, ReturnLine};
 use crate::domain::fulfillment::{Shipment, ShipmentLine};
 use crate::domain::time::timestamp;
 use crate::domain::{Money, Order, PaymentStatus, Principal, Role};
@@ -68,6 +69,11 @@ pub struct OrderView {
     pub version: u64,
     /// Its parcels, in short (`GET …/shipments` has them whole).
     pub shipments: Vec<ShipmentSummary>,
+    /// Where its returns stand together: `none`, `requested`, `in_progress`,
+    /// `partially_returned`, `returned`.
+    pub return_status: &'static str,
+    /// Its returns, in short (`GET …/returns` has them whole).
+    pub returns: Vec<ReturnSummary>,
     /// Why its automatic label was refused (`shipping_status: label_failed`): only in
     /// answers to admins and the fulfillment service ([`OrderView::for_reader`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +121,8 @@ pub struct LineItemView {
     /// How many of the line are in parcels, and in delivered ones.
     pub quantity_shipped: u32,
     pub quantity_delivered: u32,
+    /// How many of the line came back (received returns).
+    pub quantity_returned: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -299,6 +307,7 @@ impl From<&Order> for OrderView {
                     tax_lines: tax_lines(&i.tax_lines),
                     quantity_shipped: order.quantity_shipped(&i.product_id).min(i.quantity),
                     quantity_delivered: order.quantity_delivered(&i.product_id).min(i.quantity),
+                    quantity_returned: order.quantity_returned(&i.product_id).min(i.quantity),
                 })
                 .collect(),
             shipping_address: AddressView {
@@ -348,6 +357,8 @@ impl From<&Order> for OrderView {
                 })
                 .collect(),
             label_failure: None,
+            return_status: order.return_status().as_str(),
+            returns: order.returns.iter().map(ReturnSummary::of).collect(),
         }
     }
 }
@@ -458,4 +469,46 @@ pub fn history(order: &Order, reader: Reader) -> Vec<HistoryView> {
             view
         })
         .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReturnLineView {
+    pub product_id: String,
+    pub quantity: u32,
+    pub reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+pub fn lines(items: &[ReturnLine]) -> Vec<ReturnLineView> {
+    items
+        .iter()
+        .map(|l| ReturnLineView {
+            product_id: l.product_id.clone(),
+            quantity: l.quantity,
+            reason: l.reason.as_str(),
+            note: l.note.clone(),
+        })
+        .collect()
+}
+
+/// A return as the order view and the events list it.
+#[derive(Debug, Serialize)]
+pub struct ReturnSummary {
+    pub return_id: String,
+    pub status: &'static str,
+    pub items: Vec<ReturnLineView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_status: Option<&'static str>,
+}
+
+impl ReturnSummary {
+    pub fn of(r: &Return) -> ReturnSummary {
+        ReturnSummary {
+            return_id: r.return_id.to_string(),
+            status: r.status.as_str(),
+            items: lines(&r.items),
+            refund_status: r.receipt.as_ref().map(|c| c.refund_state.as_str()),
+        }
+    }
 }

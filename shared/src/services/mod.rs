@@ -10,5 +10,6 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod publisher;
+pub mod returns;
 pub mod shipping;
 pub mod webhooks;

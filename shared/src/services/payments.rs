@@ -308,6 +308,36 @@ impl PaymentService {
         }
     }
 
+    /// Refunds `amount` of a received return (`key`: derived from the return, so it
+    /// is made at most once however often this is called). Answers the order and the
+    /// provider's refund id.
+    pub async fn refund_return(
+        &self,
+        order: Order,
+        key: String,
+        amount: Money,
+        actor: &str,
+        reason: String,
+        parts: crate::domain::billing::Parts,
+    ) -> Result<(Order, String), PaymentServiceError> {
+        let hold = RefundHold {
+            key: key.clone(),
+            amount,
+            parts: Some(parts),
+            reason: Some(reason),
+            actor: actor.to_string(),
+            at: OffsetDateTime::now_utc(),
+        };
+        let (order, _) = self.give_back(order, hold).await?;
+        let refund_id = order
+            .payment
+            .as_ref()
+            .and_then(|p| p.refunds.iter().find(|r| r.key == key))
+            .map(|r| r.refund_id.clone())
+            .unwrap_or_default();
+        Ok((order, refund_id))
+    }
+
     /// The one way money goes back to a customer: holds `hold` on the order (unless
     /// it is held already), asks the provider for it, and records it made. Answers the
     /// order and whether this call made it. `hold.parts` is the refund's allocation

@@ -19,6 +19,7 @@ mod outage;
 mod payments;
 mod pipeline;
 mod publisher;
+mod returns;
 mod samples;
 mod secrets;
 mod security;

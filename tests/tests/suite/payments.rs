@@ -31,7 +31,7 @@ fn stripe_base() -> String {
 
 /// localstripe, as a test reads and drives it (what a customer's browser and Stripe's
 /// dashboard would do).
-struct Stripe {
+pub(crate) struct Stripe {
     http: reqwest::Client,
     base: String,
 }
@@ -113,7 +113,7 @@ impl Stripe {
             .collect()
     }
 
-    async fn refunds_of(&self, intent: &str) -> Vec<Value> {
+    pub(crate) async fn refunds_of(&self, intent: &str) -> Vec<Value> {
         let (_, list) = self
             .call(
                 reqwest::Method::GET,
@@ -139,14 +139,14 @@ fn urlencode(text: &str) -> String {
 /// A stack with payments on, its API served on a local port, and localstripe told to
 /// send its signed events there (every test's server gets every event; an order not in
 /// a test's table is acknowledged and ignored, as in production).
-struct Payments {
-    stack: Stack,
-    stripe: Stripe,
+pub(crate) struct Payments {
+    pub(crate) stack: Stack,
+    pub(crate) stripe: Stripe,
     secret: String,
     _server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn payments() -> Payments {
+pub(crate) async fn payments() -> Payments {
     payments_hearing_stripe(true).await
 }
 
@@ -256,7 +256,7 @@ impl Payments {
     }
 
     /// A card order paid with the test card, as Stripe's webhook confirmed it.
-    async fn paid_order(&self) -> (String, String) {
+    pub(crate) async fn paid_order(&self) -> (String, String) {
         let (order_id, intent) = self.card_order().await;
         assert_eq!(self.stripe.pay(&intent, "pm_card_visa").await, 200);
         self.until(&order_id, |o| o.payment_status.as_str() == "paid")

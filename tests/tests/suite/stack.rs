@@ -50,6 +50,38 @@ fn the_template_routes_every_endpoint_once() {
             "/api/orders/{order_id}/shipments/{shipment_id}/void",
             "void-shipment",
         ),
+        ("POST", "/api/orders/{order_id}/returns", "create-return"),
+        (
+            "GET",
+            "/api/orders/{order_id}/returns",
+            "list-order-returns",
+        ),
+        (
+            "POST",
+            "/api/orders/{order_id}/returns/{return_id}/approve",
+            "approve-return",
+        ),
+        (
+            "POST",
+            "/api/orders/{order_id}/returns/{return_id}/decline",
+            "decline-return",
+        ),
+        (
+            "POST",
+            "/api/orders/{order_id}/returns/{return_id}/cancel",
+            "cancel-return",
+        ),
+        (
+            "POST",
+            "/api/orders/{order_id}/returns/{return_id}/receive",
+            "receive-return",
+        ),
+        (
+            "POST",
+            "/api/orders/{order_id}/returns/{return_id}/refund",
+            "refund-return",
+        ),
+        ("GET", "/api/returns", "list-returns"),
         (
             "GET",
             "/api/orders/{order_id}/credit-notes",

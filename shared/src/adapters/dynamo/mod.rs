@@ -11,6 +11,8 @@ pub mod numbering;
 pub mod order_item;
 pub mod orders;
 pub mod payments;
+pub mod return_item;
+pub mod returns;
 pub mod shipment_item;
 pub mod shipments;
 pub mod stream;

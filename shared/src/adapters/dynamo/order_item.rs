@@ -194,6 +194,12 @@ pub fn order_to_item(order: &Order, shards: ListShards) -> Item {
             super::shipment_item::label_failure_to_value(failure),
         );
     }
+    if !order.returns.is_empty() {
+        item.insert(
+            super::return_item::RETURNS.into(),
+            super::return_item::returns_to_value(&order.returns),
+        );
+    }
     item
 }
 
@@ -611,6 +617,7 @@ pub fn order_from_item(item: &Item) -> Result<Order, StoreError> {
         history,
         shipments: super::shipment_item::shipments_from_item(item, currency)?,
         label_failure: super::shipment_item::label_failure_from_item(item)?,
+        returns: super::return_item::returns_from_item(item, currency)?,
     };
     // Read once the lines are: a refund's allocation is stored as amounts of them.
     if let Some(payment) = item.get(PAYMENT) {

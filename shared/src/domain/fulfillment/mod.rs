@@ -6,6 +6,9 @@ pub mod shipment;
 pub mod tracking;
 
 pub use label_failure::LabelFailure;
+pub mod returns;
+
+pub use returns::Return;
 pub use shipment::{
     Parcel, Shipment, ShipmentId, ShipmentLine, ShipmentRefusal, ShipmentStatus, ShippingChange,
     Tracked, TrackingEvent,

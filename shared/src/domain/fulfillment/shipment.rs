@@ -598,6 +598,7 @@ pub(crate) mod tests {
             history: vec![],
             shipments: vec![],
             label_failure: None,
+            returns: vec![],
         }
     }
 

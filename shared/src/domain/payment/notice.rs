@@ -186,6 +186,7 @@ mod tests {
             history: vec![],
             shipments: vec![],
             label_failure: None,
+            returns: vec![],
         }
     }
 

@@ -172,6 +172,7 @@ mod tests {
             ],
             shipments: vec![],
             label_failure: None,
+            returns: vec![],
         }
     }
 

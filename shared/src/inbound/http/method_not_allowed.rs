@@ -33,6 +33,13 @@ pub const ALLOWED: &[(&str, &str)] = &[
         "/api/orders/{order_id}/shipments/{shipment_id}/void",
         "POST",
     ),
+    ("/api/orders/{order_id}/returns", "GET, POST"),
+    ("/api/orders/{order_id}/returns/{return_id}/approve", "POST"),
+    ("/api/orders/{order_id}/returns/{return_id}/decline", "POST"),
+    ("/api/orders/{order_id}/returns/{return_id}/cancel", "POST"),
+    ("/api/orders/{order_id}/returns/{return_id}/receive", "POST"),
+    ("/api/orders/{order_id}/returns/{return_id}/refund", "POST"),
+    ("/api/returns", "GET"),
     ("/api/orders/{order_id}/credit-notes", "GET"),
     ("/api/orders/{order_id}/credit-notes/{number}", "GET"),
 ];

@@ -16,6 +16,7 @@ pub mod orders;
 pub mod payments;
 pub mod problem;
 pub mod request;
+pub mod returns;
 pub mod shipments;
 pub mod shippo_webhook;
 pub mod webhooks;
@@ -34,6 +35,7 @@ pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
 use problem::{ApiError, Problem};
+pub use returns::ReturnApi;
 pub use shipments::ShippingApi;
 pub use shippo_webhook::ShippoWebhookApi;
 pub use webhooks::WebhookApi;
@@ -60,12 +62,20 @@ pub enum Endpoint {
     ListShipments,
     ShippoWebhook,
     VoidShipment,
+    CreateReturn,
+    ListOrderReturns,
+    ApproveReturn,
+    DeclineReturn,
+    CancelReturn,
+    ReceiveReturn,
+    RefundReturn,
+    ListReturns,
     ListCreditNotes,
     GetCreditNote,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 20] = [
+    pub const ALL: [Endpoint; 28] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -84,6 +94,14 @@ impl Endpoint {
         Endpoint::ListShipments,
         Endpoint::ShippoWebhook,
         Endpoint::VoidShipment,
+        Endpoint::CreateReturn,
+        Endpoint::ListOrderReturns,
+        Endpoint::ApproveReturn,
+        Endpoint::DeclineReturn,
+        Endpoint::CancelReturn,
+        Endpoint::ReceiveReturn,
+        Endpoint::RefundReturn,
+        Endpoint::ListReturns,
         Endpoint::ListCreditNotes,
         Endpoint::GetCreditNote,
     ];
@@ -108,6 +126,14 @@ impl Endpoint {
             Endpoint::ListShipments => "list-shipments",
             Endpoint::ShippoWebhook => "shippo-webhook",
             Endpoint::VoidShipment => "void-shipment",
+            Endpoint::CreateReturn => "create-return",
+            Endpoint::ListOrderReturns => "list-order-returns",
+            Endpoint::ApproveReturn => "approve-return",
+            Endpoint::DeclineReturn => "decline-return",
+            Endpoint::CancelReturn => "cancel-return",
+            Endpoint::ReceiveReturn => "receive-return",
+            Endpoint::RefundReturn => "refund-return",
+            Endpoint::ListReturns => "list-returns",
             Endpoint::ListCreditNotes => "list-credit-notes",
             Endpoint::GetCreditNote => "get-credit-note",
         }
@@ -129,6 +155,7 @@ pub struct Api {
     pub shipments: ShippingApi,
     /// `None` when Shippo is off (no `SHIPPO_API_TOKEN`): its webhook answers 404.
     pub shippo: Option<ShippoWebhookApi>,
+    pub returns: ReturnApi,
     pub credit_notes: CreditNoteApi,
 }
 
@@ -161,6 +188,14 @@ impl Api {
             Endpoint::CreateShipment => self.shipments.create_shipment(&request).await,
             Endpoint::ListShipments => self.shipments.list_shipments(&request).await,
             Endpoint::VoidShipment => self.shipments.void_shipment(&request).await,
+            Endpoint::CreateReturn => self.returns.create_return(&request).await,
+            Endpoint::ListOrderReturns => self.returns.list_order_returns(&request).await,
+            Endpoint::ApproveReturn => self.returns.approve_return(&request).await,
+            Endpoint::DeclineReturn => self.returns.decline_return(&request).await,
+            Endpoint::CancelReturn => self.returns.cancel_return(&request).await,
+            Endpoint::ReceiveReturn => self.returns.receive_return(&request).await,
+            Endpoint::RefundReturn => self.returns.refund_return(&request).await,
+            Endpoint::ListReturns => self.returns.list_returns(&request).await,
             Endpoint::ShippoWebhook => match &self.shippo {
                 Some(shippo) => shippo.shippo_webhook(&request).await,
                 None => Err(ApiError::Shipment(

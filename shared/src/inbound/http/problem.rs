@@ -12,6 +12,7 @@ use crate::domain::{CartProblem, FieldErrors, RateLimit};
 use crate::ports::{CartSourceError, LabelError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
+use crate::services::returns::ReturnError;
 use crate::services::shipping::ShipmentError;
 use crate::services::webhooks::WebhookError;
 
@@ -32,6 +33,8 @@ pub enum ApiError {
     Payment(#[from] PaymentServiceError),
     #[error(transparent)]
     Shipment(#[from] ShipmentError),
+    #[error(transparent)]
+    Return(#[from] ReturnError),
     /// A provider's webhook whose `token` is missing or wrong (Shippo).
     #[error("the webhook token is missing or wrong")]
     BadToken,
@@ -159,6 +162,7 @@ impl From<ApiError> for Problem {
             ApiError::Webhook(e) => webhook_problem(e),
             ApiError::Payment(e) => payment_problem(e),
             ApiError::Shipment(e) => shipment_problem(e),
+            ApiError::Return(e) => return_problem(e),
             ApiError::BadToken => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_webhook_token",
@@ -434,6 +438,57 @@ fn shipment_problem(err: ShipmentError) -> Problem {
         }
         ShipmentError::ShippoOff => Problem::new(StatusCode::NOT_FOUND, "shippo_off", detail),
         ShipmentError::Store(e) => store_problem(e),
+    }
+}
+
+fn return_problem(err: ReturnError) -> Problem {
+    let detail = err.to_string();
+    let conflict = |code| Problem::new(StatusCode::CONFLICT, code, &detail);
+    match err {
+        ReturnError::Invalid(errors) => Problem::invalid(errors),
+        ReturnError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        ReturnError::NotFound => Problem::new(StatusCode::NOT_FOUND, "order_not_found", detail),
+        ReturnError::ReturnNotFound(_) => {
+            Problem::new(StatusCode::NOT_FOUND, "return_not_found", detail)
+        }
+        ReturnError::NotReturnable { status, .. } => {
+            conflict("order_not_returnable").with("current_status", json!(status.as_str()))
+        }
+        ReturnError::TooMany {
+            field,
+            product_id,
+            requested,
+            returnable,
+        } => {
+            let mut problem = conflict("quantity_exceeds_returnable")
+                .with("product_id", json!(product_id))
+                .with("returnable", json!(returnable));
+            problem.errors = Some(vec![FieldErrorView {
+                field,
+                message: format!("{requested} asked for, {returnable} can be returned"),
+            }]);
+            problem
+        }
+        ReturnError::WindowClosed { product_id, days } => conflict("return_window_closed")
+            .with("product_id", json!(product_id))
+            .with("return_window_days", json!(days)),
+        ReturnError::Conflict { status, .. } => {
+            conflict("return_status_conflict").with("return_status", json!(status.as_str()))
+        }
+        ReturnError::AlreadyReceived(_) => conflict("return_already_received"),
+        ReturnError::NotDeferred { state, .. } => {
+            conflict("refund_not_deferred").with("refund_status", json!(state.as_str()))
+        }
+        ReturnError::KeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            detail,
+        ),
+        ReturnError::Contention => conflict("concurrent_change"),
+        ReturnError::PaymentsOff => payment_problem(PaymentServiceError::Off),
+        ReturnError::Payment(e) => payment_problem(e),
+        ReturnError::Label(e) => shipment_problem(ShipmentError::Label(e)),
+        ReturnError::Store(e) => store_problem(e),
     }
 }
 

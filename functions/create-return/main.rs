@@ -1,0 +1,14 @@
+//! `POST /api/orders/{order_id}/returns`: the order's owner or an admin asks to send shipped goods back (idempotent).
+
+use orders::inbound::http;
+use orders::wiring::Wiring;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let api = Wiring::from_env().await.return_api()?;
+    http::serve(api, |api, request| async move {
+        api.create_return(&request).await
+    })
+    .await
+}
