@@ -79,7 +79,8 @@ pub fn settings() -> Result<Settings, LocalError> {
 
 /// Creates what `template` declares (the orders table, the queues, the bus and its
 /// rules) unless it exists, and the carts table with the demo cart and the demo stock.
-/// Answers the settings with `WEBHOOK_QUEUE_URL` filled in, and the queues.
+/// Answers the settings with `WEBHOOK_QUEUE_URL` and `ERASURE_QUEUE_URL` filled in,
+/// and the queues.
 pub async fn provision(
     settings: Settings,
     template: &Template,
@@ -119,6 +120,9 @@ pub async fn provision(
     let mut settings = settings;
     if let Some((url, _)) = queues.get("WebhookQueue") {
         settings = settings.with("WEBHOOK_QUEUE_URL", url);
+    }
+    if let Some((url, _)) = queues.get("ErasureQueue") {
+        settings = settings.with("ERASURE_QUEUE_URL", url);
     }
     Ok((settings, queues))
 }

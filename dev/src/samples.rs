@@ -59,6 +59,7 @@ pub enum Function {
     PublishEvents,
     SettlePayments,
     ExpireOrders,
+    EraseCustomerData,
 }
 
 impl Function {
@@ -71,6 +72,7 @@ impl Function {
             "publish-events" => Some(Function::PublishEvents),
             "settle-payments" => Some(Function::SettlePayments),
             "expire-orders" => Some(Function::ExpireOrders),
+            "erase-customer-data" => Some(Function::EraseCustomerData),
             method_not_allowed::BINARY => Some(Function::MethodNotAllowed),
             console::BINARY => Some(Function::ServeConsole),
             _ => Endpoint::ALL
@@ -343,6 +345,14 @@ pub async fn arrange(
             return Err(failed(format!(
                 "cancelling the demo order: {status} {body}"
             )));
+        }
+    }
+    // An erasure to read: the request-erasure sample's.
+    if function == Function::Api(Endpoint::GetErasure) {
+        let request = load(events_dir, "request-erasure", &as_shipped, secret)?;
+        let (status, body) = send(api, "request-erasure", &request).await?;
+        if status != 202 {
+            return Err(failed(format!("requesting the erasure: {status} {body}")));
         }
     }
     if matches!(

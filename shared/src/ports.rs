@@ -841,3 +841,78 @@ pub trait InvoiceStore: Send + Sync {
     /// or given twice, and an order never gets two.
     async fn issue(&self, draft: &InvoiceDraft) -> Result<Invoice, StoreError>;
 }
+
+// ----------------------------------------------------------------------------------
+// Customers' personal data: erasure and export (`services::privacy`).
+// ----------------------------------------------------------------------------------
+
+/// Where erasures are written and their jobs kept, and what the export reads beside
+/// the orders.
+#[async_trait]
+pub trait PrivacyStore: Send + Sync {
+    /// Writes `erased` (planned by `domain::privacy::erase` from the version before
+    /// it) in one conditional write on that version: its address, contact, history
+    /// and parcels, bumping the version. Refused: the order as the store found it
+    /// (changed meanwhile, or erased by a twin).
+    async fn write_erasure(&self, erased: &Order) -> Result<ChangeOutcome, StoreError>;
+
+    /// The customer's latest erasure job, if any.
+    async fn erasure_job(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<crate::domain::privacy::ErasureJob>, StoreError>;
+
+    /// Records `job` as the customer's job, unless one is running: then that one.
+    async fn start_erasure(
+        &self,
+        job: &crate::domain::privacy::ErasureJob,
+    ) -> Result<ErasureStart, StoreError>;
+
+    /// Saves `after`, a page later than `before`, if the stored job is still at
+    /// `before`'s page: `false` when a twin continuation saved that page first.
+    async fn save_erasure(
+        &self,
+        before: &crate::domain::privacy::ErasureJob,
+        after: &crate::domain::privacy::ErasureJob,
+    ) -> Result<bool, StoreError>;
+
+    /// The message log's records of an order's events (versions `1..=version`).
+    async fn messages(
+        &self,
+        order: &OrderId,
+        version: u64,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasureStart {
+    Started,
+    /// A run for this customer is under way: the request joins it.
+    Running(crate::domain::privacy::ErasureJob),
+}
+
+/// One message about an order as the message log holds it: which event, which
+/// channel, and whether and when it went out (no address: the log keeps none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub event_id: String,
+    pub channel: Channel,
+    pub sent_at: Option<OffsetDateTime>,
+    pub provider_id: Option<String>,
+}
+
+/// Hands an erasure job's next page to the background (an SQS message to the
+/// `erase-customer-data` function), so no one request has to erase thousands of
+/// orders.
+#[async_trait]
+pub trait ErasureQueue: Send + Sync {
+    async fn continue_later(&self, user_id: &str, job_id: &str) -> Result<(), StoreError>;
+}
+
+/// An erasure queue message's body: whose job goes on. Nothing personal beyond the
+/// user id the job is kept under.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErasureMessage {
+    pub user_id: String,
+    pub job_id: String,
+}

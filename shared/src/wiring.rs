@@ -53,6 +53,8 @@ use crate::services::webhooks::WebhookService;
 
 mod shipping;
 
+mod privacy;
+
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
 
@@ -442,7 +444,7 @@ impl Wiring {
                 invoices: self.invoice_service()?,
             },
             shipments: ShippingApi {
-                auth,
+                auth: auth.clone(),
                 shipping: self.shipping_service()?,
             },
             shippo: if self.settings.get("SHIPPO_API_TOKEN").is_some() {
@@ -450,6 +452,7 @@ impl Wiring {
             } else {
                 None
             },
+            privacy: self.privacy_api_with(auth)?,
         })
     }
 
@@ -561,7 +564,7 @@ impl Wiring {
         })?;
         Ok(Notifications::new(
             self.order_store()?,
-            Arc::new(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)),
+            Arc::new(self.invoice_store()?),
             Arc::new(DynamoMessageLog::new(self.dynamodb(), self.table()?)),
             self.mailer()?,
             self.text_messenger()?,

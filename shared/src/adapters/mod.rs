@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod dynamo;
 pub mod emf;
+pub mod erasure_queue;
 pub mod event_bus;
 pub mod http;
 pub mod invoice_pdf;

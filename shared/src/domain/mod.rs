@@ -41,6 +41,7 @@ pub mod notification;
 pub mod order;
 pub mod payment;
 pub mod principal;
+pub mod privacy;
 pub mod rate_limit;
 pub mod stock;
 pub mod time;

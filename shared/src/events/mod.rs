@@ -29,8 +29,13 @@ pub const SHIPMENT_CREATED: &str = "order.shipment_created";
 /// carrier's tracking, a voided label).
 pub const SHIPMENT_UPDATED: &str = "order.shipment_updated";
 
+/// `detail-type` of an erasure of the customer's personal data on the order
+/// (`POST /api/customers/{user_id}/erasure`): its `order` carries the erased address,
+/// so that integrators who kept a copy erase theirs (GDPR article 19).
+pub const PERSONAL_DATA_ERASED: &str = "order.personal_data_erased";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
@@ -40,6 +45,7 @@ pub const EVENT_TYPES: [&str; 9] = [
     PAYMENT_STATUS_CHANGED,
     SHIPMENT_CREATED,
     SHIPMENT_UPDATED,
+    PERSONAL_DATA_ERASED,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -141,6 +147,9 @@ impl OrderEvent {
                 SHIPMENT_UPDATED.to_string()
             }
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
+            Some(_) if self.reason.as_deref() == Some(crate::domain::privacy::ERASURE_NOTE) => {
+                PERSONAL_DATA_ERASED.to_string()
+            }
             Some(_) if self.shipment_change.as_deref() == Some("created") => {
                 SHIPMENT_CREATED.to_string()
             }

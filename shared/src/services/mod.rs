@@ -8,6 +8,7 @@ pub mod invoices;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod privacy;
 pub mod publisher;
 pub mod shipping;
 pub mod webhooks;

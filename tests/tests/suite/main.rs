@@ -17,6 +17,7 @@ mod operations;
 mod outage;
 mod payments;
 mod pipeline;
+mod privacy;
 mod publisher;
 mod samples;
 mod security;

@@ -135,6 +135,14 @@ async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
             0
         }
+        Function::EraseCustomerData => {
+            let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+            let privacy = wiring.privacy_service().map_err(|e| e.to_string())?;
+            orders::inbound::sqs::erase(&privacy, event)
+                .await
+                .batch_item_failures
+                .len()
+        }
         Function::PublishEvents => {
             let event: StreamEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
             let publisher = wiring.publisher().map_err(|e| e.to_string())?;

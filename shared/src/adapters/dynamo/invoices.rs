@@ -32,15 +32,39 @@ const MAX_ATTEMPTS: u32 = 50;
 pub struct DynamoInvoiceStore {
     client: Client,
     table: String,
+    retention_years: u16,
 }
+
+/// How long an invoice is kept by default (`INVOICE_RETENTION_YEARS`): ten years,
+/// the longest of the common bookkeeping rules (Germany's § 147 AO, France's
+/// Code de commerce L123-22); the table's TTL deletes it after that.
+pub const DEFAULT_RETENTION_YEARS: u16 = 10;
 
 impl DynamoInvoiceStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoInvoiceStore {
             client,
             table: table.into(),
+            retention_years: DEFAULT_RETENTION_YEARS,
         }
     }
+
+    /// Invoices kept `years` after their issue (`INVOICE_RETENTION_YEARS`).
+    pub fn with_retention_years(mut self, years: u16) -> Self {
+        self.retention_years = years;
+        self
+    }
+}
+
+/// When the table's TTL may delete an invoice issued at `issued_at`: the same day
+/// `years` later (the 28th of February for a 29th), as Unix seconds.
+pub fn retention_end(issued_at: OffsetDateTime, years: u16) -> i64 {
+    let year = issued_at.year() + i32::from(years);
+    issued_at
+        .replace_year(year)
+        .or_else(|_| (issued_at - time::Duration::days(1)).replace_year(year))
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(i64::MAX)
 }
 
 fn invoice_key(order_id: &OrderId) -> Item {
@@ -121,7 +145,7 @@ impl InvoiceStore for DynamoInvoiceStore {
                 .map_err(|e| StoreError::Other(e.to_string()))?;
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(invoice_to_item(&invoice)?))
+                .set_item(Some(invoice_to_item(&invoice, self.retention_years)?))
                 .condition_expression("attribute_not_exists(PK)")
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -273,7 +297,7 @@ fn rate_from(millionths: u32) -> Result<TaxRate, StoreError> {
     TaxRate::from_millionths(millionths).ok_or_else(|| corrupt("a tax rate above 1"))
 }
 
-fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
+fn invoice_to_item(invoice: &Invoice, retention_years: u16) -> Result<Item, StoreError> {
     let d = &invoice.draft;
     let document = Document {
         order_id: d.order_id.to_string(),
@@ -341,6 +365,12 @@ fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
     }
     item.insert("issued_at".into(), s(timestamp(d.issued_at)));
     item.insert("document".into(), s(json));
+    // The buyer's name and address are kept for the legal retention period only
+    // (docs/operations.md, "Personal data"): then DynamoDB's TTL deletes the invoice.
+    item.insert(
+        "expires_at".into(),
+        n(retention_end(d.issued_at, retention_years)),
+    );
     Ok(item)
 }
 

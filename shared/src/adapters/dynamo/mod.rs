@@ -9,6 +9,7 @@ pub mod messages;
 pub mod order_item;
 pub mod orders;
 pub mod payments;
+pub mod privacy;
 pub mod shipment_item;
 pub mod shipments;
 pub mod stream;

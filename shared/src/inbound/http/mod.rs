@@ -13,6 +13,7 @@ pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
 pub mod payments;
+pub mod privacy;
 pub mod problem;
 pub mod request;
 pub mod shipments;
@@ -31,6 +32,7 @@ use crate::domain::Principal;
 pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
+pub use privacy::PrivacyApi;
 use problem::{ApiError, Problem};
 pub use shipments::ShippingApi;
 pub use shippo_webhook::ShippoWebhookApi;
@@ -58,10 +60,13 @@ pub enum Endpoint {
     ListShipments,
     ShippoWebhook,
     VoidShipment,
+    RequestErasure,
+    GetErasure,
+    ExportCustomerData,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 18] = [
+    pub const ALL: [Endpoint; 21] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -80,6 +85,9 @@ impl Endpoint {
         Endpoint::ListShipments,
         Endpoint::ShippoWebhook,
         Endpoint::VoidShipment,
+        Endpoint::RequestErasure,
+        Endpoint::GetErasure,
+        Endpoint::ExportCustomerData,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -102,6 +110,9 @@ impl Endpoint {
             Endpoint::ListShipments => "list-shipments",
             Endpoint::ShippoWebhook => "shippo-webhook",
             Endpoint::VoidShipment => "void-shipment",
+            Endpoint::RequestErasure => "request-erasure",
+            Endpoint::GetErasure => "get-erasure",
+            Endpoint::ExportCustomerData => "export-customer-data",
         }
     }
 
@@ -121,6 +132,8 @@ pub struct Api {
     pub shipments: ShippingApi,
     /// `None` when Shippo is off (no `SHIPPO_API_TOKEN`): its webhook answers 404.
     pub shippo: Option<ShippoWebhookApi>,
+    /// A customer's data: erasure and export.
+    pub privacy: PrivacyApi,
 }
 
 impl Api {
@@ -158,6 +171,9 @@ impl Api {
                     crate::services::shipping::ShipmentError::ShippoOff,
                 )),
             },
+            Endpoint::RequestErasure => self.privacy.request_erasure(&request).await,
+            Endpoint::GetErasure => self.privacy.get_erasure(&request).await,
+            Endpoint::ExportCustomerData => self.privacy.export(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

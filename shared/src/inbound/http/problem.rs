@@ -12,6 +12,7 @@ use crate::domain::{CartProblem, FieldErrors, RateLimit};
 use crate::ports::{CartSourceError, LabelError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
+use crate::services::privacy::PrivacyError;
 use crate::services::shipping::ShipmentError;
 use crate::services::webhooks::WebhookError;
 
@@ -32,6 +33,8 @@ pub enum ApiError {
     Payment(#[from] PaymentServiceError),
     #[error(transparent)]
     Shipment(#[from] ShipmentError),
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
     /// A provider's webhook whose `token` is missing or wrong (Shippo).
     #[error("the webhook token is missing or wrong")]
     BadToken,
@@ -159,6 +162,7 @@ impl From<ApiError> for Problem {
             ApiError::Webhook(e) => webhook_problem(e),
             ApiError::Payment(e) => payment_problem(e),
             ApiError::Shipment(e) => shipment_problem(e),
+            ApiError::Privacy(e) => privacy_problem(e),
             ApiError::BadToken => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_webhook_token",
@@ -433,6 +437,30 @@ fn shipment_problem(err: ShipmentError) -> Problem {
         }
         ShipmentError::ShippoOff => Problem::new(StatusCode::NOT_FOUND, "shippo_off", detail),
         ShipmentError::Store(e) => store_problem(e),
+    }
+}
+
+fn privacy_problem(err: PrivacyError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        PrivacyError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        PrivacyError::InvalidUser => {
+            let mut errors = FieldErrors::default();
+            errors.add("user_id", detail);
+            Problem::invalid(errors)
+        }
+        PrivacyError::OpenOrders(open) => {
+            let orders: Vec<Value> = open
+                .iter()
+                .map(|(id, status)| json!({ "order_id": id.as_str(), "status": status.as_str() }))
+                .collect();
+            Problem::new(StatusCode::CONFLICT, "orders_still_open", detail)
+                .with("open_orders", json!(orders))
+        }
+        PrivacyError::NoErasure => Problem::new(StatusCode::NOT_FOUND, "erasure_not_found", detail),
+        PrivacyError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
+        PrivacyError::Contention => Problem::new(StatusCode::CONFLICT, "concurrent_change", detail),
+        PrivacyError::Store(e) => store_problem(e),
     }
 }
 
