@@ -162,6 +162,8 @@ pub struct Wiring {
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
     /// One Stripe client, shared the same way by checkout and the payment service.
     stripe: OnceLock<Arc<dyn PaymentGateway>>,
+    /// Where figures go instead of what `METRICS` says ([`Wiring::with_metrics`]).
+    metrics_sink: OnceLock<Arc<dyn Metrics>>,
 }
 
 impl Wiring {
@@ -179,7 +181,15 @@ impl Wiring {
             sdk,
             dynamodb: OnceLock::new(),
             stripe: OnceLock::new(),
+            metrics_sink: OnceLock::new(),
         }
+    }
+
+    /// Every service built from here on reports its figures to `sink` (the tests'
+    /// scan of what the functions emit; a Lambda function uses `METRICS`).
+    pub fn with_metrics(self, sink: Arc<dyn Metrics>) -> Wiring {
+        let _ = self.metrics_sink.set(sink);
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -269,6 +279,9 @@ impl Wiring {
     /// unset, `emf` in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) and `off` elsewhere
     /// (the local stack and the tests, whose output it would only clutter).
     pub fn metrics(&self) -> Result<Arc<dyn Metrics>, ConfigError> {
+        if let Some(sink) = self.metrics_sink.get() {
+            return Ok(Arc::clone(sink));
+        }
         let in_lambda = self.settings.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
         match self.settings.get("METRICS") {
             Some("emf") => Ok(Arc::new(EmfMetrics::new(EMF_NAMESPACE))),

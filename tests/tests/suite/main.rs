@@ -5,6 +5,7 @@
 mod console;
 mod costs;
 mod create;
+mod emitted;
 mod fulfillment;
 mod invoices;
 mod layout;
