@@ -475,11 +475,17 @@ fn handlers(
         let privacy = Arc::clone(&privacy);
         Box::pin(async move { orders::inbound::sqs::erase(&privacy, event).await })
     });
+    let suppressions = Arc::new(wiring.suppression_service().map_err(error)?);
+    let suppress: QueueHandler = Arc::new(move |event| {
+        let suppressions = Arc::clone(&suppressions);
+        Box::pin(async move { orders::inbound::sqs::suppress(&suppressions, event).await })
+    });
     let mut queues = HashMap::from([
         ("fulfill-orders", fulfill),
         ("deliver-webhooks", deliver),
         ("notify-customers", notify),
         ("erase-customer-data", erase),
+        ("suppress-bounces", suppress),
     ]);
     // Payments run only with a payment provider (STRIPE_SECRET_KEY).
     if wiring.payments_on() {

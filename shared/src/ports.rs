@@ -916,3 +916,29 @@ pub struct ErasureMessage {
     pub user_id: String,
     pub job_id: String,
 }
+
+/// Addresses the mail provider said not to mail again (`services::suppressions`),
+/// kept by a hash of the address, never the address.
+#[async_trait]
+pub trait Suppressions: Send + Sync {
+    /// Suppresses `address` (case-insensitive); a second report keeps the first.
+    async fn suppress(
+        &self,
+        address: &str,
+        why: &crate::domain::suppression::Suppression,
+    ) -> Result<(), StoreError>;
+
+    /// The address's suppression, if it has one.
+    async fn suppressed(
+        &self,
+        address: &str,
+    ) -> Result<Option<crate::domain::suppression::Suppression>, StoreError>;
+
+    /// Lifts it; `false` when there was none.
+    async fn clear(&self, address: &str) -> Result<bool, StoreError>;
+
+    /// Writes `noted` (an order one version on, its history noting a withheld
+    /// message: `domain::suppression::note_unreachable`) in one conditional write on
+    /// the version before it.
+    async fn note_unreachable(&self, noted: &Order) -> Result<ChangeOutcome, StoreError>;
+}

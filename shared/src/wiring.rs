@@ -465,7 +465,8 @@ impl Wiring {
             } else {
                 None
             },
-            privacy: self.privacy_api_with(auth)?,
+            privacy: self.privacy_api_with(auth.clone())?,
+            suppressions: self.suppression_api_with(auth)?,
         })
     }
 
@@ -586,6 +587,7 @@ impl Wiring {
             seller,
         )
         .with_invoice_series(self.invoice_series()?)
+        .with_suppressions(self.order_store()?)
         .with_metrics(self.metrics()?))
     }
 

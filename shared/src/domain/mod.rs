@@ -44,6 +44,7 @@ pub mod principal;
 pub mod privacy;
 pub mod rate_limit;
 pub mod stock;
+pub mod suppression;
 pub mod time;
 pub mod validation;
 pub mod webhook;

@@ -34,8 +34,12 @@ pub const SHIPMENT_UPDATED: &str = "order.shipment_updated";
 /// so that integrators who kept a copy erase theirs (GDPR article 19).
 pub const PERSONAL_DATA_ERASED: &str = "order.personal_data_erased";
 
+/// `detail-type` of the note that a message to the customer was withheld: their
+/// address bounced or complained (`services::suppressions`).
+pub const CONTACT_UNREACHABLE: &str = "order.contact_unreachable";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 11] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
@@ -46,6 +50,7 @@ pub const EVENT_TYPES: [&str; 10] = [
     SHIPMENT_CREATED,
     SHIPMENT_UPDATED,
     PERSONAL_DATA_ERASED,
+    CONTACT_UNREACHABLE,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -149,6 +154,14 @@ impl OrderEvent {
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
             Some(_) if self.reason.as_deref() == Some(crate::domain::privacy::ERASURE_NOTE) => {
                 PERSONAL_DATA_ERASED.to_string()
+            }
+            Some(_)
+                if self.actor == crate::domain::suppression::NOTIFICATIONS_ACTOR
+                    && self.reason.as_deref().is_some_and(|r| {
+                        r.starts_with(crate::domain::suppression::UNREACHABLE_NOTE)
+                    }) =>
+            {
+                CONTACT_UNREACHABLE.to_string()
             }
             Some(_) if self.shipment_change.as_deref() == Some("created") => {
                 SHIPMENT_CREATED.to_string()

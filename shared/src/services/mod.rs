@@ -11,4 +11,5 @@ pub mod payments;
 pub mod privacy;
 pub mod publisher;
 pub mod shipping;
+pub mod suppressions;
 pub mod webhooks;

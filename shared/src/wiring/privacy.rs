@@ -8,6 +8,11 @@
 //! - `ERASURE_PAGE_SIZE`: orders per page (1 to 100, default 25);
 //! - `INVOICE_RETENTION_YEARS`: how long invoices (the buyer's name and address on
 //!   them) are kept before the table's TTL deletes them (1 to 100, default 10).
+//!
+//! And the suppression list's (`sendgrid-events`, `delete-suppression`,
+//! `suppress-bounces`, and the notifications consumer, which reads it):
+//! `SENDGRID_WEBHOOK_PUBLIC_KEY`, the key SendGrid's signed event webhook shows
+//! (base64); unset, that webhook answers 404.
 
 use std::sync::Arc;
 
@@ -16,8 +21,10 @@ use crate::adapters::dynamo::DynamoInvoiceStore;
 use crate::adapters::dynamo::invoices::DEFAULT_RETENTION_YEARS;
 use crate::adapters::erasure_queue::SqsErasureQueue;
 use crate::auth::Authenticator;
-use crate::inbound::http::PrivacyApi;
+use crate::domain::suppression::SendGridKey;
+use crate::inbound::http::{PrivacyApi, SuppressionApi};
 use crate::services::privacy::{DEFAULT_ERASURE_PAGE, PrivacyService};
+use crate::services::suppressions::SuppressionService;
 
 impl Wiring {
     pub fn privacy_service(&self) -> Result<PrivacyService, ConfigError> {
@@ -50,6 +57,35 @@ impl Wiring {
         Ok(PrivacyApi {
             auth,
             privacy: self.privacy_service()?,
+        })
+    }
+
+    pub fn suppression_service(&self) -> Result<SuppressionService, ConfigError> {
+        let key = self
+            .settings
+            .get("SENDGRID_WEBHOOK_PUBLIC_KEY")
+            .map(|text| {
+                SendGridKey::parse(text).ok_or_else(|| ConfigError::Invalid {
+                    setting: "SENDGRID_WEBHOOK_PUBLIC_KEY",
+                    why: "is not a base64 P-256 public key (SubjectPublicKeyInfo DER)".into(),
+                })
+            })
+            .transpose()?;
+        Ok(SuppressionService::new(self.order_store()?, key))
+    }
+
+    /// SendGrid's event webhook and `DELETE /api/suppressions/{email}`.
+    pub fn suppression_api(&self) -> Result<SuppressionApi, ConfigError> {
+        self.suppression_api_with(self.authenticator()?)
+    }
+
+    pub(super) fn suppression_api_with(
+        &self,
+        auth: Arc<Authenticator>,
+    ) -> Result<SuppressionApi, ConfigError> {
+        Ok(SuppressionApi {
+            auth,
+            suppressions: self.suppression_service()?,
         })
     }
 

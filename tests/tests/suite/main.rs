@@ -26,4 +26,5 @@ mod shards;
 mod shipping;
 mod stack;
 mod stock;
+mod suppressions;
 mod webhooks;

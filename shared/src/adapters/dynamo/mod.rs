@@ -13,6 +13,7 @@ pub mod privacy;
 pub mod shipment_item;
 pub mod shipments;
 pub mod stream;
+pub mod suppressions;
 pub mod webhooks;
 
 pub use carts::CartTable;

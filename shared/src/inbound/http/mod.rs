@@ -18,6 +18,7 @@ pub mod problem;
 pub mod request;
 pub mod shipments;
 pub mod shippo_webhook;
+pub mod suppressions;
 pub mod webhooks;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub use privacy::PrivacyApi;
 use problem::{ApiError, Problem};
 pub use shipments::ShippingApi;
 pub use shippo_webhook::ShippoWebhookApi;
+pub use suppressions::SuppressionApi;
 pub use webhooks::WebhookApi;
 
 /// The API's endpoints, one Lambda function each. The names are the binaries'
@@ -63,10 +65,12 @@ pub enum Endpoint {
     RequestErasure,
     GetErasure,
     ExportCustomerData,
+    SendGridEvents,
+    DeleteSuppression,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 21] = [
+    pub const ALL: [Endpoint; 23] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -88,6 +92,8 @@ impl Endpoint {
         Endpoint::RequestErasure,
         Endpoint::GetErasure,
         Endpoint::ExportCustomerData,
+        Endpoint::SendGridEvents,
+        Endpoint::DeleteSuppression,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -113,6 +119,8 @@ impl Endpoint {
             Endpoint::RequestErasure => "request-erasure",
             Endpoint::GetErasure => "get-erasure",
             Endpoint::ExportCustomerData => "export-customer-data",
+            Endpoint::SendGridEvents => "sendgrid-events",
+            Endpoint::DeleteSuppression => "delete-suppression",
         }
     }
 
@@ -134,6 +142,8 @@ pub struct Api {
     pub shippo: Option<ShippoWebhookApi>,
     /// A customer's data: erasure and export.
     pub privacy: PrivacyApi,
+    /// Bounces and complaints: SendGrid's events, clearing a suppression.
+    pub suppressions: SuppressionApi,
 }
 
 impl Api {
@@ -174,6 +184,8 @@ impl Api {
             Endpoint::RequestErasure => self.privacy.request_erasure(&request).await,
             Endpoint::GetErasure => self.privacy.get_erasure(&request).await,
             Endpoint::ExportCustomerData => self.privacy.export(&request).await,
+            Endpoint::SendGridEvents => self.suppressions.sendgrid_events(&request).await,
+            Endpoint::DeleteSuppression => self.suppressions.delete_suppression(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

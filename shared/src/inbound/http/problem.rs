@@ -14,6 +14,7 @@ use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
 use crate::services::privacy::PrivacyError;
 use crate::services::shipping::ShipmentError;
+use crate::services::suppressions::SuppressionError;
 use crate::services::webhooks::WebhookError;
 
 use super::request::RequestError;
@@ -35,6 +36,8 @@ pub enum ApiError {
     Shipment(#[from] ShipmentError),
     #[error(transparent)]
     Privacy(#[from] PrivacyError),
+    #[error(transparent)]
+    Suppression(#[from] SuppressionError),
     /// A provider's webhook whose `token` is missing or wrong (Shippo).
     #[error("the webhook token is missing or wrong")]
     BadToken,
@@ -163,6 +166,7 @@ impl From<ApiError> for Problem {
             ApiError::Payment(e) => payment_problem(e),
             ApiError::Shipment(e) => shipment_problem(e),
             ApiError::Privacy(e) => privacy_problem(e),
+            ApiError::Suppression(e) => suppression_problem(e),
             ApiError::BadToken => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_webhook_token",
@@ -461,6 +465,31 @@ fn privacy_problem(err: PrivacyError) -> Problem {
         PrivacyError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
         PrivacyError::Contention => Problem::new(StatusCode::CONFLICT, "concurrent_change", detail),
         PrivacyError::Store(e) => store_problem(e),
+    }
+}
+
+fn suppression_problem(err: SuppressionError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        SuppressionError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        SuppressionError::InvalidAddress => {
+            let mut errors = FieldErrors::default();
+            errors.add("email", detail);
+            Problem::invalid(errors)
+        }
+        SuppressionError::NotFound => {
+            Problem::new(StatusCode::NOT_FOUND, "suppression_not_found", detail)
+        }
+        SuppressionError::SendGridOff => {
+            Problem::new(StatusCode::NOT_FOUND, "sendgrid_off", detail)
+        }
+        SuppressionError::BadSignature => {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid_signature", detail)
+        }
+        SuppressionError::Malformed(_) => {
+            Problem::new(StatusCode::BAD_REQUEST, "bad_event", detail)
+        }
+        SuppressionError::Store(e) => store_problem(e),
     }
 }
 
