@@ -5,7 +5,6 @@
 mod console;
 mod costs;
 mod create;
-mod emitted;
 mod fulfillment;
 mod invoices;
 mod layout;

@@ -33,6 +33,10 @@ pub const ALLOWED: &[(&str, &str)] = &[
         "/api/orders/{order_id}/shipments/{shipment_id}/void",
         "POST",
     ),
+    ("/api/customers/{user_id}/erasure", "GET, POST"),
+    ("/api/customers/{user_id}/export", "GET"),
+    ("/api/email/sendgrid/events", "POST"),
+    ("/api/suppressions/{email}", "DELETE"),
 ];
 
 /// Whether `path` (`/api/orders/ORD1`) is an instance of the route path `template`

@@ -11,9 +11,11 @@
 //! Logs and metrics carry no address, email or phone; events and webhooks carry no
 //! email or phone (the shipping address stays in them, for the integrators who ship).
 //!
+//! A test binary of its own (`cargo test --test emitted`), so no other test runs in the
+//! process while it listens to `tracing`: tracing's interest and level caches are
+//! process-wide, and tests starting beside it left them deaf to this thread's subscriber.
 //! One thread (a current-thread runtime): the pipeline's pollers run on it too, so the
-//! log subscriber installed for this test's thread sees every line the flow writes, and
-//! none of the tests running beside it.
+//! log subscriber installed for this thread sees every line the flow writes.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,7 +33,23 @@ use orders_dev::pipeline;
 use orders_tests::{ADMIN, Call, Stack, checkout, subscribe_queue, template, token, unique};
 use serde_json::{Value, json};
 
-use crate::notifications::sent_emails;
+/// Every email SES on the emulator sent to `to` (scripts/emulator_ses.py).
+async fn sent_emails(to: &str) -> Vec<Value> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the emulator");
+    let text = reqwest::Client::new()
+        .get(format!(
+            "{endpoint}/_ses/messages?to={}",
+            to.replace('+', "%2B")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    answer["messages"].as_array().cloned().unwrap_or_default()
+}
 
 const NAME: &str = "Quentin Zyxmarkfield";
 const STREET: &str = "77 Wvutsmarker Lane";
@@ -167,6 +185,9 @@ async fn logs_metrics_events_and_webhooks_carry_no_personal_data_where_it_does_n
         .finish();
     let dispatch = Dispatch::new(subscriber);
     let guard = dispatcher::set_default(&dispatch);
+    // Callsites other tests' threads registered before this subscriber existed had
+    // their interest cached without it: asked again, so this thread sees them all.
+    lambda_http::tracing::callsite::rebuild_interest_cache();
     let metrics = Arc::new(EmfLines::default());
 
     // A stack with payments on (localstripe), in local mode (a receiver on this
