@@ -110,8 +110,7 @@ run_pass() {
     "${extra[@]}" 2>&1 | tee "$reports/$role.log" || status=$?
   # "Test cases:" is followed by "N generated, N passed, ..." in the summary.
   local cases
-  cases="$(grep -A1 -E '^Test cases:' "$reports/$role.log" | grep -oE '[0-9]+ generated' | grep -oE '[0-9]+' | tail -1 || echo 0)"
-  cases="${cases:-0}"
+  cases="$(grep -A1 -E '^Test cases:' "$reports/$role.log" | grep -oE '[0-9]+ generated' | grep -oE '[0-9]+' || echo 0)"
   total=$((total + cases))
   summary="${summary:+$summary, }$role $cases"
   if [[ $status -ne 0 ]]; then
