@@ -16,6 +16,11 @@ use crate::template::{Template, TemplateError};
 /// is the one make dev registers with it).
 pub const DEV_STRIPE_SECRET_KEY: &str = "sk_test_orders_local";
 pub const DEV_STRIPE_WEBHOOK_SECRET: &str = "whsec_orders_local_dev";
+/// The documented local key pair of SendGrid's signed event webhook (P-256): `make dev`
+/// checks with the public key (`SENDGRID_WEBHOOK_PUBLIC_KEY`, base64 SubjectPublicKeyInfo)
+/// and the samples sign with the private one (PKCS#8). Local only, like the others.
+pub const DEV_SENDGRID_PUBLIC_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIITTtnU1h4a7xMGEJM04YKIHJWKtPaUDuGfU0LTslhQXwv/j9oW0CxTraoHujwFrnH6C/fiDi99nx3RsvkoqPg==";
+pub const DEV_SENDGRID_PRIVATE_KEY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgfLFfTRaaCAKqQg7ioEh6d+GBiKAk0lDJSk4OZVDZ6aChRANCAAQghNO2dTWHhrvEwYQkzThgogclYq09pQO4Z9TQtOyWFBfC/+P2hbQLFOtqge6PAWucfoL9+IOL32fHdGy+Sio+";
 
 /// Stock of each demo product.
 pub const DEMO_STOCK: u64 = 100;
@@ -60,6 +65,10 @@ pub fn settings() -> Result<Settings, LocalError> {
     if settings.get("CART_API_URL").is_none() {
         settings = settings.with("CARTS_TABLE", var("CARTS_TABLE", "carts"));
     }
+    settings = settings.with(
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        var("SENDGRID_WEBHOOK_PUBLIC_KEY", DEV_SENDGRID_PUBLIC_KEY),
+    );
     // With a Stripe stand-in (make dev starts localstripe), payments are on with the
     // documented local keys.
     if settings.get("STRIPE_API_BASE").is_some() {
@@ -79,7 +88,8 @@ pub fn settings() -> Result<Settings, LocalError> {
 
 /// Creates what `template` declares (the orders table, the queues, the bus and its
 /// rules) unless it exists, and the carts table with the demo cart and the demo stock.
-/// Answers the settings with `WEBHOOK_QUEUE_URL` filled in, and the queues.
+/// Answers the settings with `WEBHOOK_QUEUE_URL` and `ERASURE_QUEUE_URL` filled in,
+/// and the queues.
 pub async fn provision(
     settings: Settings,
     template: &Template,
@@ -119,6 +129,9 @@ pub async fn provision(
     let mut settings = settings;
     if let Some((url, _)) = queues.get("WebhookQueue") {
         settings = settings.with("WEBHOOK_QUEUE_URL", url);
+    }
+    if let Some((url, _)) = queues.get("ErasureQueue") {
+        settings = settings.with("ERASURE_QUEUE_URL", url);
     }
     Ok((settings, queues))
 }

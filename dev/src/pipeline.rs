@@ -470,10 +470,22 @@ fn handlers(
         let notifications = Arc::clone(&notifications);
         Box::pin(async move { orders::inbound::sqs::notify(&notifications, event).await })
     });
+    let privacy = Arc::new(wiring.privacy_service().map_err(error)?);
+    let erase: QueueHandler = Arc::new(move |event| {
+        let privacy = Arc::clone(&privacy);
+        Box::pin(async move { orders::inbound::sqs::erase(&privacy, event).await })
+    });
+    let suppressions = Arc::new(wiring.suppression_service().map_err(error)?);
+    let suppress: QueueHandler = Arc::new(move |event| {
+        let suppressions = Arc::clone(&suppressions);
+        Box::pin(async move { orders::inbound::sqs::suppress(&suppressions, event).await })
+    });
     let mut queues = HashMap::from([
         ("fulfill-orders", fulfill),
         ("deliver-webhooks", deliver),
         ("notify-customers", notify),
+        ("erase-customer-data", erase),
+        ("suppress-bounces", suppress),
     ]);
     // Payments run only with a payment provider (STRIPE_SECRET_KEY).
     if wiring.payments_on() {

@@ -35,6 +35,8 @@ pub const SAMPLE_CREDIT_NOTE: &str = "CN-2026-000001";
 /// Where a Stripe sample's `Stripe-Signature` goes: replaced by a signature of its body
 /// with the local webhook secret.
 pub const SIGNATURE_PLACEHOLDER: &str = "<stripe-signature>";
+/// Where a SendGrid sample's signature goes: replaced by one made with the local key.
+pub const SENDGRID_SIGNATURE_PLACEHOLDER: &str = "<sendgrid-signature>";
 /// How long a minted token lives: long enough to copy the event and invoke it again.
 const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -64,6 +66,8 @@ pub enum Function {
     PublishEvents,
     SettlePayments,
     ExpireOrders,
+    EraseCustomerData,
+    SuppressBounces,
 }
 
 impl Function {
@@ -76,6 +80,8 @@ impl Function {
             "publish-events" => Some(Function::PublishEvents),
             "settle-payments" => Some(Function::SettlePayments),
             "expire-orders" => Some(Function::ExpireOrders),
+            "erase-customer-data" => Some(Function::EraseCustomerData),
+            "suppress-bounces" => Some(Function::SuppressBounces),
             method_not_allowed::BINARY => Some(Function::MethodNotAllowed),
             console::BINARY => Some(Function::ServeConsole),
             _ => Endpoint::ALL
@@ -143,6 +149,7 @@ pub fn load(events_dir: &Path, name: &str, ids: &Ids, secret: &[u8]) -> Result<V
     let mut event = substitute(&read(events_dir, name)?, ids).map_err(unreadable)?;
     mint(&mut event, secret).map_err(unreadable)?;
     sign_stripe(&mut event, &stripe_webhook_secret());
+    sign_sendgrid(&mut event);
     Ok(event)
 }
 
@@ -199,6 +206,38 @@ pub fn sign_stripe(event: &mut Value, webhook_secret: &str) {
     let tag = aws_lc_rs::hmac::sign(&key, format!("{t}.{body}").as_bytes());
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     event["headers"]["stripe-signature"] = json!(format!("t={t},v1={hex}"));
+}
+
+/// Signs a SendGrid sample's body as SendGrid would (ECDSA P-256 over the timestamp
+/// and the body) with the local key pair, in place of its placeholder.
+pub fn sign_sendgrid(event: &mut Value) {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let header = "x-twilio-email-event-webhook-signature";
+    if event["headers"][header].as_str() != Some(SENDGRID_SIGNATURE_PLACEHOLDER) {
+        return;
+    }
+    let Ok(pkcs8) = STANDARD.decode(crate::local::DEV_SENDGRID_PRIVATE_KEY) else {
+        return;
+    };
+    let Ok(pair) = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &pkcs8,
+    ) else {
+        return;
+    };
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        .to_string();
+    let mut signed = t.as_bytes().to_vec();
+    signed.extend_from_slice(event["body"].as_str().unwrap_or_default().as_bytes());
+    let Ok(signature) = pair.sign(&aws_lc_rs::rand::SystemRandom::new(), &signed) else {
+        return;
+    };
+    event["headers"]["x-twilio-email-event-webhook-timestamp"] = json!(t);
+    event["headers"][header] = json!(STANDARD.encode(signature.as_ref()));
 }
 
 /// An API event as `lambda_http` hands it to a function's handler.
@@ -442,6 +481,28 @@ pub async fn arrange(
             return Err(failed(format!(
                 "cancelling the demo order: {status} {body}"
             )));
+        }
+    }
+    // A suppression to clear: the suppress-bounces sample's bounce.
+    if function == Function::Api(Endpoint::DeleteSuppression) {
+        let event = load(events_dir, "suppress-bounces", &ids, secret)?;
+        let event = serde_json::from_value(event).map_err(|e| failed(e.to_string()))?;
+        let suppressions = wiring
+            .suppression_service()
+            .map_err(|e| failed(e.to_string()))?;
+        let failures = orders::inbound::sqs::suppress(&suppressions, event)
+            .await
+            .batch_item_failures;
+        if !failures.is_empty() {
+            return Err(failed("suppressing the sample's address failed".into()));
+        }
+    }
+    // An erasure to read: the request-erasure sample's.
+    if function == Function::Api(Endpoint::GetErasure) {
+        let request = load(events_dir, "request-erasure", &as_shipped, secret)?;
+        let (status, body) = send(api, "request-erasure", &request).await?;
+        if status != 202 {
+            return Err(failed(format!("requesting the erasure: {status} {body}")));
         }
     }
     if matches!(

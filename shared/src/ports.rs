@@ -929,3 +929,104 @@ pub trait CreditNoteRenderer: Send + Sync {
     /// A PDF.
     fn pdf(&self, note: &crate::domain::billing::CreditNote) -> Vec<u8>;
 }
+
+// ----------------------------------------------------------------------------------
+// Customers' personal data: erasure and export (`services::privacy`).
+// ----------------------------------------------------------------------------------
+
+/// Where erasures are written and their jobs kept, and what the export reads beside
+/// the orders.
+#[async_trait]
+pub trait PrivacyStore: Send + Sync {
+    /// Writes `erased` (planned by `domain::privacy::erase` from the version before
+    /// it) in one conditional write on that version: its address, contact, history
+    /// and parcels, bumping the version. Refused: the order as the store found it
+    /// (changed meanwhile, or erased by a twin).
+    async fn write_erasure(&self, erased: &Order) -> Result<ChangeOutcome, StoreError>;
+
+    /// The customer's latest erasure job, if any.
+    async fn erasure_job(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<crate::domain::privacy::ErasureJob>, StoreError>;
+
+    /// Records `job` as the customer's job, unless one is running: then that one.
+    async fn start_erasure(
+        &self,
+        job: &crate::domain::privacy::ErasureJob,
+    ) -> Result<ErasureStart, StoreError>;
+
+    /// Saves `after`, a page later than `before`, if the stored job is still at
+    /// `before`'s page: `false` when a twin continuation saved that page first.
+    async fn save_erasure(
+        &self,
+        before: &crate::domain::privacy::ErasureJob,
+        after: &crate::domain::privacy::ErasureJob,
+    ) -> Result<bool, StoreError>;
+
+    /// The message log's records of an order's events (versions `1..=version`).
+    async fn messages(
+        &self,
+        order: &OrderId,
+        version: u64,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasureStart {
+    Started,
+    /// A run for this customer is under way: the request joins it.
+    Running(crate::domain::privacy::ErasureJob),
+}
+
+/// One message about an order as the message log holds it: which event, which
+/// channel, and whether and when it went out (no address: the log keeps none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub event_id: String,
+    pub channel: Channel,
+    pub sent_at: Option<OffsetDateTime>,
+    pub provider_id: Option<String>,
+}
+
+/// Hands an erasure job's next page to the background (an SQS message to the
+/// `erase-customer-data` function), so no one request has to erase thousands of
+/// orders.
+#[async_trait]
+pub trait ErasureQueue: Send + Sync {
+    async fn continue_later(&self, user_id: &str, job_id: &str) -> Result<(), StoreError>;
+}
+
+/// An erasure queue message's body: whose job goes on. Nothing personal beyond the
+/// user id the job is kept under.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErasureMessage {
+    pub user_id: String,
+    pub job_id: String,
+}
+
+/// Addresses the mail provider said not to mail again (`services::suppressions`),
+/// kept by a hash of the address, never the address.
+#[async_trait]
+pub trait Suppressions: Send + Sync {
+    /// Suppresses `address` (case-insensitive); a second report keeps the first.
+    async fn suppress(
+        &self,
+        address: &str,
+        why: &crate::domain::suppression::Suppression,
+    ) -> Result<(), StoreError>;
+
+    /// The address's suppression, if it has one.
+    async fn suppressed(
+        &self,
+        address: &str,
+    ) -> Result<Option<crate::domain::suppression::Suppression>, StoreError>;
+
+    /// Lifts it; `false` when there was none.
+    async fn clear(&self, address: &str) -> Result<bool, StoreError>;
+
+    /// Writes `noted` (an order one version on, its history noting a withheld
+    /// message: `domain::suppression::note_unreachable`) in one conditional write on
+    /// the version before it.
+    async fn note_unreachable(&self, noted: &Order) -> Result<ChangeOutcome, StoreError>;
+}

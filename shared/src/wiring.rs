@@ -55,6 +55,8 @@ mod secrets;
 mod shipping;
 pub use secrets::{PROVIDER_KEYS, arn_setting};
 
+mod privacy;
+
 /// The documented local default for `CURSOR_SECRET` (local mode only).
 pub const DEV_CURSOR_SECRET: &str = "orders-local-dev-cursor-secret";
 
@@ -164,6 +166,8 @@ pub struct Wiring {
     stripe: OnceLock<Arc<dyn PaymentGateway>>,
     /// The provider keys, as read at init (`wiring/secrets.rs`).
     keys: secrets::ProviderKeys,
+    /// Where figures go instead of what `METRICS` says ([`Wiring::with_metrics`]).
+    metrics_sink: OnceLock<Arc<dyn Metrics>>,
 }
 
 impl Wiring {
@@ -185,7 +189,15 @@ impl Wiring {
             sdk,
             dynamodb: OnceLock::new(),
             stripe: OnceLock::new(),
+            metrics_sink: OnceLock::new(),
         }
+    }
+
+    /// Every service built from here on reports its figures to `sink` (the tests'
+    /// scan of what the functions emit; a Lambda function uses `METRICS`).
+    pub fn with_metrics(self, sink: Arc<dyn Metrics>) -> Wiring {
+        let _ = self.metrics_sink.set(sink);
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -275,6 +287,9 @@ impl Wiring {
     /// unset, `emf` in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) and `off` elsewhere
     /// (the local stack and the tests, whose output it would only clutter).
     pub fn metrics(&self) -> Result<Arc<dyn Metrics>, ConfigError> {
+        if let Some(sink) = self.metrics_sink.get() {
+            return Ok(Arc::clone(sink));
+        }
         let in_lambda = self.settings.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
         match self.settings.get("METRICS") {
             Some("emf") => Ok(Arc::new(EmfMetrics::new(EMF_NAMESPACE))),
@@ -508,7 +523,7 @@ impl Wiring {
                 invoices: self.invoice_service()?,
             },
             shipments: ShippingApi {
-                auth,
+                auth: auth.clone(),
                 shipping: self.shipping_service()?,
             },
             shippo: if self.has_key("SHIPPO_API_TOKEN") {
@@ -518,6 +533,8 @@ impl Wiring {
             },
             returns: self.return_api()?,
             credit_notes: self.credit_note_api()?,
+            privacy: self.privacy_api_with(auth.clone())?,
+            suppressions: self.suppression_api_with(auth)?,
         })
     }
 
@@ -606,7 +623,7 @@ impl Wiring {
         })?;
         Ok(Notifications::new(
             self.order_store()?,
-            Arc::new(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)),
+            Arc::new(self.invoice_store()?),
             Arc::new(DynamoMessageLog::new(self.dynamodb(), self.table()?)),
             self.mailer()?,
             self.text_messenger()?,
@@ -619,6 +636,7 @@ impl Wiring {
             self.credit_note_store()?,
             credit_notes::credit_note_renderer(),
         )
+        .with_suppressions(self.order_store()?)
         .with_metrics(self.metrics()?))
     }
 

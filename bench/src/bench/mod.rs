@@ -36,7 +36,7 @@ pub const DYNAMO_FLOOR: &str = "dynamo-floor";
 /// Warm invocations after each cold one, in the cold-start rounds.
 pub const WARM: usize = 3;
 /// The cold-start runs' order: webhooks after the orders they are about, the floor first.
-pub const FUNCTIONS: [&str; 14] = [
+pub const FUNCTIONS: [&str; 21] = [
     "create-order",
     "get-order",
     "list-orders",
@@ -51,6 +51,13 @@ pub const FUNCTIONS: [&str; 14] = [
     "list-webhook-deliveries",
     "deliver-webhooks",
     "delete-webhook",
+    "request-erasure",
+    "get-erasure",
+    "export-customer-data",
+    "erase-customer-data",
+    "suppress-bounces",
+    "sendgrid-events",
+    "delete-suppression",
 ];
 const CURSOR_SECRET: &str = "orders-bench-cursor-secret";
 /// The samples' customer: the demo cart's owner.

@@ -4,6 +4,7 @@ pub mod aws;
 pub mod credit_note_pdf;
 pub mod dynamo;
 pub mod emf;
+pub mod erasure_queue;
 pub mod event_bus;
 pub mod http;
 pub mod invoice_pdf;

@@ -45,8 +45,17 @@ pub const RETURN_CANCELLED: &str = "order.return_cancelled";
 pub const RETURN_RECEIVED: &str = "order.return_received";
 pub const RETURN_UPDATED: &str = "order.return_updated";
 
+/// `detail-type` of an erasure of the customer's personal data on the order
+/// (`POST /api/customers/{user_id}/erasure`): its `order` carries the erased address,
+/// so that integrators who kept a copy erase theirs (GDPR article 19).
+pub const PERSONAL_DATA_ERASED: &str = "order.personal_data_erased";
+
+/// `detail-type` of the note that a message to the customer was withheld: their
+/// address bounced or complained (`services::suppressions`).
+pub const CONTACT_UNREACHABLE: &str = "order.contact_unreachable";
+
 /// The event types a subscription may ask for (the events' `detail-type`s).
-pub const EVENT_TYPES: [&str; 16] = [
+pub const EVENT_TYPES: [&str; 18] = [
     "order.created",
     "order.confirmed",
     "order.shipped",
@@ -63,6 +72,8 @@ pub const EVENT_TYPES: [&str; 16] = [
     RETURN_CANCELLED,
     RETURN_RECEIVED,
     RETURN_UPDATED,
+    PERSONAL_DATA_ERASED,
+    CONTACT_UNREACHABLE,
 ];
 
 /// The `detail` of an event. Documented in `docs/events.schema.json`.
@@ -183,6 +194,17 @@ impl OrderEvent {
                 SHIPMENT_UPDATED.to_string()
             }
             Some(previous) if *previous != self.status => format!("order.{}", self.status),
+            Some(_) if self.reason.as_deref() == Some(crate::domain::privacy::ERASURE_NOTE) => {
+                PERSONAL_DATA_ERASED.to_string()
+            }
+            Some(_)
+                if self.actor == crate::domain::suppression::NOTIFICATIONS_ACTOR
+                    && self.reason.as_deref().is_some_and(|r| {
+                        r.starts_with(crate::domain::suppression::UNREACHABLE_NOTE)
+                    }) =>
+            {
+                CONTACT_UNREACHABLE.to_string()
+            }
             Some(_) if self.shipment_change.as_deref() == Some("created") => {
                 SHIPMENT_CREATED.to_string()
             }

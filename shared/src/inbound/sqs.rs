@@ -4,10 +4,13 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
+use crate::ports::ErasureMessage;
 use crate::services::deliveries::{Deliveries, QueuedEvent};
 use crate::services::fulfillment::Fulfillment;
 use crate::services::notifications::Notifications;
 use crate::services::payments::PaymentService;
+use crate::services::privacy::PrivacyService;
+use crate::services::suppressions::{SuppressionError, SuppressionService};
 
 /// The fulfillment queue: each message on its own.
 pub async fn fulfill(fulfillment: &Fulfillment, event: SqsEvent) -> SqsBatchResponse {
@@ -77,6 +80,52 @@ pub async fn settle(payments: &PaymentService, event: SqsEvent) -> SqsBatchRespo
         let id = message.message_id.unwrap_or_default();
         match payments.settle_cancelled(message.body.as_deref()).await {
             Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "settled"),
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
+                response.add_failure(id);
+            }
+        }
+    }
+    response
+}
+
+/// The erasure queue: each message is one page of a customer's erasure job; a page
+/// that failed (the store unavailable) is received again, then dead-lettered.
+pub async fn erase(privacy: &PrivacyService, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        let Ok(job) = serde_json::from_str::<ErasureMessage>(body) else {
+            // Not ours to retry: nothing could ever read it.
+            tracing::error!(message_id = %id, "not an erasure message; dropped");
+            continue;
+        };
+        match privacy.continue_erasure(&job.user_id, &job.job_id).await {
+            Ok(outcome) => {
+                tracing::info!(message_id = %id, job_id = %job.job_id, ?outcome, "handled")
+            }
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
+                response.add_failure(id);
+            }
+        }
+    }
+    response
+}
+
+/// The bounce queue (SES's bounces and complaints through SNS): each message on its
+/// own; one the store could not record is received again, then dead-lettered.
+pub async fn suppress(suppressions: &SuppressionService, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        match suppressions.from_ses(message.body.as_deref()).await {
+            Ok(count) => tracing::info!(message_id = %id, count, "handled"),
+            Err(SuppressionError::Malformed(why)) => {
+                // Retrying cannot make it readable.
+                tracing::error!(message_id = %id, %why, "unreadable bounce message; dropped");
+            }
             Err(err) => {
                 tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
                 response.add_failure(id);

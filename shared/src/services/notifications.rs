@@ -25,6 +25,7 @@ use crate::domain::invoice::{Invoice, InvoiceDraft, InvoiceSeries, Seller};
 use crate::domain::notification::{Channel, Notice, UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY};
 use crate::domain::payment::refund::refund_of_change;
 use crate::domain::payment::{Refund, UNPAID};
+use crate::domain::suppression::{SuppressionReason, note_unreachable};
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{
@@ -32,6 +33,7 @@ use crate::ports::{
     InvoiceStore, Mailer, MessageLog, MessageTemplates, Metric, MetricSet, Metrics, NoMetrics,
     OrderStore, SendError, StoreError, TemplateError, TextMessage, TextMessenger,
 };
+use crate::ports::{ChangeOutcome, Suppressions};
 
 /// How long a claim holds before another attempt may take it over: well above one
 /// send (the adapters time out after 10 s), well below the queue's visibility
@@ -53,6 +55,8 @@ pub struct Notifications {
     /// `None`: no credit notes are issued (set with [`Notifications::with_credit_notes`]).
     credit_notes: Option<CreditNotes>,
     metrics: Arc<dyn Metrics>,
+    /// Addresses not to mail (bounced, complained): `None` checks none.
+    suppressions: Option<Arc<dyn Suppressions>>,
 }
 
 /// Where credit notes are numbered and kept, and how they are printed.
@@ -103,6 +107,8 @@ pub enum Delivery {
     NoAddress,
     /// Not sent: the address had its day's messages about unpaid orders.
     Capped,
+    /// Not sent: the address bounced or complained; the order's history says so.
+    Suppressed,
 }
 
 /// What handling one message did, for the log and the tests.
@@ -142,7 +148,14 @@ impl Notifications {
             series: InvoiceSeries::ONE,
             credit_notes: None,
             metrics: Arc::new(NoMetrics),
+            suppressions: None,
         }
+    }
+
+    /// Mails no suppressed address (`services::suppressions`).
+    pub fn with_suppressions(mut self, suppressions: Arc<dyn Suppressions>) -> Self {
+        self.suppressions = Some(suppressions);
+        self
     }
 
     /// Numbers invoices in `series` gapless series instead of one.
@@ -291,6 +304,21 @@ impl Notifications {
                 });
             }
         };
+        if let (Channel::Email, Some(list)) = (channel, &self.suppressions)
+            && let Some(suppression) = list.suppressed(address).await?
+        {
+            tracing::warn!(
+                event_id,
+                reason = suppression.reason.as_str(),
+                "address suppressed; not sent"
+            );
+            self.note_unreachable(order, channel, suppression.reason)
+                .await?;
+            self.log
+                .mark_sent(event_id, channel, now, "suppressed")
+                .await?;
+            return Ok(Delivery::Suppressed);
+        }
         // About an order nobody paid for, an address gets a few messages a day: the
         // create's contact is whatever its caller sent.
         if UNPAID.contains(&order.payment_status)
@@ -329,6 +357,32 @@ impl Notifications {
                 Err(err)
             }
         }
+    }
+
+    /// Notes on the order that the customer could not be reached on `channel`, once,
+    /// planned again from the order as found when it changed meanwhile.
+    async fn note_unreachable(
+        &self,
+        order: &Order,
+        channel: Channel,
+        reason: SuppressionReason,
+    ) -> Result<(), StoreError> {
+        let Some(list) = &self.suppressions else {
+            return Ok(());
+        };
+        let mut current = order.clone();
+        for _ in 0..3 {
+            let Some(noted) =
+                note_unreachable(&current, channel, reason, OffsetDateTime::now_utc())
+            else {
+                return Ok(());
+            };
+            match list.note_unreachable(&noted).await? {
+                ChangeOutcome::Changed(_) | ChangeOutcome::Refused(None) => return Ok(()),
+                ChangeOutcome::Refused(Some(found)) => current = *found,
+            }
+        }
+        Err(StoreError::Contention)
     }
 
     async fn send(

@@ -386,7 +386,11 @@ fn refusal_reason(err: &OrderError) -> Option<&'static str> {
 
 /// A page position as the caller sees it: the position, and an HMAC binding it to
 /// `scope` (the caller and the filters), so that it cannot be forged or reused.
-fn seal_cursor(key: &aws_lc_rs::hmac::Key, position: &PagePosition, scope: &str) -> String {
+pub(crate) fn seal_cursor(
+    key: &aws_lc_rs::hmac::Key,
+    position: &PagePosition,
+    scope: &str,
+) -> String {
     let tag = aws_lc_rs::hmac::sign(key, format!("{scope}\n{}", position.0).as_bytes());
     format!(
         "{}.{}",
@@ -395,7 +399,7 @@ fn seal_cursor(key: &aws_lc_rs::hmac::Key, position: &PagePosition, scope: &str)
     )
 }
 
-fn open_cursor(
+pub(crate) fn open_cursor(
     key: &aws_lc_rs::hmac::Key,
     cursor: &str,
     scope: &str,

@@ -32,6 +32,10 @@ async fn stack() -> Stack {
                 orders_dev::local::DEV_STRIPE_SECRET_KEY,
             )
             .with("STRIPE_WEBHOOK_SECRET", samples::stripe_webhook_secret())
+            .with(
+                "SENDGRID_WEBHOOK_PUBLIC_KEY",
+                orders_dev::local::DEV_SENDGRID_PUBLIC_KEY,
+            )
     })
     .await;
     stack.put_demo_cart().await;
@@ -134,6 +138,22 @@ async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             0
+        }
+        Function::EraseCustomerData => {
+            let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+            let privacy = wiring.privacy_service().map_err(|e| e.to_string())?;
+            orders::inbound::sqs::erase(&privacy, event)
+                .await
+                .batch_item_failures
+                .len()
+        }
+        Function::SuppressBounces => {
+            let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+            let suppressions = wiring.suppression_service().map_err(|e| e.to_string())?;
+            orders::inbound::sqs::suppress(&suppressions, event)
+                .await
+                .batch_item_failures
+                .len()
         }
         Function::PublishEvents => {
             let event: StreamEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;

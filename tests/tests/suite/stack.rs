@@ -92,6 +92,19 @@ fn the_template_routes_every_endpoint_once() {
             "/api/orders/{order_id}/credit-notes/{number}",
             "get-credit-note",
         ),
+        (
+            "POST",
+            "/api/customers/{user_id}/erasure",
+            "request-erasure",
+        ),
+        ("GET", "/api/customers/{user_id}/erasure", "get-erasure"),
+        (
+            "GET",
+            "/api/customers/{user_id}/export",
+            "export-customer-data",
+        ),
+        ("POST", "/api/email/sendgrid/events", "sendgrid-events"),
+        ("DELETE", "/api/suppressions/{email}", "delete-suppression"),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.to_string(), p.to_string(), b.to_string()))

@@ -23,15 +23,39 @@ use crate::ports::{InvoiceStore, StoreError};
 pub struct DynamoInvoiceStore {
     client: Client,
     table: String,
+    retention_years: u16,
 }
+
+/// How long an invoice is kept by default (`INVOICE_RETENTION_YEARS`): ten years,
+/// the longest of the common bookkeeping rules (Germany's § 147 AO, France's
+/// Code de commerce L123-22); the table's TTL deletes it after that.
+pub const DEFAULT_RETENTION_YEARS: u16 = 10;
 
 impl DynamoInvoiceStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoInvoiceStore {
             client,
             table: table.into(),
+            retention_years: DEFAULT_RETENTION_YEARS,
         }
     }
+
+    /// Invoices kept `years` after their issue (`INVOICE_RETENTION_YEARS`).
+    pub fn with_retention_years(mut self, years: u16) -> Self {
+        self.retention_years = years;
+        self
+    }
+}
+
+/// When the table's TTL may delete an invoice issued at `issued_at`: the same day
+/// `years` later (the 28th of February for a 29th), as Unix seconds.
+pub fn retention_end(issued_at: OffsetDateTime, years: u16) -> i64 {
+    let year = issued_at.year() + i32::from(years);
+    issued_at
+        .replace_year(year)
+        .or_else(|_| (issued_at - time::Duration::days(1)).replace_year(year))
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(i64::MAX)
 }
 
 fn invoice_key(order_id: &OrderId) -> Item {
@@ -70,7 +94,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         let counter = counter_key(INVOICE_COUNTER, draft.year(), draft.series);
         let outcome = issue_next(&self.client, &self.table, counter, |sequence| {
             let invoice = draft.clone().numbered(sequence);
-            let item = invoice_to_item(&invoice);
+            let item = invoice_to_item(&invoice, self.retention_years);
             issued = Some(invoice);
             item
         })
@@ -235,7 +259,7 @@ pub(super) fn rate_from(millionths: u32) -> Result<TaxRate, StoreError> {
     TaxRate::from_millionths(millionths).ok_or_else(|| corrupt("a tax rate above 1"))
 }
 
-fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
+fn invoice_to_item(invoice: &Invoice, retention_years: u16) -> Result<Item, StoreError> {
     let d = &invoice.draft;
     let document = Document {
         order_id: d.order_id.to_string(),
@@ -293,6 +317,12 @@ fn invoice_to_item(invoice: &Invoice) -> Result<Item, StoreError> {
     }
     item.insert("issued_at".into(), s(timestamp(d.issued_at)));
     item.insert("document".into(), s(json));
+    // The buyer's name and address are kept for the legal retention period only
+    // (docs/operations.md, "Personal data"): then DynamoDB's TTL deletes the invoice.
+    item.insert(
+        "expires_at".into(),
+        n(retention_end(d.issued_at, retention_years)),
+    );
     Ok(item)
 }
 

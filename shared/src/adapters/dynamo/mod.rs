@@ -11,11 +11,13 @@ pub mod numbering;
 pub mod order_item;
 pub mod orders;
 pub mod payments;
+pub mod privacy;
 pub mod return_item;
 pub mod returns;
 pub mod shipment_item;
 pub mod shipments;
 pub mod stream;
+pub mod suppressions;
 pub mod webhooks;
 
 pub use carts::CartTable;

@@ -318,7 +318,7 @@ fn pricing_from(f: &Fields<'_>, currency: Currency) -> Result<Pricing, StoreErro
     })
 }
 
-fn address_to_value(a: &ShippingAddress) -> AttributeValue {
+pub fn address_to_value(a: &ShippingAddress) -> AttributeValue {
     let mut map = HashMap::from([
         ("name".into(), s(&a.name)),
         ("address".into(), s(&a.address)),

@@ -73,7 +73,7 @@ pub fn wants_pdf(accept: Option<&str>) -> bool {
 }
 
 #[derive(Serialize)]
-struct InvoiceView {
+pub(super) struct InvoiceView {
     invoice_number: String,
     order_id: String,
     issued_at: String,

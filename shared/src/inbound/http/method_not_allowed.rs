@@ -42,6 +42,10 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ("/api/returns", "GET"),
     ("/api/orders/{order_id}/credit-notes", "GET"),
     ("/api/orders/{order_id}/credit-notes/{number}", "GET"),
+    ("/api/customers/{user_id}/erasure", "GET, POST"),
+    ("/api/customers/{user_id}/export", "GET"),
+    ("/api/email/sendgrid/events", "POST"),
+    ("/api/suppressions/{email}", "DELETE"),
 ];
 
 /// Whether `path` (`/api/orders/ORD1`) is an instance of the route path `template`

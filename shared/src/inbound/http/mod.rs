@@ -14,11 +14,13 @@ pub mod invoices;
 pub mod method_not_allowed;
 pub mod orders;
 pub mod payments;
+pub mod privacy;
 pub mod problem;
 pub mod request;
 pub mod returns;
 pub mod shipments;
 pub mod shippo_webhook;
+pub mod suppressions;
 pub mod webhooks;
 
 use std::future::Future;
@@ -34,10 +36,12 @@ pub use credit_notes::CreditNoteApi;
 pub use invoices::InvoiceApi;
 pub use orders::{CheckoutApi, OrderApi};
 pub use payments::PaymentApi;
+pub use privacy::PrivacyApi;
 use problem::{ApiError, Problem};
 pub use returns::ReturnApi;
 pub use shipments::ShippingApi;
 pub use shippo_webhook::ShippoWebhookApi;
+pub use suppressions::SuppressionApi;
 pub use webhooks::WebhookApi;
 
 /// The API's endpoints, one Lambda function each. The names are the binaries'
@@ -72,10 +76,15 @@ pub enum Endpoint {
     ListReturns,
     ListCreditNotes,
     GetCreditNote,
+    RequestErasure,
+    GetErasure,
+    ExportCustomerData,
+    SendGridEvents,
+    DeleteSuppression,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 28] = [
+    pub const ALL: [Endpoint; 33] = [
         Endpoint::CreateOrder,
         Endpoint::GetOrder,
         Endpoint::ListOrders,
@@ -104,6 +113,11 @@ impl Endpoint {
         Endpoint::ListReturns,
         Endpoint::ListCreditNotes,
         Endpoint::GetCreditNote,
+        Endpoint::RequestErasure,
+        Endpoint::GetErasure,
+        Endpoint::ExportCustomerData,
+        Endpoint::SendGridEvents,
+        Endpoint::DeleteSuppression,
     ];
 
     pub fn binary_name(self) -> &'static str {
@@ -136,6 +150,11 @@ impl Endpoint {
             Endpoint::ListReturns => "list-returns",
             Endpoint::ListCreditNotes => "list-credit-notes",
             Endpoint::GetCreditNote => "get-credit-note",
+            Endpoint::RequestErasure => "request-erasure",
+            Endpoint::GetErasure => "get-erasure",
+            Endpoint::ExportCustomerData => "export-customer-data",
+            Endpoint::SendGridEvents => "sendgrid-events",
+            Endpoint::DeleteSuppression => "delete-suppression",
         }
     }
 
@@ -157,6 +176,10 @@ pub struct Api {
     pub shippo: Option<ShippoWebhookApi>,
     pub returns: ReturnApi,
     pub credit_notes: CreditNoteApi,
+    /// A customer's data: erasure and export.
+    pub privacy: PrivacyApi,
+    /// Bounces and complaints: SendGrid's events, clearing a suppression.
+    pub suppressions: SuppressionApi,
 }
 
 impl Api {
@@ -204,6 +227,11 @@ impl Api {
             },
             Endpoint::ListCreditNotes => self.credit_notes.list_credit_notes(&request).await,
             Endpoint::GetCreditNote => self.credit_notes.get_credit_note(&request).await,
+            Endpoint::RequestErasure => self.privacy.request_erasure(&request).await,
+            Endpoint::GetErasure => self.privacy.get_erasure(&request).await,
+            Endpoint::ExportCustomerData => self.privacy.export(&request).await,
+            Endpoint::SendGridEvents => self.suppressions.sendgrid_events(&request).await,
+            Endpoint::DeleteSuppression => self.suppressions.delete_suppression(&request).await,
         };
         result.unwrap_or_else(|err| Problem::from(err).into_response())
     }

@@ -12,8 +12,10 @@ use crate::domain::{CartProblem, FieldErrors, RateLimit};
 use crate::ports::{CartSourceError, LabelError, PaymentError, StoreError};
 use crate::services::orders::OrderError;
 use crate::services::payments::PaymentServiceError;
+use crate::services::privacy::PrivacyError;
 use crate::services::returns::ReturnError;
 use crate::services::shipping::ShipmentError;
+use crate::services::suppressions::SuppressionError;
 use crate::services::webhooks::WebhookError;
 
 use super::request::RequestError;
@@ -35,6 +37,10 @@ pub enum ApiError {
     Shipment(#[from] ShipmentError),
     #[error(transparent)]
     Return(#[from] ReturnError),
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
+    #[error(transparent)]
+    Suppression(#[from] SuppressionError),
     /// A provider's webhook whose `token` is missing or wrong (Shippo).
     #[error("the webhook token is missing or wrong")]
     BadToken,
@@ -163,6 +169,8 @@ impl From<ApiError> for Problem {
             ApiError::Payment(e) => payment_problem(e),
             ApiError::Shipment(e) => shipment_problem(e),
             ApiError::Return(e) => return_problem(e),
+            ApiError::Privacy(e) => privacy_problem(e),
+            ApiError::Suppression(e) => suppression_problem(e),
             ApiError::BadToken => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_webhook_token",
@@ -489,6 +497,55 @@ fn return_problem(err: ReturnError) -> Problem {
         ReturnError::Payment(e) => payment_problem(e),
         ReturnError::Label(e) => shipment_problem(ShipmentError::Label(e)),
         ReturnError::Store(e) => store_problem(e),
+    }
+}
+
+fn privacy_problem(err: PrivacyError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        PrivacyError::Forbidden(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        PrivacyError::InvalidUser => {
+            let mut errors = FieldErrors::default();
+            errors.add("user_id", detail);
+            Problem::invalid(errors)
+        }
+        PrivacyError::OpenOrders(open) => {
+            let orders: Vec<Value> = open
+                .iter()
+                .map(|(id, status)| json!({ "order_id": id.as_str(), "status": status.as_str() }))
+                .collect();
+            Problem::new(StatusCode::CONFLICT, "orders_still_open", detail)
+                .with("open_orders", json!(orders))
+        }
+        PrivacyError::NoErasure => Problem::new(StatusCode::NOT_FOUND, "erasure_not_found", detail),
+        PrivacyError::BadCursor => Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", detail),
+        PrivacyError::Contention => Problem::new(StatusCode::CONFLICT, "concurrent_change", detail),
+        PrivacyError::Store(e) => store_problem(e),
+    }
+}
+
+fn suppression_problem(err: SuppressionError) -> Problem {
+    let detail = err.to_string();
+    match err {
+        SuppressionError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+        SuppressionError::InvalidAddress => {
+            let mut errors = FieldErrors::default();
+            errors.add("email", detail);
+            Problem::invalid(errors)
+        }
+        SuppressionError::NotFound => {
+            Problem::new(StatusCode::NOT_FOUND, "suppression_not_found", detail)
+        }
+        SuppressionError::SendGridOff => {
+            Problem::new(StatusCode::NOT_FOUND, "sendgrid_off", detail)
+        }
+        SuppressionError::BadSignature => {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid_signature", detail)
+        }
+        SuppressionError::Malformed(_) => {
+            Problem::new(StatusCode::BAD_REQUEST, "bad_event", detail)
+        }
+        SuppressionError::Store(e) => store_problem(e),
     }
 }
 
