@@ -225,9 +225,15 @@ pub async fn run(args: &Args) -> Result<(), Error> {
     )
     .await?;
 
-    let report = report::report(args, &rows, &calls, &common::load_average());
+    let mut report = report::report(args, &rows, &calls, &common::load_average());
     println!("\n{report}");
     if let Some(out) = &args.out {
+        // What people wrote below the marker (analysis, profiles) outlives the figures.
+        let notes = std::fs::read_to_string(out).unwrap_or_default();
+        if let Some(at) = notes.find(report::NOTES_MARKER) {
+            report.push('\n');
+            report.push_str(&notes[at..]);
+        }
         std::fs::write(out, &report)?;
         eprintln!("bench: wrote {}", out.display());
     }

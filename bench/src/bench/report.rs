@@ -10,6 +10,9 @@ const POLL: f64 = 1.3;
 const FIRST: f64 = 1.2;
 const WARM_RATIO: f64 = 1.15;
 const ZIP: f64 = 3.0;
+
+/// Where the generated part of docs/bench.md ends: `make bench` keeps what follows it.
+pub const NOTES_MARKER: &str = "<!-- notes: written by hand, kept by make bench -->";
 use crate::common;
 
 /// docs/bench.md: the cold-start rows, the calls' DynamoDB requests, the targets missed.
