@@ -145,7 +145,10 @@ emulator: bootstrap ## Run the AWS emulator in the foreground on 127.0.0.1:${MOT
 # peak memory, zip size; prints the cold-start table and writes docs/bench.md.
 # BENCH_RUNS: cold starts per binary. BENCH_ONLY=get-order,create-order: the cold starts
 # of those functions only (every binary is still built: the requests-per-call table runs
-# every API operation). BENCH_PROFILE: the cargo profile
+# every API operation of the first 14; the newer functions, each on a stack arranged for
+# its sample, only when named). One function, quickly:
+#   make bench BENCH_ONLY=stripe-webhook BENCH_RUNS=2 BENCH_PROFILE=quick BENCH_OUT=/tmp/b.md
+# BENCH_PROFILE: the cargo profile
 # (`quick`, release without LTO, is what make test's reduced run uses). BENCH_OUT: the
 # report's path.
 BENCH_RUNS ?= 15

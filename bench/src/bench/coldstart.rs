@@ -9,21 +9,28 @@ use std::path::Path;
 use orders::ports::WebhookStore;
 use serde_json::json;
 
+use super::arranged::{self, Arranged};
 use super::requests::{Ids, sample};
 use super::runner::Runner;
 use super::{BARE, DYNAMO_FLOOR, FUNCTIONS, SDK_FLOOR};
 use crate::Error;
 
+/// The functions whose first request reads the order item of `Ids::order` (strongly
+/// consistent): their floor reads that very item (see bench/src/bin/dynamo-floor.rs).
+const READS_ORDER_FIRST: [&str; 3] = ["get-order", "get-order-history", "fulfill-orders"];
+
 /// Runs every binary (those `selected`, and the floors) `runs` times, in rounds, with
 /// `ids`' orders and webhook in their events (a create-webhook run's webhook replaces
-/// the one in `ids`); answers a row per binary and per variant. `table`: the orders
-/// table; `work`: where the zips go.
+/// the one in `ids`), and the `arranged` functions on their own stacks; answers a row
+/// per binary and per variant. `table`: the orders table; `work`: where the zips go.
+#[allow(clippy::too_many_arguments)]
 pub async fn rounds(
     bench: &mut Runner,
     runs: usize,
     selected: impl Fn(&str) -> bool,
     events_dir: &Path,
     ids: &mut Ids,
+    arranged: &[Arranged],
     table: &str,
     work: &Path,
 ) -> Result<Vec<Row>, Error> {
@@ -34,6 +41,7 @@ pub async fn rounds(
     let plain = [BARE, SDK_FLOOR]
         .into_iter()
         .chain(FUNCTIONS)
+        .chain(arranged.iter().map(|a| a.name))
         .map(|name| (name, name.to_string(), None));
     let variants = variants(&bench_key().await?);
     let variants = variants
@@ -69,12 +77,19 @@ pub async fn rounds(
             if name == "get-webhook" && !ids.webhook.is_empty() {
                 prune_webhooks(table, &ids.webhook).await?;
             }
-            let event = if name == BARE || name == SDK_FLOOR {
-                json!({"bench": true})
+            let arranged = arranged
+                .iter()
+                .find(|a| a.name == name && setting.is_none());
+            let run = if let Some(function) = arranged {
+                arranged::run(bench, function, events_dir).await?
             } else {
-                sample(events_dir, name, ids)?
+                let event = if name == BARE || name == SDK_FLOOR {
+                    json!({"bench": true})
+                } else {
+                    sample(events_dir, name, ids)?
+                };
+                bench.run(name, &event).await?
             };
-            let run = bench.run(name, &event).await?;
             if name == "create-webhook" {
                 let body = run.answer.body();
                 if let Some(id) = body["webhook_id"].as_str().or(body["id"].as_str()) {
@@ -89,9 +104,17 @@ pub async fn rounds(
             // Next to it, the floor making the one request this function made first.
             let first_request = run.dynamo.first().map(|r| r.operation.clone());
             if let (Some(operation), false) = (first_request, name == BARE || name == SDK_FLOOR) {
+                // A fair floor: the same order item, when that is what the function read
+                // first; otherwise a key of the floor's own.
+                let (pk, sk) = if operation == "GetItem" && READS_ORDER_FIRST.contains(&name) {
+                    (format!("ORDER#{}", ids.order), "ORDER".to_string())
+                } else {
+                    ("BENCH#floor".to_string(), "FLOOR".to_string())
+                };
                 bench.extra_env = vec![
                     ("FLOOR_OPERATION".into(), operation.clone()),
-                    ("FLOOR_PK".into(), "BENCH#floor".into()),
+                    ("FLOOR_PK".into(), pk),
+                    ("FLOOR_SK".into(), sk),
                 ];
                 let floor = bench.run(DYNAMO_FLOOR, &json!({"bench": true})).await?;
                 row.floor_operation = Some(operation);

@@ -14,6 +14,7 @@
 //! (src/bin/bench.rs, which reads `Args` from its command line) under
 //! scripts/with-emulator.sh.
 
+pub mod arranged;
 pub mod coldstart;
 pub mod report;
 pub mod requests;
@@ -36,6 +37,8 @@ pub const DYNAMO_FLOOR: &str = "dynamo-floor";
 /// Warm invocations after each cold one, in the cold-start rounds.
 pub const WARM: usize = 3;
 /// The cold-start runs' order: webhooks after the orders they are about, the floor first.
+/// These run on the bench's one stack; the newer functions, each on a stack arranged
+/// for its sample, are listed in [`arranged::FUNCTIONS`].
 pub const FUNCTIONS: [&str; 21] = [
     "create-order",
     "get-order",
@@ -128,7 +131,8 @@ pub async fn run(args: &Args) -> Result<(), Error> {
             "the emulator at {endpoint} has no /_bench/ endpoints (start it with scripts/emulator.py): {e}"
         )
     })?;
-    for name in FUNCTIONS.iter().chain([&BARE, &SDK_FLOOR, &DYNAMO_FLOOR]) {
+    let all = FUNCTIONS.iter().chain(arranged::FUNCTIONS);
+    for name in all.chain([&BARE, &SDK_FLOOR, &DYNAMO_FLOOR]) {
         let path = args.bin_dir.join(name);
         if !path.is_file() {
             return Err(format!(
@@ -203,7 +207,17 @@ pub async fn run(args: &Args) -> Result<(), Error> {
     };
 
     // 1. One call per API operation, each in a fresh process, counting DynamoDB requests.
-    let calls = requests::per_call(&mut bench, &events_dir, &mut ids, &unique("key")).await?;
+    let mut calls = requests::per_call(&mut bench, &events_dir, &mut ids, &unique("key")).await?;
+    // The newer functions: a stack each, arranged as `make invoke` arranges it, and one
+    // call each.
+    let (arranged, arranged_calls) = arranged::prepare(
+        &mut bench,
+        &events_dir,
+        Path::new("template.yaml"),
+        &selected,
+    )
+    .await?;
+    calls.extend(arranged_calls);
     // 2. Cold start, first answer, warm invocations, peak memory and size of every binary.
     bench.warm = WARM;
     let rows = coldstart::rounds(
@@ -212,14 +226,21 @@ pub async fn run(args: &Args) -> Result<(), Error> {
         selected,
         &events_dir,
         &mut ids,
+        &arranged,
         &setup.table,
         &work,
     )
     .await?;
 
-    let report = report::report(args, &rows, &calls, &common::load_average());
+    let mut report = report::report(args, &rows, &calls, &common::load_average());
     println!("\n{report}");
     if let Some(out) = &args.out {
+        // What people wrote below the marker (analysis, profiles) outlives the figures.
+        let notes = std::fs::read_to_string(out).unwrap_or_default();
+        if let Some(at) = notes.find(report::NOTES_MARKER) {
+            report.push('\n');
+            report.push_str(&notes[at..]);
+        }
         std::fs::write(out, &report)?;
         eprintln!("bench: wrote {}", out.display());
     }

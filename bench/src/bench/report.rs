@@ -2,7 +2,17 @@
 
 use super::coldstart::{Row, answers, median};
 use super::requests::Call;
-use super::{Args, BARE, SDK_FLOOR};
+use super::{Args, BARE, SDK_FLOOR, arranged};
+
+/// The targets of issue 24: first poll against the bare Lambda's, first answer and warm
+/// invocations against the floor making the same first request, and the zip.
+const POLL: f64 = 1.3;
+const FIRST: f64 = 1.2;
+const WARM_RATIO: f64 = 1.15;
+const ZIP: f64 = 3.0;
+
+/// Where the generated part of docs/bench.md ends: `make bench` keeps what follows it.
+pub const NOTES_MARKER: &str = "<!-- notes: written by hand, kept by make bench -->";
 use crate::common;
 
 /// docs/bench.md: the cold-start rows, the calls' DynamoDB requests, the targets missed.
@@ -74,9 +84,9 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
          the first caller waits for beyond Lambda's own placement. Warm: the {warm} invocations \
          after it in the same process, each from the poll's answer to the response. Floor \
          (`dynamo-floor`): the SDK floor making one DynamoDB request per invocation, the \
-         operation this function made first, run right after each of its runs. Targets: first \
-         answer ≤ 1.2 × the floor's, first poll ≤ 1.5 × the bare Lambda's, zip ≤ 4 MiB, peak \
-         ≤ 32 MiB. Medians.\n",
+         operation this function made first, run right after each of its runs. Targets (issue \
+         24): first poll ≤ {POLL} × the bare Lambda's, first answer ≤ {FIRST} × the floor's, \
+         warm ≤ {WARM_RATIO} × the floor's, zip ≤ {ZIP} MiB, peak ≤ 32 MiB. Medians.\n",
         warm = super::WARM
     );
     let _ = writeln!(
@@ -125,20 +135,30 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
                 format!("{:.2}", warm / floor_warm)
             },
         );
-        if first_ratio > 1.2 {
+        if first_ratio > FIRST {
             caller_misses.push(format!(
-                "{}: first answer {first_ratio:.2} × the floor's (target ≤ 1.2 ×)",
+                "{}: first answer {first_ratio:.2} × the floor's (target ≤ {FIRST} ×)",
                 row.name
             ));
         }
-        if poll_ratio > 1.5 {
+        let warm_ratio = warm / floor_warm;
+        if warm_ratio > WARM_RATIO {
             caller_misses.push(format!(
-                "{}: first poll {poll_ratio:.2} × the bare Lambda's (target ≤ 1.5 ×)",
+                "{}: warm {warm_ratio:.2} × the floor's (target ≤ {WARM_RATIO} ×)",
                 row.name
             ));
         }
-        if zip > 4.0 {
-            caller_misses.push(format!("{}: zip {zip:.2} MiB (target ≤ 4 MiB)", row.name));
+        if poll_ratio > POLL {
+            caller_misses.push(format!(
+                "{}: first poll {poll_ratio:.2} × the bare Lambda's (target ≤ {POLL} ×)",
+                row.name
+            ));
+        }
+        if zip > ZIP {
+            caller_misses.push(format!(
+                "{}: zip {zip:.2} MiB (target ≤ {ZIP} MiB)",
+                row.name
+            ));
         }
         if peak > 32.0 {
             caller_misses.push(format!(
@@ -159,14 +179,14 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
                 out,
                 "\nWhat stands in the way: the SDK floor alone (configuration and a DynamoDB \
                  client, no code of ours) reaches its first poll at {:.2} × the bare Lambda's \
-                 {bare:.2} ms, so a 1.5 × target leaves {:.2} ms for everything a function adds \
+                 {bare:.2} ms, so a {POLL} × target leaves {:.2} ms for everything a function adds \
                  (its other clients, the authenticator, the settings); a function that makes \
                  more than one request before it answers (create-order: the cart lookup, then \
                  the transaction; fulfill-orders: a read, a transaction, an update) cannot \
                  answer within 1.2 × of one request; and every ratio here has a denominator of \
                  a few milliseconds, which the machine's load (above) moves by as much.",
                 sdk / bare,
-                (1.5 * bare - sdk).max(0.0),
+                (POLL * bare - sdk).max(0.0),
             );
         }
     }
@@ -212,9 +232,9 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
         .filter(|r| r.name != BARE && r.name != SDK_FLOOR && !r.name.contains(" + "))
     {
         let ratio = floor.map(|f| median(&row.cold_ms) / f).unwrap_or(f64::NAN);
-        if ratio.is_nan() || ratio > 1.5 {
+        if ratio.is_nan() || ratio > POLL {
             misses.push(format!(
-                "{}: median cold start {:.2} × the bare Lambda's (target ≤ 1.5 ×)",
+                "{}: median cold start {:.2} × the bare Lambda's (target ≤ {POLL} ×)",
                 row.name, ratio
             ));
         }
@@ -226,7 +246,12 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
             ));
         }
     }
-    for (label, _, run) in calls {
+    // The one-request target is the API's (docs/BRIEF: each API call one request on its
+    // success path); consumers and Stripe's and Shippo's webhooks do more by design.
+    for (label, _, run) in calls
+        .iter()
+        .filter(|(_, binary, _)| !arranged::FUNCTIONS.contains(&binary.as_str()))
+    {
         let n = run.dynamo.iter().filter(|r| !r.cart_lookup).count();
         if n != 1 {
             misses.push(format!(
@@ -256,13 +281,18 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
         "\n## Reproduce\n\n\
          ```sh\n\
          make bench                 # BENCH_RUNS=15 cold starts per binary; AWS_ENDPOINT_URL: use that emulator\n\
+         make bench BENCH_ONLY=get-order BENCH_RUNS=3 BENCH_OUT=/tmp/bench.md   # one function (the floors always run)\n\
+         make bench BENCH_ONLY=stripe-webhook BENCH_RUNS=2 BENCH_PROFILE=quick BENCH_OUT=/tmp/bench.md   # no LTO: seconds of linking\n\
          ```\n\n\
-         It builds the 14 functions and `bench/`'s three floors (bare, SDK, SDK plus one DynamoDB request) with one \
+         It builds the {} functions and `bench/`'s three floors (bare, SDK, SDK plus one DynamoDB request) with one \
          `cargo build --release -p functions -p orders-bench --no-default-features --features sdk-floor --bins` (native, \
-         not cross-compiled), starts scripts/emulator.py through scripts/with-emulator.sh unless \
-         `AWS_ENDPOINT_URL` is set, provisions fresh tables from template.yaml, and runs \
-         `bench/` (its source says how each figure is taken), which overwrites this file. The \
-         figures depend on the machine and on its load: compare rows of one run, not runs."
+         not cross-compiled; a no-op on a warm target), starts scripts/emulator.py, localstripe and the Shippo stand-in \
+         through scripts/with-emulator.sh unless `AWS_ENDPOINT_URL` is set, provisions fresh tables from template.yaml \
+         (one stack for the first {}, and one per function for the others, arranged as `make invoke` arranges it: \
+         bench/src/bench/arranged.rs), and runs `bench/` (its source says how each figure is taken), which overwrites \
+         this file. The figures depend on the machine and on its load: compare rows of one run, not runs.",
+        super::FUNCTIONS.len() + arranged::FUNCTIONS.len(),
+        super::FUNCTIONS.len(),
     );
     out
 }

@@ -153,8 +153,8 @@ pub struct Runner {
     /// None: the emulator's requests are not counted (`make invoke`).
     emulator: Option<Counters>,
     /// The orders and carts tables: requests that name neither are not counted.
-    table: String,
-    carts_table: String,
+    pub table: String,
+    pub carts_table: String,
     /// Set for some rows only (see `coldstart::variants`).
     pub extra_env: Vec<(String, String)>,
     wrap: Vec<String>,

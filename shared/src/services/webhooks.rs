@@ -155,14 +155,12 @@ impl WebhookService {
         new: NewSubscription,
     ) -> Result<Subscription, WebhookError> {
         self.authorize(caller)?;
-        // The URL's form was checked while validating; its addresses need DNS.
-        if let Ok(url) = reqwest::Url::parse(&new.url)
-            && let Err(why) = self.policy.check_resolved(&url).await
-        {
-            let mut errors = FieldErrors::default();
-            errors.add("url", why);
-            return Err(WebhookError::Invalid(errors));
-        }
+        // The URL's form (scheme, port, an address or a local name in it) was checked
+        // while validating. Its name is not resolved here: that was a DNS round trip
+        // (up to 2 s) on the request path, and a check that proved nothing lasting (a
+        // name can point elsewhere tomorrow). The deliverer resolves it on every
+        // delivery and refuses a non-public address there, on the very address it
+        // would connect to (adapters/http/webhook_sender.rs).
         let subscription = Subscription {
             id: WebhookId::generate()?,
             url: new.url,

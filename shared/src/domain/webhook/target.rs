@@ -1,11 +1,11 @@
 //! Where a webhook may be sent. A subscription URL is chosen by whoever holds an admin
 //! token, and the deliverer runs inside our network, so an unchecked URL would let it
 //! call internal services or the instance metadata endpoint (SSRF). Targets must be
-//! public: checked on the URL at subscription and on every resolved address at
-//! delivery (so a name that later resolves somewhere private is refused too).
+//! public: checked on the URL at subscription (its form, an address or a local name in
+//! it; no DNS on the request path) and on every resolved address at delivery (so a
+//! name that resolves somewhere private, then or later, is refused).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
 use reqwest::Url;
 
@@ -21,10 +21,6 @@ pub const MAX_URL_LEN: usize = 2048;
 /// services on other ports (databases, admin consoles, caches) that a subscription
 /// must not be able to probe. Local mode allows any port.
 pub const ALLOWED_PORTS: [u16; 2] = [443, 8443];
-
-/// How long a subscription waits for DNS before accepting a name it cannot resolve
-/// yet (delivery checks the addresses again anyway).
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TargetPolicy {
@@ -96,36 +92,6 @@ impl TargetPolicy {
             )),
             _ => Ok(()),
         }
-    }
-
-    /// Resolves a checked URL's host name and refuses it when any address it has is
-    /// not public. A name that does not resolve (yet) is accepted: delivery resolves
-    /// again and refuses then.
-    pub async fn check_resolved(&self, url: &Url) -> Result<(), String> {
-        let (true, Some(Target::Name(name))) = (!self.allow_private, host(url)) else {
-            return Ok(());
-        };
-        let port = url.port_or_known_default().unwrap_or(443);
-        let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, port)));
-        let addresses: Vec<IpAddr> = match lookup.await {
-            Ok(Ok(addresses)) => addresses.map(|a| a.ip()).collect(),
-            Ok(Err(why)) => {
-                tracing::info!(%name, %why, "webhook host does not resolve yet; accepted");
-                return Ok(());
-            }
-            Err(_) => {
-                tracing::info!(%name, "webhook host lookup timed out; accepted");
-                return Ok(());
-            }
-        };
-        for ip in addresses {
-            if let Some(kind) = non_public(ip) {
-                return Err(format!(
-                    "must be a public host; {name} resolves to {ip}, {kind} (allowed only in local mode)"
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
