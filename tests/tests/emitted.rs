@@ -226,7 +226,9 @@ async fn logs_metrics_events_and_webhooks_carry_no_personal_data_where_it_does_n
     if let Some((url, _)) = queues.get("WebhookQueue") {
         settings = settings.with("WEBHOOK_QUEUE_URL", url);
     }
-    let pipeline_wiring = Wiring::new(settings.clone(), sdk.clone()).with_metrics(metrics.clone());
+    let pipeline_wiring = Wiring::load(settings.clone(), sdk.clone())
+        .await
+        .with_metrics(metrics.clone());
     let tasks = pipeline::start(
         pipeline::Local {
             sdk: sdk.clone(),
@@ -238,7 +240,9 @@ async fn logs_metrics_events_and_webhooks_carry_no_personal_data_where_it_does_n
     )
     .await
     .unwrap();
-    let wiring = Wiring::new(settings, sdk.clone()).with_metrics(metrics.clone());
+    let wiring = Wiring::load(settings, sdk.clone())
+        .await
+        .with_metrics(metrics.clone());
     let stack = Stack {
         app: Arc::new(wiring.api().unwrap()),
         router: base.router.clone(),

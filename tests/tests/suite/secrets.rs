@@ -277,6 +277,9 @@ mod template {
             ("CreateOrderFunction", &["STRIPE_SECRET_KEY"][..]),
             ("StripeWebhookFunction", &["STRIPE_WEBHOOK_SECRET"][..]),
             ("CreateRefundFunction", &["STRIPE_SECRET_KEY"][..]),
+            // Returns refund through Stripe (issue 20).
+            ("ReceiveReturnFunction", &["STRIPE_SECRET_KEY"][..]),
+            ("RefundReturnFunction", &["STRIPE_SECRET_KEY"][..]),
             ("SettlePaymentsFunction", &["STRIPE_SECRET_KEY"][..]),
             ("CreateShipmentFunction", &["SHIPPO_API_TOKEN"][..]),
             ("FulfillOrdersFunction", &["SHIPPO_API_TOKEN"][..]),
