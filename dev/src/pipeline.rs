@@ -490,9 +490,13 @@ fn handlers(
     // Payments run only with a payment provider (STRIPE_SECRET_KEY).
     if wiring.payments_on() {
         let payments = Arc::new(wiring.payment_service().map_err(error)?);
+        let returns = Arc::new(wiring.return_service().map_err(error)?);
         let settle: QueueHandler = Arc::new(move |event| {
             let payments = Arc::clone(&payments);
-            Box::pin(async move { orders::inbound::sqs::settle(&payments, event).await })
+            let returns = Arc::clone(&returns);
+            Box::pin(
+                async move { orders::inbound::sqs::settle(&payments, Some(&returns), event).await },
+            )
         });
         queues.insert("settle-payments", settle);
     }

@@ -211,12 +211,31 @@ pub trait ShipmentStore: Send + Sync {
         indexed: &[Tracked],
     ) -> Result<ChangeOutcome, StoreError>;
 
-    /// The parcels with this carrier and tracking number, in one Query.
+    /// The parcels and return labels with this carrier and tracking number, in one
+    /// Query.
     async fn find_tracking(
         &self,
         carrier: &str,
         tracking_number: &str,
-    ) -> Result<Vec<(OrderId, ShipmentId)>, StoreError>;
+    ) -> Result<Vec<TrackingOf>, StoreError>;
+}
+
+/// What a tracking number is on: an order's parcel, or the label a return is sent
+/// back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackingOf {
+    Parcel(OrderId, ShipmentId),
+    Return(OrderId, crate::domain::fulfillment::returns::ReturnId),
+}
+
+/// Which way a label sends the parcel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelDirection {
+    /// From the warehouse to the customer.
+    Outbound,
+    /// The customer's goods back to the warehouse: the outbound addresses as they
+    /// are, marked a return (Shippo's `extra.is_return`), which Shippo swaps.
+    Return,
 }
 
 /// Buys shipping labels (Shippo). Buying is two steps, quote then purchase, so that
@@ -224,13 +243,15 @@ pub trait ShipmentStore: Send + Sync {
 /// answer was lost is then found by its rate instead of being bought again.
 #[async_trait]
 pub trait LabelProvider: Send + Sync {
-    /// The rate for a parcel to `to`: the service level asked for, else the cheapest.
+    /// The rate for a parcel to `to` (for a return: from `to`, back to the
+    /// warehouse): the service level asked for, else the cheapest.
     async fn quote(
         &self,
         reference: &str,
         to: &ShippingAddress,
         parcel: &Parcel,
         servicelevel: Option<&str>,
+        direction: LabelDirection,
     ) -> Result<LabelRate, LabelError>;
 
     /// Buys the label at `rate`, tagged with `reference`.
@@ -288,16 +309,17 @@ pub enum LabelError {
     Unavailable(String),
 }
 
-/// The one attempt that may buy a shipment's label: claimed with a lease, and
-/// remembering the rate chosen (across attempts) before it is bought.
+/// The one attempt that may buy a label: claimed with a lease, and remembering the
+/// rate chosen (across attempts) before it is bought. A label is named by what it is
+/// for: a shipment's id (`SHP…`) or a return's (`RET…`).
 #[async_trait]
 pub trait LabelClaims: Send + Sync {
-    /// Claims buying `shipment`'s label until `lease_until`. `None`: another attempt
-    /// holds the claim and its lease runs. Claimed: the rate an earlier attempt
-    /// chose, if one did.
+    /// Claims buying `label` until `lease_until`. `None`: another attempt holds the
+    /// claim and its lease runs. Claimed: the rate an earlier attempt chose, if one
+    /// did.
     async fn claim(
         &self,
-        shipment: &ShipmentId,
+        label: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<(ClaimToken, Option<LabelRate>)>, StoreError>;
@@ -305,13 +327,13 @@ pub trait LabelClaims: Send + Sync {
     /// Remembers the rate about to be bought.
     async fn note_rate(
         &self,
-        shipment: &ShipmentId,
+        label: &str,
         claim: &ClaimToken,
         rate: &LabelRate,
     ) -> Result<(), StoreError>;
 
     /// Ends the claim (done, or failed), keeping the rate.
-    async fn release(&self, shipment: &ShipmentId, claim: &ClaimToken) -> Result<(), StoreError>;
+    async fn release(&self, label: &str, claim: &ClaimToken) -> Result<(), StoreError>;
 
     /// Holds `order`'s label purchases until `lease_until`: one at a time per order,
     /// from before the order is read to after the parcel is written, so that two
@@ -778,6 +800,15 @@ pub trait MessageTemplates: Send + Sync {
         credit_note: &crate::domain::billing::CreditNote,
     ) -> Result<RenderedEmail, TemplateError>;
 
+    /// The email of a step of return `return_id` (`Notice::Return`), showing the
+    /// return as `order` has it: its items, label, reason, refund.
+    fn return_email(
+        &self,
+        notice: &Notice,
+        order: &Order,
+        return_id: &crate::domain::fulfillment::returns::ReturnId,
+    ) -> Result<RenderedEmail, TemplateError>;
+
     fn text(&self, notice: &Notice, order: &Order) -> Result<String, TemplateError>;
 }
 
@@ -850,6 +881,14 @@ pub struct ReturnFiling {
     pub from: Option<crate::domain::fulfillment::returns::ReturnStatus>,
 }
 
+/// A return label's tracking number, to index beside the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedReturn {
+    pub return_id: crate::domain::fulfillment::returns::ReturnId,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
 /// One return in the queue of its status, as the queue holds it (no second read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedReturn {
@@ -874,10 +913,13 @@ pub trait ReturnStore: Send + Sync {
     /// conditional write on the version before it, filing `filing`'s return in the
     /// queue of its new status in the same transaction. `Refused` with the order as
     /// it is when it changed meanwhile.
+    /// `indexed`: a return label's tracking number, indexed in the same transaction
+    /// (as parcels' are) so the carrier's reports find the return.
     async fn record_return(
         &self,
         after: &Order,
         filing: Option<&ReturnFiling>,
+        indexed: Option<&TrackedReturn>,
     ) -> Result<ChangeOutcome, StoreError>;
 
     /// The returns in `status`, oldest first, from `after` (a page's `next`): one

@@ -1,14 +1,16 @@
 //! The message templates (`shared/templates/`, compiled into the binary), rendered
 //! with minijinja: per notice a subject, a plain-text and an HTML body (both extend
 //! a layout with the order's lines and total), and for shipped and delivered an SMS.
+//! A return's messages show the return (its items, label, reason, refund) too.
 //! HTML is escaped (`.html` templates auto-escape); text is not.
 
 use minijinja::Environment;
 use serde::Serialize;
 
 use crate::domain::billing::CreditNote;
+use crate::domain::fulfillment::returns::{Return, ReturnId};
 use crate::domain::invoice::Invoice;
-use crate::domain::notification::Notice;
+use crate::domain::notification::{Notice, ReturnNotice};
 use crate::domain::{Money, Order};
 use crate::ports::{MessageTemplates, RenderedEmail, TemplateError};
 
@@ -41,6 +43,21 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "refunded.subject.txt",
     "refunded.txt",
     "refunded.html",
+    "return_requested.subject.txt",
+    "return_requested.txt",
+    "return_requested.html",
+    "return_approved.subject.txt",
+    "return_approved.txt",
+    "return_approved.html",
+    "return_declined.subject.txt",
+    "return_declined.txt",
+    "return_declined.html",
+    "return_cancelled.subject.txt",
+    "return_cancelled.txt",
+    "return_cancelled.html",
+    "return_received.subject.txt",
+    "return_received.txt",
+    "return_received.html",
 ];
 
 pub struct Templates {
@@ -83,6 +100,7 @@ impl Templates {
         order: &'a Order,
         invoice: Option<&'a Invoice>,
         credit_note: Option<&'a CreditNote>,
+        ret: Option<&'a Return>,
         subject: &'a str,
     ) -> Context<'a> {
         let currency = order.total.currency().code();
@@ -143,6 +161,10 @@ impl Templates {
                 }),
                 _ => None,
             },
+            ret: ret.map(|r| {
+                let received = *notice == Notice::Return(ReturnNotice::Received);
+                return_context(order, r, received)
+            }),
         }
     }
 }
@@ -155,6 +177,93 @@ struct Context<'a> {
     order: OrderContext<'a>,
     invoice: Option<InvoiceContext>,
     refund: Option<RefundContext>,
+    /// The return a return's message is about.
+    ret: Option<ReturnContext<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReturnContext<'a> {
+    return_id: &'a str,
+    items: Vec<ReturnLineContext<'a>>,
+    label: Option<ReturnLabelContext<'a>>,
+    decline_reason: Option<&'a str>,
+    /// What its receipt gives back, and where that money is: `refunded`, `pending`
+    /// (on its way), `deferred` (after inspection), `refund_due` (paid by the shop by
+    /// hand), `none`.
+    refund: Option<ReturnRefundContext>,
+}
+
+#[derive(Serialize)]
+struct ReturnLineContext<'a> {
+    name: &'a str,
+    quantity: u32,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct ReturnLabelContext<'a> {
+    carrier: &'a str,
+    tracking_number: &'a str,
+    label_url: Option<&'a str>,
+    tracking_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ReturnRefundContext {
+    amount: String,
+    state: &'static str,
+}
+
+/// A link in an email only to a web page (never `javascript:` and the like).
+fn web_link(url: Option<&str>) -> Option<&str> {
+    url.filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+}
+
+/// `received`: the message of its receipt, which lists what was received; the other
+/// steps' list what was asked for, with why (the stored return may be further on).
+fn return_context<'a>(order: &'a Order, r: &'a Return, received: bool) -> ReturnContext<'a> {
+    let items = match r.receipt.as_ref().filter(|_| received) {
+        Some(receipt) => receipt
+            .lines
+            .iter()
+            .filter(|l| l.quantity > 0)
+            .map(|l| (l.product_id.as_str(), l.quantity, None))
+            .collect::<Vec<_>>(),
+        None => r
+            .items
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.quantity, Some(l.reason.as_str())))
+            .collect(),
+    };
+    ReturnContext {
+        return_id: r.return_id.as_str(),
+        items: items
+            .into_iter()
+            .map(|(product_id, quantity, reason)| ReturnLineContext {
+                name: order
+                    .items
+                    .iter()
+                    .find(|i| i.product_id == product_id)
+                    .map_or(product_id, |i| i.name.as_str()),
+                quantity,
+                reason: reason.unwrap_or_default(),
+            })
+            .collect(),
+        label: r.label.as_ref().map(|l| ReturnLabelContext {
+            carrier: &l.carrier,
+            tracking_number: &l.tracking_number,
+            label_url: web_link(l.label_url.as_deref()),
+            tracking_url: l
+                .tracking_url
+                .as_deref()
+                .filter(|u| u.starts_with("https://")),
+        }),
+        decline_reason: r.decline_reason.as_deref(),
+        refund: r.receipt.as_ref().map(|c| ReturnRefundContext {
+            amount: c.refund.to_decimal_string(),
+            state: c.refund_state.as_str(),
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -259,16 +368,17 @@ impl Templates {
         order: &Order,
         invoice: Option<&Invoice>,
         credit_note: Option<&CreditNote>,
+        ret: Option<&Return>,
     ) -> Result<RenderedEmail, TemplateError> {
         let name = notice.template();
         let subject_name = format!("{name}.subject.txt");
         let subject = self.render(
             &subject_name,
-            &self.context(notice, order, invoice, credit_note, ""),
+            &self.context(notice, order, invoice, credit_note, ret, ""),
         )?;
         // One line: a header cannot hold a line break.
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        let context = self.context(notice, order, invoice, credit_note, &subject);
+        let context = self.context(notice, order, invoice, credit_note, ret, &subject);
         Ok(RenderedEmail {
             text: self.render(&format!("{name}.txt"), &context)?,
             html: self.render(&format!("{name}.html"), &context)?,
@@ -284,7 +394,7 @@ impl MessageTemplates for Templates {
         order: &Order,
         invoice: Option<&Invoice>,
     ) -> Result<RenderedEmail, TemplateError> {
-        self.render_email(notice, order, invoice, None)
+        self.render_email(notice, order, invoice, None, None)
     }
 
     fn refund_email(
@@ -293,12 +403,25 @@ impl MessageTemplates for Templates {
         order: &Order,
         credit_note: &CreditNote,
     ) -> Result<RenderedEmail, TemplateError> {
-        self.render_email(notice, order, None, Some(credit_note))
+        self.render_email(notice, order, None, Some(credit_note), None)
+    }
+
+    fn return_email(
+        &self,
+        notice: &Notice,
+        order: &Order,
+        return_id: &ReturnId,
+    ) -> Result<RenderedEmail, TemplateError> {
+        let ret = order.return_of(return_id).ok_or_else(|| TemplateError {
+            template: notice.template().to_string(),
+            why: format!("order {} has no return {return_id}", order.id),
+        })?;
+        self.render_email(notice, order, None, None, Some(ret))
     }
 
     fn text(&self, notice: &Notice, order: &Order) -> Result<String, TemplateError> {
         let name = format!("{}.sms.txt", notice.template());
-        let text = self.render(&name, &self.context(notice, order, None, None, ""))?;
+        let text = self.render(&name, &self.context(notice, order, None, None, None, ""))?;
         Ok(text.trim().to_string())
     }
 }
@@ -439,6 +562,94 @@ mod tests {
                 "The Shop: order {} has shipped with UPS. Tracking: 1Z999AA10123456784",
                 order.id
             )
+        );
+    }
+
+    #[test]
+    fn a_returns_messages_show_its_items_label_reason_and_refund() {
+        use crate::domain::fulfillment::ShipmentStatus;
+        use crate::domain::fulfillment::returns::{
+            ReturnLabel, ReturnLine, ReturnReason, ReturnStatus, Step,
+        };
+        let mut order = order();
+        let step = Step {
+            at: OffsetDateTime::UNIX_EPOCH,
+            actor: "support".into(),
+            role: crate::domain::Role::Admin,
+        };
+        let id = ReturnId::for_request("ORD1", "jane", "k");
+        order.returns.push(Return {
+            return_id: id.clone(),
+            items: vec![ReturnLine {
+                product_id: "p001".into(),
+                quantity: 1,
+                reason: ReturnReason::WrongItem,
+                note: None,
+            }],
+            note: None,
+            status: ReturnStatus::Approved,
+            requested: step.clone(),
+            approved: Some(step.clone()),
+            declined: None,
+            decline_reason: Some("Worn <shoes> & socks".into()),
+            cancelled: None,
+            received: None,
+            receipt: None,
+            label: Some(ReturnLabel {
+                carrier: "usps".into(),
+                tracking_number: "9400111".into(),
+                tracking_url: Some("javascript:alert(1)".into()),
+                label_url: Some("https://shippo.example/label.pdf".into()),
+                transaction_id: "t1".into(),
+                status: ShipmentStatus::LabelCreated,
+                tracking: vec![],
+            }),
+            fingerprint: None,
+        });
+        let templates = Templates::new("The Shop").unwrap();
+        let email = |step| {
+            templates
+                .return_email(&Notice::Return(step), &order, &id)
+                .unwrap()
+        };
+        let approved = email(ReturnNotice::Approved);
+        assert!(
+            approved
+                .text
+                .contains("  1 x Cable <USB> & more (wrong item)\n"),
+            "{}",
+            approved.text
+        );
+        assert!(
+            approved.text.contains(
+                "label: https://shippo.example/label.pdf\nTracking number: 9400111 (USPS)\n"
+            ),
+            "{}",
+            approved.text
+        );
+        assert!(!approved.html.contains("javascript:"), "{}", approved.html);
+        let declined = email(ReturnNotice::Declined);
+        assert!(declined.text.contains("Reason: Worn <shoes> & socks"));
+        assert!(
+            declined
+                .html
+                .contains("Reason: Worn &lt;shoes&gt; &amp; socks")
+        );
+        for step in [
+            ReturnNotice::Requested,
+            ReturnNotice::Cancelled,
+            ReturnNotice::Received,
+        ] {
+            let rendered = email(step);
+            for part in [&rendered.subject, &rendered.text, &rendered.html] {
+                assert!(part.contains(order.id.as_str()), "{step:?}: {part}");
+            }
+        }
+        let received = email(ReturnNotice::Received);
+        assert!(
+            received.text.contains("nothing to refund"),
+            "{}",
+            received.text
         );
     }
 

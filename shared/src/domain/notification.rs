@@ -37,6 +37,22 @@ pub enum Notice {
     Refunded {
         partial: bool,
     },
+    /// A step of one of the order's returns (`order.return_<step>`; the event names
+    /// the return). Its refund is told by `Refunded`, with its credit note.
+    Return(ReturnNotice),
+}
+
+/// The steps of a return the customer hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnNotice {
+    Requested,
+    /// With the return label's link and tracking number when one was bought.
+    Approved,
+    /// With support's reason.
+    Declined,
+    Cancelled,
+    /// What was received and what its refund is (made, pending, left for later).
+    Received,
 }
 
 /// `detail-type` of a payment change that does not move the order's status (the
@@ -54,6 +70,11 @@ impl Notice {
             "order.shipped" => Some(Notice::Shipped),
             "order.delivered" => Some(Notice::Delivered),
             "order.cancelled" => Some(Notice::Cancelled),
+            "order.return_requested" => Some(Notice::Return(ReturnNotice::Requested)),
+            "order.return_approved" => Some(Notice::Return(ReturnNotice::Approved)),
+            "order.return_declined" => Some(Notice::Return(ReturnNotice::Declined)),
+            "order.return_cancelled" => Some(Notice::Return(ReturnNotice::Cancelled)),
+            "order.return_received" => Some(Notice::Return(ReturnNotice::Received)),
             PAYMENT_STATUS_CHANGED => match payment_status {
                 Some("refunded") => Some(Notice::Refunded { partial: false }),
                 Some("partially_refunded") => Some(Notice::Refunded { partial: true }),
@@ -81,6 +102,11 @@ impl Notice {
             Notice::Delivered => "delivered",
             Notice::Cancelled => "cancelled",
             Notice::Refunded { .. } => "refunded",
+            Notice::Return(ReturnNotice::Requested) => "return_requested",
+            Notice::Return(ReturnNotice::Approved) => "return_approved",
+            Notice::Return(ReturnNotice::Declined) => "return_declined",
+            Notice::Return(ReturnNotice::Cancelled) => "return_cancelled",
+            Notice::Return(ReturnNotice::Received) => "return_received",
         }
     }
 }
@@ -97,6 +123,18 @@ mod tests {
             ("order.shipped", None, Some(Notice::Shipped)),
             ("order.delivered", None, Some(Notice::Delivered)),
             ("order.cancelled", None, Some(Notice::Cancelled)),
+            (
+                "order.return_approved",
+                None,
+                Some(Notice::Return(ReturnNotice::Approved)),
+            ),
+            (
+                "order.return_received",
+                None,
+                Some(Notice::Return(ReturnNotice::Received)),
+            ),
+            // The label's tracking, the restock and refund carried out: not told.
+            ("order.return_updated", None, None),
             ("order.shipping_status_changed", None, None),
             ("order.something_new", None, None),
         ];

@@ -500,6 +500,17 @@ pub struct ReturnSummary {
     pub items: Vec<ReturnLineView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_status: Option<&'static str>,
+    /// The return label's carrier, tracking number and where its parcel is (its link
+    /// to print is in `GET …/returns`, not in every event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<ReturnLabelSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReturnLabelSummary {
+    pub carrier: String,
+    pub tracking_number: String,
+    pub status: &'static str,
 }
 
 impl ReturnSummary {
@@ -509,6 +520,11 @@ impl ReturnSummary {
             status: r.status.as_str(),
             items: lines(&r.items),
             refund_status: r.receipt.as_ref().map(|c| c.refund_state.as_str()),
+            label: r.label.as_ref().map(|l| ReturnLabelSummary {
+                carrier: l.carrier.clone(),
+                tracking_number: l.tracking_number.clone(),
+                status: l.status.as_str(),
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::services::fulfillment::Fulfillment;
 use crate::services::notifications::Notifications;
 use crate::services::payments::PaymentService;
 use crate::services::privacy::PrivacyService;
+use crate::services::returns::ReturnService;
 use crate::services::suppressions::{SuppressionError, SuppressionService};
 
 /// The fulfillment queue: each message on its own.
@@ -72,14 +73,33 @@ fn queued_event(message: &SqsMessage) -> QueuedEvent {
     }
 }
 
-/// The payments queue (cancelled orders): each message on its own; a failure (the
+/// The payments queue: cancelled orders (refunded, or their intents withdrawn) and
+/// received returns (`order.return_received`: a refund the receive left pending is
+/// finished, `returns.finish_received`). Each message on its own; a failure (the
 /// provider unavailable) leaves it for a retry, then the dead-letter queue.
-pub async fn settle(payments: &PaymentService, event: SqsEvent) -> SqsBatchResponse {
+pub async fn settle(
+    payments: &PaymentService,
+    returns: Option<&ReturnService>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in event.records {
         let id = message.message_id.unwrap_or_default();
-        match payments.settle_cancelled(message.body.as_deref()).await {
-            Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "settled"),
+        let body = message.body.as_deref();
+        let outcome = match (returns, detail_type(body).as_deref()) {
+            (Some(returns), Some(crate::events::RETURN_RECEIVED)) => returns
+                .finish_received(body)
+                .await
+                .map(|done| format!("{done:?}"))
+                .map_err(|e| e.to_string()),
+            _ => payments
+                .settle_cancelled(body)
+                .await
+                .map(|done| format!("{done:?}"))
+                .map_err(|e| e.to_string()),
+        };
+        match outcome {
+            Ok(outcome) => tracing::info!(message_id = %id, %outcome, "settled"),
             Err(err) => {
                 tracing::error!(message_id = %id, error = %err, "failed; left on the queue");
                 response.add_failure(id);
@@ -87,6 +107,18 @@ pub async fn settle(payments: &PaymentService, event: SqsEvent) -> SqsBatchRespo
         }
     }
     response
+}
+
+/// An EventBridge event's `detail-type`, if the body is one.
+fn detail_type(body: Option<&str>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "detail-type")]
+        detail_type: String,
+    }
+    serde_json::from_str::<Typed>(body?)
+        .ok()
+        .map(|t| t.detail_type)
 }
 
 /// The erasure queue: each message is one page of a customer's erasure job; a page

@@ -1,5 +1,6 @@
 //! Telling the customer: an email on every key change of an order (placed, paid,
-//! shipped, delivered, cancelled, refunded), an SMS when the parcel moves, the
+//! shipped, delivered, cancelled, refunded, and each step of a return: requested,
+//! approved with its label, declined with the reason, cancelled, received), an SMS when the parcel moves, the
 //! invoice, issued here on `order.confirmed` and attached to that email, and the
 //! credit note of every refund, issued here on the refund's event and attached to
 //! the refund's email (the notifications queue's messages; `inbound::sqs` hands them
@@ -21,6 +22,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::billing::{CreditNote, CreditNoteDraft};
+use crate::domain::fulfillment::returns::ReturnId;
 use crate::domain::invoice::{Invoice, InvoiceDraft, InvoiceSeries, Seller};
 use crate::domain::notification::{Channel, Notice, UNPAID_MESSAGES_PER_RECIPIENT_PER_DAY};
 use crate::domain::payment::refund::refund_of_change;
@@ -66,11 +68,12 @@ struct CreditNotes {
 }
 
 /// The documents a message carries: the invoice on confirmation, the credit note on
-/// a refund.
+/// a refund; and the return a return's message is about.
 #[derive(Default)]
 struct Documents {
     invoice: Option<Invoice>,
     credit_note: Option<CreditNote>,
+    return_id: Option<ReturnId>,
 }
 
 /// Why a message was not (fully) handled. Every variant leaves it on the queue: it is
@@ -213,15 +216,33 @@ impl Notifications {
         let documents = match notice {
             Notice::Confirmed => Documents {
                 invoice: self.issue_invoice(&order).await?,
-                credit_note: None,
+                ..Documents::default()
             },
             Notice::Refunded { .. } => Documents {
-                invoice: None,
                 credit_note: match refund_of_change(&order, event.sequence) {
                     Some(refund) => self.issue_credit_note(&order, refund).await?,
                     None => None,
                 },
+                ..Documents::default()
             },
+            // The return the event names, as the stored order has it now.
+            Notice::Return(_) => {
+                let return_id = event
+                    .return_id
+                    .as_deref()
+                    .and_then(ReturnId::parse)
+                    .filter(|r| order.return_of(r).is_some())
+                    .ok_or_else(|| {
+                        NotifyError::Poison(format!(
+                            "event {} names no return of order {id}",
+                            event.event_id
+                        ))
+                    })?;
+                Documents {
+                    return_id: Some(return_id),
+                    ..Documents::default()
+                }
+            }
             _ => Documents::default(),
         };
         let mut deliveries = Vec::new();
@@ -401,11 +422,15 @@ impl Notifications {
         };
         match channel {
             Channel::Email => {
-                let rendered = match &documents.credit_note {
-                    Some(note) => self.templates.refund_email(notice, order, note)?,
-                    None => self
-                        .templates
-                        .email(notice, order, documents.invoice.as_ref())?,
+                let rendered = match (&documents.credit_note, &documents.return_id) {
+                    (Some(note), _) => self.templates.refund_email(notice, order, note)?,
+                    (None, Some(return_id)) => {
+                        self.templates.return_email(notice, order, return_id)?
+                    }
+                    (None, None) => {
+                        self.templates
+                            .email(notice, order, documents.invoice.as_ref())?
+                    }
                 };
                 let pdf = |number: String, content: Vec<u8>| Attachment {
                     filename: format!("{number}.pdf"),

@@ -12,24 +12,30 @@
 //! it out follows in the same request and is safe to repeat: the restock is keyed by
 //! the return (`Restock`), the refund by a key derived from it (`refund_key`), and
 //! each is then recorded on the return. A request that dies between them leaves the
-//! return `received` with its receipt unsettled; the retry of the receive with its
-//! `Idempotency-Key`, or `POST …/refund`, finishes it, and nothing is done twice.
+//! return `received` with its receipt unsettled; the payments queue's consumer
+//! (`finish_received`, from the `order.return_received` event), the retry of the
+//! receive with its `Idempotency-Key`, or `POST …/refund`, finishes it, and nothing is
+//! done twice: the restock's tombstone and the refund's key (held on the order, and
+//! Stripe's idempotency key) make every racer find the other's work.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::domain::fulfillment::ShipmentStatus;
 use crate::domain::fulfillment::returns::{
     self, ReceiveRequest, RefundState, ReturnId, ReturnLabel, ReturnLine, ReturnRefusal,
     ReturnStatus, Step,
 };
 use crate::domain::stock::StockLine;
 use crate::domain::{FieldErrors, Money, Order, OrderId, OrderStatus, Principal, Role};
+use crate::events::Envelope;
 use crate::ports::{
-    ChangeOutcome, LabelError, OrderStore, Restock, ReturnFiling, ReturnQueuePage, ReturnStore,
-    StoreError,
+    ChangeOutcome, LabelDirection, LabelError, OrderStore, Restock, ReturnFiling, ReturnQueuePage,
+    ReturnStore, StoreError, TrackedReturn,
 };
 use crate::services::payments::{PaymentService, PaymentServiceError};
+use crate::services::shipping::{LabelPurchase, Labels, PurchaseError, buy_once};
 
 /// How often a step is planned again after losing a race before giving up (409).
 const ATTEMPTS: usize = 5;
@@ -84,6 +90,8 @@ pub enum ReturnError {
     Payment(#[from] PaymentServiceError),
     #[error(transparent)]
     Label(#[from] LabelError),
+    #[error("a label for this return is being bought by another request; retry shortly")]
+    LabelInProgress,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -104,6 +112,14 @@ pub struct ReturnStep {
     pub replayed: bool,
 }
 
+/// What the payments queue's backstop did with a received return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// Its restock and refund carried out (now, or found done by a racing request).
+    Settled(ReturnId),
+    Nothing(&'static str),
+}
+
 /// What a request for a return asks.
 #[derive(Debug, Clone)]
 pub struct ReturnRequest {
@@ -116,6 +132,8 @@ pub struct ReturnService {
     returns: Arc<dyn ReturnStore>,
     restock: Arc<dyn Restock>,
     payments: Option<Arc<PaymentService>>,
+    /// With Shippo on: approvals buy return labels.
+    labels: Option<Labels>,
     window_days: u32,
 }
 
@@ -131,8 +149,15 @@ impl ReturnService {
             returns,
             restock,
             payments: None,
+            labels: None,
             window_days,
         }
+    }
+
+    /// With Shippo on: an approval buys the return's label (unless told not to).
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.labels = Some(labels);
+        self
     }
 
     /// With payments on: received returns of orders paid online are refunded.
@@ -225,7 +250,12 @@ impl ReturnService {
     }
 
     /// Support approves a return; with Shippo on and `label`, a return label is bought
-    /// first (at most once per return) and carried on the return.
+    /// first (at most once per return, [`buy_once`] under the return's own claim)
+    /// and written with the approval, its tracking number indexed in the same
+    /// transaction. A label the provider refuses refuses the approval (the return
+    /// stays `requested`: support fixes the address or approves with `"label":
+    /// false`); a label bought for an approval that is not recorded (the return
+    /// declined or cancelled meanwhile, or approved without one) is refunded.
     pub async fn approve(
         &self,
         caller: &Principal,
@@ -235,18 +265,82 @@ impl ReturnService {
     ) -> Result<ReturnStep, ReturnError> {
         self.admin_only(caller)?;
         let (order, return_id) = self.find(id, return_id).await?;
-        let bought: Option<ReturnLabel> = None;
-        let _ = label;
-        self.change(order, &return_id, |current| {
-            returns::approve(
-                current,
-                &return_id,
-                step(caller, Role::Admin),
-                bought.clone(),
-            )
-            .map_err(|r| refused(r, current, &return_id))
+        // Checked before anything is bought: approved already is answered as it is,
+        // and a return that cannot be approved buys nothing.
+        let planned = returns::approve(&order, &return_id, step(caller, Role::Admin), None)
+            .map_err(|r| refused(r, &order, &return_id))?;
+        let bought = match (&self.labels, label, planned) {
+            (Some(labels), true, Some(_)) => {
+                Some(self.buy_label(labels, &order, &return_id).await?)
+            }
+            _ => None,
+        };
+        let indexed = bought.as_ref().map(|l| TrackedReturn {
+            return_id: return_id.clone(),
+            carrier: l.carrier.clone(),
+            tracking_number: l.tracking_number.clone(),
+        });
+        let taken = self
+            .change_indexed(order, &return_id, indexed.as_ref(), |current| {
+                returns::approve(
+                    current,
+                    &return_id,
+                    step(caller, Role::Admin),
+                    bought.clone(),
+                )
+                .map_err(|r| refused(r, current, &return_id))
+            })
+            .await;
+        if let (Some(labels), Some(mine)) = (&self.labels, &bought) {
+            let recorded = match &taken {
+                Ok(step) => step
+                    .order
+                    .return_of(&return_id)
+                    .and_then(|r| r.label.as_ref())
+                    .is_some_and(|l| l.transaction_id == mine.transaction_id),
+                // The write may have happened: the retry finds the label by its rate.
+                Err(ReturnError::Store(_) | ReturnError::Contention) => true,
+                Err(_) => false,
+            };
+            if !recorded {
+                refund_unrecorded(labels, mine, &return_id).await;
+            }
+        }
+        taken
+    }
+
+    /// Buys return `id`'s label: the outbound shipment's addresses as they were
+    /// (warehouse → customer) marked a return, the default parcel, the cheapest rate.
+    async fn buy_label(
+        &self,
+        labels: &Labels,
+        order: &Order,
+        id: &ReturnId,
+    ) -> Result<ReturnLabel, ReturnError> {
+        let reference = format!("{} {id}", order.id);
+        let purchase = LabelPurchase {
+            label: id.as_str(),
+            reference: &reference,
+            address: &order.shipping_address,
+            parcel: &labels.default_parcel,
+            servicelevel: None,
+            direction: LabelDirection::Return,
+        };
+        let (rate, label) = buy_once(labels, &purchase).await.map_err(|e| match e {
+            PurchaseError::InProgress => ReturnError::LabelInProgress,
+            PurchaseError::Label(e) => ReturnError::Label(e),
+            PurchaseError::Store(e) => ReturnError::Store(e),
+        })?;
+        tracing::info!(order_id = %order.id, return_id = %id, tracking_number = %label.tracking_number, "return label bought");
+        Ok(ReturnLabel {
+            carrier: rate.carrier,
+            tracking_number: label.tracking_number,
+            tracking_url: label.tracking_url,
+            label_url: label.label_url,
+            transaction_id: label.transaction_id,
+            status: ShipmentStatus::LabelCreated,
+            tracking: Vec::new(),
         })
-        .await
     }
 
     /// Support declines a return not yet received, saying why.
@@ -398,6 +492,54 @@ impl ReturnService {
         })
     }
 
+    /// The payments queue's backstop (`settle-payments`, from `order.return_received`):
+    /// a receipt still unsettled in the stored order (the receive's request died, or
+    /// lost its refund to an outage: answered 202) is carried out as the request
+    /// would have, by the same keyed restock and refund, so it is done once however
+    /// it races the request, its retry or `POST …/refund`. An error (the provider
+    /// unavailable, a refund in flight elsewhere) leaves the message for a retry.
+    pub async fn finish_received(&self, body: Option<&str>) -> Result<Finished, ReturnError> {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(body.unwrap_or_default()) else {
+            return Ok(Finished::Nothing("not an order event"));
+        };
+        let event = &envelope.detail;
+        let (Some(order_id), Some(return_id)) = (
+            OrderId::parse(&event.order_id),
+            event.return_id.as_deref().and_then(ReturnId::parse),
+        ) else {
+            return Ok(Finished::Nothing("the event names no return"));
+        };
+        // The stored order decides, not the event: it may be stale or not ours.
+        let Some(order) = self.orders.get(&order_id).await? else {
+            return Ok(Finished::Nothing("no such order"));
+        };
+        let unsettled = order
+            .return_of(&return_id)
+            .and_then(|r| r.receipt.as_ref())
+            .is_some_and(|r| !r.settled());
+        if !unsettled {
+            return Ok(Finished::Nothing("settled already, or nothing to settle"));
+        }
+        let caller = Principal {
+            user_id: crate::domain::payment::PAYMENTS_ACTOR.to_string(),
+            admin: false,
+            fulfillment: false,
+            refunds: true,
+            webhooks: false,
+            email: None,
+            phone: None,
+        };
+        let after = self
+            .settle(order, &return_id, &caller, Role::Payments)
+            .await?;
+        let state = after
+            .return_of(&return_id)
+            .and_then(|r| r.receipt.as_ref())
+            .map(|r| r.refund_state);
+        tracing::info!(%order_id, %return_id, ?state, "received return settled by the payments queue");
+        Ok(Finished::Settled(return_id))
+    }
+
     /// [`Self::settle`], or, when it fails (the provider unavailable), the order as it
     /// now is: the return stays received with its receipt unsettled (answered 202),
     /// and `POST …/refund` or the receive's retry finishes it.
@@ -478,7 +620,7 @@ impl ReturnService {
             else {
                 return failure.map_or(Ok(order), Err);
             };
-            match self.returns.record_return(&after, None).await? {
+            match self.returns.record_return(&after, None, None).await? {
                 ChangeOutcome::Changed(after) => return failure.map_or(Ok(*after), Err),
                 ChangeOutcome::Refused(Some(current)) => order = *current,
                 ChangeOutcome::Refused(None) => return Err(ReturnError::NotFound),
@@ -492,8 +634,19 @@ impl ReturnService {
     /// to write (a replay, or the step taken already), answered as the order is.
     async fn change(
         &self,
+        current: Order,
+        return_id: &ReturnId,
+        plan: impl Fn(&Order) -> Result<Option<Order>, ReturnError>,
+    ) -> Result<ReturnStep, ReturnError> {
+        self.change_indexed(current, return_id, None, plan).await
+    }
+
+    /// [`Self::change`], indexing a return label's tracking number with the write.
+    async fn change_indexed(
+        &self,
         mut current: Order,
         return_id: &ReturnId,
+        indexed: Option<&TrackedReturn>,
         plan: impl Fn(&Order) -> Result<Option<Order>, ReturnError>,
     ) -> Result<ReturnStep, ReturnError> {
         for _ in 0..ATTEMPTS {
@@ -510,7 +663,11 @@ impl ReturnService {
                 return_id: return_id.clone(),
                 from,
             });
-            match self.returns.record_return(&after, filing.as_ref()).await? {
+            match self
+                .returns
+                .record_return(&after, filing.as_ref(), indexed)
+                .await?
+            {
                 ChangeOutcome::Changed(order) => {
                     tracing::info!(order_id = %order.id, %return_id, status = ?to, "return recorded");
                     return Ok(ReturnStep {
@@ -548,6 +705,19 @@ impl ReturnService {
             Err(ReturnError::Forbidden(
                 "only support approves and declines returns",
             ))
+        }
+    }
+}
+
+/// Refunds a return label bought for an approval that was not recorded, so it is
+/// not paid for silently; a refund that fails is logged for a person to void it.
+async fn refund_unrecorded(labels: &Labels, label: &ReturnLabel, id: &ReturnId) {
+    match labels.provider.refund(&label.transaction_id).await {
+        Ok(()) => {
+            tracing::warn!(return_id = %id, transaction = %label.transaction_id, "a return label whose approval was not recorded was refunded")
+        }
+        Err(err) => {
+            tracing::error!(return_id = %id, transaction = %label.transaction_id, error = %err, "a return label whose approval was not recorded could not be refunded: void it at Shippo")
         }
     }
 }

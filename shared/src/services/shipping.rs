@@ -20,6 +20,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::domain::fulfillment::label_failure::label_failed;
+use crate::domain::fulfillment::returns::track_return;
 use crate::domain::fulfillment::shipment::{
     VoidRefusal, add_shipment, parcel_lines, shippable, tracked, void,
 };
@@ -30,8 +31,9 @@ use crate::domain::fulfillment::{
 use crate::domain::stock::{ShippedOutcome, Shortfall, StockLine};
 use crate::domain::{FieldErrors, Order, OrderId, Principal, Role, ShippingStatus};
 use crate::ports::{
-    ChangeOutcome, Inventory, Label, LabelClaims, LabelError, LabelProvider, LabelRate, Metric,
-    MetricSet, Metrics, OrderStore, ShipmentStore, StoreError,
+    ChangeOutcome, Inventory, Label, LabelClaims, LabelDirection, LabelError, LabelProvider,
+    LabelRate, Metric, MetricSet, Metrics, OrderStore, ReturnStore, ShipmentStore, StoreError,
+    TrackingOf,
 };
 
 /// How often a shipment is planned again after losing a race before giving up (409).
@@ -142,6 +144,8 @@ pub struct ShippingService {
     inventory: Arc<dyn Inventory>,
     metrics: Arc<dyn Metrics>,
     labels: Option<Labels>,
+    /// Where return labels' tracking is written (`None`: their reports are ignored).
+    returns: Option<Arc<dyn ReturnStore>>,
 }
 
 /// What buying labels takes: the provider, the claims that keep one purchase per
@@ -169,7 +173,14 @@ impl ShippingService {
             inventory,
             metrics,
             labels: None,
+            returns: None,
         }
+    }
+
+    /// The carrier's reports on return labels move the returns' labels, written here.
+    pub fn with_return_tracking(mut self, returns: Arc<dyn ReturnStore>) -> Self {
+        self.returns = Some(returns);
+        self
     }
 
     /// With Shippo: a shipment without a tracking number buys its label, and a
@@ -401,7 +412,7 @@ impl ShippingService {
         let now = OffsetDateTime::now_utc();
         let Some((claim, rate)) = labels
             .claims
-            .claim(shipment_id, now, now + LABEL_LEASE)
+            .claim(shipment_id.as_str(), now, now + LABEL_LEASE)
             .await?
         else {
             return Ok(None);
@@ -411,7 +422,7 @@ impl ShippingService {
             None => Ok(None),
             Some(rate) => labels.provider.purchased(&rate).await.map_err(Into::into),
         };
-        if let Err(err) = labels.claims.release(shipment_id, &claim).await {
+        if let Err(err) = labels.claims.release(shipment_id.as_str(), &claim).await {
             tracing::warn!(%shipment_id, error = %err, "label claim not released; its lease will run out");
         }
         label
@@ -545,17 +556,8 @@ impl ShippingService {
         Err(ShipmentError::Contention)
     }
 
-    /// Buys the label of `shipment_id` at most once, whatever happens to this attempt:
-    ///
-    /// 1. One attempt at a time holds the shipment's label claim (a lease, so a dead
-    ///    attempt's claim passes on); a concurrent twin of the request gets 409.
-    /// 2. The rate is chosen and written on the claim before anything is bought.
-    /// 3. Before buying, Shippo is asked for a label already bought at that rate (an
-    ///    earlier attempt whose answer, or whose write, was lost); only without one is
-    ///    the label bought.
-    ///
-    /// So a label is bought only at a rate remembered beforehand, and every later
-    /// attempt finds it there before it could buy another.
+    /// Buys the label of `shipment_id` at most once ([`buy_once`]); a concurrent twin
+    /// of the request gets 409.
     async fn buy_label(
         &self,
         labels: &Labels,
@@ -563,48 +565,21 @@ impl ShippingService {
         shipment_id: &ShipmentId,
         request: &ShipmentRequest,
     ) -> Result<(LabelRate, Label), ShipmentError> {
-        let now = OffsetDateTime::now_utc();
-        let Some((claim, noted)) = labels
-            .claims
-            .claim(shipment_id, now, now + LABEL_LEASE)
-            .await?
-        else {
-            return Err(ShipmentError::LabelInProgress);
-        };
         let reference = format!("{} {shipment_id}", order.id);
-        let bought = async {
-            let rate = match noted {
-                Some(rate) => rate,
-                None => {
-                    let parcel = request.parcel.as_ref().unwrap_or(&labels.default_parcel);
-                    let rate = labels
-                        .provider
-                        .quote(
-                            &reference,
-                            &order.shipping_address,
-                            parcel,
-                            request.servicelevel.as_deref(),
-                        )
-                        .await?;
-                    labels.claims.note_rate(shipment_id, &claim, &rate).await?;
-                    rate
-                }
-            };
-            let label = match labels.provider.purchased(&rate).await? {
-                Some(label) => {
-                    tracing::info!(order_id = %order.id, %shipment_id, "label bought earlier found");
-                    label
-                }
-                None => labels.provider.purchase(&rate, &reference).await?,
-            };
-            Ok::<_, ShipmentError>((rate, label))
-        }
-        .await;
-        // Done or failed, the next attempt may go on (the rate stays noted).
-        if let Err(err) = labels.claims.release(shipment_id, &claim).await {
-            tracing::warn!(%shipment_id, error = %err, "label claim not released; its lease will run out");
-        }
-        bought
+        let parcel = request.parcel.as_ref().unwrap_or(&labels.default_parcel);
+        let purchase = LabelPurchase {
+            label: shipment_id.as_str(),
+            reference: &reference,
+            address: &order.shipping_address,
+            parcel,
+            servicelevel: request.servicelevel.as_deref(),
+            direction: LabelDirection::Outbound,
+        };
+        buy_once(labels, &purchase).await.map_err(|e| match e {
+            PurchaseError::InProgress => ShipmentError::LabelInProgress,
+            PurchaseError::Label(e) => ShipmentError::Label(e),
+            PurchaseError::Store(e) => ShipmentError::Store(e),
+        })
     }
 
     /// With Shippo on, a hand-entered number is registered so its tracking arrives.
@@ -629,8 +604,8 @@ impl ShippingService {
 
     /// A carrier's report that `tracking_number` moved (Shippo's `track_updated`). The
     /// report itself is not believed: the tracking is read back from Shippo, and
-    /// what Shippo answers is merged into each parcel with that number (normally
-    /// one), each in one conditional write.
+    /// what Shippo answers is merged into each parcel or return label with that
+    /// number (normally one), each in one conditional write.
     pub async fn carrier_report(
         &self,
         carrier: &str,
@@ -646,21 +621,41 @@ impl ShippingService {
         }
         let reports = labels.provider.tracking(carrier, tracking_number).await?;
         let mut changed = 0;
-        for (order_id, shipment_id) in parcels {
+        for found in parcels {
+            let order_id = match &found {
+                TrackingOf::Parcel(order_id, _) | TrackingOf::Return(order_id, _) => order_id,
+            };
             let mut recorded = false;
             for _ in 0..ATTEMPTS {
-                let Some(order) = self.orders.get(&order_id).await? else {
+                let Some(order) = self.orders.get(order_id).await? else {
                     recorded = true;
                     break;
                 };
                 let now = OffsetDateTime::now_utc();
-                let Some(after) = track(&order, &shipment_id, &reports, now) else {
-                    recorded = true;
-                    break;
+                let written = match &found {
+                    TrackingOf::Parcel(_, shipment_id) => {
+                        let Some(after) = track(&order, shipment_id, &reports, now) else {
+                            recorded = true;
+                            break;
+                        };
+                        self.shipments.record_shipping(&after, &[]).await?
+                    }
+                    // A return label's tracking moves the return's label only: never the
+                    // order's status, nor the return's (receiving is a person's act).
+                    TrackingOf::Return(_, return_id) => {
+                        let (Some(returns), Some(after)) = (
+                            &self.returns,
+                            track_return(&order, return_id, &reports, now),
+                        ) else {
+                            recorded = true;
+                            break;
+                        };
+                        returns.record_return(&after, None, None).await?
+                    }
                 };
-                match self.shipments.record_shipping(&after, &[]).await? {
+                match written {
                     ChangeOutcome::Changed(order) => {
-                        tracing::info!(order_id = %order.id, %shipment_id, status = %order.status, shipping = %order.shipping_status, "carrier report recorded");
+                        tracing::info!(order_id = %order.id, ?found, status = %order.status, shipping = %order.shipping_status, "carrier report recorded");
                         changed += 1;
                         recorded = true;
                         break;
@@ -759,6 +754,95 @@ impl ShippingService {
         }
         Ok(())
     }
+}
+
+/// One label to buy: what it is for (`label`, a shipment's or a return's id, which
+/// names its claim), Shippo's `metadata`, the customer's address, the box, the
+/// service level asked for (else the cheapest) and which way it goes.
+pub(crate) struct LabelPurchase<'a> {
+    pub label: &'a str,
+    pub reference: &'a str,
+    pub address: &'a crate::domain::ShippingAddress,
+    pub parcel: &'a crate::domain::fulfillment::Parcel,
+    pub servicelevel: Option<&'a str>,
+    pub direction: LabelDirection,
+}
+
+/// Why [`buy_once`] bought nothing.
+#[derive(Debug)]
+pub(crate) enum PurchaseError {
+    /// Another attempt holds the label's claim.
+    InProgress,
+    Label(LabelError),
+    Store(StoreError),
+}
+
+impl From<LabelError> for PurchaseError {
+    fn from(e: LabelError) -> Self {
+        PurchaseError::Label(e)
+    }
+}
+
+impl From<StoreError> for PurchaseError {
+    fn from(e: StoreError) -> Self {
+        PurchaseError::Store(e)
+    }
+}
+
+/// Buys `purchase`'s label at most once, whatever happens to this attempt (a
+/// parcel's or a return's):
+///
+/// 1. One attempt at a time holds the label's claim (a lease, so a dead attempt's
+///    claim passes on); a concurrent twin gets `InProgress`.
+/// 2. The rate is chosen and written on the claim before anything is bought.
+/// 3. Before buying, Shippo is asked for a label already bought at that rate (an
+///    earlier attempt whose answer, or whose write, was lost); only without one is
+///    the label bought.
+///
+/// So a label is bought only at a rate remembered beforehand, and every later
+/// attempt finds it there before it could buy another.
+pub(crate) async fn buy_once(
+    labels: &Labels,
+    purchase: &LabelPurchase<'_>,
+) -> Result<(LabelRate, Label), PurchaseError> {
+    let now = OffsetDateTime::now_utc();
+    let key = purchase.label;
+    let Some((claim, noted)) = labels.claims.claim(key, now, now + LABEL_LEASE).await? else {
+        return Err(PurchaseError::InProgress);
+    };
+    let bought = async {
+        let rate = match noted {
+            Some(rate) => rate,
+            None => {
+                let rate = labels
+                    .provider
+                    .quote(
+                        purchase.reference,
+                        purchase.address,
+                        purchase.parcel,
+                        purchase.servicelevel,
+                        purchase.direction,
+                    )
+                    .await?;
+                labels.claims.note_rate(key, &claim, &rate).await?;
+                rate
+            }
+        };
+        let label = match labels.provider.purchased(&rate).await? {
+            Some(label) => {
+                tracing::info!(label = key, "label bought earlier found");
+                label
+            }
+            None => labels.provider.purchase(&rate, purchase.reference).await?,
+        };
+        Ok::<_, PurchaseError>((rate, label))
+    }
+    .await;
+    // Done or failed, the next attempt may go on (the rate stays noted).
+    if let Err(err) = labels.claims.release(key, &claim).await {
+        tracing::warn!(label = key, error = %err, "label claim not released; its lease will run out");
+    }
+    bought
 }
 
 /// Who asks for an order's automatic label, and the key that makes it one per order.

@@ -1,14 +1,16 @@
 //! What the return functions need at init: the order store (which also keeps the
 //! returns, their queue and the restock records) on `TABLE_NAME`;
 //! `RETURN_WINDOW_DAYS` (default 30: how long after delivery a customer may ask for a
-//! return); with payments on (`STRIPE_SECRET_KEY`), the payment service that refunds
-//! received returns.
+//! return); with Shippo on (`SHIPPO_API_TOKEN`, `SHIPPO_ADDRESS_FROM`, as for
+//! shipments), the label provider approvals buy return labels from; with payments on
+//! (`STRIPE_SECRET_KEY`), the payment service that refunds received returns.
 
 use std::sync::Arc;
 
 use super::{ConfigError, Wiring};
 use crate::inbound::http::ReturnApi;
 use crate::services::returns::{DEFAULT_RETURN_WINDOW_DAYS, ReturnService};
+use crate::services::shipping::Labels;
 
 impl Wiring {
     pub fn return_service(&self) -> Result<ReturnService, ConfigError> {
@@ -16,9 +18,17 @@ impl Wiring {
         let service = ReturnService::new(
             store.clone(),
             store.clone(),
-            store,
+            store.clone(),
             self.return_window_days()?,
         );
+        let service = match self.label_provider()? {
+            Some(provider) => service.with_labels(Labels {
+                provider,
+                claims: store,
+                default_parcel: self.default_parcel()?,
+            }),
+            None => service,
+        };
         Ok(if self.payments_on() {
             service.with_payments(Arc::new(self.payment_service()?))
         } else {

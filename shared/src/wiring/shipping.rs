@@ -30,7 +30,8 @@ impl Wiring {
         let store = self.order_store()?;
         let inventory = Arc::new(DynamoInventory::new(self.dynamodb(), self.table()?));
         let service =
-            ShippingService::new(store.clone(), store.clone(), inventory, self.metrics()?);
+            ShippingService::new(store.clone(), store.clone(), inventory, self.metrics()?)
+                .with_return_tracking(store.clone());
         Ok(match self.label_provider()? {
             Some(provider) => service.with_labels(Labels {
                 provider,
@@ -86,7 +87,7 @@ impl Wiring {
     }
 
     /// Shippo's label API when `SHIPPO_API_TOKEN` is set; `None` otherwise.
-    fn label_provider(&self) -> Result<Option<Arc<ShippoLabels>>, ConfigError> {
+    pub(super) fn label_provider(&self) -> Result<Option<Arc<ShippoLabels>>, ConfigError> {
         let Some(token) = self.provider_key("SHIPPO_API_TOKEN")? else {
             if self.settings.get("SHIPPO_API_URL").is_some() {
                 return Err(ConfigError::Invalid {
@@ -109,7 +110,7 @@ impl Wiring {
         Ok(Some(Arc::new(labels)))
     }
 
-    fn default_parcel(&self) -> Result<Parcel, ConfigError> {
+    pub(super) fn default_parcel(&self) -> Result<Parcel, ConfigError> {
         let Some(text) = self.settings.get("SHIPPO_DEFAULT_PARCEL") else {
             return Ok(Parcel::default());
         };

@@ -19,7 +19,8 @@ use orders::domain::{Order, OrderId, OrderStatus, Principal, ShippingAddress};
 use orders::events::{Envelope, OrderEvent, SOURCE};
 use orders::inbound::sqs;
 use orders::ports::{
-    Inventory, Label, LabelError, LabelProvider, LabelRate, Metric, MetricSet, Metrics, OrderStore,
+    Inventory, Label, LabelDirection, LabelError, LabelProvider, LabelRate, Metric, MetricSet,
+    Metrics, OrderStore,
 };
 use orders::services::fulfillment::Fulfillment;
 use orders::services::shipping::{Labels, ShipmentError, ShipmentRequest, ShippingService};
@@ -543,8 +544,11 @@ impl LabelProvider for ShippedMeanwhile {
         to: &ShippingAddress,
         parcel: &Parcel,
         servicelevel: Option<&str>,
+        direction: LabelDirection,
     ) -> Result<LabelRate, LabelError> {
-        self.shippo.quote(reference, to, parcel, servicelevel).await
+        self.shippo
+            .quote(reference, to, parcel, servicelevel, direction)
+            .await
     }
 
     async fn purchase(&self, rate: &LabelRate, reference: &str) -> Result<Label, LabelError> {

@@ -5,6 +5,7 @@
 //! returns, the stock, the queue) and what Stripe made.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -780,4 +781,623 @@ mod stripe {
         assert_eq!(view["payment_status"], "refunded");
         assert_eq!(view["return_status"], "returned");
     }
+}
+
+/// Return labels bought through Shippo (the stand-in `make test` starts), and their
+/// tracking through Shippo's webhook.
+mod labels {
+    use super::*;
+    use crate::shipping::{carrier_moves, fault, shippo_url, webhook, webhook_token};
+    use orders::adapters::dynamo::DynamoOrderStore;
+    use orders::domain::OrderId;
+    use orders::domain::fulfillment::returns::ReturnId;
+    use orders::ports::{ShipmentStore, TrackingOf};
+
+    async fn shippo_stack() -> Stack {
+        Stack::with_settings(orders_tests::with_shippo).await
+    }
+
+    async fn shippo_get(path: &str) -> Value {
+        let text = reqwest::Client::new()
+            .get(format!("{}{path}", shippo_url()))
+            .header(
+                "authorization",
+                format!("ShippoToken {}", std::env::var("SHIPPO_API_TOKEN").unwrap()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The stand-in's labels whose metadata names `return_id`: bought, and of those
+    /// bought as returns (`extra.is_return`).
+    async fn labels_of(return_id: &str) -> (u64, u64) {
+        let answer = shippo_get(&format!("/_control/labels?metadata_contains={return_id}")).await;
+        (
+            answer["purchased"].as_u64().unwrap(),
+            answer["returns"].as_u64().unwrap(),
+        )
+    }
+
+    async fn the_return(stack: &Stack, id: &str, return_id: &str) -> Value {
+        let listed = stack
+            .send(Call::new("GET", &format!("/api/orders/{id}/returns")).bearer(&owner()))
+            .await;
+        assert_eq!(listed.status, 200, "{listed:?}");
+        listed.body["returns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["return_id"] == return_id)
+            .cloned()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn approving_buys_one_return_label_whose_tracking_moves_the_return_only() {
+        let stack = Arc::new(shippo_stack().await);
+        let id = delivered(&stack).await;
+        let return_id = requested(&stack, &id, &one("p002", 1)).await;
+
+        // Three approvals at once: one label, whoever wins.
+        let call = step(&id, &return_id, "approve", &json!({}), &admin());
+        let replies = join_all((0..3).map(|_| {
+            let (stack, call) = (stack.clone(), call.clone());
+            async move { stack.send(call).await }
+        }))
+        .await;
+        for reply in &replies {
+            assert!(
+                reply.status == 200 || (reply.status, reply.code()) == (409, "label_in_progress"),
+                "{reply:?}"
+            );
+        }
+        let approved = stack.send(call).await;
+        assert_eq!(approved.status, 200, "{approved:?}");
+        assert_eq!(approved.body["status"], "approved");
+        let label = &approved.body["label"];
+        assert_eq!(label["carrier"], "usps", "{approved:?}");
+        assert_eq!(label["status"], "label_created");
+        assert!(label["label_url"].as_str().unwrap().ends_with(".pdf"));
+        let number = label["tracking_number"].as_str().unwrap().to_string();
+        assert_eq!(
+            labels_of(&return_id).await,
+            (1, 1),
+            "one label, a return label"
+        );
+        for reply in replies.iter().filter(|r| r.status == 200) {
+            assert_eq!(reply.body["label"]["tracking_number"], number.as_str());
+        }
+
+        // Shippo was given the outbound addresses as they were (it swaps them itself).
+        let track = shippo_get(&format!("/tracks/usps/{number}/")).await;
+        let warehouse: Value =
+            serde_json::from_str(&std::env::var("SHIPPO_ADDRESS_FROM").unwrap()).unwrap();
+        assert_eq!(track["address_from"]["city"], warehouse["city"], "{track}");
+        assert_eq!(track["address_to"]["city"], "New York", "{track}");
+
+        // Its number is indexed beside the parcels', pointing at the return.
+        let store = DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+        assert_eq!(
+            store.find_tracking("usps", &number).await.unwrap(),
+            [TrackingOf::Return(
+                OrderId::parse(&id).unwrap(),
+                ReturnId::parse(&return_id).unwrap()
+            )]
+        );
+
+        // The carrier's reports move the return's label; the order and the return stay.
+        let token = webhook_token();
+        // Later than the label's own report (now): whole seconds, as carriers report.
+        let later = |hours: i64| {
+            let at = OffsetDateTime::now_utc() + time::Duration::hours(hours);
+            let at = at.replace_nanosecond(0).unwrap();
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let delivered_at = later(2);
+        for (status, date, ours) in [
+            ("TRANSIT", later(1), "in_transit"),
+            ("DELIVERED", delivered_at.clone(), "delivered"),
+        ] {
+            let body = carrier_moves("usps", &number, status, &date).await;
+            let moved = stack.send(webhook(&body, &token)).await;
+            assert_eq!(moved.body["outcome"], "recorded", "{moved:?}");
+            let ret = the_return(&stack, &id, &return_id).await;
+            assert_eq!(ret["label"]["status"], ours, "{ret}");
+            assert_eq!(ret["status"], "approved", "receiving stays a person's act");
+            let view = order(&stack, &id).await;
+            assert_eq!(view["status"], "delivered");
+            assert_eq!(view["return_status"], "in_progress");
+        }
+        let resent = carrier_moves("usps", &number, "DELIVERED", &delivered_at).await;
+        let again = stack.send(webhook(&resent, &token)).await;
+        assert_eq!(again.body["outcome"], "duplicate", "{again:?}");
+
+        let types: Vec<String> = events(&stack)
+            .await
+            .iter()
+            .filter(|e| e.order_id == id)
+            .map(OrderEvent::detail_type)
+            .collect();
+        assert_eq!(
+            types[types.len() - 4..],
+            [
+                "order.return_requested",
+                "order.return_approved",
+                "order.return_updated",
+                "order.return_updated"
+            ]
+        );
+        // Approved already: no second label, however often asked.
+        let later = stack
+            .send(step(&id, &return_id, "approve", &json!({}), &admin()))
+            .await;
+        assert_eq!(later.status, 200, "{later:?}");
+        assert_eq!(labels_of(&return_id).await, (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_label_lost_or_refused_leaves_the_return_requested_and_the_retry_buys_one() {
+        let stack = shippo_stack().await;
+        let id = delivered(&stack).await;
+        let return_id = requested(&stack, &id, &one("p001", 1)).await;
+        let before = stored(&stack, &id).await;
+
+        // Shippo buys the label and its answer is lost.
+        fault("/transactions", &return_id, "after").await;
+        let call = step(&id, &return_id, "approve", &json!({}), &admin());
+        let lost = stack.send(call.clone()).await;
+        assert_eq!(
+            (lost.status, lost.code()),
+            (503, "shipping_provider_unavailable"),
+            "{lost:?}"
+        );
+        assert_eq!(stored(&stack, &id).await, before, "nothing written");
+        assert_eq!(labels_of(&return_id).await, (1, 1));
+
+        // The retry finds the label bought at the rate it remembered.
+        let retried = stack.send(call).await;
+        assert_eq!(retried.status, 200, "{retried:?}");
+        assert_eq!(retried.body["label"]["status"], "label_created");
+        assert_eq!(labels_of(&return_id).await, (1, 1));
+
+        // Told not to: approved without a label, nothing bought.
+        let second = requested(&stack, &id, &one("p002", 1)).await;
+        let bare = stack
+            .send(step(
+                &id,
+                &second,
+                "approve",
+                &json!({"label": false}),
+                &admin(),
+            ))
+            .await;
+        assert_eq!(bare.status, 200, "{bare:?}");
+        assert!(bare.body.get("label").is_none(), "{bare:?}");
+        assert_eq!(labels_of(&second).await, (0, 0));
+    }
+}
+
+/// The customer hears of each step of a return once (the notifications consumer,
+/// SES on the emulator).
+mod notices {
+    use super::*;
+    use crate::notifications::{address, message, notify, sent_emails, token_with_contact};
+    use orders::events::{Envelope, SOURCE};
+
+    #[tokio::test]
+    async fn each_step_is_told_once_with_the_label_the_reason_and_the_amount() {
+        let stack = Stack::with_settings(orders_tests::with_shippo).await;
+        let email = address("returns");
+        // The order's contact: the customer's verified address, from the token.
+        let cart = priced_cart(&unique("cart"));
+        stack.put_cart_json(&cart).await;
+        let placed = stack
+            .send(
+                Call::new("POST", "/api/orders")
+                    .bearer(&token_with_contact(OWNER, Some(&email), None))
+                    .json(&checkout(cart["cart_id"].as_str().unwrap())),
+            )
+            .await;
+        assert_eq!(placed.status, 201, "{placed:?}");
+        let id = placed.body["order_id"].as_str().unwrap().to_string();
+        stack.advance(&id, &["confirmed"]).await;
+        ship_and_deliver(&stack, &id).await;
+
+        let kept = requested(&stack, &id, &one("p001", 1)).await;
+        let approved = stack
+            .send(step(&id, &kept, "approve", &json!({}), &admin()))
+            .await;
+        assert_eq!(approved.status, 200, "{approved:?}");
+        let declined = requested(&stack, &id, &one("p002", 1)).await;
+        let reply = stack
+            .send(step(
+                &id,
+                &declined,
+                "decline",
+                &json!({"reason": "Opened software cannot be returned"}),
+                &admin(),
+            ))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let withdrawn = requested(&stack, &id, &one("p001", 1)).await;
+        let reply = stack
+            .send(step(&id, &withdrawn, "cancel", &json!({}), &owner()))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let reply = stack
+            .send(step(&id, &kept, "receive", &json!({}), &warehouse()))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        // One cable of the discounted, taxed order: 10.00 - 0.80 + 1.90.
+        assert_eq!(reply.body["refund"]["amount"], json!(11.10));
+
+        // Every event of the order, each delivered twice (a redelivery).
+        let notifications = stack.wiring.notifications().unwrap();
+        let envelopes: Vec<Envelope> = events(&stack)
+            .await
+            .into_iter()
+            .filter(|e| e.order_id == id && e.return_id.is_some())
+            .map(|detail| Envelope {
+                id: format!("evt-{}", detail.event_id),
+                detail_type: detail.detail_type(),
+                source: SOURCE.to_string(),
+                time: detail.occurred_at.clone(),
+                detail,
+            })
+            .collect();
+        for _ in 0..2 {
+            for envelope in &envelopes {
+                let failed = notify(&notifications, vec![message(envelope)]).await;
+                assert!(failed.is_empty(), "{}", envelope.detail_type);
+            }
+        }
+        let emails = sent_emails(&email).await;
+        let subjects: Vec<&str> = emails
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap())
+            .collect();
+        let received = format!("We received your return request for order {id}");
+        assert_eq!(
+            subjects,
+            [
+                received.as_str(),
+                &format!("Your return for order {id} is approved"),
+                &received,
+                &format!("Your return for order {id} was declined"),
+                &received,
+                &format!("Your return for order {id} was cancelled"),
+                &format!("We received your return for order {id}"),
+            ],
+            "once per step, however often delivered"
+        );
+        let text = |i: usize| emails[i]["text"].as_str().unwrap().to_string();
+        let label = &approved.body["label"];
+        let approval = text(1);
+        assert!(
+            approval.contains(label["label_url"].as_str().unwrap()),
+            "{approval}"
+        );
+        assert!(
+            approval.contains(&format!(
+                "Tracking number: {} (USPS)",
+                label["tracking_number"].as_str().unwrap()
+            )),
+            "{approval}"
+        );
+        assert!(approval.contains("1 x USB Cable (damaged)"), "{approval}");
+        assert!(
+            text(3).contains("Reason: Opened software cannot be returned"),
+            "{}",
+            text(3)
+        );
+        // Paid by hand: the shop pays it back.
+        assert!(
+            text(6).contains("refund of 11.10 EUR back the way you paid"),
+            "{}",
+            text(6)
+        );
+        assert!(
+            emails[1]["html"]
+                .as_str()
+                .unwrap()
+                .contains("<a href=\"http")
+        );
+    }
+}
+
+/// The payments queue's backstop of a receive whose refund did not finish (202), and
+/// a refund recorded late never shrinking another return's.
+mod backstop {
+    use super::*;
+    use crate::notifications::message;
+    use crate::payments::payments;
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use orders::events::{Envelope, SOURCE};
+    use orders::services::returns::{IdempotentReturn, ReturnService};
+
+    fn warehouse_principal() -> Principal {
+        Principal {
+            user_id: "warehouse".into(),
+            admin: false,
+            fulfillment: true,
+            refunds: false,
+            webhooks: false,
+            email: None,
+            phone: None,
+        }
+    }
+
+    /// Return services of `stack`'s table without payments: a receive through one
+    /// stops before the refund, as a request cut off there would.
+    async fn cut_off(stack: &Stack) -> ReturnService {
+        let settings = Settings::default().with("TABLE_NAME", &stack.table);
+        Wiring::new(settings, orders::adapters::aws::sdk_config().await)
+            .return_service()
+            .unwrap()
+    }
+
+    /// The `order.return_received` event of `return_id`, as the rule puts it on the
+    /// payments queue.
+    async fn received_message(stack: &Stack, return_id: &str) -> SqsMessage {
+        let detail = events(stack)
+            .await
+            .into_iter()
+            .find(|e| {
+                e.return_id.as_deref() == Some(return_id)
+                    && e.detail_type() == "order.return_received"
+            })
+            .expect("the receive's event");
+        message(&Envelope {
+            id: format!("evt-{}", detail.event_id),
+            detail_type: detail.detail_type(),
+            source: SOURCE.to_string(),
+            time: detail.occurred_at.clone(),
+            detail,
+        })
+    }
+
+    /// Hands `messages` to `settle-payments`; the ids that failed.
+    async fn settle(stack: &Stack, messages: Vec<SqsMessage>) -> usize {
+        let payments = stack.wiring.payment_service().unwrap();
+        let returns = stack.wiring.return_service().unwrap();
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        orders::inbound::sqs::settle(&payments, Some(&returns), event)
+            .await
+            .batch_item_failures
+            .len()
+    }
+
+    async fn amounts(p: &crate::payments::Payments, intent: &str) -> Vec<i64> {
+        p.stripe
+            .refunds_of(intent)
+            .await
+            .iter()
+            .map(|r| r["amount"].as_i64().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_payments_queue_finishes_a_pending_refund_once_racing_the_retry() {
+        let p = payments().await;
+        let (id, intent) = p.paid_order().await;
+        ship_and_deliver(&p.stack, &id).await;
+        let customer = token("user789", "");
+        let reply = p.stack.send(ask(&id, &one("p001", 2), &customer)).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let return_id = reply.body["return_id"].as_str().unwrap().to_string();
+
+        // Cut off before the refund: received and restocked, the refund pending.
+        let body = json!({});
+        let key = IdempotentReturn {
+            key: "rcv-backstop".into(),
+            fingerprint: orders::inbound::http::request::fingerprint(body.as_object().unwrap()),
+        };
+        let first = cut_off(&p.stack)
+            .await
+            .receive(
+                &warehouse_principal(),
+                &id,
+                &return_id,
+                ReceiveRequest::default(),
+                None,
+                Some(key),
+            )
+            .await
+            .unwrap();
+        let receipt = first
+            .order
+            .return_of(&first.return_id)
+            .unwrap()
+            .receipt
+            .clone()
+            .unwrap();
+        assert_eq!(receipt.refund_state.as_str(), "pending");
+        assert!(amounts(&p, &intent).await.is_empty());
+
+        // The queue's consumer and the request's retry at once: one refund.
+        let received = received_message(&p.stack, &return_id).await;
+        let retry = step(&id, &return_id, "receive", &body, &warehouse())
+            .header("idempotency-key", "rcv-backstop");
+        let (failed, replayed) = tokio::join!(
+            settle(&p.stack, vec![received.clone()]),
+            p.stack.send(retry.clone())
+        );
+        assert!(
+            replayed.status == 200 || replayed.status == 202,
+            "{replayed:?}"
+        );
+        // Whichever found the other's refund in flight finishes on its next turn.
+        if failed > 0 {
+            assert_eq!(settle(&p.stack, vec![received.clone()]).await, 0);
+        }
+        assert_eq!(amounts(&p, &intent).await, [2000]);
+        let after = p.stack.send(retry).await;
+        assert_eq!(after.status, 200, "{after:?}");
+        assert_eq!(after.body["refund"]["status"], "refunded");
+        assert_eq!(
+            after.body["refund"]["refund_id"],
+            p.stripe.refunds_of(&intent).await[0]["id"]
+        );
+        // Redelivered: nothing more.
+        assert_eq!(settle(&p.stack, vec![received]).await, 0);
+        assert_eq!(amounts(&p, &intent).await, [2000]);
+        assert_eq!(
+            order(&p.stack, &id).await["payment_status"],
+            "partially_refunded"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refund_made_but_not_yet_recorded_on_its_return_shrinks_no_other() {
+        let p = payments().await;
+        let (id, intent) = p.paid_order().await;
+        ship_and_deliver(&p.stack, &id).await;
+        let customer = token("user789", "");
+        let mut ids = Vec::new();
+        for product in ["p001", "p002"] {
+            let quantity = if product == "p001" { 2 } else { 1 };
+            let reply = p
+                .stack
+                .send(ask(&id, &one(product, quantity), &customer))
+                .await;
+            assert_eq!(reply.status, 201, "{reply:?}");
+            ids.push(reply.body["return_id"].as_str().unwrap().to_string());
+        }
+        // The cables' return is received and its refund made at Stripe and on the
+        // payment, but the return does not know yet (its request died right there).
+        let first = cut_off(&p.stack)
+            .await
+            .receive(
+                &warehouse_principal(),
+                &id,
+                &ids[0],
+                ReceiveRequest::default(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let receipt = first
+            .order
+            .return_of(&first.return_id)
+            .unwrap()
+            .receipt
+            .clone()
+            .unwrap();
+        let payments = p.stack.wiring.payment_service().unwrap();
+        payments
+            .refund_return(
+                first.order.clone(),
+                orders::domain::fulfillment::returns::refund_key(&first.return_id),
+                receipt.refund,
+                "warehouse",
+                format!("return {}", first.return_id),
+                receipt.allocation.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(amounts(&p, &intent).await, [2000]);
+
+        // The keyboard's return now: all of its 55.00, not 55.00 less the cables twice.
+        let keyboard = p
+            .stack
+            .send(step(&id, &ids[1], "receive", &json!({}), &warehouse()))
+            .await;
+        assert_eq!(keyboard.status, 200, "{keyboard:?}");
+        assert_eq!(keyboard.body["refund"]["amount"], json!(55.00));
+        assert_eq!(keyboard.body["refund"]["status"], "refunded");
+
+        // The cables' return is then recorded with the refund Stripe made: no second.
+        let received = received_message(&p.stack, &ids[0]).await;
+        assert_eq!(settle(&p.stack, vec![received]).await, 0);
+        assert_eq!(amounts(&p, &intent).await, [2000, 5500]);
+        let view = order(&p.stack, &id).await;
+        assert_eq!(view["payment_status"], "refunded");
+        assert_eq!(view["return_status"], "returned");
+    }
+}
+
+/// Counts the DynamoDB requests a client sends, by operation (`x-amz-target`).
+#[derive(Debug, Default, Clone)]
+struct Requests(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or_default().to_string();
+        self.0.lock().unwrap().push(operation);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_queue_of_returns_to_handle_is_one_query() {
+    use orders::adapters::dynamo::DynamoOrderStore;
+    use orders::domain::fulfillment::returns::ReturnStatus;
+    use orders::services::returns::ReturnService;
+
+    let stack = Stack::new().await;
+    let id = delivered(&stack).await;
+    let mut asked = Vec::new();
+    for body in [one("p001", 1), one("p002", 1), one("p001", 1)] {
+        asked.push(requested(&stack, &id, &body).await);
+    }
+    // The service `GET /api/returns` calls, over a client that counts its requests.
+    let requests = Requests::default();
+    let config =
+        aws_sdk_dynamodb::config::Builder::from(&orders::adapters::aws::sdk_config().await)
+            .interceptor(requests.clone())
+            .build();
+    let store = Arc::new(DynamoOrderStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        &stack.table,
+    ));
+    let returns = ReturnService::new(store.clone(), store.clone(), store, 30);
+    let support = Principal {
+        user_id: "support".into(),
+        admin: true,
+        fulfillment: false,
+        refunds: true,
+        webhooks: false,
+        email: None,
+        phone: None,
+    };
+    let page = returns
+        .queue(&support, ReturnStatus::Requested, 50, None)
+        .await
+        .unwrap();
+    let listed: Vec<String> = page
+        .returns
+        .iter()
+        .map(|r| r.return_id.to_string())
+        .collect();
+    assert_eq!(listed, asked, "oldest first, each with what the list shows");
+    assert!(page.returns.iter().all(|r| !r.items.is_empty()));
+    assert_eq!(*requests.0.lock().unwrap(), ["Query"]);
+
+    // And through the API, as the route answers it.
+    let reply = stack
+        .send(Call::new("GET", "/api/returns?status=requested").bearer(&admin()))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
 }

@@ -126,7 +126,8 @@ async fn answer(stack: &Stack, name: &str) -> Result<String, String> {
         Function::SettlePayments => {
             let event: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
             let payments = wiring.payment_service().map_err(|e| e.to_string())?;
-            orders::inbound::sqs::settle(&payments, event)
+            let returns = wiring.return_service().map_err(|e| e.to_string())?;
+            orders::inbound::sqs::settle(&payments, Some(&returns), event)
                 .await
                 .batch_item_failures
                 .len()

@@ -12,7 +12,7 @@ use orders::adapters::dynamo::stream::recorded_change;
 use orders::domain::OrderId;
 use orders::domain::fulfillment::ShipmentId;
 use orders::events::OrderEvent;
-use orders::ports::{Inventory, ShipmentStore};
+use orders::ports::{Inventory, ShipmentStore, TrackingOf};
 use orders_tests::{ADMIN, Call, FULFILL, Reply, Stack, checkout, token};
 use serde_json::{Value, json};
 
@@ -246,7 +246,7 @@ async fn a_parcel_is_found_by_carrier_and_tracking_number_and_its_goods_leave_th
         .find_tracking("ups", "1Z999AA10123456784")
         .await
         .unwrap();
-    assert_eq!(found, vec![(order_id.clone(), shipment)]);
+    assert_eq!(found, vec![TrackingOf::Parcel(order_id.clone(), shipment)]);
     assert!(
         store
             .find_tracking("usps", "1Z999AA10123456784")
@@ -521,7 +521,7 @@ async fn shipping_by_status_ships_everything_left_as_one_parcel() {
 // Labels bought through Shippo (the stand-in `make test` starts)
 // ----------------------------------------------------------------------------------
 
-fn shippo_url() -> String {
+pub(crate) fn shippo_url() -> String {
     std::env::var("SHIPPO_API_URL").expect("SHIPPO_API_URL: run with `make test`")
 }
 
@@ -544,7 +544,7 @@ async fn labels_bought(shipment_id: &str) -> u64 {
 }
 
 /// Makes the stand-in's next matching call fail (`when`: before doing it, or after).
-async fn fault(path: &str, contains: &str, when: &str) {
+pub(crate) async fn fault(path: &str, contains: &str, when: &str) {
     let reply = reqwest::Client::new()
         .post(format!("{}/_control/faults", shippo_url()))
         .header("content-type", "application/json")
@@ -769,7 +769,7 @@ async fn a_hand_entered_number_is_registered_with_shippo() {
 
 /// Moves `number` at the stand-in (Shippo's test mode), sending nothing; answers the
 /// `track_updated` body Shippo would send.
-async fn carrier_moves(carrier: &str, number: &str, status: &str, date: &str) -> Value {
+pub(crate) async fn carrier_moves(carrier: &str, number: &str, status: &str, date: &str) -> Value {
     let text = reqwest::Client::new()
         .post(format!(
             "{}/_control/tracks/{carrier}/{number}",
@@ -787,7 +787,7 @@ async fn carrier_moves(carrier: &str, number: &str, status: &str, date: &str) ->
     answer["webhook"].clone()
 }
 
-fn webhook(body: &Value, token: &str) -> Call {
+pub(crate) fn webhook(body: &Value, token: &str) -> Call {
     Call::new(
         "POST",
         &format!("/api/shipping/shippo/webhook?token={token}"),
@@ -795,7 +795,7 @@ fn webhook(body: &Value, token: &str) -> Call {
     .json(body)
 }
 
-fn webhook_token() -> String {
+pub(crate) fn webhook_token() -> String {
     std::env::var("SHIPPO_WEBHOOK_TOKEN").unwrap()
 }
 

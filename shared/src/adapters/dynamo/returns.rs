@@ -2,7 +2,9 @@
 //! lines' `quantity_returned` and every event carry them), and one queue item per
 //! return, `RETURNS#<status>` / `<created_at>#<return_id>`, moved in the same
 //! transaction as the order when the return changes status, so the queue of returns
-//! to handle is one Query, oldest first. A restock leaves a tombstone,
+//! to handle is one Query, oldest first. A return label's tracking number is indexed
+//! as parcels' are (`TRACKING#<carrier>#<number>` / `RETURN#<order>#<return>`), in
+//! the same transaction as the approval that bought it. A restock leaves a tombstone,
 //! `RESTOCK#<return_id>`, written in the same transaction as the stock it adds, so
 //! goods come back at most once.
 
@@ -18,6 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use super::order_item::{Item, PK, SK, history_to_value, n, order_from_item, order_key, s};
 use super::orders::DynamoOrderStore;
 use super::return_item::returns_to_value;
+use super::shipments::tracking_partition;
 use crate::adapters::aws::{store_error, transact};
 use crate::domain::fulfillment::returns::{
     Return, ReturnId, ReturnLine, ReturnReason, ReturnStatus,
@@ -27,7 +30,7 @@ use crate::domain::time::timestamp;
 use crate::domain::{Order, OrderId};
 use crate::ports::{
     ChangeOutcome, QueuedReturn, Restock, RestockOutcome, ReturnFiling, ReturnQueuePage,
-    ReturnStore, StoreError,
+    ReturnStore, StoreError, TrackedReturn,
 };
 
 fn queue_partition(status: ReturnStatus) -> String {
@@ -63,6 +66,26 @@ fn queue_item(order: &Order, ret: &Return) -> Item {
     ])
 }
 
+/// The return label's tracking number, in the partition parcels' numbers use
+/// (`TRACKING#<carrier>#<number>`), so the carrier's report finds it by the same Query.
+fn tracking_item(order_id: &OrderId, tracked: &TrackedReturn) -> Item {
+    HashMap::from([
+        (
+            PK.into(),
+            s(tracking_partition(
+                &tracked.carrier,
+                &tracked.tracking_number,
+            )),
+        ),
+        (
+            SK.into(),
+            s(format!("RETURN#{order_id}#{}", tracked.return_id)),
+        ),
+        ("order_id".into(), s(order_id.as_str())),
+        ("return_id".into(), s(tracked.return_id.as_str())),
+    ])
+}
+
 fn build<T, E: std::fmt::Display>(built: Result<T, E>) -> Result<T, StoreError> {
     built.map_err(|e| StoreError::Other(e.to_string()))
 }
@@ -73,6 +96,7 @@ impl ReturnStore for DynamoOrderStore {
         &self,
         after: &Order,
         filing: Option<&ReturnFiling>,
+        indexed: Option<&TrackedReturn>,
     ) -> Result<ChangeOutcome, StoreError> {
         let entry = after
             .history
@@ -94,14 +118,11 @@ impl ReturnStore for DynamoOrderStore {
         // The version it was planned from: anything else changed it since.
         let condition = "attribute_exists(PK) AND version = :seen";
         let names = HashMap::from([("#returns".to_string(), "returns".to_string())]);
-        let Some(filing) = filing else {
+        if filing.is_none() && indexed.is_none() {
             return self
                 .update_order(&after.id, update, condition, names, values)
                 .await;
-        };
-        let ret = after
-            .return_of(&filing.return_id)
-            .ok_or_else(|| StoreError::Other("a filing of a return the order lacks".into()))?;
+        }
         let order_update = build(
             Update::builder()
                 .table_name(&self.table)
@@ -116,22 +137,36 @@ impl ReturnStore for DynamoOrderStore {
                 .build(),
         )?;
         let mut items = vec![TransactWriteItem::builder().update(order_update).build()];
-        let put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(queue_item(after, ret)))
-                .build(),
-        )?;
-        items.push(TransactWriteItem::builder().put(put).build());
-        if let Some(from) = filing.from.filter(|from| *from != ret.status) {
-            let delete = build(
-                Delete::builder()
+        if let Some(filing) = filing {
+            let ret = after
+                .return_of(&filing.return_id)
+                .ok_or_else(|| StoreError::Other("a filing of a return the order lacks".into()))?;
+            let put = build(
+                Put::builder()
                     .table_name(&self.table)
-                    .key(PK, s(queue_partition(from)))
-                    .key(SK, s(queue_sort(ret)))
+                    .set_item(Some(queue_item(after, ret)))
                     .build(),
             )?;
-            items.push(TransactWriteItem::builder().delete(delete).build());
+            items.push(TransactWriteItem::builder().put(put).build());
+            if let Some(from) = filing.from.filter(|from| *from != ret.status) {
+                let delete = build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key(PK, s(queue_partition(from)))
+                        .key(SK, s(queue_sort(ret)))
+                        .build(),
+                )?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        if let Some(tracked) = indexed {
+            let put = build(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(tracking_item(&after.id, tracked)))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().put(put).build());
         }
         match transact(&self.client, items).await? {
             Ok(()) => Ok(ChangeOutcome::Changed(Box::new(after.clone()))),

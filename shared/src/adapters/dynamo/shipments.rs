@@ -2,7 +2,9 @@
 //! `GET /api/orders/{id}` carries them at no second request), and one index item per
 //! tracking number, `TRACKING#<carrier>#<number>` / `SHIPMENT#<order>#<shipment>`, so
 //! a carrier's report finds its parcel with one Query on its partition. The same
-//! number on two orders (a reused or mistyped one) is two items, never a refusal.
+//! number on two orders (a reused or mistyped one) is two items, never a refusal. A
+//! return label's number has its item in the same partition,
+//! `RETURN#<order>#<return>` (written by `adapters::dynamo::returns`).
 
 use std::collections::HashMap;
 
@@ -20,12 +22,15 @@ use super::order_item::{
 use super::orders::DynamoOrderStore;
 use super::shipment_item::{label_failure_to_value, shipments_to_value};
 use crate::adapters::aws::store_error;
+use crate::domain::fulfillment::returns::ReturnId;
 use crate::domain::fulfillment::{ShipmentId, Tracked};
 use crate::domain::time::timestamp;
 use crate::domain::{Currency, Money, Order, OrderId};
-use crate::ports::{ChangeOutcome, ClaimToken, LabelClaims, LabelRate, ShipmentStore, StoreError};
+use crate::ports::{
+    ChangeOutcome, ClaimToken, LabelClaims, LabelRate, ShipmentStore, StoreError, TrackingOf,
+};
 
-fn tracking_partition(carrier: &str, tracking_number: &str) -> String {
+pub(super) fn tracking_partition(carrier: &str, tracking_number: &str) -> String {
     format!("TRACKING#{carrier}#{tracking_number}")
 }
 
@@ -147,7 +152,7 @@ impl ShipmentStore for DynamoOrderStore {
         &self,
         carrier: &str,
         tracking_number: &str,
-    ) -> Result<Vec<(OrderId, ShipmentId)>, StoreError> {
+    ) -> Result<Vec<TrackingOf>, StoreError> {
         let output = self
             .client
             .query()
@@ -169,9 +174,14 @@ impl ShipmentStore for DynamoOrderStore {
                 };
                 let order = OrderId::parse(text("order_id")?)
                     .ok_or_else(|| corrupt("order_id", "not an order id"))?;
+                if item.contains_key("return_id") {
+                    let ret = ReturnId::parse(text("return_id")?)
+                        .ok_or_else(|| corrupt("return_id", "not a return id"))?;
+                    return Ok(TrackingOf::Return(order, ret));
+                }
                 let shipment = ShipmentId::parse(text("shipment_id")?)
                     .ok_or_else(|| corrupt("shipment_id", "not a shipment id"))?;
-                Ok((order, shipment))
+                Ok(TrackingOf::Parcel(order, shipment))
             })
             .collect()
     }
@@ -181,11 +191,11 @@ fn corrupt(field: &str, why: &str) -> StoreError {
     StoreError::Corrupt(format!("tracking index {field}: {why}"))
 }
 
-/// A label purchase's claim: `LABEL#<shipment id>`. It outlives the purchase (so the
-/// rate stays known) until TTL removes it, long after any retry.
-fn label_key(shipment: &ShipmentId) -> Item {
+/// A label purchase's claim: `LABEL#<shipment or return id>`. It outlives the
+/// purchase (so the rate stays known) until TTL removes it, long after any retry.
+fn label_key(label: &str) -> Item {
     HashMap::from([
-        (PK.into(), s(format!("LABEL#{shipment}"))),
+        (PK.into(), s(format!("LABEL#{label}"))),
         (SK.into(), s("LABEL")),
     ])
 }
@@ -210,7 +220,7 @@ fn millis(at: OffsetDateTime) -> i128 {
 impl LabelClaims for DynamoOrderStore {
     async fn claim(
         &self,
-        shipment: &ShipmentId,
+        shipment: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<(ClaimToken, Option<LabelRate>)>, StoreError> {
@@ -236,7 +246,7 @@ impl LabelClaims for DynamoOrderStore {
 
     async fn note_rate(
         &self,
-        shipment: &ShipmentId,
+        shipment: &str,
         claim: &ClaimToken,
         rate: &LabelRate,
     ) -> Result<(), StoreError> {
@@ -272,7 +282,7 @@ impl LabelClaims for DynamoOrderStore {
         Ok(())
     }
 
-    async fn release(&self, shipment: &ShipmentId, claim: &ClaimToken) -> Result<(), StoreError> {
+    async fn release(&self, shipment: &str, claim: &ClaimToken) -> Result<(), StoreError> {
         self.drop_claim(label_key(shipment), claim).await
     }
 

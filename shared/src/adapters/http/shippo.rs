@@ -1,6 +1,7 @@
 //! Shippo's label API as `LabelProvider`: `POST /shipments/` for rates, `POST
 //! /transactions/` to buy the chosen one, `GET /transactions/?rate=` to find a label
-//! bought earlier at a rate, `POST /tracks/` to register a hand-entered number.
+//! bought earlier at a rate, `POST /tracks/` to register a hand-entered number. A
+//! return label is the outbound shipment marked `extra.is_return`.
 //! Field names are Shippo's (its OpenAPI description and SDK models).
 
 use std::time::Duration;
@@ -18,7 +19,7 @@ use super::retry_later;
 use crate::adapters::secrets::{ProviderKey, send_with_key};
 use crate::domain::fulfillment::{Parcel, TrackingEvent};
 use crate::domain::{Currency, Money, ShippingAddress};
-use crate::ports::{Label, LabelError, LabelProvider, LabelRate};
+use crate::ports::{Label, LabelDirection, LabelError, LabelProvider, LabelRate};
 
 /// Where Shippo lives unless `SHIPPO_API_URL` says otherwise.
 pub const SHIPPO_DEFAULT_URL: &str = "https://api.goshippo.com";
@@ -275,8 +276,9 @@ impl LabelProvider for ShippoLabels {
         to: &ShippingAddress,
         parcel: &Parcel,
         servicelevel: Option<&str>,
+        direction: LabelDirection,
     ) -> Result<LabelRate, LabelError> {
-        let body = json!({
+        let mut body = json!({
             "address_from": self.address_from,
             "address_to": ShippoAddress::from(to),
             "parcels": [ParcelBody {
@@ -291,6 +293,11 @@ impl LabelProvider for ShippoLabels {
             "async": false,
             "metadata": reference,
         });
+        if direction == LabelDirection::Return {
+            // Shippo's return label: the outbound addresses as they were, marked a
+            // return; Shippo swaps them on the label (its docs: do not swap them).
+            body["extra"] = json!({"is_return": true});
+        }
         let shipment: ShipmentAnswer = self
             .call(Method::POST, self.url(&["shipments"]), Some(body))
             .await?;

@@ -723,6 +723,36 @@ pub fn settled(
     Some(with_return(order, ret, &step, what))
 }
 
+/// The order after the carrier's `reports` on return `id`'s label (Shippo's
+/// tracking, read back from Shippo): merged into the label's tracking as a parcel's
+/// are. Only the return's label moves: the order's status, and the return's own
+/// (receiving stays a person's act), do not. `None`: nothing new.
+pub fn track_return(
+    order: &Order,
+    id: &ReturnId,
+    reports: &[TrackingEvent],
+    at: OffsetDateTime,
+) -> Option<Order> {
+    let mut ret = order.return_of(id)?.clone();
+    let label = ret.label.as_mut()?;
+    let previous = label.status;
+    if !crate::domain::fulfillment::tracking::merge(&mut label.tracking, &mut label.status, reports)
+    {
+        return None;
+    }
+    let what = if label.status == previous {
+        format!("return {id} label: tracking updated ({previous})")
+    } else {
+        format!("return {id} label: {previous} → {}", label.status)
+    };
+    let step = Step {
+        at,
+        actor: crate::domain::fulfillment::tracking::CARRIER_ACTOR.to_string(),
+        role: Role::Fulfillment,
+    };
+    Some(with_return(order, ret, &step, what))
+}
+
 /// The refund key of a return: its refund through the provider is made at most once.
 pub fn refund_key(id: &ReturnId) -> String {
     format!("return:{id}")
@@ -740,10 +770,21 @@ fn refundable(order: &Order) -> Money {
     let currency = order.total.currency();
     match order.payment.as_ref().and_then(|p| p.refundable()) {
         Some(left) => {
-            // Pending and deferred receipts are not refunded yet, but promised.
+            // Pending and deferred receipts are not refunded yet, but promised; one
+            // whose refund the payment already holds or has made (its record on the
+            // return not yet written) is in `left` already: not taken off twice.
+            let payment = order.payment.as_ref();
+            let on_payment = |id: &ReturnId| {
+                let key = refund_key(id);
+                payment.is_some_and(|p| {
+                    p.refunds.iter().any(|f| f.key == key)
+                        || p.refund_in_flight.as_ref().is_some_and(|h| h.key == key)
+                })
+            };
             let promised: i64 = order
                 .returns
                 .iter()
+                .filter(|r| !on_payment(&r.return_id))
                 .filter_map(|r| r.receipt.as_ref())
                 .filter(|r| matches!(r.refund_state, RefundState::Pending | RefundState::Deferred))
                 .map(|r| r.refund.minor())

@@ -41,31 +41,9 @@ pub fn track(
         .shipments
         .iter_mut()
         .find(|s| &s.shipment_id == shipment)?;
-    let mut news = false;
-    for report in reports.iter().filter(|r| status_of(&r.status).is_some()) {
-        let known = parcel
-            .tracking
-            .iter()
-            .any(|t| t.status == report.status && t.status_date == report.status_date);
-        if !known {
-            parcel.tracking.push(report.clone());
-            news = true;
-        }
-    }
-    if !news {
-        return None;
-    }
-    parcel.tracking.sort_by_key(|t| t.status_date);
     let previous = parcel.status;
-    // The latest report by its date; of reports at the same second, the one heard last.
-    if let Some(status) = parcel
-        .tracking
-        .iter()
-        // `max_by_key` answers the last of equal keys: the report heard last.
-        .max_by_key(|t| t.status_date)
-        .and_then(|t| status_of(&t.status))
-    {
-        parcel.status = status;
+    if !merge(&mut parcel.tracking, &mut parcel.status, reports) {
+        return None;
     }
     let moved = parcel.status;
     let everything_shipped = after.unshipped().is_empty();
@@ -106,6 +84,39 @@ pub fn track(
         reason: Some(reason),
     });
     Some(after)
+}
+
+/// Merges `reports` into `tracking` (a parcel's or a return label's), moving
+/// `status` to that of the latest report. `false`: nothing new.
+pub(crate) fn merge(
+    tracking: &mut Vec<TrackingEvent>,
+    status: &mut ShipmentStatus,
+    reports: &[TrackingEvent],
+) -> bool {
+    let mut news = false;
+    for report in reports.iter().filter(|r| status_of(&r.status).is_some()) {
+        let known = tracking
+            .iter()
+            .any(|t| t.status == report.status && t.status_date == report.status_date);
+        if !known {
+            tracking.push(report.clone());
+            news = true;
+        }
+    }
+    if !news {
+        return false;
+    }
+    tracking.sort_by_key(|t| t.status_date);
+    // The latest report by its date; of reports at the same second, the one heard last.
+    if let Some(latest) = tracking
+        .iter()
+        // `max_by_key` answers the last of equal keys: the report heard last.
+        .max_by_key(|t| t.status_date)
+        .and_then(|t| status_of(&t.status))
+    {
+        *status = latest;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -496,6 +496,7 @@ fn return_problem(err: ReturnError) -> Problem {
         ReturnError::PaymentsOff => payment_problem(PaymentServiceError::Off),
         ReturnError::Payment(e) => payment_problem(e),
         ReturnError::Label(e) => shipment_problem(ShipmentError::Label(e)),
+        ReturnError::LabelInProgress => shipment_problem(ShipmentError::LabelInProgress),
         ReturnError::Store(e) => store_problem(e),
     }
 }
