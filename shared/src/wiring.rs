@@ -229,12 +229,33 @@ impl Wiring {
         Ok(Arc::new(Authenticator::from_settings(&settings)?))
     }
 
-    fn cursor_secret(&self) -> Result<String, ConfigError> {
-        match self.settings.get("CURSOR_SECRET") {
-            Some(secret) => Ok(secret.to_string()),
-            None if self.settings.local_mode() => Ok(DEV_CURSOR_SECRET.to_string()),
-            None => Err(ConfigError::Missing("CURSOR_SECRET")),
+    /// `CURSOR_SECRET`, the key that signs list cursors: read from Secrets Manager by
+    /// `CURSOR_SECRET_ARN` like the provider keys (`wiring/secrets.rs`; a value is
+    /// refused in Lambda), at least 32 bytes outside local mode, the documented
+    /// [`DEV_CURSOR_SECRET`] in local mode when unset. `None`: the function was not
+    /// given one (only the functions that list are).
+    fn cursor_secret(&self) -> Result<Option<Arc<str>>, ConfigError> {
+        let local = self.settings.local_mode();
+        match self.provider_key("CURSOR_SECRET")? {
+            Some(key) => {
+                let secret = key.current();
+                if secret.len() < 32 && !local {
+                    return Err(ConfigError::Invalid {
+                        setting: "CURSOR_SECRET",
+                        why: "must be at least 32 bytes".into(),
+                    });
+                }
+                Ok(Some(secret))
+            }
+            None if local => Ok(Some(Arc::from(DEV_CURSOR_SECRET))),
+            None => Ok(None),
         }
+    }
+
+    /// [`Wiring::cursor_secret`], for the functions that sign cursors.
+    fn required_cursor_secret(&self) -> Result<Arc<str>, ConfigError> {
+        self.cursor_secret()?
+            .ok_or(ConfigError::Missing("CURSOR_SECRET_ARN"))
     }
 
     pub fn cart_source(&self) -> Result<Arc<dyn CartSource>, ConfigError> {
@@ -274,13 +295,17 @@ impl Wiring {
             })
     }
 
+    /// The orders' service; it lists only when the function was given
+    /// `CURSOR_SECRET` (or runs in local mode).
     pub fn order_service(&self) -> Result<OrderService, ConfigError> {
         let store = self.order_store()?;
-        Ok(
-            OrderService::new(store.clone(), self.cursor_secret()?.as_bytes())
-                .with_metrics(self.metrics()?)
-                .with_shipments(store),
-        )
+        let service = OrderService::new(store.clone())
+            .with_metrics(self.metrics()?)
+            .with_shipments(store);
+        Ok(match self.cursor_secret()? {
+            Some(secret) => service.with_cursor_secret(secret.as_bytes()),
+            None => service,
+        })
     }
 
     /// `METRICS`: `emf` (CloudWatch Embedded Metric Format on stdout) or `off`;
@@ -473,12 +498,20 @@ impl Wiring {
         Ok(store.with_seal(Arc::new(seal)))
     }
 
-    /// `GET`/`PUT`/`DELETE` of orders, lists and history.
+    /// `GET`/`PUT`/`DELETE` of orders, and history (and lists, when the function was
+    /// given `CURSOR_SECRET`).
     pub fn order_api(&self) -> Result<OrderApi, ConfigError> {
         Ok(OrderApi {
             auth: self.authenticator()?,
             orders: self.order_service()?,
         })
+    }
+
+    /// `list-orders`: [`Wiring::order_api`], refused without a cursor secret (its
+    /// pages are linked by signed cursors).
+    pub fn order_list_api(&self) -> Result<OrderApi, ConfigError> {
+        self.required_cursor_secret()?;
+        self.order_api()
     }
 
     /// `POST /api/orders`.
@@ -864,18 +897,36 @@ mod tests {
     }
 
     #[test]
-    fn the_order_api_needs_a_cursor_secret_outside_local_mode() {
-        let why = refusal(wiring(deployed()).order_api());
-        assert!(why.contains("CURSOR_SECRET"), "{why}");
+    fn listing_needs_a_cursor_secret_outside_local_mode_and_nothing_else_does() {
+        let why = refusal(wiring(deployed()).order_list_api());
+        assert!(why.contains("CURSOR_SECRET_ARN"), "{why}");
+        let why = refusal(wiring(deployed()).export_api());
+        assert!(why.contains("CURSOR_SECRET_ARN"), "{why}");
+        // get-order, cancel-order, …: no cursor, no secret.
+        assert!(wiring(deployed()).order_api().is_ok());
+        assert!(wiring(deployed()).privacy_api().is_ok());
 
+        let strong = "a-cursor-secret-of-at-least-32-bytes";
         assert!(
-            wiring(deployed().with("CURSOR_SECRET", "s3cret"))
-                .order_api()
+            wiring(deployed().with("CURSOR_SECRET", strong))
+                .order_list_api()
                 .is_ok()
         );
+        let why = refusal(wiring(deployed().with("CURSOR_SECRET", "s3cret")).order_list_api());
+        assert!(why.starts_with("CURSOR_SECRET: "), "{why}");
+        // In Lambda, only by ARN.
+        let why = refusal(
+            wiring(
+                deployed()
+                    .with("CURSOR_SECRET", strong)
+                    .with("AWS_LAMBDA_FUNCTION_NAME", "list-orders"),
+            )
+            .order_list_api(),
+        );
+        assert!(why.contains("CURSOR_SECRET_ARN"), "{why}");
         assert!(
             wiring(deployed().with(LOCAL_MODE, "true"))
-                .order_api()
+                .order_list_api()
                 .is_ok()
         );
     }

@@ -69,7 +69,7 @@ pub const MAIL_FROM: &str = "Orders Tests <orders@tests.example.com>";
 pub const INVOICE_SELLER: &str = r#"{"name": "Test Shop", "address": ["9 Test Lane", "Springfield 12345", "US"], "tax_id": "US-TEST-9", "email": "billing@tests.example.com"}"#;
 
 /// The cursor secret the tests' stacks sign with.
-pub const CURSOR_SECRET: &str = "test-cursor-secret";
+pub const CURSOR_SECRET: &str = "test-cursor-secret-of-at-least-32-bytes";
 
 /// One isolated copy of the service on the emulator, built by the same wiring as the
 /// Lambda functions, from settings naming this copy's own tables.

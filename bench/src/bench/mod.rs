@@ -62,7 +62,6 @@ pub const FUNCTIONS: [&str; 21] = [
     "sendgrid-events",
     "delete-suppression",
 ];
-const CURSOR_SECRET: &str = "orders-bench-cursor-secret";
 /// The samples' customer: the demo cart's owner.
 pub const USER: &str = orders_dev::provision::DEMO_CART.1;
 /// Stock of each product in the carts: more than any run orders.
@@ -175,7 +174,6 @@ pub async fn run(args: &Args) -> Result<(), Error> {
         ("CARTS_TABLE", setup.carts.clone()),
         ("EVENT_BUS_NAME", setup.bus.clone()),
         ("JWT_SECRET", orders_tests::SECRET.into()),
-        ("CURSOR_SECRET", CURSOR_SECRET.into()),
         // The webhook samples are pointed at this program's receiver on 127.0.0.1, which
         // only local mode lets a subscription target (the older
         // WEBHOOKS_ALLOW_PRIVATE_TARGETS no longer does: create-webhook answered 400).

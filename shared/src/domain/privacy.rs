@@ -7,7 +7,8 @@
 use time::OffsetDateTime;
 
 use super::contact::Contact;
-use super::order::{HistoryEntry, Order, OrderStatus, Role, ShippingAddress};
+use super::fulfillment::returns::{RefundState, Return, ReturnId, ReturnStatus};
+use super::order::{HistoryEntry, Order, OrderId, OrderStatus, Role, ShippingAddress};
 
 /// What an erased field reads: the same in every erased order, so nothing about the
 /// data is left (not even its length).
@@ -19,20 +20,72 @@ pub const ERASED: &str = "[erased]";
 pub const ERASURE_NOTE: &str = "personal data erased";
 
 /// Orders whose goods or money are still moving: erasing their address or contact
-/// would strand a parcel or a refund, so an erasure refuses them unless forced.
+/// would strand a parcel, a return or a refund, so an erasure refuses them unless
+/// forced. Not yet delivered (nor cancelled), or with a return still open.
 pub fn still_open(order: &Order) -> bool {
+    status_open(order.status) || order.returns.iter().any(open_return)
+}
+
+/// An order status whose goods are still on their way to the customer.
+pub fn status_open(status: OrderStatus) -> bool {
     matches!(
-        order.status,
+        status,
         OrderStatus::Pending | OrderStatus::Confirmed | OrderStatus::Shipped
     )
 }
 
-/// The statuses `still_open` names, for the store's status-filtered lists.
-pub const OPEN_STATUSES: [OrderStatus; 3] = [
-    OrderStatus::Pending,
-    OrderStatus::Confirmed,
-    OrderStatus::Shipped,
-];
+/// A return whose goods or money are still moving: asked for, approved (the parcel
+/// may be on its way back), or received with its refund still to be made (`pending`
+/// through the provider, or `deferred` until someone refunds it). Declined, cancelled,
+/// refunded, and `refund_due` (paid by hand, outside the system) are settled.
+pub fn open_return(ret: &Return) -> bool {
+    match ret.status {
+        ReturnStatus::Requested | ReturnStatus::Approved => true,
+        ReturnStatus::Received => ret.receipt.as_ref().is_some_and(|receipt| {
+            matches!(
+                receipt.refund_state,
+                RefundState::Pending | RefundState::Deferred
+            )
+        }),
+        ReturnStatus::Declined | ReturnStatus::Cancelled => false,
+    }
+}
+
+/// An order an erasure refuses, as the refusal names it: its status, and the returns
+/// that keep it open (none when its status alone does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOrder {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub open_returns: Vec<(ReturnId, ReturnStatus)>,
+}
+
+impl OpenOrder {
+    /// `order` as a refusal names it, if it is still open.
+    pub fn of(order: &Order) -> Option<OpenOrder> {
+        still_open(order).then(|| OpenOrder {
+            order_id: order.id.clone(),
+            status: order.status,
+            open_returns: order
+                .returns
+                .iter()
+                .filter(|r| open_return(r))
+                .map(|r| (r.return_id.clone(), r.status))
+                .collect(),
+        })
+    }
+}
+
+impl std::fmt::Display for OpenOrder {
+    /// `ORD… (shipped)`, or `ORD… (delivered; return RET… requested)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}", self.order_id, self.status)?;
+        for (id, status) in &self.open_returns {
+            write!(f, "; return {id} {status}")?;
+        }
+        f.write_str(")")
+    }
+}
 
 /// Whether `order` was erased already (its history says so), so that a second
 /// erasure writes nothing and appends no second entry.
@@ -74,6 +127,9 @@ pub fn erase(order: &Order, actor: &str, at: OffsetDateTime) -> Option<Order> {
     for shipment in &mut erased.shipments {
         shipment.label_url = None;
     }
+    for ret in &mut erased.returns {
+        erase_return(ret);
+    }
     erased.version = order.version + 1;
     erased.updated_at = at;
     erased.history.push(HistoryEntry {
@@ -86,6 +142,26 @@ pub fn erase(order: &Order, actor: &str, at: OffsetDateTime) -> Option<Order> {
         reason: Some(ERASURE_NOTE.into()),
     });
     Some(erased)
+}
+
+/// What the customer typed into a return they asked for (its note and its lines'
+/// notes), and its return label's link (the label prints their address as the
+/// sender's). Reasons (a fixed list), quantities, steps and money stay; a return
+/// staff asked for keeps staff's notes, as the history keeps staff's reasons.
+fn erase_return(ret: &mut Return) {
+    if ret.requested.role == Role::Owner {
+        if ret.note.is_some() {
+            ret.note = Some(ERASED.into());
+        }
+        for line in &mut ret.items {
+            if line.note.is_some() {
+                line.note = Some(ERASED.into());
+            }
+        }
+    }
+    if let Some(label) = &mut ret.label {
+        label.label_url = None;
+    }
 }
 
 named_enum! {
@@ -277,14 +353,143 @@ mod tests {
         );
     }
 
+    fn a_return(status: ReturnStatus, refund: Option<RefundState>) -> Return {
+        use crate::domain::billing::Parts;
+        use crate::domain::fulfillment::returns::{
+            Receipt, ReturnLabel, ReturnLine, ReturnReason, Step,
+        };
+        let at = datetime!(2026-11-28 10:00 UTC);
+        let usd = crate::domain::Currency::from_code("USD").unwrap();
+        Return {
+            return_id: ReturnId::fresh(),
+            items: vec![ReturnLine {
+                product_id: "p001".into(),
+                quantity: 1,
+                reason: ReturnReason::Damaged,
+                note: Some("pick it up at Jane's, 1 Main St".into()),
+            }],
+            note: Some("call me on +12125550123".into()),
+            status,
+            requested: Step {
+                at,
+                actor: "user-1".into(),
+                role: Role::Owner,
+            },
+            approved: None,
+            declined: None,
+            decline_reason: None,
+            cancelled: None,
+            received: None,
+            receipt: refund.map(|refund_state| Receipt {
+                lines: Vec::new(),
+                refund_shipping: false,
+                restocking_fee: crate::domain::Money::zero(usd),
+                refund: crate::domain::Money::zero(usd),
+                allocation: Parts {
+                    currency: usd,
+                    lines: Vec::new(),
+                    shipping: None,
+                },
+                refund_state,
+                refund_id: None,
+                restocked: true,
+                fingerprint: None,
+            }),
+            label: Some(ReturnLabel {
+                carrier: "usps".into(),
+                tracking_number: "T1".into(),
+                tracking_url: None,
+                label_url: Some("https://labels.example/1.pdf".into()),
+                transaction_id: "tx1".into(),
+                status: crate::domain::fulfillment::ShipmentStatus::LabelCreated,
+                tracking: Vec::new(),
+            }),
+            fingerprint: None,
+        }
+    }
+
     #[test]
     fn orders_still_moving_are_open() {
         let mut o = order();
         assert!(!still_open(&o));
-        for status in OPEN_STATUSES {
+        assert_eq!(OpenOrder::of(&o), None);
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            OrderStatus::Shipped,
+        ] {
             o.status = status;
             assert!(still_open(&o));
         }
+        o.status = OrderStatus::Cancelled;
+        assert!(!still_open(&o));
+    }
+
+    #[test]
+    fn a_delivered_order_with_an_open_return_is_open() {
+        let open = [
+            (ReturnStatus::Requested, None),
+            (ReturnStatus::Approved, None),
+            (ReturnStatus::Received, Some(RefundState::Pending)),
+            (ReturnStatus::Received, Some(RefundState::Deferred)),
+        ];
+        let settled = [
+            (ReturnStatus::Declined, None),
+            (ReturnStatus::Cancelled, None),
+            (ReturnStatus::Received, Some(RefundState::Refunded)),
+            (ReturnStatus::Received, Some(RefundState::Due)),
+            (ReturnStatus::Received, Some(RefundState::None)),
+        ];
+        for (status, refund) in open {
+            let mut o = order();
+            o.returns = vec![
+                a_return(ReturnStatus::Cancelled, None),
+                a_return(status, refund),
+            ];
+            assert!(still_open(&o), "{status} {refund:?}");
+            let named = OpenOrder::of(&o).expect("named");
+            assert_eq!(named.status, OrderStatus::Delivered);
+            assert_eq!(
+                named.open_returns,
+                vec![(o.returns[1].return_id.clone(), status)]
+            );
+            let text = named.to_string();
+            assert!(
+                text.contains(&format!(
+                    "delivered; return {} {status}",
+                    o.returns[1].return_id
+                )),
+                "{text}"
+            );
+        }
+        for (status, refund) in settled {
+            let mut o = order();
+            o.returns = vec![a_return(status, refund)];
+            assert!(!still_open(&o), "{status} {refund:?}");
+        }
+    }
+
+    #[test]
+    fn erasing_drops_what_the_customer_typed_into_returns() {
+        let at = datetime!(2026-12-01 09:00 UTC);
+        let mut before = order();
+        let mut by_staff = a_return(ReturnStatus::Approved, None);
+        by_staff.requested.role = Role::Admin;
+        by_staff.note = Some("customer phoned, box crushed".into());
+        before.returns = vec![a_return(ReturnStatus::Requested, None), by_staff];
+        let after = erase(&before, "dpo", at).unwrap();
+        let mine = &after.returns[0];
+        assert_eq!(mine.note.as_deref(), Some(ERASED));
+        assert_eq!(mine.items[0].note.as_deref(), Some(ERASED));
+        assert_eq!(mine.items[0].reason, before.returns[0].items[0].reason);
+        assert_eq!(mine.label.as_ref().unwrap().label_url, None);
+        assert_eq!(mine.status, ReturnStatus::Requested);
+        // Staff's note on a return they asked for stays, as their history reasons do.
+        assert_eq!(
+            after.returns[1].note.as_deref(),
+            Some("customer phoned, box crushed")
+        );
+        assert_eq!(after.returns[1].label.as_ref().unwrap().label_url, None);
     }
 
     #[test]

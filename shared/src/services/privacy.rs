@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::domain::billing::CreditNote;
 use crate::domain::invoice::Invoice;
 use crate::domain::privacy::{
-    ErasureJob, ErasureState, OPEN_STATUSES, PageTally, erase, is_erased, still_open,
+    ErasureJob, ErasureState, OpenOrder, PageTally, erase, is_erased, still_open,
 };
-use crate::domain::{Order, OrderId, OrderStatus, Principal};
+use crate::domain::{Order, Principal};
 use crate::ports::{
-    ChangeOutcome, ErasureQueue, ErasureStart, InvoiceStore, MessageRecord, OrderQuery, OrderStore,
-    PagePosition, PrivacyStore, StoreError,
+    ChangeOutcome, CreditNoteStore, ErasureQueue, ErasureStart, InvoiceStore, MessageRecord,
+    OrderQuery, OrderStore, PagePosition, PrivacyStore, StoreError,
 };
 use crate::services::orders::{open_cursor, seal_cursor};
 
@@ -29,6 +30,14 @@ pub const DEFAULT_ERASURE_PAGE: usize = 25;
 
 /// The most open orders a refusal names (the count is exact up to this).
 pub const MAX_OPEN_NAMED: usize = 50;
+
+/// Orders read per page when looking for open ones.
+const OPEN_CHECK_PAGE: usize = 100;
+
+/// Pages of the customer's orders the check reads at most (10,000 orders). Past
+/// that the request goes ahead; its job still leaves every open order as it is
+/// unless forced (`erase_one`), and counts it as skipped.
+const OPEN_CHECK_PAGES: usize = 100;
 
 /// How long a running job may go without a page before a new request for it
 /// carries it on itself (its queued continuation was lost).
@@ -44,11 +53,11 @@ pub enum PrivacyError {
     #[error("user_id must be 1 to 255 characters")]
     InvalidUser,
     #[error(
-        "{} of the customer's orders are not yet delivered or cancelled: {}; erase them once they are, or ask with \"force\": true",
+        "{} of the customer's orders are not yet delivered or cancelled, or have a return still open: {}; erase them once they are settled, or ask with \"force\": true",
         .0.len(),
-        .0.iter().map(|(id, s)| format!("{id} ({s})")).collect::<Vec<_>>().join(", ")
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
-    OpenOrders(Vec<(OrderId, OrderStatus)>),
+    OpenOrders(Vec<OpenOrder>),
     #[error("no erasure was requested for this customer")]
     NoErasure,
     #[error("the cursor is not valid for this export")]
@@ -87,13 +96,15 @@ pub enum Continued {
     Nothing,
 }
 
-/// One page of a customer's export: their orders (as stored, with parcels and
-/// history), and what is kept about them elsewhere. A further kind (returns, credit
-/// notes) is one more member here and one more read in `export`.
+/// One page of a customer's export: their orders (as stored, with parcels, returns
+/// and history), and what is kept about them elsewhere (invoices, credit notes,
+/// message records). A further kind is one more member here and one more read in
+/// `export`.
 #[derive(Debug)]
 pub struct ExportPage {
     pub orders: Vec<Order>,
     pub invoices: Vec<Invoice>,
+    pub credit_notes: Vec<CreditNote>,
     pub messages: Vec<MessageRecord>,
     pub next_cursor: Option<String>,
 }
@@ -102,10 +113,12 @@ pub struct PrivacyService {
     orders: Arc<dyn OrderStore>,
     store: Arc<dyn PrivacyStore>,
     invoices: Arc<dyn InvoiceStore>,
+    credit_notes: Arc<dyn CreditNoteStore>,
     /// `None`: no queue (a local stack without one): the request erases every page.
     queue: Option<Arc<dyn ErasureQueue>>,
     page_size: usize,
-    cursor_key: aws_lc_rs::hmac::Key,
+    /// Signs the export's cursors; only the function that exports is given one.
+    cursor_key: Option<aws_lc_rs::hmac::Key>,
 }
 
 impl PrivacyService {
@@ -113,16 +126,27 @@ impl PrivacyService {
         orders: Arc<dyn OrderStore>,
         store: Arc<dyn PrivacyStore>,
         invoices: Arc<dyn InvoiceStore>,
-        cursor_secret: &[u8],
+        credit_notes: Arc<dyn CreditNoteStore>,
     ) -> Self {
         PrivacyService {
             orders,
             store,
             invoices,
+            credit_notes,
             queue: None,
             page_size: DEFAULT_ERASURE_PAGE,
-            cursor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cursor_secret),
+            cursor_key: None,
         }
+    }
+
+    /// The export signs its cursors with `secret` (`CURSOR_SECRET`); without it
+    /// `export` refuses to run.
+    pub fn with_cursor_secret(mut self, secret: &[u8]) -> Self {
+        self.cursor_key = Some(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            secret,
+        ));
+        self
     }
 
     /// Pages after the first go to the background through `queue`.
@@ -323,43 +347,43 @@ impl PrivacyService {
         Err(PrivacyError::Contention)
     }
 
-    /// The customer's orders not yet delivered or cancelled (up to
-    /// [`MAX_OPEN_NAMED`]), by one status-filtered list per open status.
-    async fn open_orders(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<(OrderId, OrderStatus)>, PrivacyError> {
+    /// The customer's orders that are still open (up to [`MAX_OPEN_NAMED`]): not yet
+    /// delivered or cancelled, or with a return whose goods or money are still
+    /// moving. One pass over the customer's own orders (the user index), each tested
+    /// with `still_open`: a return leaves its order `delivered`, so no status filter
+    /// finds it, and one unfiltered pass reads the customer's orders once where a
+    /// filtered query per open status read them once per status.
+    async fn open_orders(&self, user_id: &str) -> Result<Vec<OpenOrder>, PrivacyError> {
         let mut open = Vec::new();
-        for status in OPEN_STATUSES {
-            let mut after = None;
-            loop {
-                let page = self
-                    .orders
-                    .list(&OrderQuery {
-                        user_id: Some(user_id.to_string()),
-                        status: Some(status),
-                        created_after: None,
-                        created_before: None,
-                        limit: MAX_OPEN_NAMED,
-                        after,
-                    })
-                    .await?;
-                open.extend(page.orders.iter().map(|o| (o.id.clone(), o.status)));
-                if open.len() >= MAX_OPEN_NAMED {
-                    open.truncate(MAX_OPEN_NAMED);
-                    return Ok(open);
-                }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
+        let mut after = None;
+        for _ in 0..OPEN_CHECK_PAGES {
+            let page = self
+                .orders
+                .list(&OrderQuery {
+                    user_id: Some(user_id.to_string()),
+                    status: None,
+                    created_after: None,
+                    created_before: None,
+                    limit: OPEN_CHECK_PAGE,
+                    after,
+                })
+                .await?;
+            open.extend(page.orders.iter().filter_map(OpenOrder::of));
+            if open.len() >= MAX_OPEN_NAMED {
+                open.truncate(MAX_OPEN_NAMED);
+                break;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         Ok(open)
     }
 
     /// `GET /api/customers/{user_id}/export`: the customer themself or an admin;
-    /// `limit` orders a page (with their invoices and message records), newest first.
+    /// `limit` orders a page (with their invoices, credit notes and message records),
+    /// newest first.
     pub async fn export(
         &self,
         caller: &Principal,
@@ -373,10 +397,15 @@ impl PrivacyService {
                 "you may export only your own data".into(),
             ));
         }
+        let Some(cursor_key) = &self.cursor_key else {
+            return Err(PrivacyError::Store(StoreError::Other(
+                "this function was given no CURSOR_SECRET: it does not export".into(),
+            )));
+        };
         // A cursor is bound to the caller and the customer it was issued for.
         let scope = format!("export|{}|{user_id}", caller.user_id);
         let after = cursor
-            .map(|c| open_cursor(&self.cursor_key, c, &scope).map_err(|_| PrivacyError::BadCursor))
+            .map(|c| open_cursor(cursor_key, c, &scope).map_err(|_| PrivacyError::BadCursor))
             .transpose()?;
         let page = self
             .orders
@@ -396,6 +425,13 @@ impl PrivacyService {
         .into_iter()
         .flatten()
         .collect();
+        let credit_notes = futures_util::future::try_join_all(
+            page.orders.iter().map(|o| self.credit_notes.list(&o.id)),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
         let messages = futures_util::future::try_join_all(
             page.orders
                 .iter()
@@ -408,8 +444,9 @@ impl PrivacyService {
         Ok(ExportPage {
             orders: page.orders,
             invoices,
+            credit_notes,
             messages,
-            next_cursor: page.next.map(|p| seal_cursor(&self.cursor_key, &p, &scope)),
+            next_cursor: page.next.map(|p| seal_cursor(cursor_key, &p, &scope)),
         })
     }
 }

@@ -25,11 +25,12 @@ impl Wiring {
         })
     }
 
+    /// Credit notes on `TABLE_NAME`, kept `INVOICE_RETENTION_YEARS` like invoices.
     pub(super) fn credit_note_store(&self) -> Result<Arc<dyn CreditNoteStore>, ConfigError> {
-        Ok(Arc::new(DynamoCreditNoteStore::new(
-            self.dynamodb(),
-            self.table()?,
-        )))
+        Ok(Arc::new(
+            DynamoCreditNoteStore::new(self.dynamodb(), self.table()?)
+                .with_retention_years(self.retention_years()?),
+        ))
     }
 }
 

@@ -1,13 +1,15 @@
 //! What the privacy functions need at init (`request-erasure`, `get-erasure`,
-//! `export-customer-data`, `erase-customer-data`): the orders, invoices and message
-//! log on `TABLE_NAME`, `CURSOR_SECRET` for the export's cursors, and
+//! `export-customer-data`, `erase-customer-data`): the orders, invoices, credit notes
+//! and message log on `TABLE_NAME`, `CURSOR_SECRET` (by `CURSOR_SECRET_ARN`) for the
+//! export's cursors (`export-customer-data` only), and
 //!
 //! - `ERASURE_QUEUE_URL`: the queue that carries an erasure's further pages to
 //!   `erase-customer-data`; unset (a local stack without it), the request erases
 //!   every page itself;
 //! - `ERASURE_PAGE_SIZE`: orders per page (1 to 100, default 25);
-//! - `INVOICE_RETENTION_YEARS`: how long invoices (the buyer's name and address on
-//!   them) are kept before the table's TTL deletes them (1 to 100, default 10).
+//! - `INVOICE_RETENTION_YEARS`: how long invoices and credit notes (the buyer's name
+//!   and address on them) are kept before the table's TTL deletes them (1 to 100,
+//!   default 10).
 //!
 //! And the suppression list's (`sendgrid-events`, `delete-suppression`,
 //! `suppress-bounces`, and the notifications consumer, which reads it):
@@ -33,9 +35,13 @@ impl Wiring {
             store.clone(),
             store,
             Arc::new(self.invoice_store()?),
-            self.cursor_secret()?.as_bytes(),
+            self.credit_note_store()?,
         )
         .with_page_size(self.bounded("ERASURE_PAGE_SIZE", DEFAULT_ERASURE_PAGE, 100)?);
+        let service = match self.cursor_secret()? {
+            Some(secret) => service.with_cursor_secret(secret.as_bytes()),
+            None => service,
+        };
         Ok(match self.settings.get("ERASURE_QUEUE_URL") {
             Some(url) => service.with_queue(Arc::new(SqsErasureQueue::new(
                 aws_sdk_sqs::Client::new(&self.sdk),
@@ -45,9 +51,17 @@ impl Wiring {
         })
     }
 
-    /// `/api/customers/{user_id}/erasure` and `/export`.
+    /// `/api/customers/{user_id}/erasure` (and `/export`, when the function was given
+    /// `CURSOR_SECRET`).
     pub fn privacy_api(&self) -> Result<PrivacyApi, ConfigError> {
         self.privacy_api_with(self.authenticator()?)
+    }
+
+    /// `export-customer-data`: [`Wiring::privacy_api`], refused without a cursor
+    /// secret (the export's pages are linked by signed cursors).
+    pub fn export_api(&self) -> Result<PrivacyApi, ConfigError> {
+        self.required_cursor_secret()?;
+        self.privacy_api()
     }
 
     pub(super) fn privacy_api_with(
@@ -91,13 +105,18 @@ impl Wiring {
 
     /// Invoices on `TABLE_NAME`, kept `INVOICE_RETENTION_YEARS`.
     pub(super) fn invoice_store(&self) -> Result<DynamoInvoiceStore, ConfigError> {
+        Ok(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)
+            .with_retention_years(self.retention_years()?))
+    }
+
+    /// `INVOICE_RETENTION_YEARS`: how long invoices and credit notes are kept.
+    pub(super) fn retention_years(&self) -> Result<u16, ConfigError> {
         let years = self.bounded(
             "INVOICE_RETENTION_YEARS",
             usize::from(DEFAULT_RETENTION_YEARS),
             100,
         )?;
-        Ok(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)
-            .with_retention_years(u16::try_from(years).unwrap_or(DEFAULT_RETENTION_YEARS)))
+        Ok(u16::try_from(years).unwrap_or(DEFAULT_RETENTION_YEARS))
     }
 
     /// A whole number setting from 1 to `max`, `default` when unset.

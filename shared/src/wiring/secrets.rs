@@ -18,14 +18,16 @@ use futures_util::future::join_all;
 use super::{ConfigError, Settings, Wiring};
 use crate::adapters::secrets::{ProviderKey, SecretRef};
 
-/// Every provider key a function may be given.
-pub const PROVIDER_KEYS: [&str; 6] = [
+/// Every key a function may be given: the providers' and the one that signs list
+/// cursors (`CURSOR_SECRET`, given only to `list-orders` and `export-customer-data`).
+pub const PROVIDER_KEYS: [&str; 7] = [
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "SHIPPO_API_TOKEN",
     "SHIPPO_WEBHOOK_TOKEN",
     "SENDGRID_API_KEY",
     "TWILIO_AUTH_TOKEN",
+    "CURSOR_SECRET",
 ];
 
 /// The setting naming the secret that holds `name`.

@@ -237,6 +237,135 @@ async fn open_orders_are_refused_by_name_unless_forced() {
     assert_eq!(order["status"], "pending", "erasure moves no order");
 }
 
+/// An open order as a refusal names it: (order id, status, [(return id, status)]).
+type Named = (String, String, Vec<(String, String)>);
+
+fn named_open(refused: &Reply) -> Vec<Named> {
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    refused.body["open_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let returns = o["open_returns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (text(&r["return_id"]), text(&r["status"])))
+                .collect();
+            (text(&o["order_id"]), text(&o["status"]), returns)
+        })
+        .collect()
+}
+
+fn return_step(id: &str, return_id: &str, action: &str, body: Value) -> Call {
+    Call::new(
+        "POST",
+        &format!("/api/orders/{id}/returns/{return_id}/{action}"),
+    )
+    .bearer(&admin())
+    .json(&body)
+}
+
+#[tokio::test]
+async fn a_delivered_order_with_an_open_return_is_refused_until_the_return_settles() {
+    const NOTE_MARK: &str = "ring Jane Marker at 12 Elm Street";
+    let stack = Stack::new().await;
+    let user = unique("customer");
+    let id = delivered_order(&stack, &user).await;
+    // A second delivered order whose return was declined: settled, not named.
+    let other = delivered_order(&stack, &user).await;
+    let ask = |order: &str| {
+        Call::new("POST", &format!("/api/orders/{order}/returns"))
+            .bearer(&token(&user, ""))
+            .json(&json!({
+                "note": NOTE_MARK,
+                "items": [{"product_id": "p001", "quantity": 1, "reason": "damaged",
+                           "note": NOTE_MARK}]
+            }))
+    };
+    let asked = stack.send(ask(&id)).await;
+    assert_eq!(asked.status, 201, "{asked:?}");
+    let return_id = asked.body["return_id"].as_str().unwrap().to_string();
+    let declined = stack.send(ask(&other)).await;
+    assert_eq!(declined.status, 201, "{declined:?}");
+    let declined_id = declined.body["return_id"].as_str().unwrap();
+    let reply = stack
+        .send(return_step(
+            &other,
+            declined_id,
+            "decline",
+            json!({"reason": "worn before it was sent back"}),
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Requested, approved, received with its refund deferred: each keeps it open.
+    let mut steps = vec![
+        ("requested", None),
+        ("approved", Some(("approve", json!({})))),
+        ("received", Some(("receive", json!({"refund": false})))),
+    ]
+    .into_iter();
+    for (status, step) in steps.by_ref() {
+        if let Some((action, body)) = step {
+            let moved = stack.send(return_step(&id, &return_id, action, body)).await;
+            assert!(moved.status < 300, "{action}: {moved:?}");
+        }
+        let version = stored(&stack, &id).await.version;
+        let refused = request_erasure(&stack, &user, None, &admin()).await;
+        assert_eq!(refused.status, 409, "{status}: {refused:?}");
+        assert_eq!(refused.code(), "orders_still_open");
+        assert_eq!(
+            named_open(&refused),
+            vec![(
+                id.clone(),
+                "delivered".to_string(),
+                vec![(return_id.clone(), status.to_string())]
+            )],
+            "{status}"
+        );
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(detail.contains(&return_id), "{detail}");
+        assert_eq!(erasure(&stack, &user).await.status, 404, "no job");
+        assert_eq!(
+            stored(&stack, &id).await.version,
+            version,
+            "nothing written"
+        );
+    }
+
+    // Forced: the customer's words in the return go like their history reasons.
+    let forced = request_erasure(&stack, &user, Some(json!({"force": true})), &admin()).await;
+    assert_eq!(forced.status, 202, "{forced:?}");
+    assert_eq!(forced.body["orders_erased"], 2);
+    assert_eq!(forced.body["open_orders_erased"], 1);
+    let order = stored(&stack, &id).await;
+    let ret = &order.returns[0];
+    assert_eq!(ret.note.as_deref(), Some(ERASED), "{ret:?}");
+    assert_eq!(ret.items[0].note.as_deref(), Some(ERASED), "{ret:?}");
+    assert_eq!(ret.items[0].reason.as_str(), "damaged");
+    assert_eq!(ret.status.as_str(), "received", "erasure moves no return");
+    let items = format!(
+        "{:?}{:?}",
+        stack.stored_order(&id).await,
+        stack.stored_order(&other).await
+    );
+    assert!(!items.contains("Elm Street"), "{items}");
+
+    // The refund released later still works on the erased order (paid by hand: a
+    // person pays it), and the return is then settled.
+    let released = stack
+        .send(return_step(&id, &return_id, "refund", json!({})))
+        .await;
+    assert_eq!(released.status, 200, "{released:?}");
+    assert_eq!(released.body["refund"]["status"], "refund_due");
+    // Settled now: a request without force is no longer refused.
+    let again = request_erasure(&stack, &user, None, &admin()).await;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_eq!(again.body["orders_skipped"], 2);
+}
+
 #[tokio::test]
 async fn only_admins_erase_and_bad_requests_are_clear() {
     let stack = Stack::new().await;

@@ -115,6 +115,83 @@ async fn a_stacks_functions_are_given_arns_and_read_the_keys_from_secrets_manage
     assert!(stack.wiring.refund_api().is_ok());
 }
 
+/// A customer's list, `limit` 1, from `cursor`, as `list-orders` would answer it.
+async fn list_one(
+    wiring: &Wiring,
+    user: &str,
+    cursor: Option<&str>,
+) -> Result<orders::services::orders::Listed, orders::services::orders::OrderError> {
+    let caller = orders::domain::Principal {
+        user_id: user.to_string(),
+        admin: false,
+        fulfillment: false,
+        refunds: false,
+        webhooks: false,
+        email: None,
+        phone: None,
+    };
+    let query = orders::ports::OrderQuery {
+        user_id: None,
+        status: None,
+        created_after: None,
+        created_before: None,
+        limit: 1,
+        after: None,
+    };
+    wiring
+        .order_service()
+        .unwrap()
+        .list(&caller, query, cursor)
+        .await
+}
+
+#[tokio::test]
+async fn list_cursors_are_signed_with_the_key_read_by_arn_and_rotating_it_invalidates_them() {
+    let stack = Stack::new().await;
+    let settings = stack.wiring.settings().clone();
+    assert_eq!(settings.get("CURSOR_SECRET"), None, "not in the settings");
+    let arn = settings.get("CURSOR_SECRET_ARN").unwrap_or_default();
+    assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
+    let user = unique("lister");
+    for _ in 0..2 {
+        crate::notifications::place(
+            &stack,
+            &user,
+            &orders_tests::token(&user, ""),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+    let first = list_one(&stack.wiring, &user, None).await.unwrap();
+    let cursor = first.next_cursor.expect("a second page");
+    let second = list_one(&stack.wiring, &user, Some(&cursor)).await.unwrap();
+    assert_eq!(second.orders.len(), 1);
+
+    // Rotated: an instance started since reads the new key, and refuses the cursor
+    // signed with the old one (the client starts again from the first page).
+    let sdk = orders::adapters::aws::sdk_config().await;
+    orders_dev::secrets::put_secret(
+        &sdk,
+        &secret_name(&stack, "CURSOR_SECRET"),
+        "a-rotated-cursor-secret-of-at-least-32-bytes",
+    )
+    .await
+    .unwrap();
+    let fresh = Wiring::load(settings, sdk).await;
+    let refused = list_one(&fresh, &user, Some(&cursor)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(orders::services::orders::OrderError::BadCursor)
+        ),
+        "{:?}",
+        refused.map(|l| l.next_cursor)
+    );
+    let again = list_one(&fresh, &user, None).await.unwrap();
+    let cursor = again.next_cursor.expect("a second page");
+    assert!(list_one(&fresh, &user, Some(&cursor)).await.is_ok());
+}
+
 #[tokio::test]
 async fn a_secret_that_cannot_be_read_stops_the_function_that_needs_it_naming_the_setting() {
     let sdk = orders::adapters::aws::sdk_config().await;
@@ -122,7 +199,6 @@ async fn a_secret_that_cannot_be_read_stops_the_function_that_needs_it_naming_th
     let settings = Settings::default()
         .with("TABLE_NAME", "orders")
         .with("JWT_SECRET", "a-deployed-secret-of-at-least-32-bytes")
-        .with("CURSOR_SECRET", "cursor")
         .with("STRIPE_SECRET_KEY_ARN", missing);
     let wiring = Wiring::load(settings, sdk).await;
     let why = match wiring.refund_api() {
@@ -292,6 +368,9 @@ mod template {
                 "NotifyCustomersFunction",
                 &["SENDGRID_API_KEY", "TWILIO_AUTH_TOKEN"][..],
             ),
+            // The functions that sign and read list cursors.
+            ("ListOrdersFunction", &["CURSOR_SECRET"][..]),
+            ("ExportCustomerDataFunction", &["CURSOR_SECRET"][..]),
         ]);
         let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
         for key in PROVIDER_KEYS {

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::invoices::{BuyerDoc, SellerDoc, SummaryDoc, TaxDoc, rate_from, taxes_doc};
+use super::invoices::{
+    BuyerDoc, DEFAULT_RETENTION_YEARS, SellerDoc, SummaryDoc, TaxDoc, rate_from, retention_end,
+    taxes_doc,
+};
 use super::numbering::{Numbered, counter_key, issue_next};
 use super::order_item::{Item, PK, SK, n, s};
 use crate::adapters::aws::store_error;
@@ -27,6 +30,7 @@ const CREDIT_NOTE_COUNTER: &str = "CREDIT_NOTE_COUNTER";
 pub struct DynamoCreditNoteStore {
     client: Client,
     table: String,
+    retention_years: u16,
 }
 
 impl DynamoCreditNoteStore {
@@ -34,7 +38,15 @@ impl DynamoCreditNoteStore {
         DynamoCreditNoteStore {
             client,
             table: table.into(),
+            retention_years: DEFAULT_RETENTION_YEARS,
         }
+    }
+
+    /// Credit notes kept `years` after their issue (`INVOICE_RETENTION_YEARS`, as the
+    /// invoices they correct): the buyer's name and address on them go with them.
+    pub fn with_retention_years(mut self, years: u16) -> Self {
+        self.retention_years = years;
+        self
     }
 }
 
@@ -82,7 +94,7 @@ impl CreditNoteStore for DynamoCreditNoteStore {
         let mut issued = None;
         let outcome = issue_next(&self.client, &self.table, counter, |sequence| {
             let note = draft.clone().numbered(sequence);
-            let item = credit_note_to_item(&note);
+            let item = credit_note_to_item(&note, self.retention_years);
             issued = Some(note);
             item
         })
@@ -123,7 +135,7 @@ struct LineDoc {
     tax_lines: Vec<TaxDoc>,
 }
 
-fn credit_note_to_item(note: &CreditNote) -> Result<Item, StoreError> {
+fn credit_note_to_item(note: &CreditNote, retention_years: u16) -> Result<Item, StoreError> {
     let d = &note.draft;
     let line = |product_id: &str, description: &str, net: Money, taxes: &[TaxLine]| LineDoc {
         product_id: product_id.to_string(),
@@ -170,6 +182,12 @@ fn credit_note_to_item(note: &CreditNote) -> Result<Item, StoreError> {
     }
     item.insert("issued_at".into(), s(timestamp(d.issued_at)));
     item.insert("document".into(), s(json));
+    // The table's TTL attribute: DynamoDB deletes the credit note, and the buyer's
+    // name and address on it, once bookkeeping law no longer asks for it.
+    item.insert(
+        "expires_at".into(),
+        n(retention_end(d.issued_at, retention_years)),
+    );
     Ok(item)
 }
 

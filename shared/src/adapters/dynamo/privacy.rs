@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::order_item::{Item, PK, SK, address_to_value, history_to_value, n, s};
 use super::orders::DynamoOrderStore;
+use super::return_item::{RETURNS, returns_to_value};
 use super::shipment_item::shipments_to_value;
 use crate::adapters::aws::{read_item, store_error};
 use crate::domain::notification::Channel;
@@ -125,6 +126,14 @@ impl PrivacyStore for DynamoOrderStore {
             update.push("shipments = :shipments");
             values.insert(":shipments".into(), shipments_to_value(&erased.shipments));
         }
+        // `RETURNS` is a reserved word. The returns queue's items hold no free text,
+        // so the order's own list is all there is to erase.
+        let mut names = HashMap::new();
+        if !erased.returns.is_empty() {
+            update.push("#returns = :returns");
+            values.insert(":returns".into(), returns_to_value(&erased.returns));
+            names.insert("#returns".to_string(), RETURNS.to_string());
+        }
         let expression = format!(
             "SET {} REMOVE contact_email, contact_email_verified, contact_phone",
             update.join(", ")
@@ -132,7 +141,7 @@ impl PrivacyStore for DynamoOrderStore {
         let condition = format!(
             "attribute_exists(PK) AND version = :expected AND user_id = :user AND attribute_not_exists({ERASED_AT})"
         );
-        self.update_order(&erased.id, expression, &condition, HashMap::new(), values)
+        self.update_order(&erased.id, expression, &condition, names, values)
             .await
     }
 

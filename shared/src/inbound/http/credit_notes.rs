@@ -72,7 +72,7 @@ struct CreditNoteList {
 }
 
 #[derive(Serialize)]
-struct CreditNoteView {
+pub(super) struct CreditNoteView {
     number: String,
     /// The invoice it corrects.
     invoice_number: String,

@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::credit_notes::CreditNoteView;
 use super::invoices::InvoiceView;
 use super::problem::ApiError;
 use super::request::{self, Fields, RequestError};
@@ -94,6 +95,7 @@ impl PrivacyApi {
                 })
                 .collect(),
             invoices: page.invoices.iter().map(InvoiceView::from).collect(),
+            credit_notes: page.credit_notes.iter().map(CreditNoteView::from).collect(),
             messages: page.messages.iter().map(MessageView::from).collect(),
             next_cursor: page.next_cursor.clone(),
             next,
@@ -169,7 +171,7 @@ struct JobView {
     orders_erased: u64,
     /// Orders left as they were: erased already, or opened after the request.
     orders_skipped: u64,
-    /// Of `orders_erased`, those not yet delivered or cancelled (a forced job).
+    /// Of `orders_erased`, those still open (`still_open`: a forced job).
     open_orders_erased: u64,
     pages: u64,
 }
@@ -200,6 +202,9 @@ struct ExportView<'a> {
     generated_at: String,
     orders: Vec<ExportedOrder>,
     invoices: Vec<InvoiceView>,
+    /// The refunds' credit notes of this page's orders, as
+    /// `GET /api/orders/{order_id}/credit-notes` shows them.
+    credit_notes: Vec<CreditNoteView>,
     messages: Vec<MessageView>,
     next_cursor: Option<String>,
     /// The next page's path and query, while there is one.

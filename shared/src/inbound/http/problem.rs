@@ -513,7 +513,20 @@ fn privacy_problem(err: PrivacyError) -> Problem {
         PrivacyError::OpenOrders(open) => {
             let orders: Vec<Value> = open
                 .iter()
-                .map(|(id, status)| json!({ "order_id": id.as_str(), "status": status.as_str() }))
+                .map(|o| {
+                    let returns: Vec<Value> = o
+                        .open_returns
+                        .iter()
+                        .map(|(id, status)| {
+                            json!({ "return_id": id.as_str(), "status": status.as_str() })
+                        })
+                        .collect();
+                    json!({
+                        "order_id": o.order_id.as_str(),
+                        "status": o.status.as_str(),
+                        "open_returns": returns,
+                    })
+                })
                 .collect();
             Problem::new(StatusCode::CONFLICT, "orders_still_open", detail)
                 .with("open_orders", json!(orders))

@@ -404,3 +404,62 @@ async fn the_pdf_says_what_the_json_says_in_any_script() {
         assert!(printed.contains(text.as_str()), "{text:?} in:\n{printed}");
     }
 }
+
+#[tokio::test]
+async fn a_customers_export_carries_their_credit_notes_which_expire_with_the_invoices() {
+    let p = payments().await;
+    let email = address("exported");
+    let order_id = paid_priced_order(&p, &email, "Jane Exported", ["USB Cable", "Cookbook"]).await;
+    let refund = p.refund(&order_id, "10.00", "export-1").await;
+    assert_eq!(refund.status, 201, "{refund:?}");
+    tell(&p, &order_id).await;
+    let issued = credit_notes(&p, &order_id).await;
+    assert_eq!(issued.len(), 1, "{issued:?}");
+
+    // The customer's export has it, as the credit-notes route shows it.
+    let export = p
+        .stack
+        .send(Call::new("GET", &format!("/api/customers/{USER}/export")).bearer(&token(USER, "")))
+        .await;
+    assert_eq!(export.status, 200, "{export:?}");
+    let exported = export.body["credit_notes"].as_array().unwrap();
+    let mine: Vec<&Value> = exported
+        .iter()
+        .filter(|n| n["order_id"] == order_id.as_str())
+        .collect();
+    assert_eq!(mine, vec![&issued[0]], "{exported:?}");
+    assert_eq!(mine[0]["buyer"]["name"], "Jane Exported");
+    assert_eq!(mine[0]["total"], json!(10.00));
+
+    // Stored apart from the order, under the table's TTL: issue + 10 years.
+    let items = p
+        .stack
+        .dynamodb
+        .query()
+        .table_name(&p.stack.table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CREDIT_NOTE#{order_id}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert_eq!(items.len(), 1);
+    let issued_at = time::OffsetDateTime::parse(
+        items[0]["issued_at"].as_s().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expires: i64 = items[0]["expires_at"].as_n().unwrap().parse().unwrap();
+    let expected = issued_at.replace_year(issued_at.year() + 10).unwrap();
+    assert_eq!(expires, expected.unix_timestamp());
+    assert!(
+        items[0]["document"]
+            .as_s()
+            .unwrap()
+            .contains("Jane Exported")
+    );
+}
