@@ -160,7 +160,7 @@ impl WebhookStore for DynamoWebhookStore {
                 None => break,
             }
         }
-        let order: Vec<Option<String>> = keys.iter().map(|k| pk_of(k)).collect();
+        let order: Vec<Option<String>> = keys.iter().map(pk_of).collect();
         let mut found: HashMap<String, Item> =
             crate::adapters::aws::read_items(&self.client, &self.table, keys, false)
                 .await?
