@@ -338,12 +338,12 @@ impl OrderStore for DynamoOrderStore {
             (Some(user), status) => self.list_user(user, status, &range, query.limit).await,
             (None, Some(status)) => {
                 let partitions = shards.map(|k| status_partition(status, k)).collect();
-                self.list_sharded(BY_STATUS, partitions, &range, query.limit)
+                self.list_sharded(BY_STATUS, partitions, &range, query.limit, Some(status))
                     .await
             }
             (None, None) => {
                 let partitions = shards.map(created_partition).collect();
-                self.list_sharded(BY_CREATED, partitions, &range, query.limit)
+                self.list_sharded(BY_CREATED, partitions, &range, query.limit, None)
                     .await
             }
         }
@@ -536,22 +536,29 @@ impl DynamoOrderStore {
         Ok(OrderPage { orders, next })
     }
 
-    /// Every shard of a sharded index read at once and merged newest first. Each shard
+    /// Every shard of a sharded index (`KEYS_ONLY`) read at once and merged newest
+    /// first, then the page's orders read from the table in one `BatchGetItem`. Each shard
     /// first reads about twice its share of the page (orders spread evenly over the
     /// shards), and a shard that runs dry before the page is full reads on, with
     /// enough to finish the page alone. Every shard that has not ended keeps one item
     /// ahead, so the merge always sees each shard's newest unread order, and an item
     /// left ahead once the page is full proves the next page is not empty.
+    ///
+    /// An order read from the table may have moved on since its index item was read:
+    /// one no longer in `status` is left off (the page comes back short; its position
+    /// is the last key read, as ever).
     async fn list_sharded(
         &self,
         index: (&str, &str),
         partitions: Vec<String>,
         range: &KeyRange,
         limit: usize,
+        status: Option<OrderStatus>,
     ) -> Result<OrderPage, StoreError> {
         let mut shards: Vec<Shard> = partitions.into_iter().map(Shard::new).collect();
         let first_read = (2 * limit).div_ceil(shards.len()) + 1;
-        let mut orders = Vec::with_capacity(limit);
+        // The page's index items: their keys, newest first.
+        let mut orders: Vec<(String, Item)> = Vec::with_capacity(limit);
         let mut more = false;
         loop {
             let wanted = if orders.is_empty() {
@@ -587,15 +594,49 @@ impl DynamoOrderStore {
                 more = true;
                 break;
             }
-            if let Some((_, item)) = shards[newest].ahead.pop_front() {
-                orders.push(order_from_item(&item)?);
+            if let Some(ahead) = shards[newest].ahead.pop_front() {
+                orders.push(ahead);
             }
         }
         let next = match orders.last() {
-            Some(last) if more => Some(position(index.0, &created_key(last))),
+            Some((key, _)) if more => Some(position(index.0, key)),
             _ => None,
         };
+        let orders = self.read_orders(orders, status).await?;
         Ok(OrderPage { orders, next })
+    }
+
+    /// The orders under the keys of `page`'s index items, in its order, eventually
+    /// consistent like the index they were found in; those gone, or no longer in
+    /// `status`, left off.
+    async fn read_orders(
+        &self,
+        page: Vec<(String, Item)>,
+        status: Option<OrderStatus>,
+    ) -> Result<Vec<Order>, StoreError> {
+        let keys: Vec<Item> = page
+            .iter()
+            .map(|(_, item)| {
+                ["PK", "SK"]
+                    .into_iter()
+                    .filter_map(|k| Some((k.to_string(), item.get(k)?.clone())))
+                    .collect()
+            })
+            .collect();
+        let mut found: HashMap<String, Order> = HashMap::with_capacity(keys.len());
+        for item in crate::adapters::aws::read_items(&self.client, &self.table, keys, false).await?
+        {
+            let order = order_from_item(&item)?;
+            found.insert(order.id.as_str().to_string(), order);
+        }
+        Ok(page
+            .iter()
+            .filter_map(|(_, item)| {
+                let id = text_of(item, "PK").ok()?.strip_prefix("ORDER#")?;
+                found.remove(id)
+            })
+            .filter(|order| status.is_none_or(|s| order.status == s))
+            .collect())
     }
 }
 

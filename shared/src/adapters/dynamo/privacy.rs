@@ -8,9 +8,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -18,7 +16,7 @@ use super::order_item::{Item, PK, SK, address_to_value, history_to_value, n, s};
 use super::orders::DynamoOrderStore;
 use super::return_item::{RETURNS, returns_to_value};
 use super::shipment_item::shipments_to_value;
-use crate::adapters::aws::{read_item, store_error};
+use crate::adapters::aws::{read_item, read_items, store_error};
 use crate::domain::notification::Channel;
 use crate::domain::privacy::{ErasureJob, ErasureState};
 use crate::domain::time::timestamp;
@@ -220,45 +218,12 @@ impl PrivacyStore for DynamoOrderStore {
                 })
             })
             .collect();
-        let mut records = Vec::new();
-        // BatchGetItem takes 100 keys; what it leaves unprocessed (throttling) is
-        // asked again, a few times, before the export gives up for a retry.
-        for chunk in keys.chunks(100) {
-            let mut pending = chunk.to_vec();
-            for _ in 0..5 {
-                if pending.is_empty() {
-                    break;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending.clone()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Other(e.to_string()))?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                for item in output
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    records.push(message_from_item(item)?);
-                }
-                pending = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Throttled);
-            }
-        }
+        // What stays unprocessed after a few tries fails the export, for a retry.
+        let mut records = read_items(&self.client, &self.table, keys, true)
+            .await?
+            .iter()
+            .map(message_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| {
             (&a.event_id, a.channel.as_str()).cmp(&(&b.event_id, b.channel.as_str()))
         });

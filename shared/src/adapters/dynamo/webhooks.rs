@@ -33,6 +33,11 @@ use crate::domain::time::timestamp;
 use crate::domain::webhook::{Attempt, Outcome, Secret, Subscription, WebhookId};
 use crate::ports::{AttemptPage, Claim, ClaimToken, PagePosition, StoreError, WebhookStore};
 
+/// The partition key of an item, as text.
+fn pk_of(item: &Item) -> Option<String> {
+    item.get("PK").and_then(|v| v.as_s().ok()).cloned()
+}
+
 /// Marks subscription items; `by_created` is keyed on it.
 pub const ENTITY_WEBHOOK: &str = "webhook";
 const SUBSCRIPTION_SK: &str = "WEBHOOK";
@@ -126,8 +131,10 @@ impl WebhookStore for DynamoWebhookStore {
         }
     }
 
+    /// `by_created` holds keys only: one Query for the subscriptions' keys, newest
+    /// first, then one `BatchGetItem` (per 100) for the subscriptions themselves.
     async fn list(&self) -> Result<Vec<Subscription>, StoreError> {
-        let mut subscriptions = Vec::new();
+        let mut keys = Vec::new();
         let mut start = None;
         loop {
             let output = self
@@ -142,14 +149,34 @@ impl WebhookStore for DynamoWebhookStore {
                 .send()
                 .await
                 .map_err(store_error)?;
-            for item in output.items() {
-                subscriptions.push(self.subscription(item).await?);
-            }
+            keys.extend(output.items().iter().map(|item| {
+                item.iter()
+                    .filter(|(name, _)| *name == "PK" || *name == "SK")
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect::<Item>()
+            }));
             match output.last_evaluated_key {
                 Some(key) => start = Some(key),
-                None => return Ok(subscriptions),
+                None => break,
             }
         }
+        let order: Vec<Option<String>> = keys.iter().map(pk_of).collect();
+        let mut found: HashMap<String, Item> =
+            crate::adapters::aws::read_items(&self.client, &self.table, keys, false)
+                .await?
+                .into_iter()
+                .filter_map(|item| Some((pk_of(&item)?, item)))
+                .collect();
+        let mut subscriptions = Vec::with_capacity(found.len());
+        // Deleted since the index was read: left off.
+        for item in order
+            .into_iter()
+            .flatten()
+            .filter_map(|pk| found.remove(&pk))
+        {
+            subscriptions.push(self.subscription(&item).await?);
+        }
+        Ok(subscriptions)
     }
 
     async fn delete(&self, id: &WebhookId) -> Result<bool, StoreError> {
