@@ -105,7 +105,7 @@ pub struct PrivacyService {
     /// `None`: no queue (a local stack without one): the request erases every page.
     queue: Option<Arc<dyn ErasureQueue>>,
     page_size: usize,
-    cursor_key: aws_lc_rs::hmac::Key,
+    cursor_key: ring::hmac::Key,
 }
 
 impl PrivacyService {
@@ -121,7 +121,7 @@ impl PrivacyService {
             invoices,
             queue: None,
             page_size: DEFAULT_ERASURE_PAGE,
-            cursor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cursor_secret),
+            cursor_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, cursor_secret),
         }
     }
 
