@@ -26,7 +26,7 @@ use crate::adapters::http::sendgrid::{SENDGRID_DEFAULT_URL, SendGridMailer, spli
 use crate::adapters::http::stripe::{KeylessGateway, STRIPE_DEFAULT_URL};
 use crate::adapters::http::twilio::{TWILIO_DEFAULT_URL, TwilioMessenger};
 use crate::adapters::http::{CartApi, HttpWebhookSender, StripeGateway};
-use crate::adapters::invoice_pdf::PdfInvoices;
+use crate::adapters::invoice_pdf::{LAYER_FONT, PdfFont, PdfInvoices, SOURCE_FONT};
 use crate::adapters::kms::SecretSeal;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::templates::Templates;
@@ -640,8 +640,25 @@ impl Wiring {
     fn invoice_service(&self) -> Result<InvoiceService, ConfigError> {
         Ok(InvoiceService::new(
             Arc::new(DynamoInvoiceStore::new(self.dynamodb(), self.table()?)),
-            Arc::new(PdfInvoices),
+            Arc::new(PdfInvoices {
+                font: self.pdf_font()?,
+            }),
         ))
+    }
+
+    /// `PDF_FONT_PATH`: the font invoices and credit notes are set in, read here, at
+    /// init, so that a function deployed without its font layer fails at once. Unset:
+    /// the layer's copy in Lambda, this source tree's elsewhere.
+    pub(crate) fn pdf_font(&self) -> Result<PdfFont, ConfigError> {
+        let path = match self.settings.get("PDF_FONT_PATH") {
+            Some(path) => path,
+            None if self.settings.get("AWS_LAMBDA_FUNCTION_NAME").is_some() => LAYER_FONT,
+            None => SOURCE_FONT,
+        };
+        PdfFont::load(std::path::Path::new(path)).map_err(|e| ConfigError::Invalid {
+            setting: "PDF_FONT_PATH",
+            why: e.to_string(),
+        })
     }
 
     /// The notifications consumer: orders, invoices and message claims in
@@ -661,14 +678,13 @@ impl Wiring {
             self.mailer()?,
             self.text_messenger()?,
             Arc::new(templates),
-            Arc::new(PdfInvoices),
+            Arc::new(PdfInvoices {
+                font: self.pdf_font()?,
+            }),
             seller,
         )
         .with_invoice_series(self.invoice_series()?)
-        .with_credit_notes(
-            self.credit_note_store()?,
-            credit_notes::credit_note_renderer(),
-        )
+        .with_credit_notes(self.credit_note_store()?, self.credit_note_renderer()?)
         .with_suppressions(self.order_store()?)
         .with_metrics(self.metrics()?))
     }

@@ -21,7 +21,7 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// (see [`super::tls`]: the platform's store costs milliseconds of every cold start).
 pub async fn sdk_config() -> SdkConfig {
     let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .tls_context(super::http::tls::aws_endpoints())
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())

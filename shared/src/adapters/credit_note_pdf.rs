@@ -4,7 +4,8 @@
 //! shipping and tax rate, and the invoice it corrects.
 
 use super::invoice_pdf::{
-    BOLD, DESCRIPTION_CHARS, LEFT, Page, REGULAR, RIGHT, amount, parties, rates, shortened, write,
+    BOLD, DESCRIPTION_CHARS, LEFT, Page, PdfFont, REGULAR, RIGHT, amount, parties, rates,
+    shortened, write,
 };
 use crate::domain::billing::CreditNote;
 use crate::ports::CreditNoteRenderer;
@@ -14,16 +15,18 @@ const LINES_PER_PAGE: usize = 20;
 /// Right edges of the number columns: net, tax rate, tax, total.
 const COLUMNS: [f32; 4] = [360.0, 420.0, 480.0, RIGHT];
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PdfCreditNotes;
+#[derive(Debug, Clone, Copy)]
+pub struct PdfCreditNotes {
+    pub font: PdfFont,
+}
 
 impl CreditNoteRenderer for PdfCreditNotes {
     fn pdf(&self, note: &CreditNote) -> Vec<u8> {
-        render(note)
+        render(self.font, note)
     }
 }
 
-pub fn render(note: &CreditNote) -> Vec<u8> {
+pub fn render(font: PdfFont, note: &CreditNote) -> Vec<u8> {
     let d = &note.draft;
     let currency = d.total.currency().code();
     let chunks: Vec<_> = d.lines.chunks(LINES_PER_PAGE).collect();
@@ -31,7 +34,7 @@ pub fn render(note: &CreditNote) -> Vec<u8> {
     let mut pages = Vec::with_capacity(page_count);
 
     for index in 0..page_count {
-        let mut page = Page::new();
+        let mut page = Page::new(font);
         page.text(BOLD, 20.0, LEFT, 780.0, "CREDIT NOTE");
         let heading = [
             format!("Credit note number: {}", note.number),
@@ -138,5 +141,5 @@ pub fn render(note: &CreditNote) -> Vec<u8> {
         pages.push(page);
     }
 
-    write(&format!("Credit note {}", note.number), pages)
+    write(font, &format!("Credit note {}", note.number), pages)
 }

@@ -4,11 +4,16 @@
 //! names in any of those scripts print, and the text a reader extracts (pypdf,
 //! pdftotext) is the text of the JSON invoice. A character the font lacks prints as
 //! the replacement character `�` and is logged, never dropped. Bold is the regular
-//! face drawn with a thin outline: one font file, not two, in the binaries that
-//! render invoices (`get-order-invoice`, `notify-customers`).
+//! face drawn with a thin outline: one font file, not two.
+//!
+//! The font is not in the binaries (it was a tenth of their zips): deployed, it ships in
+//! a Lambda layer attached only to the functions that render PDFs, and is read from
+//! `PDF_FONT_PATH` once per process ([`PdfFont::load`], at init: a missing or broken
+//! font stops the function there, not on a customer's PDF).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, TextRenderingMode, UnicodeCmap};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
@@ -20,8 +25,11 @@ use crate::domain::billing::TaxLine;
 use crate::domain::invoice::{Buyer, Invoice, Seller};
 use crate::ports::InvoiceRenderer;
 
-/// DejaVu Sans 2.37 (`fonts/LICENSE`).
-static FONT: &[u8] = include_bytes!("../../../fonts/DejaVuSans.ttf");
+/// DejaVu Sans 2.37 (`fonts/LICENSE`) in this source tree: the font outside Lambda
+/// (tests, `make dev`, `make bench`, `make invoke`).
+pub const SOURCE_FONT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fonts/DejaVuSans.ttf");
+/// Where the font layer (template.yaml, `PdfFontLayer`: the `fonts/` directory) puts it.
+pub const LAYER_FONT: &str = "/opt/DejaVuSans.ttf";
 /// The font's PostScript name with a subset tag, as PDF names embedded subsets.
 const FONT_NAME: Name = Name(b"ORDERS+DejaVuSans");
 /// Printed for a character the font has no glyph for.
@@ -42,45 +50,93 @@ const COLUMNS: [f32; 7] = [232.0, 287.0, 342.0, 394.0, 449.0, 490.0, RIGHT];
 /// Characters of a description that fit before the quantity column.
 pub(super) const DESCRIPTION_CHARS: usize = 30;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PdfInvoices;
+/// Why the PDF font could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FontError {
+    #[error("cannot read the PDF font {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a TrueType font")]
+    NotAFont { path: PathBuf },
+}
+
+/// The font documents are set in: its file and its parsed tables, loaded once per
+/// path and process and kept for the process's life (as the compiled-in font was).
+#[derive(Clone, Copy)]
+pub struct PdfFont {
+    file: &'static [u8],
+    face: &'static Face<'static>,
+}
+
+impl std::fmt::Debug for PdfFont {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PdfFont({} bytes)", self.file.len())
+    }
+}
+
+impl PdfFont {
+    /// Reads and parses the font at `path`, or answers the one this process already
+    /// loaded from there: wirings are built more than once in tests and `make dev`.
+    pub fn load(path: &Path) -> Result<PdfFont, FontError> {
+        static LOADED: Mutex<Vec<(PathBuf, PdfFont)>> = Mutex::new(Vec::new());
+        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, font)) = loaded.iter().find(|(p, _)| p == path) {
+            return Ok(*font);
+        }
+        let bytes = std::fs::read(path).map_err(|source| FontError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let face = Face::parse(file, 0).map_err(|_| FontError::NotAFont {
+            path: path.to_owned(),
+        })?;
+        let font = PdfFont {
+            file,
+            face: Box::leak(Box::new(face)),
+        };
+        loaded.push((path.to_owned(), font));
+        Ok(font)
+    }
+
+    /// The font's glyph for `c`; `None` when it has none.
+    fn glyph(self, c: char) -> Option<GlyphId> {
+        self.face.glyph_index(c).filter(|g| g.0 != 0)
+    }
+
+    /// The glyph printed for `c`: its own, or the replacement character's.
+    fn printed(self, c: char) -> (char, GlyphId) {
+        match self.glyph(c) {
+            Some(g) => (c, g),
+            None => (REPLACEMENT, self.glyph(REPLACEMENT).unwrap_or(GlyphId(0))),
+        }
+    }
+
+    /// An advance in thousandths of the font size, as PDF widths are given.
+    fn advance(self, g: GlyphId) -> f32 {
+        let face = self.face;
+        f32::from(face.glyph_hor_advance(g).unwrap_or(0)) * 1000.0 / f32::from(face.units_per_em())
+    }
+
+    /// The width of `text` in points; bold draws a 0.3 pt outline around the same glyphs.
+    fn width(self, text: &str, size: f32, font: Name) -> f32 {
+        let units: f32 = text.chars().map(|c| self.advance(self.printed(c).1)).sum();
+        let outline = if font == BOLD { 0.3 } else { 0.0 };
+        units * size / 1000.0 + outline
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PdfInvoices {
+    pub font: PdfFont,
+}
 
 impl InvoiceRenderer for PdfInvoices {
     fn pdf(&self, invoice: &Invoice) -> Vec<u8> {
-        render(invoice)
+        render(self.font, invoice)
     }
-}
-
-/// The parsed font, once per process.
-fn face() -> &'static Face<'static> {
-    static FACE: OnceLock<Face<'static>> = OnceLock::new();
-    FACE.get_or_init(|| Face::parse(FONT, 0).expect("fonts/DejaVuSans.ttf is a font"))
-}
-
-/// The font's glyph for `c`; `None` when it has none.
-fn glyph(c: char) -> Option<GlyphId> {
-    face().glyph_index(c).filter(|g| g.0 != 0)
-}
-
-/// The glyph printed for `c`: its own, or the replacement character's.
-fn printed(c: char) -> (char, GlyphId) {
-    match glyph(c) {
-        Some(g) => (c, g),
-        None => (REPLACEMENT, glyph(REPLACEMENT).unwrap_or(GlyphId(0))),
-    }
-}
-
-/// An advance in thousandths of the font size, as PDF widths are given.
-fn advance(g: GlyphId) -> f32 {
-    let face = face();
-    f32::from(face.glyph_hor_advance(g).unwrap_or(0)) * 1000.0 / f32::from(face.units_per_em())
-}
-
-/// The width of `text` in points; bold draws a 0.3 pt outline around the same glyphs.
-fn width(text: &str, size: f32, font: Name) -> f32 {
-    let units: f32 = text.chars().map(|c| advance(printed(c).1)).sum();
-    let outline = if font == BOLD { 0.3 } else { 0.0 };
-    units * size / 1000.0 + outline
 }
 
 /// What a page draws, kept until the whole document is laid out: the font subset can
@@ -99,12 +155,16 @@ enum Mark {
 }
 
 pub(super) struct Page {
+    font: PdfFont,
     marks: Vec<Mark>,
 }
 
 impl Page {
-    pub(super) fn new() -> Page {
-        Page { marks: Vec::new() }
+    pub(super) fn new(font: PdfFont) -> Page {
+        Page {
+            font,
+            marks: Vec::new(),
+        }
     }
 
     pub(super) fn text(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
@@ -118,7 +178,8 @@ impl Page {
     }
 
     pub(super) fn right(&mut self, font: Name<'static>, size: f32, x: f32, y: f32, text: &str) {
-        self.text(font, size, x - width(text, size, font), y, text);
+        let width = self.font.width(text, size, font);
+        self.text(font, size, x - width, y, text);
     }
 
     pub(super) fn rule(&mut self, y: f32) {
@@ -150,7 +211,7 @@ pub(super) fn shortened(text: &str, chars: usize) -> String {
     short
 }
 
-pub fn render(invoice: &Invoice) -> Vec<u8> {
+pub fn render(font: PdfFont, invoice: &Invoice) -> Vec<u8> {
     let d = &invoice.draft;
     let currency = d.total.currency().code();
     let chunks: Vec<_> = d.lines.chunks(LINES_PER_PAGE).collect();
@@ -158,7 +219,7 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
     let mut pages = Vec::with_capacity(page_count);
 
     for index in 0..page_count {
-        let mut page = Page::new();
+        let mut page = Page::new(font);
         page.text(BOLD, 20.0, LEFT, 780.0, "INVOICE");
         page.right(
             REGULAR,
@@ -317,7 +378,7 @@ pub fn render(invoice: &Invoice) -> Vec<u8> {
         pages.push(page);
     }
 
-    write(&format!("Invoice {}", invoice.number), pages)
+    write(font, &format!("Invoice {}", invoice.number), pages)
 }
 
 /// The seller (with its tax id) beside the buyer ("Bill to"), from `y` down; answers
@@ -359,7 +420,7 @@ struct Glyphs {
 }
 
 impl Glyphs {
-    fn of(pages: &[Page]) -> Glyphs {
+    fn of(font: PdfFont, pages: &[Page]) -> Glyphs {
         let used: BTreeSet<char> = pages
             .iter()
             .flat_map(|p| &p.marks)
@@ -373,7 +434,7 @@ impl Glyphs {
         let mut of_char = BTreeMap::new();
         let mut chars = BTreeMap::new();
         for c in used {
-            let (shown, g) = printed(c);
+            let (shown, g) = font.printed(c);
             if shown != c {
                 tracing::warn!(
                     character = %c.escape_unicode(),
@@ -399,15 +460,15 @@ impl Glyphs {
     }
 }
 
-pub(super) fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
-    let glyphs = Glyphs::of(&pages);
+pub(super) fn write(typeface: PdfFont, title: &str, pages: Vec<Page>) -> Vec<u8> {
+    let glyphs = Glyphs::of(typeface, &pages);
     // Without a subset (never seen: the font is ours), the whole font is embedded,
     // its glyphs addressed by their own ids.
-    let (font_file, cid_is_gid) = match subsetter::subset(FONT, 0, &glyphs.remapper) {
+    let (font_file, cid_is_gid) = match subsetter::subset(typeface.file, 0, &glyphs.remapper) {
         Ok(subset) => (subset, false),
         Err(e) => {
             tracing::error!(error = ?e, "subsetting the invoice font failed; embedding all of it");
-            (FONT.to_vec(), true)
+            (typeface.file.to_vec(), true)
         }
     };
     let old_gids: Vec<u16> = glyphs.remapper.remapped_gids().collect();
@@ -438,7 +499,7 @@ pub(super) fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
         .kids(page_ids.iter().copied())
         .count(pages.len() as i32);
 
-    let face = face();
+    let face = typeface.face;
     let scale = |v: i16| f32::from(v) * 1000.0 / f32::from(face.units_per_em());
     let system = SystemInfo {
         registry: Str(b"Adobe"),
@@ -460,13 +521,13 @@ pub(super) fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
         cids.cid_to_gid_map_predefined(Name(b"Identity"));
         let mut widths = cids.widths();
         for old in &old_gids {
-            widths.consecutive(*old, [advance(GlyphId(*old))]);
+            widths.consecutive(*old, [typeface.advance(GlyphId(*old))]);
         }
         widths.finish();
     } else {
         cids.cid_to_gid_map_predefined(Name(b"Identity"));
         cids.widths()
-            .consecutive(0, old_gids.iter().map(|g| advance(GlyphId(*g))));
+            .consecutive(0, old_gids.iter().map(|g| typeface.advance(GlyphId(*g))));
     }
     cids.finish();
     let bbox = face.global_bounding_box();
@@ -558,17 +619,35 @@ pub(super) fn write(title: &str, pages: Vec<Page>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn font() -> PdfFont {
+        PdfFont::load(Path::new(SOURCE_FONT)).expect("fonts/DejaVuSans.ttf")
+    }
+
     #[test]
     fn the_font_prints_latin_greek_and_cyrillic_and_replaces_the_rest() {
+        let font = font();
         for c in "Łukasz Gößling Őr Ğ ł ő ğ ß Ελένη Юлия €".chars() {
-            assert_eq!(printed(c).0, c, "{c}");
+            assert_eq!(font.printed(c).0, c, "{c}");
         }
-        assert_eq!(printed('日').0, REPLACEMENT);
+        assert_eq!(font.printed('日').0, REPLACEMENT);
         assert_ne!(
-            printed('日').1,
+            font.printed('日').1,
             GlyphId(0),
             "the replacement is a visible glyph"
         );
-        assert!(width("Ελένη", 10.0, REGULAR) > width("Ε", 10.0, REGULAR));
+        assert!(font.width("Ελένη", 10.0, REGULAR) > font.width("Ε", 10.0, REGULAR));
+    }
+
+    #[test]
+    fn the_font_is_read_once_per_path_and_a_missing_or_broken_one_is_named() {
+        assert!(std::ptr::eq(font().file, font().file));
+        let missing = PdfFont::load(Path::new("/nonexistent/DejaVuSans.ttf")).unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/DejaVuSans.ttf"),
+            "{missing}"
+        );
+        let license = Path::new(SOURCE_FONT).with_file_name("LICENSE");
+        let broken = PdfFont::load(&license).unwrap_err();
+        assert!(matches!(broken, FontError::NotAFont { .. }), "{broken}");
     }
 }

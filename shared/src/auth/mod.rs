@@ -42,6 +42,7 @@
 mod claims;
 mod hs256;
 mod jwks;
+mod ring_crypto;
 #[cfg(test)]
 mod tests;
 
@@ -386,13 +387,14 @@ impl fmt::Debug for Authenticator {
     }
 }
 
-/// jsonwebtoken 11 picks its crypto backend from crate features; installing aws-lc-rs
-/// explicitly keeps us working even if feature unification ever enables a second backend.
-fn install_crypto_provider() {
+/// jsonwebtoken 11 has no backend of its own here (its aws-lc and RustCrypto ones would
+/// be a second cryptographic library in every binary): [`ring_crypto`] is installed
+/// before the first token is signed or verified.
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Err only means a provider is already installed, which is fine.
-        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        let _ = ring_crypto::PROVIDER.install_default();
     });
 }
 

@@ -42,6 +42,7 @@ pub mod order;
 pub mod payment;
 pub mod principal;
 pub mod privacy;
+pub mod random;
 pub mod rate_limit;
 pub mod stock;
 pub mod suppression;

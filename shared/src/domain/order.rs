@@ -25,10 +25,8 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 impl OrderId {
     pub fn for_cart(cart_id: &str) -> Self {
-        let digest = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            format!("cart:{cart_id}").as_bytes(),
-        );
+        let digest =
+            ring::digest::digest(&ring::digest::SHA256, format!("cart:{cart_id}").as_bytes());
         // 16 base32 characters = 80 bits of the hash.
         let mut bits: u128 = 0;
         for byte in &digest.as_ref()[..10] {

@@ -256,7 +256,7 @@ fn job_id() -> String {
     const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut bytes = [0u8; 10];
     // Only fails when the OS has no randomness, and then nothing else works either.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    let _ = crate::domain::random::fill(&mut bytes);
     let bits = bytes
         .iter()
         .fold(0u128, |b, byte| (b << 8) | u128::from(*byte));

@@ -119,29 +119,35 @@ impl SendGridKey {
         };
         let mut signed = timestamp.as_bytes().to_vec();
         signed.extend_from_slice(body);
-        aws_lc_rs::signature::UnparsedPublicKey::new(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-            &self.0,
-        )
-        .verify(&signed, &signature)
-        .is_ok()
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &self.0)
+            .verify(&signed, &signature)
+            .is_ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lc_rs::encoding::AsDer;
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 
     #[test]
     fn a_sendgrid_signature_verifies_only_over_its_timestamp_and_body() {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
-        let spki = pair.public_key().as_der().unwrap();
-        let key = SendGridKey::parse(&STANDARD.encode(spki.as_ref())).expect("an SPKI key");
+        let random = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &random).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &random)
+                .unwrap();
+        // SubjectPublicKeyInfo of a P-256 key, as SendGrid shows it: a fixed prefix
+        // (id-ecPublicKey, prime256v1, BIT STRING of 66 bytes), then the point.
+        let mut spki = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let key = SendGridKey::parse(&STANDARD.encode(&spki)).expect("an SPKI key");
         let body = br#"[{"email":"a@example.com","event":"bounce"}]"#;
         let mut signed = b"1700000000".to_vec();
         signed.extend_from_slice(body);

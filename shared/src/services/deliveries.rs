@@ -81,7 +81,7 @@ pub fn retry_delay(attempt: u32) -> Duration {
 /// Up to a tenth more, so receivers that failed together are not retried together.
 fn with_jitter(delay: Duration) -> Duration {
     let mut byte = [0u8; 1];
-    match aws_lc_rs::rand::fill(&mut byte) {
+    match crate::domain::random::fill(&mut byte) {
         Ok(()) => (delay + delay.mul_f64(f64::from(byte[0]) / 2550.0)).min(MAX_RETRY_DELAY),
         Err(_) => delay,
     }

@@ -95,7 +95,7 @@ pub struct Listed {
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
     /// Signs list cursors; only the function that lists is given one.
-    cursor_key: Option<aws_lc_rs::hmac::Key>,
+    cursor_key: Option<ring::hmac::Key>,
     metrics: Arc<dyn Metrics>,
     /// Where shipping and delivering also record the order's parcels.
     shipments: Option<Arc<dyn ShipmentStore>>,
@@ -114,8 +114,8 @@ impl OrderService {
     /// Lists sign their cursors with `secret` (`CURSOR_SECRET`); without it `list`
     /// refuses to run.
     pub fn with_cursor_secret(mut self, secret: &[u8]) -> Self {
-        self.cursor_key = Some(aws_lc_rs::hmac::Key::new(
-            aws_lc_rs::hmac::HMAC_SHA256,
+        self.cursor_key = Some(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
             secret,
         ));
         self
@@ -402,12 +402,8 @@ fn refusal_reason(err: &OrderError) -> Option<&'static str> {
 
 /// A page position as the caller sees it: the position, and an HMAC binding it to
 /// `scope` (the caller and the filters), so that it cannot be forged or reused.
-pub(crate) fn seal_cursor(
-    key: &aws_lc_rs::hmac::Key,
-    position: &PagePosition,
-    scope: &str,
-) -> String {
-    let tag = aws_lc_rs::hmac::sign(key, format!("{scope}\n{}", position.0).as_bytes());
+pub(crate) fn seal_cursor(key: &ring::hmac::Key, position: &PagePosition, scope: &str) -> String {
+    let tag = ring::hmac::sign(key, format!("{scope}\n{}", position.0).as_bytes());
     format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(&position.0),
@@ -416,7 +412,7 @@ pub(crate) fn seal_cursor(
 }
 
 pub(crate) fn open_cursor(
-    key: &aws_lc_rs::hmac::Key,
+    key: &ring::hmac::Key,
     cursor: &str,
     scope: &str,
 ) -> Result<PagePosition, OrderError> {
@@ -429,7 +425,7 @@ pub(crate) fn open_cursor(
     let tag = URL_SAFE_NO_PAD
         .decode(tag)
         .map_err(|_| OrderError::BadCursor)?;
-    aws_lc_rs::hmac::verify(key, format!("{scope}\n{position}").as_bytes(), &tag)
+    ring::hmac::verify(key, format!("{scope}\n{position}").as_bytes(), &tag)
         .map_err(|_| OrderError::BadCursor)?;
     Ok(PagePosition(position))
 }
@@ -450,8 +446,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn key() -> aws_lc_rs::hmac::Key {
-        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"test-cursor-secret")
+    fn key() -> ring::hmac::Key {
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"test-cursor-secret")
     }
 
     /// A cursor changed in one place: a character replaced, inserted or removed.

@@ -118,7 +118,7 @@ pub struct PrivacyService {
     queue: Option<Arc<dyn ErasureQueue>>,
     page_size: usize,
     /// Signs the export's cursors; only the function that exports is given one.
-    cursor_key: Option<aws_lc_rs::hmac::Key>,
+    cursor_key: Option<ring::hmac::Key>,
 }
 
 impl PrivacyService {
@@ -142,8 +142,8 @@ impl PrivacyService {
     /// The export signs its cursors with `secret` (`CURSOR_SECRET`); without it
     /// `export` refuses to run.
     pub fn with_cursor_secret(mut self, secret: &[u8]) -> Self {
-        self.cursor_key = Some(aws_lc_rs::hmac::Key::new(
-            aws_lc_rs::hmac::HMAC_SHA256,
+        self.cursor_key = Some(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
             secret,
         ));
         self

@@ -731,7 +731,7 @@ fn step(caller: &Principal, role: Role) -> Step {
 }
 
 fn fingerprint_of(text: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     digest
         .as_ref()
         .iter()

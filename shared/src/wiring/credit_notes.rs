@@ -1,6 +1,6 @@
 //! What credit notes need: their store and counters on `TABLE_NAME` (issued by the
 //! notifications consumer, read by `list-credit-notes` and `get-credit-note`) and the
-//! PDF renderer. Numbered in the invoices' series (`INVOICE_SERIES`): a credit note
+//! PDF renderer (its font: `PDF_FONT_PATH`, [`Wiring::pdf_font`]). Numbered in the invoices' series (`INVOICE_SERIES`): a credit note
 //! takes its invoice's.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ impl Wiring {
             credit_notes: CreditNoteService::new(
                 self.order_store()?,
                 self.credit_note_store()?,
-                credit_note_renderer(),
+                self.credit_note_renderer()?,
             ),
         })
     }
@@ -32,8 +32,10 @@ impl Wiring {
                 .with_retention_years(self.retention_years()?),
         ))
     }
-}
 
-pub(super) fn credit_note_renderer() -> Arc<dyn CreditNoteRenderer> {
-    Arc::new(PdfCreditNotes)
+    pub(super) fn credit_note_renderer(&self) -> Result<Arc<dyn CreditNoteRenderer>, ConfigError> {
+        Ok(Arc::new(PdfCreditNotes {
+            font: self.pdf_font()?,
+        }))
+    }
 }

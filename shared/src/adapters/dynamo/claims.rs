@@ -123,7 +123,7 @@ pub fn millis(at: OffsetDateTime) -> i128 {
 /// 128 random bits: only the claimer knows its claim.
 fn new_token() -> Result<ClaimToken, StoreError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
+    crate::domain::random::fill(&mut bytes)
         .map_err(|_| StoreError::Other("no randomness for a claim".into()))?;
     Ok(ClaimToken(
         bytes.iter().map(|b| format!("{b:02x}")).collect(),

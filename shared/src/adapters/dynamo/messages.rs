@@ -47,10 +47,7 @@ fn expires_at(from: OffsetDateTime) -> aws_sdk_dynamodb::types::AttributeValue {
 /// The day's counter of one recipient: the address hashed (lower case), so that the
 /// table holds no address outside its order.
 fn recipient_key(recipient: &str, at: OffsetDateTime) -> Item {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        recipient.to_lowercase().as_bytes(),
-    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, recipient.to_lowercase().as_bytes());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     Item::from([
         (PK.into(), s(format!("RECIPIENT#{hex}"))),

@@ -118,6 +118,7 @@ pub async fn issue_next(
 fn backoff(attempt: u32) -> Duration {
     let base = (5u64 << attempt.min(5)).min(200);
     let mut byte = [0u8; 1];
-    let jitter = aws_lc_rs::rand::fill(&mut byte).map_or(0, |_| u64::from(byte[0]) % base.max(1));
+    let jitter =
+        crate::domain::random::fill(&mut byte).map_or(0, |_| u64::from(byte[0]) % base.max(1));
     Duration::from_millis(base + jitter)
 }

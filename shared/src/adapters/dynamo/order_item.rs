@@ -38,8 +38,8 @@ pub fn order_key(id: &OrderId) -> Item {
 /// Keys are hashed so that any key text a client sends fits DynamoDB's key rules
 /// and two callers' keys can never collide.
 pub fn idempotency_key(key: &IdempotencyKey) -> Item {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
         format!("{}\0{}", key.caller, key.key).as_bytes(),
     );
     HashMap::from([

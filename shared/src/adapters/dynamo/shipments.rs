@@ -313,7 +313,8 @@ impl DynamoOrderStore {
         lease_until: OffsetDateTime,
     ) -> Result<Option<(ClaimToken, Item)>, StoreError> {
         let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Other("no randomness".into()))?;
+        crate::domain::random::fill(&mut bytes)
+            .map_err(|_| StoreError::Other("no randomness".into()))?;
         let token = ClaimToken(bytes.iter().map(|b| format!("{b:02x}")).collect());
         let expires = now + time::Duration::days(LABEL_CLAIM_DAYS);
         let result = self

@@ -20,8 +20,8 @@ use crate::domain::time::timestamp;
 use crate::ports::{ChangeOutcome, StoreError, Suppressions};
 
 fn key(address: &str) -> Item {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
         address.trim().to_lowercase().as_bytes(),
     );
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();

@@ -42,19 +42,21 @@ static PUBLIC_ROOTS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("aws-lc-rs supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 });
 
 /// A reqwest client builder that trusts the public web's roots (see the module docs).
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder();
     if platform_roots_wanted() {
+        // reqwest builds this configuration itself, with the process's default
+        // provider: it links none of its own (`rustls-no-provider`). An Err means one
+        // is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         builder
     } else {
         builder.tls_backend_preconfigured(PUBLIC_ROOTS.clone())

@@ -85,8 +85,8 @@ impl ReturnId {
     /// The return an idempotent request makes: the same order, caller and key name the
     /// same return, so a retry finds the one its first attempt wrote.
     pub fn for_request(order: &str, caller: &str, key: &str) -> ReturnId {
-        let digest = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
             format!("return:{order}\0{caller}\0{key}").as_bytes(),
         );
         ReturnId::from_bytes(digest.as_ref())
@@ -96,7 +96,7 @@ impl ReturnId {
     pub fn fresh() -> ReturnId {
         let mut bytes = [0u8; 10];
         // Only fails when the OS has no randomness, and then nothing else works either.
-        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        let _ = crate::domain::random::fill(&mut bytes);
         ReturnId::from_bytes(&bytes)
     }
 

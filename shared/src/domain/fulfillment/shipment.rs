@@ -37,8 +37,8 @@ impl ShipmentId {
     /// The shipment an idempotent request makes: the same order, caller and key name
     /// the same shipment, so a retry finds the one its first attempt wrote.
     pub fn for_request(order: &str, caller: &str, key: &str) -> ShipmentId {
-        let digest = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
             format!("shipment:{order}\0{caller}\0{key}").as_bytes(),
         );
         ShipmentId::from_bytes(digest.as_ref())
@@ -48,7 +48,7 @@ impl ShipmentId {
     pub fn fresh() -> ShipmentId {
         let mut bytes = [0u8; 10];
         // Only fails when the OS has no randomness, and then nothing else works either.
-        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        let _ = crate::domain::random::fill(&mut bytes);
         ShipmentId::from_bytes(&bytes)
     }
 

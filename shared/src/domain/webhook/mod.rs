@@ -33,7 +33,7 @@ impl WebhookId {
 
     pub fn generate() -> Result<WebhookId, signature::SecretError> {
         let mut bytes = [0u8; Self::HEX_DIGITS / 2];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| signature::SecretError::Random)?;
+        crate::domain::random::fill(&mut bytes).map_err(|_| signature::SecretError::Random)?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ok(WebhookId(format!("{}{hex}", Self::PREFIX)))
     }

@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ring::hmac;
 
 pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
@@ -33,7 +33,7 @@ pub struct Secret(Vec<u8>);
 impl Secret {
     pub fn generate() -> Result<Secret, SecretError> {
         let mut bytes = vec![0; SECRET_BYTES];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| SecretError::Random)?;
+        crate::domain::random::fill(&mut bytes).map_err(|_| SecretError::Random)?;
         Ok(Secret(bytes))
     }
 

@@ -251,7 +251,7 @@ fn checkout_input(body: &Map<String, Value>) -> (CheckoutInput, FieldErrors) {
 pub fn fingerprint(body: &Map<String, Value>) -> String {
     // serde_json's Map keeps keys sorted, which is the canonical order.
     let canonical = serde_json::to_string(body).unwrap_or_default();
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -24,12 +24,9 @@ impl ShippoWebhookApi {
     pub async fn shippo_webhook(&self, request: &Request) -> Result<Response<Body>, ApiError> {
         let params = request.query_string_parameters();
         let given = params.first("token").unwrap_or_default();
-        if aws_lc_rs::constant_time::verify_slices_are_equal(
-            given.as_bytes(),
-            self.token.as_bytes(),
-        )
-        .is_err()
-        {
+        // Compared as digests: where two digests differ says nothing about the token.
+        let digest = |text: &str| ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        if digest(given).as_ref() != digest(&self.token).as_ref() {
             return Err(ApiError::BadToken);
         }
         let body = request::json_object(request, true)?.unwrap_or_default();
