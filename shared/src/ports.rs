@@ -193,8 +193,19 @@ pub trait Inventory: Send + Sync {
     /// never was in the count); a no-op when there is nothing reserved.
     async fn release(&self, order_id: &OrderId) -> Result<ReleaseOutcome, StoreError>;
 
-    /// Sets a product's available stock (seeding, restocking).
+    /// Sets a product's available stock (seeding, restocking), on one item.
     async fn set_stock(&self, product_id: &str, available: u64) -> Result<(), StoreError>;
+
+    /// Sets a hot product's available stock split evenly over `shards` items (1 to
+    /// `domain::stock::MAX_STOCK_SHARDS`), so that its reservations spread over them
+    /// (a flash sale; `docs/scale.md`). Never oversells: a dry item falls back on the
+    /// others.
+    async fn split_stock(
+        &self,
+        product_id: &str,
+        available: u64,
+        shards: u32,
+    ) -> Result<(), StoreError>;
 }
 
 /// Where an order's parcels are recorded: on the order's own item, so that reading

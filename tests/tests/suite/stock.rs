@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use orders::adapters::dynamo::DynamoOrderStore;
 use orders::adapters::dynamo::inventory::{DynamoInventory, ReservationState};
-use orders::domain::stock::{ShippedOutcome, Shortfall, StockLine};
+use orders::domain::stock::{ReserveOutcome, ShippedOutcome, Shortfall, StockLine};
 use orders::domain::{OrderId, OrderStatus};
 use orders::events::{Envelope, OrderEvent, SOURCE};
 use orders::inbound::sqs;
-use orders::ports::{Inventory, Metric, MetricSet, Metrics, OrderStore};
+use orders::ports::{Inventory, Metric, MetricSet, Metrics, OrderStore, Restock};
 use orders::services::fulfillment::Fulfillment;
 use orders_tests::{Call, FULFILL, Stack, checkout, token};
 use serde_json::json;
@@ -340,4 +340,157 @@ async fn shipped_orders_racing_for_the_last_units_oversell_exactly_the_differenc
         oversold, 5,
         "each order's share adds up to the product's total"
     );
+}
+
+/// A flash sale: one product's last units split over four items, many more orders
+/// than units reserving at once, each from its own instance (none knows the split
+/// yet). Exactly the units there were are reserved, never more; every item ends at
+/// zero; the orders that got nothing are told so.
+#[tokio::test]
+async fn a_split_product_under_a_rush_reserves_exactly_its_units() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack);
+    c.inventory.split_stock("p001", 20, 4).await.unwrap();
+    assert_eq!(
+        c.inventory.shard_counts("p001").await.unwrap(),
+        [5, 5, 5, 5]
+    );
+
+    let orders: Vec<OrderId> = (0..36)
+        .map(|i| OrderId::for_cart(&format!("flash-{i}")))
+        .collect();
+    let instances: Vec<DynamoInventory> = (0..6)
+        .map(|_| DynamoInventory::new(stack.dynamodb.clone(), &stack.table))
+        .collect();
+    let outcomes = futures_util::future::join_all(orders.iter().enumerate().map(|(i, order)| {
+        let inventory = &instances[i % instances.len()];
+        async move { inventory.reserve(order, &[line("p001", 1)]).await }
+    }))
+    .await;
+
+    let reserved = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(ReserveOutcome::Reserved)))
+        .count();
+    let short = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(ReserveOutcome::Short(_))))
+        .count();
+    assert_eq!(reserved, 20, "{outcomes:?}");
+    assert_eq!(short, 16, "{outcomes:?}");
+    assert_eq!(c.stock("p001").await, (Some(0), 0));
+    assert_eq!(
+        c.inventory.shard_counts("p001").await.unwrap(),
+        [0, 0, 0, 0]
+    );
+
+    // What the reservations say they took adds up to the 20 units, item by item.
+    let mut taken = 0;
+    for order in &orders {
+        if let Some(reservation) = c.inventory.reservation(order).await.unwrap() {
+            let from_items: u64 = reservation.takes.iter().map(|t| t.quantity).sum();
+            assert_eq!(from_items, 1, "{reservation:?}");
+            taken += from_items;
+        }
+    }
+    assert_eq!(taken, 20);
+}
+
+/// An order bigger than its own item takes the rest from the others, and a release
+/// gives every unit back to the item it came from; restocked units on the product's
+/// own item are found when the shards run dry.
+#[tokio::test]
+async fn a_split_product_falls_back_on_its_other_items_and_gets_units_back_where_they_came_from() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack);
+    c.inventory.split_stock("p001", 9, 3).await.unwrap();
+    let big = OrderId::for_cart("flash-big");
+
+    assert_eq!(
+        c.inventory.reserve(&big, &[line("p001", 7)]).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(c.stock("p001").await, (Some(2), 0));
+    let reservation = c.inventory.reservation(&big).await.unwrap().unwrap();
+    assert_eq!(reservation.takes.len(), 3, "{reservation:?}");
+
+    c.inventory.release(&big).await.unwrap();
+    assert_eq!(c.inventory.shard_counts("p001").await.unwrap(), [3, 3, 3]);
+
+    // Drain the shards, then restock the product's own item (a return's restock).
+    let all = OrderId::for_cart("flash-all");
+    c.inventory.reserve(&all, &[line("p001", 9)]).await.unwrap();
+    c.store
+        .restock("flash-return", &[line("p001", 2)])
+        .await
+        .unwrap();
+    let late = OrderId::for_cart("flash-late");
+    assert_eq!(
+        c.inventory
+            .reserve(&late, &[line("p001", 2)])
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(c.stock("p001").await, (Some(0), 0));
+    assert_eq!(
+        c.inventory
+            .reserve(&OrderId::for_cart("flash-none"), &[line("p001", 1)])
+            .await
+            .unwrap(),
+        ReserveOutcome::Short(vec![Shortfall {
+            product_id: "p001".into(),
+            wanted: 1,
+            available: 0,
+        }])
+    );
+}
+
+/// Goods that left before their stock was taken: a split product drains every item
+/// and records the rest as oversold, once; an instance that learnt an earlier split
+/// follows the product when it is no longer split.
+#[tokio::test]
+async fn a_split_product_oversells_only_what_left_without_a_count_and_can_be_joined_again() {
+    let stack = Stack::new().await;
+    let c = consumer(&stack);
+    c.inventory.split_stock("p001", 3, 2).await.unwrap();
+    let shipped = OrderId::for_cart("flash-shipped");
+    let outcome = c
+        .inventory
+        .reserve_shipped(&shipped, &[line("p001", 5)])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ShippedOutcome::Taken {
+            oversold: vec![Shortfall {
+                product_id: "p001".into(),
+                wanted: 5,
+                available: 3,
+            }]
+        }
+    );
+    assert_eq!(c.stock("p001").await, (Some(0), 2));
+    c.inventory.release(&shipped).await.unwrap();
+    assert_eq!(
+        c.stock("p001").await,
+        (Some(3), 2),
+        "the 3 counted units only"
+    );
+
+    // Joined again on one item: an instance that knew the split finds it gone.
+    c.inventory.set_stock("p001", 4).await.unwrap();
+    assert!(c.inventory.shard_counts("p001").await.unwrap().is_empty());
+    let stale = DynamoInventory::new(stack.dynamodb.clone(), &stack.table);
+    stale.split_stock("p002", 2, 2).await.unwrap();
+    c.inventory.split_stock("p002", 1, 1).await.unwrap();
+    c.inventory.set_stock("p002", 6).await.unwrap();
+    assert_eq!(
+        stale
+            .reserve(&OrderId::for_cart("flash-stale"), &[line("p002", 5)])
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(c.stock("p002").await, (Some(1), 0));
 }
