@@ -114,10 +114,7 @@ impl OrderService {
     /// Lists sign their cursors with `secret` (`CURSOR_SECRET`); without it `list`
     /// refuses to run.
     pub fn with_cursor_secret(mut self, secret: &[u8]) -> Self {
-        self.cursor_key = Some(ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            secret,
-        ));
+        self.cursor_key = Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret));
         self
     }
 

@@ -142,10 +142,7 @@ impl PrivacyService {
     /// The export signs its cursors with `secret` (`CURSOR_SECRET`); without it
     /// `export` refuses to run.
     pub fn with_cursor_secret(mut self, secret: &[u8]) -> Self {
-        self.cursor_key = Some(ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            secret,
-        ));
+        self.cursor_key = Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret));
         self
     }
 
