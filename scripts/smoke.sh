@@ -392,6 +392,42 @@ curl -fsS -o /dev/null -X POST "$shippo/_control/tracks/usps/$LABEL_TRACKING_NUM
 poll "/api/orders/$ORDER4" "$TOKEN" 'b["status"] + "/" + b["shipping_status"] + "/" + str([i["quantity_delivered"] for i in b["items"]])' \
   "delivered/delivered/[2, 1]" "both parcels delivered"
 
+# Returns (README): one cable of the delivered, card-paid $ORDER comes back: asked by the
+# customer, approved by support with a Shippo return label, carried back (the stand-in's
+# tracking), received by the warehouse, restocked and refunded at Stripe, each once.
+call POST "/api/orders/$ORDER/returns" -H "Authorization: Bearer $TOKEN" \
+  -H "Content-Type: application/json" -H "Idempotency-Key: return-1" \
+  -d '{"items": [{"product_id": "p001", "quantity": 1, "reason": "damaged"}], "note": "bent connector"}'
+expect_status 201 "the customer asks to return a cable"
+expect_json 'b["status"]' requested "the customer asks to return a cable"
+RETURN="$(json 'b["return_id"]')"
+call GET "/api/orders/$ORDER" -H "Authorization: Bearer $TOKEN"
+expect_json 'b["status"] + "/" + b["return_status"]' delivered/requested "the order once a return is asked"
+call GET "/api/returns?status=requested" -H "Authorization: Bearer $ADMIN_TOKEN"
+expect_status 200 "support's queue of returns"
+expect_json "'$RETURN' in [r['return_id'] for r in b['returns']]" True "support's queue of returns"
+call POST "/api/orders/$ORDER/returns/$RETURN/approve" -H "Authorization: Bearer $ADMIN_TOKEN"
+expect_status 200 "support approves the return"
+expect_json 'b["status"] + "/" + b["label"]["status"]' approved/label_created "support approves the return"
+RETURN_CARRIER="$(json 'b["label"]["carrier"]')"
+RETURN_TRACKING="$(json 'b["label"]["tracking_number"]')"
+curl -fsS -o /dev/null -X POST "$shippo/_control/tracks/$RETURN_CARRIER/$RETURN_TRACKING" \
+  -H 'Content-Type: application/json' -d '{"status": "DELIVERED"}' || fail "the stand-in's tracking control route (return)"
+poll "/api/orders/$ORDER/returns" "$TOKEN" 'b["returns"][0]["status"] + "/" + b["returns"][0]["label"]["status"]' \
+  approved/delivered "the return parcel at the warehouse"
+call POST "/api/orders/$ORDER/returns/$RETURN/receive" -H "Authorization: Bearer $FULFILL_TOKEN" \
+  -H "Content-Type: application/json" -H "Idempotency-Key: receive-1" \
+  -d '{"items": [{"product_id": "p001", "quantity": 1, "restock": true}], "refund_shipping": false, "restocking_fee": "0.00"}'
+expect_status 200 "the warehouse receives the return"
+expect_json 'b["status"] + "/" + str(b["receipt"]["restocked"]) + "/" + b["refund"]["status"] + "/" + str(b["refund"]["amount"])' \
+  received/True/refunded/10.0 "the warehouse receives the return"
+call POST "/api/orders/$ORDER/returns/$RETURN/receive" -H "Authorization: Bearer $FULFILL_TOKEN" \
+  -H "Content-Type: application/json" -H "Idempotency-Key: receive-1" \
+  -d '{"items": [{"product_id": "p001", "quantity": 1, "restock": true}], "refund_shipping": false, "restocking_fee": "0.00"}'
+expect_header idempotent-replayed true "the same receive again"
+poll "/api/orders/$ORDER" "$TOKEN" 'b["payment_status"] + "/" + b["return_status"] + "/" + str(len(b["payment"]["refunds"]))' \
+  partially_refunded/partially_returned/1 "the order after the return"
+
 # Bad input: a clear problem, never a 500.
 call POST /api/orders -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"cart_id":'
 expect_status 400 "malformed JSON"

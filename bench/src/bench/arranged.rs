@@ -39,6 +39,17 @@ pub const FUNCTIONS: &[&str] = &[
     "list-shipments",
     "void-shipment",
     "shippo-webhook",
+    // Returns (issue 20) and credit notes (issue 19).
+    "create-return",
+    "list-order-returns",
+    "list-returns",
+    "approve-return",
+    "decline-return",
+    "cancel-return",
+    "receive-return",
+    "refund-return",
+    "list-credit-notes",
+    "get-credit-note",
     // The console and the API's 405.
     "serve-console",
     "method-not-allowed",

@@ -67,7 +67,7 @@ async fn start_pipeline(
     if let Some((url, _)) = created.get("WebhookQueue") {
         settings = settings.with("WEBHOOK_QUEUE_URL", url);
     }
-    let wiring = Wiring::new(settings, sdk.clone());
+    let wiring = Wiring::load(settings, sdk.clone()).await;
     let local = pipeline::Local {
         sdk,
         table: stack.table.clone(),

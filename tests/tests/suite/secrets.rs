@@ -357,6 +357,8 @@ mod template {
             ("ReceiveReturnFunction", &["STRIPE_SECRET_KEY"][..]),
             ("RefundReturnFunction", &["STRIPE_SECRET_KEY"][..]),
             ("SettlePaymentsFunction", &["STRIPE_SECRET_KEY"][..]),
+            // Approving a return buys its label (issue 20).
+            ("ApproveReturnFunction", &["SHIPPO_API_TOKEN"][..]),
             ("CreateShipmentFunction", &["SHIPPO_API_TOKEN"][..]),
             ("FulfillOrdersFunction", &["SHIPPO_API_TOKEN"][..]),
             ("VoidShipmentFunction", &["SHIPPO_API_TOKEN"][..]),
