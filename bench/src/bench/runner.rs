@@ -334,6 +334,8 @@ impl Runner {
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[$LATEST]bench")
+            // What the font layer (template.yaml, PdfFontLayer) puts at /opt in Lambda.
+            .env("PDF_FONT_PATH", orders::adapters::invoice_pdf::SOURCE_FONT)
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
