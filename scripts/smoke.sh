@@ -335,6 +335,9 @@ call POST "/api/orders/$ORDER2/refunds" -H "Authorization: Bearer $ADMIN_TOKEN" 
   -H "Content-Type: application/json" -H "Idempotency-Key: refund-1" -d '{"amount": "25.00", "reason": "damaged"}'
 expect_status 201 "refund 25.00"
 expect_json 'b["payment_status"]' partially_refunded "refund 25.00"
+# Allocated pro rata to what remains refundable of each line (largest remainder).
+expect_json '[(a["part"], a["net"]) for a in b["payment"]["refunds"][0]["allocation"]]' \
+  "[('p001', 6.67), ('p002', 18.33)]" "refund 25.00's allocation"
 call DELETE "/api/orders/$ORDER2" -H "Authorization: Bearer $ADMIN_TOKEN"
 expect_status 200 "cancel a paid order"
 expect_json 'b["message"]' "Order $ORDER2 cancelled successfully." "cancel"

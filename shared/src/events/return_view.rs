@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::view::{Amount, ReturnLineView, lines};
+use super::view::{AllocationView, Amount, ReturnLineView, lines};
 use crate::domain::Order;
 use crate::domain::fulfillment::returns::{RefundState, Return, Step};
 use crate::domain::time::timestamp;
@@ -75,14 +75,6 @@ pub struct ReturnRefundView {
     pub allocation: Vec<AllocationView>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct AllocationView {
-    /// A product id, or `shipping`.
-    pub part: String,
-    pub net: Amount,
-    pub tax: Amount,
-}
-
 impl ReturnView {
     pub fn of(order: &Order, r: &Return) -> ReturnView {
         let step = |status: &'static str, step: &Option<Step>| {
@@ -103,12 +95,6 @@ impl ReturnView {
         .flatten()
         .collect();
         let currency = order.total.currency();
-        let sum = |taxes: &[crate::domain::billing::TaxLine]| {
-            Amount::from(crate::domain::Money::from_minor(
-                taxes.iter().map(|t| t.amount.minor()).sum(),
-                currency,
-            ))
-        };
         ReturnView {
             return_id: r.return_id.to_string(),
             order_id: order.id.to_string(),
@@ -147,28 +133,7 @@ impl ReturnView {
                 allocation: if c.refund_state == RefundState::None {
                     Vec::new()
                 } else {
-                    c.allocation
-                        .refunded_lines()
-                        .map(|l| AllocationView {
-                            part: l.product_id.clone(),
-                            net: l.net.into(),
-                            tax: sum(&l.tax_lines),
-                        })
-                        .chain(
-                            c.allocation
-                                .shipping
-                                .iter()
-                                .filter(|s| {
-                                    s.net.minor() != 0
-                                        || s.tax_lines.iter().any(|t| t.amount.minor() != 0)
-                                })
-                                .map(|s| AllocationView {
-                                    part: "shipping".into(),
-                                    net: s.net.into(),
-                                    tax: sum(&s.tax_lines),
-                                }),
-                        )
-                        .collect()
+                    AllocationView::of(&c.allocation)
                 },
             }),
         }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::domain::billing::{Pricing, TaxLine};
+use crate::domain::billing::{Parts, Pricing, TaxLine};
 use crate::domain::fulfillment::returns::{Return, ReturnLine};
 use crate::domain::fulfillment::{Shipment, ShipmentLine};
 use crate::domain::time::timestamp;
@@ -107,6 +107,52 @@ pub struct RefundView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: String,
+    /// What it gave back per line and of the shipping (net and tax), as its credit
+    /// note lists it; empty for a refund no line accounts for (money received beyond
+    /// the total, or a refund recorded before refunds were allocated).
+    pub allocation: Vec<AllocationView>,
+}
+
+/// One part a refund gave back: a line (by product) or the shipping, net and tax.
+#[derive(Debug, Serialize)]
+pub struct AllocationView {
+    /// A product id, or `shipping`.
+    pub part: String,
+    pub net: Amount,
+    pub tax: Amount,
+}
+
+impl AllocationView {
+    /// The parts `parts` gives back something of, lines first, then the shipping.
+    pub fn of(parts: &Parts) -> Vec<AllocationView> {
+        let tax = |taxes: &[TaxLine]| {
+            Amount::from(Money::from_minor(
+                taxes.iter().map(|t| t.amount.minor()).sum(),
+                parts.currency,
+            ))
+        };
+        parts
+            .refunded_lines()
+            .map(|l| AllocationView {
+                part: l.product_id.clone(),
+                net: l.net.into(),
+                tax: tax(&l.tax_lines),
+            })
+            .chain(
+                parts
+                    .shipping
+                    .iter()
+                    .filter(|s| {
+                        s.net.minor() != 0 || s.tax_lines.iter().any(|t| t.amount.minor() != 0)
+                    })
+                    .map(|s| AllocationView {
+                        part: "shipping".into(),
+                        net: s.net.into(),
+                        tax: tax(&s.tax_lines),
+                    }),
+            )
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -335,6 +381,7 @@ impl From<&Order> for OrderView {
                         // by `for_reader`, never in an event or the owner's view.
                         reason: None,
                         at: timestamp(r.at),
+                        allocation: r.parts.as_ref().map(AllocationView::of).unwrap_or_default(),
                     })
                     .collect(),
                 problem: p.problem.clone(),

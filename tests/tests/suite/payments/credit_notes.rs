@@ -129,6 +129,20 @@ async fn a_partial_refund_is_allocated_pro_rata_and_its_credit_note_adds_up() {
         stored_allocations(&p, &order_id).await,
         [vec![477, 90, 255, 18, 134, 26]]
     );
+    // The order's own view says the same, per line and of the shipping.
+    let order = p
+        .stack
+        .send(Call::new("GET", &format!("/api/orders/{order_id}")).bearer(&token(USER, "")))
+        .await;
+    assert_eq!(
+        order.body["payment"]["refunds"][0]["allocation"],
+        json!([
+            {"part": "p001", "net": 4.77, "tax": 0.90},
+            {"part": "b042", "net": 2.55, "tax": 0.18},
+            {"part": "shipping", "net": 1.34, "tax": 0.26}
+        ]),
+        "{order:?}"
+    );
     tell(&p, &order_id).await;
 
     let notes = credit_notes(&p, &order_id).await;
