@@ -326,6 +326,29 @@ impl Template {
             .collect()
     }
 
+    /// The names of the environment variables the template gives the function built as
+    /// `binary` (its own, not the globals'); empty for a binary it does not build.
+    pub fn environment_of(&self, binary: &str) -> Vec<String> {
+        self.resources_of_type("AWS::Serverless::Function")
+            .filter(|(_, function)| {
+                function
+                    .get("Metadata")
+                    .and_then(|m| m.get("BuildProperties"))
+                    .and_then(|b| b.get("Binary"))
+                    .and_then(Value::as_str)
+                    == Some(binary)
+            })
+            .filter_map(|(_, function)| {
+                function
+                    .get("Properties")?
+                    .get("Environment")?
+                    .get("Variables")?
+                    .as_mapping()
+            })
+            .flat_map(|variables| variables.keys().filter_map(Value::as_str).map(String::from))
+            .collect()
+    }
+
     /// Every function with a `DynamoDB` or `SQS` event.
     pub fn consumers(&self) -> Vec<Consumer> {
         let global_timeout = number(self.globals.get("Function").and_then(|f| f.get("Timeout")));

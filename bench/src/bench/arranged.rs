@@ -122,12 +122,18 @@ pub async fn prepare(
         let wiring = Wiring::new(settings.clone(), sdk.clone());
         let api = wiring.api()?;
         let ids = samples::arrange(&wiring, &api, events_dir, name, secret.as_bytes()).await?;
-        // Deployed functions get their provider keys by ARN, and the runtime's
+        // Deployed functions get their provider keys by ARN, only those the template
+        // gives them (each is one GetSecretValue at init), and the runtime's
         // `AWS_LAMBDA_FUNCTION_NAME` makes them refuse keys given as values.
         let deployed =
             orders_dev::secrets::keys_by_arn(&sdk, settings.clone(), &unique("orders-bench"))
                 .await?;
-        let arns = PROVIDER_KEYS.map(arn_setting);
+        let given = template.environment_of(name);
+        let arns: Vec<String> = PROVIDER_KEYS
+            .map(arn_setting)
+            .into_iter()
+            .filter(|arn| given.contains(arn))
+            .collect();
         let function = Arranged {
             name,
             env: SETTINGS

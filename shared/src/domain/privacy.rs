@@ -268,12 +268,13 @@ fn job_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{OrderId, PaymentMethod, PaymentStatus, ShippingStatus};
     use time::macros::datetime;
 
-    fn order() -> Order {
+    /// A delivered order of `user-1` with an address, a contact and two history entries.
+    pub(crate) fn order() -> Order {
         let at = datetime!(2026-11-25 10:00 UTC);
         let entry = |role, reason: Option<&str>| HistoryEntry {
             at,

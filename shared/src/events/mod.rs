@@ -160,6 +160,19 @@ impl OrderEvent {
     /// event put on the bus by anyone but the publisher fails this unless it copies
     /// a real one, and the consumers act on the stored order anyway.
     pub fn recorded_in(&self, order: &Order) -> bool {
+        self.went_through(order, true)
+    }
+
+    /// [`OrderEvent::recorded_in`], or a change of `order` from before its personal data
+    /// was erased: everything but the address (erased since) must match. For stock,
+    /// which must still be released or reserved for an erased order; a webhook or a
+    /// message of an erased order's old events is never sent.
+    pub fn recorded_in_erased(&self, order: &Order) -> bool {
+        self.recorded_in(order)
+            || (crate::domain::privacy::is_erased(order) && self.went_through(order, false))
+    }
+
+    fn went_through(&self, order: &Order, with_address: bool) -> bool {
         let Some(entry) = (self.sequence as usize)
             .checked_sub(1)
             .and_then(|i| order.history.get(i))
@@ -173,7 +186,7 @@ impl OrderEvent {
             && self.user_id == order.user_id
             && self.sequence <= order.version
             && self.status == entry.status.as_str()
-            && snapshot.describes(order)
+            && snapshot.describes(order, with_address)
     }
 
     /// `order.created`, `order.<status>` when the status moved, otherwise
@@ -313,7 +326,7 @@ struct SnapshotAddress {
 }
 
 impl OrderSnapshot {
-    fn describes(&self, order: &Order) -> bool {
+    fn describes(&self, order: &Order, with_address: bool) -> bool {
         let lines_match = self.items.len() == order.items.len()
             && self
                 .items
@@ -324,8 +337,10 @@ impl OrderSnapshot {
         let b = &order.shipping_address;
         self.user_id == order.user_id
             && lines_match
-            && (&a.name, &a.address, &a.city, &a.state, &a.zip, &a.country)
-                == (&b.name, &b.address, &b.city, &b.state, &b.zip, &b.country)
+            && a.country == b.country
+            && (!with_address
+                || (&a.name, &a.address, &a.city, &a.state, &a.zip)
+                    == (&b.name, &b.address, &b.city, &b.state, &b.zip))
     }
 }
 
@@ -376,4 +391,35 @@ pub struct Envelope {
     pub source: String,
     pub time: String,
     pub detail: OrderEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::privacy::{erase, tests::order};
+    use time::macros::datetime;
+
+    #[test]
+    fn an_erased_orders_earlier_events_are_its_own_for_its_stock_only() {
+        let stored = order();
+        let event = OrderEvent::for_change(None, &stored).unwrap();
+        let erased = erase(&stored, "admin-1", datetime!(2026-11-26 10:00 UTC)).unwrap();
+        assert!(event.recorded_in(&stored));
+        // Webhooks and messages: the address it carried is gone from the order.
+        assert!(!event.recorded_in(&erased));
+        // Fulfillment: the same order, version, status, lines and country.
+        assert!(event.recorded_in_erased(&erased));
+        assert!(event.recorded_in_erased(&stored));
+
+        let mut moved = erased.clone();
+        moved.shipping_address.country = "DE".into();
+        assert!(!event.recorded_in_erased(&moved));
+        let mut someone_elses = erased.clone();
+        someone_elses.user_id = "user-2".into();
+        assert!(!event.recorded_in_erased(&someone_elses));
+        // Not erased: the address must match.
+        let mut readdressed = stored.clone();
+        readdressed.shipping_address.city = "Chicago".into();
+        assert!(!event.recorded_in_erased(&readdressed));
+    }
 }
