@@ -29,7 +29,7 @@ fn var(name: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let template_path = var("ORDERS_TEMPLATE", "template.yaml");
     let port: u16 = var("PORT", "3000").parse()?;
     // The local stack's settings: the environment, with local mode on and the defaults

@@ -7,7 +7,7 @@ use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let deliveries = Wiring::from_env().await.deliveries()?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(sqs::deliver(&deliveries, event.payload).await)

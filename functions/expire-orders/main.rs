@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let wiring = Wiring::from_env().await;
     let payments = wiring.expiry_service()?;
     let ttl = wiring.pending_payment_ttl()?;

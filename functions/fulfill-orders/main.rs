@@ -8,7 +8,7 @@ use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let fulfillment = Wiring::from_env().await.fulfillment()?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(sqs::fulfill(&fulfillment, event.payload).await)

@@ -6,7 +6,7 @@ use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let api = Wiring::from_env().await.credit_note_api()?;
     http::serve(api, |api, request| async move {
         api.list_credit_notes(&request).await

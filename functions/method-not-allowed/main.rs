@@ -4,7 +4,7 @@ use orders::inbound::http::{self, method_not_allowed};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     // No configuration and no clients: the answer depends on the path alone.
     http::serve((), |_, request| async move {
         Ok(method_not_allowed::handle(&request))

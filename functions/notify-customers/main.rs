@@ -9,7 +9,7 @@ use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let notifications = Wiring::from_env().await.notifications()?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(sqs::notify(&notifications, event.payload).await)

@@ -7,7 +7,7 @@ use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let publisher = Wiring::from_env().await.publisher()?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async {
         Ok::<_, Error>(stream::publish(&publisher, event.payload).await)

@@ -6,7 +6,7 @@ use orders::wiring::{Settings, console_site};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let site = console_site(&Settings::from_env())?;
     orders::inbound::http::console::serve(site).await
 }

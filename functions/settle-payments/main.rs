@@ -9,7 +9,7 @@ use orders::wiring::Wiring;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    orders::inbound::logging::init();
     let wiring = Wiring::from_env().await;
     let payments = wiring.payment_service()?;
     let returns = wiring.return_service()?;
