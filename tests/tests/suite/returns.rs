@@ -1174,13 +1174,18 @@ mod backstop {
             .len()
     }
 
+    /// The amounts of the intent's refunds at Stripe, smallest first (localstripe lists
+    /// refunds made in the same second in no fixed order).
     async fn amounts(p: &crate::payments::Payments, intent: &str) -> Vec<i64> {
-        p.stripe
+        let mut amounts: Vec<i64> = p
+            .stripe
             .refunds_of(intent)
             .await
             .iter()
             .map(|r| r["amount"].as_i64().unwrap())
-            .collect()
+            .collect();
+        amounts.sort_unstable();
+        amounts
     }
 
     #[tokio::test]
