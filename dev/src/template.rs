@@ -1,6 +1,7 @@
 //! Reads what the local stack needs from `template.yaml`, so the emulator runs
 //! exactly what would be deployed: the HTTP routes and the orders table.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use orders::inbound::http::console::BINARY as CONSOLE;
@@ -326,26 +327,27 @@ impl Template {
             .collect()
     }
 
-    /// The names of the environment variables the template gives the function built as
-    /// `binary` (its own, not the globals'); empty for a binary it does not build.
-    pub fn environment_of(&self, binary: &str) -> Vec<String> {
+    /// For each function's binary, the names of the environment variables the template
+    /// gives it (its own, not the globals').
+    pub fn environments(&self) -> BTreeMap<String, BTreeSet<String>> {
         self.resources_of_type("AWS::Serverless::Function")
-            .filter(|(_, function)| {
-                function
-                    .get("Metadata")
-                    .and_then(|m| m.get("BuildProperties"))
-                    .and_then(|b| b.get("Binary"))
-                    .and_then(Value::as_str)
-                    == Some(binary)
-            })
             .filter_map(|(_, function)| {
-                function
-                    .get("Properties")?
-                    .get("Environment")?
-                    .get("Variables")?
-                    .as_mapping()
+                let binary = function
+                    .get("Metadata")?
+                    .get("BuildProperties")?
+                    .get("Binary")?
+                    .as_str()?;
+                let names = function
+                    .get("Properties")
+                    .and_then(|p| p.get("Environment"))
+                    .and_then(|e| e.get("Variables"))
+                    .and_then(Value::as_mapping)
+                    .into_iter()
+                    .flat_map(|variables| variables.keys().filter_map(Value::as_str))
+                    .map(String::from)
+                    .collect();
+                Some((binary.to_string(), names))
             })
-            .flat_map(|variables| variables.keys().filter_map(Value::as_str).map(String::from))
             .collect()
     }
 

@@ -109,6 +109,7 @@ pub async fn prepare(
 ) -> Result<(Vec<Arranged>, Vec<Call>), Error> {
     eprintln!("bench: a local stack per function for the samples of the newer functions");
     let template = Template::load(template)?;
+    let environments = template.environments();
     let sdk = orders::adapters::aws::sdk_config().await;
     let mut arranged = Vec::new();
     let mut calls = Vec::new();
@@ -122,24 +123,26 @@ pub async fn prepare(
         let wiring = Wiring::new(settings.clone(), sdk.clone());
         let api = wiring.api()?;
         let ids = samples::arrange(&wiring, &api, events_dir, name, secret.as_bytes()).await?;
-        // Deployed functions get their provider keys by ARN, only those the template
-        // gives them (each is one GetSecretValue at init), and the runtime's
-        // `AWS_LAMBDA_FUNCTION_NAME` makes them refuse keys given as values.
+        // Deployed functions get their provider keys by ARN, and the runtime's
+        // `AWS_LAMBDA_FUNCTION_NAME` makes them refuse keys given as values. A setting
+        // the template gives some functions only (a key's ARN, SHIPPO_API_URL) goes to
+        // this one only if the template gives it this one: each key is one
+        // GetSecretValue at init, and a provider's URL without its key is refused.
         let deployed =
             orders_dev::secrets::keys_by_arn(&sdk, settings.clone(), &unique("orders-bench"))
                 .await?;
-        let given = template.environment_of(name);
-        let arns: Vec<String> = PROVIDER_KEYS
-            .map(arn_setting)
-            .into_iter()
-            .filter(|arn| given.contains(arn))
-            .collect();
+        let given = environments.get(name).cloned().unwrap_or_default();
+        let own = |setting: &str| {
+            given.contains(setting) || !environments.values().any(|env| env.contains(setting))
+        };
+        let arns: Vec<String> = PROVIDER_KEYS.map(arn_setting).into();
         let function = Arranged {
             name,
             env: SETTINGS
                 .iter()
                 .copied()
                 .chain(arns.iter().map(String::as_str))
+                .filter(|s| own(s))
                 .filter_map(|s| deployed.get(s).map(|v| (s.to_string(), v.to_string())))
                 .collect(),
             table: settings.required("TABLE_NAME")?.to_string(),
