@@ -36,7 +36,7 @@ pub fn report(args: &Args, rows: &[Row], calls: &[Call], load: &str) -> String {
     let _ = writeln!(
         out,
         "Release binaries built natively (`cargo build --release`, the workspace profile as is: \
-         opt-level \"z\" (aws-lc's C at 3), fat LTO, 1 codegen unit, symbols stripped, \
+         opt-level \"z\", fat LTO, 1 codegen unit, symbols stripped, \
          panic=abort, as cargo-lambda builds). Cold start: spawn to the first \
          `GET /2018-06-01/runtime/invocation/next`, {} runs each in rounds (every binary once a round), SDK clients built. Peak: VmHWM \
          after one invocation of the sample event in `events/` (highest of the runs). Zip: the \

@@ -3,8 +3,8 @@
 //! otherwise; no timestamps (CloudWatch stamps every line) and no targets.
 //!
 //! What `lambda_runtime::tracing::init_default_subscriber` did, without its
-//! `EnvFilter`: that filter's regular expressions (for span and field filters nobody
-//! here sets) were a tenth of every zip (`docs/bench.md`, "Zip size"). The level is
+//! `EnvFilter`: that filter's regular-expression engine (for span and field filters
+//! nobody here sets) was 0.13–0.16 MiB of every zip (`docs/bench.md`, "Zip size"). The level is
 //! `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`; `RUST_LOG` may also name
 //! levels per target (`info,aws_smithy_runtime=debug`).
 
