@@ -8,10 +8,15 @@ Usage:
   stripe_standin.py --wait --ready-file FILE --pid PID [--timeout 30]
       print the URL once FILE exists and the server answers
 
-Two changes to localstripe as it ships, both for running several at once on one
-machine: it binds 127.0.0.1 (not every interface) on the port asked, and it keeps its
+Three changes to localstripe as it ships, all for running several at once on one
+machine: it binds 127.0.0.1 (not every interface) on the port asked; it keeps its
 objects in memory only, instead of pickling the whole store into /tmp/localstripe.pickle
-on every write (a file every instance would share).
+on every write (a file every instance would share); and it posts an event to every
+webhook endpoint registered for it at once, each with a 10 s timeout, instead of one
+after another with aiohttp's 5-minute default. Every test registers its own endpoint at
+the one shared instance, so with the shipped loop one endpoint that stopped answering
+(a finished test's) held back every later endpoint's events, and a timeout, which is not
+a ClientError, dropped them.
 """
 
 import argparse
@@ -23,13 +28,59 @@ import time
 import urllib.request
 
 
+def send_to_every_endpoint(event):
+    """localstripe.webhooks._send_webhook, with the endpoints posted to concurrently."""
+    import asyncio
+    import hashlib
+    import hmac
+    import json
+    import logging
+
+    import aiohttp
+    import localstripe.webhooks as webhooks
+
+    async def send():
+        payload = json.dumps(event._export(), indent=2, sort_keys=True).encode("utf-8")
+        signed_payload = b"%d.%s" % (event.created, payload)
+        # As localstripe does: the event is not sent before the call that made it answers.
+        await asyncio.sleep(1)
+        logger = logging.getLogger("aiohttp.access")
+
+        async def post(session, webhook):
+            signature = hmac.new(
+                webhook.secret.encode("utf-8"), signed_payload, hashlib.sha256
+            ).hexdigest()
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": "t=%d,v1=%s" % (event.created, signature),
+            }
+            try:
+                async with session.post(webhook.url, data=payload, headers=headers) as r:
+                    logger.info('webhook "%s" to %s: %d', event.type, webhook.url, r.status)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                logger.info('webhook "%s" to %s failed: %r', event.type, webhook.url, e)
+
+        endpoints = [
+            w
+            for w in list(webhooks._webhooks.values())
+            if w.events is None or event.type in w.events
+        ]
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(*(post(session, w) for w in endpoints))
+
+    return send()
+
+
 def serve(args):
     import localstripe.resources as resources
+    import localstripe.webhooks as webhooks
     from aiohttp import web
     from localstripe.server import app
 
     resources.Store.dump_to_disk = lambda self: None
     resources.Store.try_load_from_disk = lambda self: None
+    webhooks._send_webhook = send_to_every_endpoint
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
