@@ -236,9 +236,8 @@ impl Wiring {
     /// given one (only the functions that list are).
     fn cursor_secret(&self) -> Result<Option<Arc<str>>, ConfigError> {
         let local = self.settings.local_mode();
-        match self.provider_key("CURSOR_SECRET")? {
-            Some(key) => {
-                let secret = key.current();
+        match self.key_read_at_init("CURSOR_SECRET")? {
+            Some(secret) => {
                 if secret.len() < 32 && !local {
                     return Err(ConfigError::Invalid {
                         setting: "CURSOR_SECRET",
@@ -346,13 +345,6 @@ impl Wiring {
         let Some(key) = self.provider_key("STRIPE_SECRET_KEY")? else {
             return Ok(None);
         };
-        let current = key.current();
-        if !current.starts_with("sk_") && !current.starts_with("rk_") {
-            return Err(ConfigError::Invalid {
-                setting: "STRIPE_SECRET_KEY",
-                why: "is not a Stripe secret key (sk_… or rk_…)".into(),
-            });
-        }
         let base = self
             .settings
             .get("STRIPE_API_BASE")
@@ -430,10 +422,9 @@ impl Wiring {
 
     /// `STRIPE_WEBHOOK_SECRET` (or `_ARN`): `whsec_…`.
     fn webhook_signing_secret(&self) -> Result<String, ConfigError> {
-        Ok(self
-            .required_key("STRIPE_WEBHOOK_SECRET")?
-            .current()
-            .to_string())
+        self.key_read_at_init("STRIPE_WEBHOOK_SECRET")?
+            .map(|secret| secret.to_string())
+            .ok_or(ConfigError::Missing("STRIPE_WEBHOOK_SECRET"))
     }
 
     /// `PENDING_PAYMENT_TTL`: how long a card order may wait for its payment before

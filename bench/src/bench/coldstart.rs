@@ -176,9 +176,18 @@ pub fn variants(key_arn: &str) -> Vec<(&'static str, String, &'static str, Strin
         "JWT_JWKS_URL",
         "https://jwks.invalid/.well-known/jwks.json".to_string(),
     ));
+    // The two ways a key by ARN is read (wiring/secrets.rs): before the first poll
+    // (the secrets a request is checked against), and in the background (the keys a
+    // provider is called with; get-order never waits for it).
     variants.push((
         "get-order",
-        "get-order + a key read at init (STRIPE_SECRET_KEY_ARN)".to_string(),
+        "get-order + a key read before the first poll (STRIPE_WEBHOOK_SECRET_ARN)".to_string(),
+        "STRIPE_WEBHOOK_SECRET_ARN",
+        key_arn.to_string(),
+    ));
+    variants.push((
+        "get-order",
+        "get-order + a key read in the background (STRIPE_SECRET_KEY_ARN)".to_string(),
         "STRIPE_SECRET_KEY_ARN",
         key_arn.to_string(),
     ));

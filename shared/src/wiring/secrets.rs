@@ -2,8 +2,11 @@
 //!
 //! - `<NAME>_ARN`: the ARN of a Secrets Manager secret whose `SecretString` is the key.
 //!   This is how the stack deploys them (template.yaml), so a function's configuration
-//!   shows an ARN, never a key; [`Wiring::load`] reads every such secret a function
-//!   is given, all at once, before its first poll.
+//!   shows an ARN, never a key. [`Wiring::load`] reads the keys a request is checked
+//!   against before anything else ([`READ_BEFORE_THE_FIRST_POLL`]: webhook secrets, the
+//!   cursor key) before the function's first poll, and starts reading the keys it calls
+//!   a provider with in the background, so that their read overlaps the first request's
+//!   own work instead of lengthening the cold start.
 //! - `<NAME>`: the key itself, for local runs and tests only. In Lambda
 //!   (`AWS_LAMBDA_FUNCTION_NAME` is set) it is refused at init.
 //!
@@ -16,7 +19,7 @@ use aws_config::SdkConfig;
 use futures_util::future::join_all;
 
 use super::{ConfigError, Settings, Wiring};
-use crate::adapters::secrets::{ProviderKey, SecretRef};
+use crate::adapters::secrets::{KeyCheck, ProviderKey, SecretRef, any_key};
 
 /// Every key a function may be given: the providers' and the one that signs list
 /// cursors (`CURSOR_SECRET`, given only to `list-orders` and `export-customer-data`).
@@ -29,6 +32,31 @@ pub const PROVIDER_KEYS: [&str; 7] = [
     "TWILIO_AUTH_TOKEN",
     "CURSOR_SECRET",
 ];
+
+/// The keys that check an inbound request (a webhook's signature or token, a list
+/// cursor's MAC): each request needs them first, so there is nothing to overlap their
+/// read with, and the builders check them. The others are read in the background.
+pub const READ_BEFORE_THE_FIRST_POLL: [&str; 3] = [
+    "STRIPE_WEBHOOK_SECRET",
+    "SHIPPO_WEBHOOK_TOKEN",
+    "CURSOR_SECRET",
+];
+
+/// What the key `name` must look like, checked when it is read.
+fn check_for(name: &str) -> KeyCheck {
+    match name {
+        "STRIPE_SECRET_KEY" => stripe_secret_key,
+        _ => any_key,
+    }
+}
+
+fn stripe_secret_key(value: &str) -> Result<(), String> {
+    if value.starts_with("sk_") || value.starts_with("rk_") {
+        Ok(())
+    } else {
+        Err("is not a Stripe secret key (sk_… or rk_…)".into())
+    }
+}
 
 /// The setting naming the secret that holds `name`.
 pub fn arn_setting(name: &str) -> String {
@@ -53,7 +81,7 @@ impl ProviderKeys {
                 (Some(_), None) if in_lambda => Err(format!(
                     "holds a key in the function's environment; give {arn} (a Secrets Manager secret) instead"
                 )),
-                (Some(value), None) => Ok(ProviderKey::fixed(value)),
+                (Some(value), None) => check_for(name)(value).map(|()| ProviderKey::fixed(value)),
                 (None, Some(_)) => Err(format!("{arn} is set but was not read (Wiring::load)")),
                 (None, None) => continue,
             };
@@ -62,8 +90,9 @@ impl ProviderKeys {
         ProviderKeys(keys)
     }
 
-    /// Reads every secret named by a `<NAME>_ARN` setting, concurrently: one
-    /// `GetSecretValue` each.
+    /// Every secret named by a `<NAME>_ARN` setting, one `GetSecretValue` each: those
+    /// of [`READ_BEFORE_THE_FIRST_POLL`] read now, concurrently, the others started
+    /// on their own tasks (needs a Tokio runtime).
     pub(super) async fn read(settings: &Settings, sdk: &SdkConfig) -> ProviderKeys {
         let mut keys = ProviderKeys::plain(settings);
         let wanted: Vec<(&'static str, String)> = PROVIDER_KEYS
@@ -75,9 +104,17 @@ impl ProviderKeys {
             return keys;
         }
         let client = aws_sdk_secretsmanager::Client::new(sdk);
-        let read = join_all(wanted.into_iter().map(|(name, arn)| {
+        let (now, later): (Vec<_>, Vec<_>) = wanted
+            .into_iter()
+            .partition(|(name, _)| READ_BEFORE_THE_FIRST_POLL.contains(name));
+        for (name, arn) in later {
             let source = SecretRef::new(client.clone(), arn);
-            async move { (name, ProviderKey::read(source).await) }
+            let key = ProviderKey::read_in_background(source, check_for(name));
+            keys.0.insert(name, Ok(key));
+        }
+        let read = join_all(now.into_iter().map(|(name, arn)| {
+            let source = SecretRef::new(client.clone(), arn);
+            async move { (name, ProviderKey::read(source, check_for(name)).await) }
         }))
         .await;
         for (name, key) in read {
@@ -88,7 +125,8 @@ impl ProviderKeys {
 }
 
 impl Wiring {
-    /// [`Wiring::new`], with the provider keys given by ARN read from Secrets Manager.
+    /// [`Wiring::new`], with the provider keys given by ARN read from Secrets Manager
+    /// (those a provider is called with: started, see the module's comment).
     pub async fn load(settings: Settings, sdk: SdkConfig) -> Wiring {
         let keys = ProviderKeys::read(&settings, &sdk).await;
         let mut wiring = Wiring::new(settings, sdk);
@@ -117,6 +155,21 @@ impl Wiring {
     /// [`Wiring::provider_key`], required.
     pub fn required_key(&self, name: &'static str) -> Result<ProviderKey, ConfigError> {
         self.provider_key(name)?.ok_or(ConfigError::Missing(name))
+    }
+
+    /// The value of a key of [`READ_BEFORE_THE_FIRST_POLL`], if the function was given it.
+    pub(super) fn key_read_at_init(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<std::sync::Arc<str>>, ConfigError> {
+        debug_assert!(READ_BEFORE_THE_FIRST_POLL.contains(&name));
+        match self.provider_key(name)? {
+            None => Ok(None),
+            Some(key) => key.known().map(Some).ok_or(ConfigError::Invalid {
+                setting: name,
+                why: "was not read before the first poll".into(),
+            }),
+        }
     }
 }
 

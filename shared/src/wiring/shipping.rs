@@ -55,7 +55,9 @@ impl Wiring {
     /// printable characters.
     pub fn shippo_webhook_api(&self) -> Result<ShippoWebhookApi, ConfigError> {
         self.required_key("SHIPPO_API_TOKEN")?;
-        let token = self.required_key("SHIPPO_WEBHOOK_TOKEN")?.current();
+        let token = self
+            .key_read_at_init("SHIPPO_WEBHOOK_TOKEN")?
+            .ok_or(ConfigError::Missing("SHIPPO_WEBHOOK_TOKEN"))?;
         if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ConfigError::Invalid {
                 setting: "SHIPPO_WEBHOOK_TOKEN",

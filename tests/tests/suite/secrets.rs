@@ -1,6 +1,7 @@
 //! Provider keys come from Secrets Manager by ARN (issue 22, item 5): a function's
-//! settings hold the ARN, never the key; the key is read at init and read again once
-//! when the provider answers 401, so a rotation needs no redeploy.
+//! settings hold the ARN, never the key; the key is read once per instance (a webhook
+//! secret before the first poll, a provider's key in the background from init) and
+//! read again once when the provider answers 401, so a rotation needs no redeploy.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -193,21 +194,102 @@ async fn list_cursors_are_signed_with_the_key_read_by_arn_and_rotating_it_invali
 }
 
 #[tokio::test]
-async fn a_secret_that_cannot_be_read_stops_the_function_that_needs_it_naming_the_setting() {
+async fn a_webhook_secret_that_cannot_be_read_stops_the_function_that_needs_it_naming_the_setting()
+{
     let sdk = orders::adapters::aws::sdk_config().await;
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/nothing-here";
     let settings = Settings::default()
         .with("TABLE_NAME", "orders")
         .with("JWT_SECRET", "a-deployed-secret-of-at-least-32-bytes")
-        .with("STRIPE_SECRET_KEY_ARN", missing);
+        .with("STRIPE_SECRET_KEY", "sk_test_given")
+        .with("STRIPE_WEBHOOK_SECRET_ARN", missing);
     let wiring = Wiring::load(settings, sdk).await;
-    let why = match wiring.refund_api() {
-        Ok(_) => panic!("built without its key"),
+    let why = match wiring.stripe_webhook_api() {
+        Ok(_) => panic!("built without its signing secret"),
         Err(err) => err.to_string(),
     };
-    assert!(why.starts_with("STRIPE_SECRET_KEY: "), "{why}");
-    // A function that does not use the key is not held up by it.
+    assert!(why.starts_with("STRIPE_WEBHOOK_SECRET: "), "{why}");
+    // A function that does not use the secret is not held up by it.
     assert!(wiring.order_api().is_ok());
+    assert!(wiring.refund_api().is_ok());
+}
+
+/// A provider's key is read in the background (its read overlaps the first request's
+/// own work): a secret that cannot be read, or holds something that is not a Stripe
+/// key, fails the calls that need it with the secret named, and the next call reads
+/// it again, so fixing the secret needs no new instance.
+#[tokio::test]
+async fn a_provider_key_that_cannot_be_read_fails_its_calls_until_the_secret_is_fixed() {
+    let sdk = orders::adapters::aws::sdk_config().await;
+    let name = format!("orders/{}", unique("stripe-key"));
+    let settings = Settings::default()
+        .with("TABLE_NAME", "orders")
+        .with("JWT_SECRET", "a-deployed-secret-of-at-least-32-bytes")
+        .with("STRIPE_API_BASE", localstripe())
+        .with("STRIPE_SECRET_KEY_ARN", &name);
+    let wiring = Wiring::load(settings, sdk.clone()).await;
+    assert!(wiring.refund_api().is_ok(), "built before the key is read");
+    let gateway = wiring.payment_gateway().unwrap().expect("payments on");
+    let order = OrderId::for_cart(&unique("cart"));
+    let total = Money::from_minor(1250, Currency::from_code("USD").unwrap());
+
+    let no_secret = gateway.create_intent(&order, &total, &unique("key")).await;
+    assert!(
+        matches!(&no_secret, Err(PaymentError::Unavailable(why)) if why.contains(&name)),
+        "{no_secret:?}"
+    );
+    orders_dev::secrets::put_secret(&sdk, &name, "pk_test_a_publishable_key")
+        .await
+        .unwrap();
+    let not_a_secret_key = gateway.create_intent(&order, &total, &unique("key")).await;
+    assert!(
+        matches!(&not_a_secret_key, Err(PaymentError::Unavailable(why)) if why.contains("is not a Stripe secret key")),
+        "{not_a_secret_key:?}"
+    );
+    orders_dev::secrets::put_secret(&sdk, &name, "sk_test_fixed_in_the_secret")
+        .await
+        .unwrap();
+    let intent = gateway
+        .create_intent(&order, &total, &unique("key"))
+        .await
+        .expect("an intent, once the secret holds a key");
+    assert!(intent.intent_id.starts_with("pi_"), "{intent:?}");
+}
+
+/// Loading does not wait for a provider key: with Secrets Manager silent, the
+/// function is built and only the call that needs the key waits for it.
+#[tokio::test]
+async fn loading_does_not_wait_for_a_provider_keys_read() {
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    // Accepts and never answers.
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let sdk = orders::adapters::aws::sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(silent_url)
+        .build();
+    let settings = Settings::default()
+        .with("TABLE_NAME", "orders")
+        .with("JWT_SECRET", "a-deployed-secret-of-at-least-32-bytes")
+        .with(
+            "STRIPE_SECRET_KEY_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/silent",
+        );
+    // A deadline, not a measurement: the read itself cannot finish before the SDK's
+    // own timeout (several seconds against a silent endpoint).
+    let wiring = tokio::time::timeout(
+        std::time::Duration::from_millis(1500),
+        Wiring::load(settings, sdk),
+    )
+    .await
+    .expect("Wiring::load returned without waiting for the key");
+    assert!(wiring.refund_api().is_ok());
 }
 
 #[tokio::test]
@@ -226,7 +308,17 @@ async fn a_rotated_key_is_read_again_once_on_a_401_and_the_call_retried() {
         .unwrap()
         .expect("payments on");
 
-    // Rotated in Secrets Manager after the function read it at init.
+    // The instance has read its key (on the task started at init), then it is
+    // rotated in Secrets Manager.
+    let held = stack
+        .wiring
+        .provider_key("STRIPE_SECRET_KEY")
+        .unwrap()
+        .expect("given by ARN")
+        .current()
+        .await
+        .unwrap();
+    assert_eq!(&*held, "sk_test_before_rotation");
     let emulator = orders::adapters::aws::sdk_config().await;
     orders_dev::secrets::put_secret(
         &emulator,

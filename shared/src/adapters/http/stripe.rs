@@ -9,7 +9,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use super::body::read_limited;
-use crate::adapters::secrets::{ProviderKey, send_with_key};
+use crate::adapters::secrets::{KeyedSendError, ProviderKey, send_with_key};
 use crate::domain::{Money, OrderId};
 use crate::ports::{CancelOutcome, CreatedIntent, PaymentError, PaymentGateway};
 
@@ -87,7 +87,7 @@ impl StripeGateway {
     }
 
     async fn answer<T: for<'de> Deserialize<'de>>(
-        sent: Result<reqwest::Response, reqwest::Error>,
+        sent: Result<reqwest::Response, KeyedSendError>,
     ) -> Result<T, Answer> {
         let response = sent.map_err(|e| Answer::Unavailable(e.to_string()))?;
         let status = response.status();
