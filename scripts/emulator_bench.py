@@ -3,8 +3,9 @@
 
 `GET /_bench/requests` answers every DynamoDB / DynamoDB Streams request seen since the last
 `POST /_bench/reset` (at most MAX_RECORDS, oldest dropped): its X-Amz-Target, the tables its
-body names, its HTTP status, the ConsumedCapacity its response carried, if any, and its timing
-(below); plus counts per target. Used by `bench` to count DynamoDB requests per API call.
+body names, its HTTP status, whether a read was strongly consistent (`consistent`) and how many
+items a transaction or batch named (`items`), the ConsumedCapacity its response carried, if any,
+and its timing (below); plus counts per target. Used by `bench` to count DynamoDB requests per API call.
 
 `GET /_bench/timings` answers, per operation (the target's last part: GetItem, Query…), the
 durations in milliseconds of every request since the last reset (at most MAX_TIMINGS per
@@ -53,7 +54,7 @@ class CountRequests:
         arrived = time.perf_counter()
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         body = read_body(environ)
-        record = {"target": target, "tables": _tables_named(body), "status": None}
+        record = {"target": target, "tables": _tables_named(body), "status": None, **_shape(body)}
 
         def recording_start_response(status, headers, exc_info=None):
             record["status"] = int(status.split(" ", 1)[0])
@@ -120,6 +121,32 @@ def _tables_named(body: bytes | None) -> list[str]:
             if isinstance(op, dict) and isinstance(op.get("TableName"), str):
                 tables.append(op["TableName"])
     return sorted(set(tables))
+
+
+def _shape(body: bytes | None) -> dict:
+    """What a request's capacity depends on besides item sizes: `consistent`, whether a
+    read asked for strong consistency (GetItem, Query, Scan; BatchGetItem if any of its
+    tables did), and `items`, how many items a transaction or batch names."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(request, dict):
+        return {}
+    shape = {}
+    if "ConsistentRead" in request:
+        shape["consistent"] = request["ConsistentRead"] is True
+    batch = request.get("RequestItems")
+    if isinstance(batch, dict):
+        reads = [r for r in batch.values() if isinstance(r, dict)]
+        if reads:
+            shape["consistent"] = any(r.get("ConsistentRead") is True for r in reads)
+            shape["items"] = sum(len(r.get("Keys") or []) for r in reads)
+        else:
+            shape["items"] = sum(len(w) for w in batch.values() if isinstance(w, list))
+    if isinstance(request.get("TransactItems"), list):
+        shape["items"] = len(request["TransactItems"])
+    return shape
 
 
 def _consumed_capacity(response: bytes):

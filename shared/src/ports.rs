@@ -38,6 +38,11 @@ pub trait OrderStore: Send + Sync {
     /// Reads one order, strongly consistent.
     async fn get(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
 
+    /// Reads one order as of `version` or later, for a consumer of the event of that
+    /// version: eventually consistent (half the read units), read again strongly only
+    /// when that copy is older than `version` or not there yet. `None`: no such order.
+    async fn get_since(&self, id: &OrderId, version: u64) -> Result<Option<Order>, StoreError>;
+
     /// Applies `change` in one conditional write, if the order is in one of `from`
     /// (and, per the change, owned by the actor and at the expected version).
     /// A refusal carries the order as the store found it, without a second read.
@@ -214,8 +219,9 @@ pub trait Inventory: Send + Sync {
 pub trait ShipmentStore: Send + Sync {
     /// Writes `after` (an order whose shipments, status, shipping status and last
     /// history entry a shipping change planned from the version before it) in one
-    /// conditional write on that version, and indexes `indexed` atomically with it.
-    /// Refused: the order as the store found it (`None`: no such order).
+    /// conditional write on that version, once `indexed` are indexed (an index entry
+    /// whose order write is then refused may stay: readers of the index check the
+    /// order). Refused: the order as the store found it (`None`: no such order).
     async fn record_shipping(
         &self,
         after: &Order,

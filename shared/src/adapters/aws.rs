@@ -57,11 +57,25 @@ pub async fn read_item(
     Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
     StoreError,
 > {
+    read_item_with(client, table, key, true).await
+}
+
+/// One read of one item of `table`, strongly consistent or (half the read units, and
+/// possibly missing the last second's writes) eventually consistent.
+pub async fn read_item_with(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    consistent: bool,
+) -> Result<
+    Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    StoreError,
+> {
     let output = client
         .get_item()
         .table_name(table)
         .set_key(Some(key))
-        .consistent_read(true)
+        .consistent_read(consistent)
         .send()
         .await
         .map_err(store_error)?;

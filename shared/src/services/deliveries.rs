@@ -3,8 +3,9 @@
 //! subscription that wants it.
 //!
 //! - Only what the stored order went through is sent (`OrderEvent::recorded_in`,
-//!   one read per event): an event forged on the bus is not relayed, signed, to
-//!   integrators; its message fails and ends in the dead-letter queue.
+//!   one eventually consistent read per event, `OrderStore::get_since`): an event
+//!   forged on the bus is not relayed, signed, to integrators; its message fails and
+//!   ends in the dead-letter queue.
 //! - Only a 2xx answer delivers; redirects are not followed; 410 Gone disables the
 //!   subscription.
 //! - Every attempt is recorded, and listable at `GET /api/webhooks/{id}/deliveries`.
@@ -346,7 +347,7 @@ impl Deliveries {
         };
         Ok(self
             .orders
-            .get(&id)
+            .get_since(&id, event.sequence)
             .await?
             .is_some_and(|order| event.recorded_in(&order)))
     }

@@ -203,7 +203,7 @@ impl Notifications {
             .ok_or_else(|| NotifyError::Poison(format!("not an order id: {:?}", event.order_id)))?;
         let order = self
             .store
-            .get(&id)
+            .get_since(&id, event.sequence)
             .await?
             .ok_or_else(|| NotifyError::Poison(format!("no order {id}")))?;
         if !event.recorded_in(&order) {

@@ -376,3 +376,315 @@ fn item_sizes_follow_the_documented_rules() {
     // items 5 + 3 + (1 + map 3 + (1 + 2 + 2)).
     assert_eq!(item_size(&item), 8 + 8 + 11 + 5 + (5 + 3 + 1 + 3 + 5));
 }
+
+/// The DynamoDB requests one request or event made, as the emulator saw them: per
+/// operation (reads marked when eventually consistent, transactions and batches with
+/// their item count) and how many, sorted, so that concurrent sends count the same.
+struct Requests {
+    tables: [String; 2],
+    seen: usize,
+}
+
+impl Requests {
+    async fn on(stack: &Stack) -> Requests {
+        let mut requests = Requests {
+            tables: [stack.table.clone(), stack.carts_table.clone()],
+            seen: 0,
+        };
+        requests.seen = requests.all().await.len();
+        requests
+    }
+
+    async fn all(&self) -> Vec<String> {
+        let url = format!(
+            "{}/_bench/requests",
+            std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (the emulator)")
+        );
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        answer["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["tables"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| self.tables.iter().any(|m| t == m)))
+            })
+            .map(|r| {
+                let target = r["target"].as_str().unwrap_or_default();
+                let operation = target.rsplit('.').next().unwrap_or(target);
+                let read = matches!(operation, "GetItem" | "Query" | "Scan" | "BatchGetItem");
+                let mut notes = Vec::new();
+                if let Some(items) = r["items"].as_u64() {
+                    notes.push(format!("{items} items"));
+                }
+                if read && r["consistent"] != true {
+                    notes.push("eventual".to_string());
+                }
+                match notes.is_empty() {
+                    true => operation.to_string(),
+                    false => format!("{operation} ({})", notes.join(", ")),
+                }
+            })
+            .collect()
+    }
+
+    /// What was made since the last call, as `2 × GetItem, UpdateItem`.
+    async fn since(&mut self) -> String {
+        let all = self.all().await;
+        let mut made: BTreeMap<String, usize> = BTreeMap::new();
+        for request in &all[self.seen..] {
+            *made.entry(request.clone()).or_default() += 1;
+        }
+        self.seen = all.len();
+        made.iter()
+            .map(|(request, n)| match n {
+                1 => request.clone(),
+                n => format!("{n} × {request}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Forgets what was made since the last call (the harness's own reads).
+    async fn skip(&mut self) {
+        self.seen = self.all().await.len();
+    }
+}
+
+/// The rows of docs/cost.md's requests-per-step table: step -> requests.
+fn documented_requests() -> BTreeMap<String, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cost.md");
+    let text = std::fs::read_to_string(path).expect("docs/cost.md");
+    let table = text
+        .split("<!-- requests per step: begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- requests per step: end -->").next())
+        .expect("docs/cost.md has the requests-per-step table between its markers");
+    table
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.contains("---") && !l.contains("| step |"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect()
+}
+
+/// The flow docs/cost.md prices, step by step through the real handlers and consumers
+/// on the emulator: a card order created with a key under the create limit, paid by
+/// Stripe's webhook, reserved by fulfillment, shipped with a tracking number and
+/// delivered; read by its customer; its five events delivered to one webhook
+/// subscription and told by email (four messages, the invoice with the second).
+#[tokio::test]
+async fn each_step_of_an_order_makes_the_requests_the_cost_model_prices() {
+    let stripe =
+        std::env::var("STRIPE_API_BASE").expect("STRIPE_API_BASE (make test starts localstripe)");
+    let stack = Stack::with_settings(|s| {
+        s.with(orders::wiring::LOCAL_MODE, "true")
+            .with("STRIPE_SECRET_KEY", "sk_test_orders_costs")
+            .with("STRIPE_API_BASE", &stripe)
+            .with("STRIPE_WEBHOOK_SECRET", "whsec_costs")
+    })
+    .await;
+    stack.put_demo_cart().await;
+    let inventory = DynamoInventory::new(stack.dynamodb.clone(), &stack.table);
+    inventory.set_stock("p001", 100).await.unwrap();
+    inventory.set_stock("p002", 100).await.unwrap();
+    let receiver = super::notifications::StandIn::start(|_, _| (200, vec![], String::new())).await;
+    let reply = stack
+        .send(
+            Call::new("POST", "/api/webhooks")
+                .bearer(&token("admin", ADMIN))
+                .json(&json!({ "url": format!("{}/hooks", receiver.url), "events": ["*"] })),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let email = super::notifications::address("costs");
+    let customer = super::notifications::token_with_contact("user789", Some(&email), None);
+    let fulfill = token("warehouse", "orders:fulfill");
+    let mut measured = BTreeMap::new();
+    let mut events = Vec::new();
+    let mut previous = None;
+    let mut requests = Requests::on(&stack).await;
+
+    let mut body = checkout("abc123");
+    body["user_id"] = json!("user789");
+    let created = stack
+        .send(
+            Call::new("POST", "/api/orders")
+                .bearer(&customer)
+                .header("Idempotency-Key", "checkout-costs-0001")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    measured.insert("1 create".to_string(), requests.since().await);
+    let id = created.body["order_id"].as_str().unwrap().to_string();
+    events.push(next_event(&stack, &id, &mut previous).await);
+    requests.skip().await;
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Stripe stamps its event in whole seconds; the order takes that as the time of its
+    // confirmation, which must not fall before the subscription made a moment ago.
+    let notice = json!({
+        "id": "evt_3QCostModelSteps01", "type": "payment_intent.succeeded", "created": now + 1,
+        "data": {"object": {"id": created.body["payment"]["intent_id"], "amount": 7500,
+            "amount_received": 7500, "currency": "usd", "metadata": {"order_id": id}}}
+    })
+    .to_string();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"whsec_costs");
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{now}.{notice}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let paid = stack
+        .send(
+            Call::new("POST", "/api/payments/stripe/webhook")
+                .header("stripe-signature", &format!("t={now},v1={hex}"))
+                .raw_body("application/json", &notice),
+        )
+        .await;
+    assert_eq!(paid.body["outcome"], "applied", "{paid:?}");
+    measured.insert(
+        "2 paid (Stripe's webhook)".to_string(),
+        requests.since().await,
+    );
+    let confirmed = next_event(&stack, &id, &mut previous).await;
+    events.push(confirmed.clone());
+    requests.skip().await;
+
+    let fulfillment = stack.wiring.fulfillment().unwrap();
+    let failed = orders::inbound::sqs::fulfill(&fulfillment, sqs_batch(vec![confirmed])).await;
+    assert!(failed.batch_item_failures.is_empty());
+    measured.insert("3 fulfillment".to_string(), requests.since().await);
+    events.push(next_event(&stack, &id, &mut previous).await);
+    requests.skip().await;
+
+    let shipped = stack
+        .send(
+            Call::new("PUT", &format!("/api/orders/{id}/status"))
+                .bearer(&fulfill)
+                .json(&json!({ "status": "shipped", "tracking_number": "1Z999AA10123456784", "carrier": "UPS" })),
+        )
+        .await;
+    assert_eq!(shipped.status, 200, "{shipped:?}");
+    measured.insert("4 ship".to_string(), requests.since().await);
+    events.push(next_event(&stack, &id, &mut previous).await);
+    requests.skip().await;
+
+    assert_eq!(
+        stack.set_status(&id, "delivered", &fulfill).await.status,
+        200
+    );
+    measured.insert("5 deliver".to_string(), requests.since().await);
+    events.push(next_event(&stack, &id, &mut previous).await);
+    requests.skip().await;
+
+    for path in [
+        format!("/api/orders/{id}"),
+        format!("/api/orders/{id}"),
+        format!("/api/orders/{id}/history"),
+        "/api/orders".to_string(),
+    ] {
+        let reply = stack.send(Call::new("GET", &path).bearer(&customer)).await;
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
+    measured.insert(
+        "6 reads (2 gets, history, list)".to_string(),
+        requests.since().await,
+    );
+
+    let deliveries = stack.wiring.deliveries().unwrap();
+    let failed = orders::inbound::sqs::deliver(&deliveries, sqs_batch(events.clone())).await;
+    assert!(failed.batch_item_failures.is_empty());
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Envelope>(m.body.as_deref().unwrap())
+                .unwrap()
+                .detail_type
+        })
+        .collect();
+    let sent: Vec<String> = receiver
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(sent.len(), 5, "{kinds:?} {sent:?}");
+    measured.insert(
+        "7 webhooks (5 events, 1 batch)".to_string(),
+        requests.since().await,
+    );
+
+    let notifications = stack.wiring.notifications().unwrap();
+    let failed = orders::inbound::sqs::notify(&notifications, sqs_batch(events)).await;
+    assert!(failed.batch_item_failures.is_empty());
+    assert_eq!(super::notifications::sent_emails(&email).await.len(), 4);
+    measured.insert(
+        "8 messages (5 events, 4 emails, the invoice)".to_string(),
+        requests.since().await,
+    );
+
+    let table: String = measured
+        .iter()
+        .map(|(step, made)| format!("| {step} | {made} |\n"))
+        .collect();
+    assert!(
+        documented_requests() == measured,
+        "docs/cost.md's requests per step differ from what the code makes; the measured rows:\n{table}"
+    );
+}
+
+/// The event of the order's change since `previous`, as the publisher makes it from
+/// the stream's old and new images, in an SQS message.
+async fn next_event(
+    stack: &Stack,
+    id: &str,
+    previous: &mut Option<Order>,
+) -> aws_lambda_events::event::sqs::SqsMessage {
+    let current = super::notifications::stored(stack, id).await;
+    let detail = OrderEvent::for_change(previous.as_ref(), &current).expect("a recorded change");
+    *previous = Some(current);
+    super::notifications::message(&Envelope {
+        id: format!("evt-{}", detail.event_id),
+        detail_type: detail.detail_type(),
+        source: SOURCE.into(),
+        time: detail.occurred_at.clone(),
+        detail,
+    })
+}
+
+fn sqs_batch(
+    messages: Vec<aws_lambda_events::event::sqs::SqsMessage>,
+) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+/// A consumer's read of the order its event names costs half a unit, and is made
+/// again strongly only when the copy it got has not reached the event's version yet.
+#[tokio::test]
+async fn an_event_s_order_is_read_eventually_and_again_strongly_only_when_behind() {
+    let stack = Stack::new().await;
+    stack.put_demo_cart().await;
+    let id = stack.order_for("user789", "abc123").await;
+    let orders =
+        orders::adapters::dynamo::DynamoOrderStore::new(stack.dynamodb.clone(), &stack.table);
+    let id = OrderId::parse(&id).unwrap();
+    let mut requests = Requests::on(&stack).await;
+
+    let order = orders.get_since(&id, 1).await.unwrap().unwrap();
+    assert_eq!(order.version, 1);
+    assert_eq!(requests.since().await, "GetItem (eventual)");
+    // An event of a version this order has not reached (or not yet in that copy).
+    let order = orders.get_since(&id, 2).await.unwrap().unwrap();
+    assert_eq!(order.version, 1);
+    assert_eq!(requests.since().await, "GetItem, GetItem (eventual)");
+    // No such order: none in either read.
+    let missing = OrderId::for_cart("no-such-cart");
+    assert!(orders.get_since(&missing, 1).await.unwrap().is_none());
+    assert_eq!(requests.since().await, "GetItem, GetItem (eventual)");
+}

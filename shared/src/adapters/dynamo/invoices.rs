@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::numbering::{Numbered, counter_key, issue_next};
 use super::order_item::{Item, PK, SK, n, s};
-use crate::adapters::aws::read_item;
+use crate::adapters::aws::{read_item, read_item_with};
 use crate::domain::billing::{TaxLine, TaxRate};
 use crate::domain::invoice::{
     Buyer, Invoice, InvoiceDraft, InvoiceLine, InvoiceNumber, InvoiceShipping, Seller, TaxSummary,
@@ -87,7 +87,18 @@ impl InvoiceStore for DynamoInvoiceStore {
     /// ([`issue_next`]): only if the order has none, so a concurrent twin's is the
     /// answer.
     async fn issue(&self, draft: &InvoiceDraft) -> Result<Invoice, StoreError> {
-        if let Some(existing) = self.get(&draft.order_id).await? {
+        // Eventually consistent: an invoice stored a moment ago and not seen here is
+        // found by the transaction's condition below instead.
+        let found = read_item_with(
+            &self.client,
+            &self.table,
+            invoice_key(&draft.order_id),
+            false,
+        )
+        .await?
+        .map(|item| invoice_from_item(&item))
+        .transpose()?;
+        if let Some(existing) = found {
             return Ok(existing);
         }
         let mut issued = None;

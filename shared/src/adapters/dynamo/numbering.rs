@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::order_item::{Item, PK, SK, n, s};
-use crate::adapters::aws::{read_item, transact};
+use crate::adapters::aws::{read_item_with, transact};
 use crate::domain::invoice::MAX_SEQUENCE;
 use crate::ports::StoreError;
 
@@ -50,7 +50,9 @@ pub async fn issue_next(
     mut document: impl FnMut(u64) -> Result<Item, StoreError>,
 ) -> Result<Numbered, StoreError> {
     for attempt in 0..MAX_ATTEMPTS {
-        let last = match read_item(client, table, counter.clone()).await? {
+        // The first read may be a moment old (half the read units): the transaction's
+        // condition catches a counter that moved, and every read after that is strong.
+        let last = match read_item_with(client, table, counter.clone(), attempt > 0).await? {
             Some(item) => item
                 .get("last_sequence")
                 .and_then(|v| v.as_n().ok())

@@ -271,6 +271,21 @@ impl OrderStore for DynamoOrderStore {
             .transpose()
     }
 
+    async fn get_since(&self, id: &OrderId, version: u64) -> Result<Option<Order>, StoreError> {
+        // An event reaches its consumers through the stream, the bus and a queue, well
+        // after its write: the eventually consistent copy almost always has it already.
+        let copy =
+            crate::adapters::aws::read_item_with(&self.client, &self.table, order_key(id), false)
+                .await?
+                .as_ref()
+                .map(order_from_item)
+                .transpose()?;
+        match copy {
+            Some(order) if order.version >= version => Ok(Some(order)),
+            _ => self.get(id).await,
+        }
+    }
+
     async fn change_status(
         &self,
         id: &OrderId,

@@ -10,15 +10,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use time::OffsetDateTime;
 
-use super::order_item::{
-    Item, PK, SK, history_to_value, n, order_from_item, order_key, s, status_partition,
-};
+use super::order_item::{Item, PK, SK, history_to_value, n, s, status_partition};
 use super::orders::DynamoOrderStore;
 use super::shipment_item::{label_failure_to_value, shipments_to_value};
 use crate::adapters::aws::store_error;
@@ -112,40 +107,23 @@ impl ShipmentStore for DynamoOrderStore {
         // The version it was planned from: anything else changed it since, and the
         // plan is void (the caller plans again from the order this returns).
         let condition = "attribute_exists(PK) AND version = :seen";
-        if indexed.is_empty() {
-            return self
-                .update_order(&after.id, update, condition, HashMap::new(), values)
-                .await;
-        }
-        let order_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(order_key(&after.id)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().update(order_update).build()];
+        // The numbers' index items first, each an idempotent put, then the order alone:
+        // half what one transaction of both costs (a transaction writes every item
+        // twice). An index item whose order update is refused for good (the order moved
+        // on, say cancelled) stays behind pointing at a parcel the order never got; a
+        // carrier's report finds no such parcel on the order and changes nothing
+        // (`services::shipping`'s `carrier_report`), and the item holds no personal data.
         for tracked in indexed {
-            let put = Put::builder()
+            self.client
+                .put_item()
                 .table_name(&self.table)
                 .set_item(Some(tracking_item(&after.id, tracked)))
-                .build()
-                .map_err(|e| StoreError::Other(e.to_string()))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+                .send()
+                .await
+                .map_err(store_error)?;
         }
-        match crate::adapters::aws::transact(&self.client, items).await? {
-            Ok(()) => Ok(ChangeOutcome::Changed(Box::new(after.clone()))),
-            Err(cancelled) => match cancelled.refused(0) {
-                Some(reason) => {
-                    let current = reason.item().map(order_from_item).transpose()?;
-                    Ok(ChangeOutcome::Refused(current.map(Box::new)))
-                }
-                None => Err(cancelled.into_error()),
-            },
-        }
+        self.update_order(&after.id, update, condition, HashMap::new(), values)
+            .await
     }
 
     async fn find_tracking(

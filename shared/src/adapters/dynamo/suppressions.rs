@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::order_item::{Item, PK, SK, history_to_value, n, s};
 use super::orders::DynamoOrderStore;
-use crate::adapters::aws::{read_item, store_error};
+use crate::adapters::aws::{read_item_with, store_error};
 use crate::domain::Order;
 use crate::domain::suppression::{Suppression, SuppressionReason};
 use crate::domain::time::timestamp;
@@ -57,7 +57,11 @@ impl Suppressions for DynamoOrderStore {
     }
 
     async fn suppressed(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        let Some(item) = read_item(&self.client, &self.table, key(address)).await? else {
+        // Eventually consistent (half the read units): bounces and complaints reach the
+        // list seconds to minutes after the mail that caused them, so a second's lag in
+        // reading it changes nothing.
+        let Some(item) = read_item_with(&self.client, &self.table, key(address), false).await?
+        else {
             return Ok(None);
         };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
