@@ -167,12 +167,16 @@ bench: bootstrap ## Cold start, peak memory, size and DynamoDB requests per call
 # make load: the local stack under load and under faults (bench/src/load/). Builds orders-dev
 # with LOAD_PROFILE (release, the default: the workspace's fat LTO, a few minutes the first
 # time; dev: the debug build, no release build, the reduced form CI runs) and the driver,
-# which starts its own emulator (so that it can pause it) and orders-dev on free loopback
-# ports, runs LOAD_CLIENTS clients for LOAD_SECONDS, then the fault runs (the emulator
+# which starts its own emulator (so that it can pause it), localstripe, the Shippo stand-in
+# and orders-dev (make dev's Stripe and Shippo settings) on free loopback ports, runs
+# LOAD_CLIENTS clients taking orders through their whole life (paid by card or bank transfer, refunded,
+# shipped with labels, delivered, returned) for LOAD_SECONDS, then the fault runs (the emulator
 # stopped mid-load within LOAD_FAULT_SECONDS, a webhook receiver that hangs, a poison stream
 # record), checks that nothing was lost or doubled and writes its report (LOAD_OUT:
 # docs/load.md for release, a temporary file for dev). Exits non-zero if a check fails.
-# Not part of make test: it takes minutes. Reduced, about two minutes on a warm target:
+# Not part of make test: it takes minutes. Reduced (scripts/targets.sh runs it in make test),
+# one to four minutes on a warm target, the longer when a receive lost while the emulator
+# was stopped hides webhook messages for the queue's VisibilityTimeout:
 #   make load LOAD_PROFILE=dev LOAD_CLIENTS=2 LOAD_SECONDS=5 LOAD_FAULT_SECONDS=12
 LOAD_PROFILE ?= release
 LOAD_CLIENTS ?= 8

@@ -10,7 +10,8 @@
 Serve mode runs the same WSGI app as `moto_server` (moto/server.py) on a threaded werkzeug
 server, with two fixes that make moto's DynamoDB behave as DynamoDB does (scripts/emulator_moto.py:
 every DynamoDB and DynamoDB Streams request handled under a single lock, and a patch that keeps
-the table's stream alive after a cancelled transaction; the patch is only applied to the moto
+the table's stream alive after a cancelled transaction and copies a table once per transaction,
+not once per item; the patch is only applied to the moto
 version it was written for, the one requirements-dev.txt pins, and on any other the emulator
 refuses to start), and, outside the lock, the bench counters (scripts/emulator_bench.py:
 DynamoDB requests counted and timed at `/_bench/requests` and `/_bench/timings`, for

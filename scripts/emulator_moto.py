@@ -19,7 +19,11 @@ place. The copy carries a copy of the table's stream shard, so every shard itera
 handed out (the local stack's stream poller holds one) keeps reading the old shard, which never
 grows again: the event pipeline silently stops. The patch gives the restored table the live
 shard back, without the records of the writes it rolled back, and spares the copy of the
-stream's records (which also made every transaction slower as the stream grew).
+stream's records (which also made every transaction slower as the stream grew). It also
+takes that copy once per table and transaction: moto copies the whole table again for every
+item the transaction names (identical copies, all taken before the first write), so a
+transaction's cost grew with the table times its items, and a long run (make load's last
+phases) saw transactions hold the DynamoDB lock for seconds and every other call time out.
 
 The patch reaches into moto's internals (`DynamoDBBackend.transact_write_items`, `StreamShard`,
 `table.stream_shard`), so it is only applied to the moto version it was written and checked
@@ -136,6 +140,12 @@ def keep_streams_across_rollbacks() -> None:
     # deepcopy(table) keeps the shard itself (and so every iterator's view of it).
     StreamShard.__deepcopy__ = lambda self, memo: self
 
+    import copy
+    import types
+
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.table import Table
+
     cancel = DynamoDBBackend.transact_write_items
 
     def transact_write_items(self, transact_items):
@@ -144,6 +154,19 @@ def keep_streams_across_rollbacks() -> None:
             for name, table in self.tables.items()
             if table.stream_shard is not None
         }
+        # moto's backup of the tables, one copy per table however many items name it.
+        # (Requests to DynamoDB are served one at a time: nothing else uses the module's
+        # `copy` meanwhile.)
+        copies = {}
+
+        def deepcopy(obj, memo=None):
+            if not isinstance(obj, Table):
+                return copy.deepcopy(obj, memo)
+            if id(obj) not in copies:
+                copies[id(obj)] = copy.deepcopy(obj, memo)
+            return copies[id(obj)]
+
+        models.copy = types.SimpleNamespace(deepcopy=deepcopy)
         try:
             return cancel(self, transact_items)
         except Exception:
@@ -154,5 +177,7 @@ def keep_streams_across_rollbacks() -> None:
                     shard.table = restored
                     restored.stream_shard = shard
             raise
+        finally:
+            models.copy = copy
 
     DynamoDBBackend.transact_write_items = transact_write_items

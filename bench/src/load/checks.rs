@@ -16,10 +16,13 @@ use orders::domain::{Order, OrderId, OrderStatus};
 use orders::ports::IdempotencyKey;
 use serde_json::Value;
 
-use super::clients::{Placed, Sample, Traffic};
+use super::clients::{CONCURRENT_CHANGE, Placed, Sample, Traffic};
 use super::receivers::{Delivery, Healthy};
 use super::stack::{CART_LINES, INITIAL_STOCK, Stack};
 use crate::Error;
+
+/// While waiting for the pipeline, how often what it still misses is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
 /// One check's outcome, as the report lists it.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ impl Check {
 pub struct BusEvent {
     pub status: String,
     pub shipping_status: String,
+    /// When the change was made (`occurred_at`).
+    pub occurred_at: Option<std::time::SystemTime>,
 }
 
 /// One order's events on the bus: sequence → (times carried, the event).
@@ -71,6 +76,10 @@ pub struct Settled {
     /// How long an on-time change may take.
     pub on_time: Duration,
     pub stored: Stored,
+    /// The money and the goods (ledger.rs), waited for before the pipeline: how long,
+    /// and what was still not as the flows left it.
+    pub books_waited: Duration,
+    pub books_waiting_for: Vec<String>,
 }
 
 /// What the run has seen so far, across phases.
@@ -84,9 +93,20 @@ pub struct Observer {
     pub strays: Vec<String>,
     /// Orders whose reservation is as it must stay (read once, not again).
     reservations_settled: HashSet<String>,
+    /// When the healthy receiver's subscription was created: it gets the events that
+    /// occurred from then on.
+    webhooks_since: Option<std::time::SystemTime>,
 }
 
 impl Observer {
+    /// An observer of a run whose healthy receiver was subscribed at `since`.
+    pub fn with_webhooks_since(since: Option<std::time::SystemTime>) -> Observer {
+        Observer {
+            webhooks_since: since,
+            ..Observer::default()
+        }
+    }
+
     /// Takes what the catch-all queue holds into `bus`.
     async fn drain_bus(&mut self, stack: &Stack) -> Result<(), Error> {
         for body in stack.drain(&stack.catch_all).await? {
@@ -104,6 +124,7 @@ impl Observer {
                         .or_insert((
                             0,
                             BusEvent {
+                                occurred_at: system_time(&event.occurred_at),
                                 status: event.status,
                                 shipping_status: event.shipping_status,
                             },
@@ -114,6 +135,25 @@ impl Observer {
             }
         }
         Ok(())
+    }
+
+    /// Changes the bus carried (once each, any order's) that were made between `from`
+    /// and `to`.
+    pub fn changes_between(&self, from: std::time::SystemTime, to: std::time::SystemTime) -> usize {
+        self.bus
+            .values()
+            .flat_map(|events| events.values())
+            .filter(|(_, e)| e.occurred_at.is_some_and(|at| at >= from && at <= to))
+            .count()
+    }
+
+    /// Whether `event` occurred (by its `occurred_at`) before the healthy receiver's
+    /// subscription was created, so that it is not sent there.
+    pub fn before_webhooks(&self, event: &BusEvent) -> bool {
+        event
+            .occurred_at
+            .zip(self.webhooks_since)
+            .is_some_and(|(at, since)| at < since)
     }
 
     /// The events of one order the bus carried, by sequence.
@@ -136,6 +176,7 @@ impl Observer {
     ) -> Result<Settled, Error> {
         let started = Instant::now();
         let mut overdue: Option<Vec<String>> = None;
+        let mut next_report = started + PROGRESS_EVERY;
         loop {
             self.drain_bus(stack).await?;
             let mut waiting_for = self.waiting_for_events(placed, &healthy.deliveries());
@@ -165,7 +206,18 @@ impl Observer {
                     late,
                     on_time,
                     stored,
+                    books_waited: Duration::ZERO,
+                    books_waiting_for: Vec::new(),
                 });
+            }
+            if Instant::now() >= next_report {
+                next_report += PROGRESS_EVERY;
+                eprintln!(
+                    "load:   after {:.0} s the pipeline is still missing {} thing(s){}",
+                    started.elapsed().as_secs_f64(),
+                    waiting_for.len(),
+                    first_few(&waiting_for)
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -194,7 +246,8 @@ impl Observer {
             } else if event.status == "confirmed" && event.shipping_status == "not_started" {
                 waiting.push(format!("{}: awaiting fulfillment", order.order_id));
             }
-            for sequence in events.keys() {
+            // One stamped before the subscription never comes: the webhook check names it.
+            for (sequence, _) in events.iter().filter(|(_, (_, e))| !self.before_webhooks(e)) {
                 let id = format!("{}:{sequence}", order.order_id);
                 if !delivered.contains(id.as_str()) {
                     waiting.push(format!("{id}: not at the webhook receiver"));
@@ -239,6 +292,14 @@ impl Observer {
         }
         Ok(waiting)
     }
+}
+
+/// An RFC 3339 timestamp as a point in time.
+pub fn system_time(text: &str) -> Option<std::time::SystemTime> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(std::time::SystemTime::from)
 }
 
 /// Every order ever confirmed holds a reservation until it is cancelled, which
@@ -463,7 +524,10 @@ pub fn events_per_change(
 }
 
 /// The healthy receiver got every event of these orders, correctly signed; `exactly`
-/// also refuses one delivered twice.
+/// also refuses one delivered twice. A missing event that occurred (by its
+/// `occurred_at`) before the subscription was created is named apart: the product does not
+/// send a subscription what happened before it existed, and stamps a payment's change
+/// with the time Stripe created its event, in whole seconds.
 pub fn webhooks_once(
     traffic: &Traffic,
     observer: &Observer,
@@ -477,12 +541,24 @@ pub fn webhooks_once(
         unsigned += usize::from(!delivery.signed);
     }
     let (mut expected, mut missing, mut duplicates) = (0, Vec::new(), 0);
+    let mut older = 0;
     for order in &traffic.placed {
-        for sequence in observer.events_of(&order.order_id).keys() {
+        for (sequence, (_, event)) in observer.events_of(&order.order_id) {
             expected += 1;
             let id = format!("{}:{sequence}", order.order_id);
             match received.get(id.as_str()) {
-                None => missing.push(id),
+                None => {
+                    let before = observer.before_webhooks(event);
+                    older += usize::from(before);
+                    missing.push(if before {
+                        format!(
+                            "{id} ({}, occurred_at before the subscription's created_at)",
+                            event.status
+                        )
+                    } else {
+                        id
+                    });
+                }
                 Some(n) => duplicates += n - 1,
             }
         }
@@ -496,7 +572,7 @@ pub fn webhooks_once(
         },
         passed,
         format!(
-            "{expected} events, {} missing, {duplicates} duplicate(s), {unsigned} badly signed (all phases){}",
+            "{expected} events, {} missing ({older} of them stamped before the subscription was created), {duplicates} duplicate(s), {unsigned} badly signed (all phases){}",
             missing.len(),
             first_few(&missing)
         ),
@@ -537,24 +613,44 @@ pub fn no_5xx(traffic: &Traffic) -> Vec<Check> {
 }
 
 /// Every answer was the one the flow expected, besides those `excused`.
+/// A 409 `concurrent_change` (the order changed between the API's read and its write;
+/// the client sent the request again) is retryable, so not unexpected: counted apart.
 pub fn expected_answers(traffic: &Traffic, excused: impl Fn(&Sample) -> bool) -> Check {
+    let raced = |s: &Sample| s.status == 409 && s.code.as_deref() == Some(CONCURRENT_CHANGE);
     let unexpected: Vec<String> = traffic
         .samples
         .iter()
-        .filter(|s| !s.expected && !excused(s))
+        .filter(|s| !s.expected && !excused(s) && !raced(s))
         .map(answer)
+        .collect();
+    let retried: Vec<String> = traffic
+        .samples
+        .iter()
+        .filter(|s| raced(s))
+        .map(|s| s.endpoint.to_string())
         .collect();
     Check::new(
         "every other answer is the expected one (201 create, 200 otherwise)",
         unexpected.is_empty(),
-        format!("{} unexpected{}", unexpected.len(), first_few(&unexpected)),
+        format!(
+            "{} unexpected{}; {} answered 409 concurrent_change and sent again (retryable){}",
+            unexpected.len(),
+            first_few(&unexpected),
+            retried.len(),
+            first_few(&retried)
+        ),
     )
 }
 
 /// Stock is conserved: what is on hand plus what live reservations took from the
-/// count is what was stocked, per product. (Units a shipped order took beyond the
-/// count are oversold: never in the count, they are listed, not added.)
-pub async fn stock_conserved(stack: &Stack, stored: &Stored) -> Result<Check, Error> {
+/// count is what was stocked plus what returns put back, per product. (Units a shipped
+/// order took beyond the count are oversold: never in the count, they are listed, not
+/// added.)
+pub async fn stock_conserved(
+    stack: &Stack,
+    stored: &Stored,
+    returned: &BTreeMap<&str, u64>,
+) -> Result<Check, Error> {
     let mut held: BTreeMap<String, u64> = BTreeMap::new();
     for order in stored.orders.values() {
         if let Some(reservation) = stack.inventory.reservation(&order.id).await?
@@ -572,14 +668,15 @@ pub async fn stock_conserved(stack: &Stack, stored: &Stored) -> Result<Check, Er
         let available = stack.inventory.available(product).await?.unwrap_or(0);
         let reserved = held.get(*product).copied().unwrap_or(0);
         let oversold = stack.inventory.oversold(product).await?;
-        passed &= available + reserved == INITIAL_STOCK;
+        let back = returned.get(*product).copied().unwrap_or(0);
+        passed &= available + reserved == INITIAL_STOCK + back;
         parts.push(format!(
-            "{product}: {available} on hand + {reserved} reserved = {} (stocked {INITIAL_STOCK}; {oversold} oversold)",
+            "{product}: {available} on hand + {reserved} reserved = {} (stocked {INITIAL_STOCK} + {back} returned; {oversold} oversold)",
             available + reserved
         ));
     }
     Ok(Check::new(
-        "stock is conserved (on hand + reserved = stocked)",
+        "stock is conserved (on hand + reserved = stocked + returned)",
         passed,
         parts.join("; "),
     ))

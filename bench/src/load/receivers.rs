@@ -156,6 +156,8 @@ pub struct Subscriptions {
 pub struct Subscription {
     pub id: String,
     pub secret: String,
+    /// Its `created_at`: it gets the events that occurred from then on.
+    pub created_at: Option<SystemTime>,
 }
 
 impl Subscriptions {
@@ -187,6 +189,7 @@ impl Subscriptions {
         Ok(Subscription {
             id: field("id"),
             secret: field("secret"),
+            created_at: super::checks::system_time(&field("created_at")),
         })
     }
 

@@ -24,6 +24,8 @@ pub struct Phase {
     pub webhook_lag_ms: Vec<f64>,
     /// Deliveries to the healthy receiver during the window, per second.
     pub webhooks_per_second: f64,
+    /// Changes made during the window that the bus carried, per second.
+    pub events_per_second: f64,
     /// Figures particular to the phase (the fault's, mostly).
     pub notes: Vec<String>,
     pub checks: Vec<Check>,
@@ -124,9 +126,11 @@ pub fn render(
         out,
         "Measured {} on {} CPUs ({}), load average before the run {}, with `{}`: {} clients, \
          loopback only, against `orders-dev` (the process `make dev` runs: every handler, and the \
-         event pipeline in-process) {profile}, and scripts/emulator.py (moto; DynamoDB requests \
-         serialised) started by the run itself. The load driver (bench/src/load/, a debug build) \
-         shares the CPUs with both.\n",
+         event pipeline in-process, with `make dev`'s Stripe, Shippo and mail settings) \
+         {profile}, scripts/emulator.py (moto: DynamoDB requests serialised, SES, SQS, \
+         EventBridge), localstripe (scripts/stripe_standin.py) and the Shippo stand-in \
+         (scripts/shippo_standin.py), all started by the run itself. The load driver \
+         (bench/src/load/, a debug build) shares the CPUs with them.\n",
         context.date,
         context.cpus,
         context.cpu_model,
@@ -136,11 +140,36 @@ pub fn render(
     );
     let _ = writeln!(
         out,
-        "Each client is a customer with its own carts and keep-alive connection; it loops: \
-         create an order (`Idempotency-Key`), read it, then one of five paths — cancel it \
-         (owner); confirm (admin) and cancel (admin); confirm, ship, deliver; confirm, ship; \
-         confirm — then read its history and list its orders. A 503 is retried after its \
-         `Retry-After`, a create with the same key.\n"
+        "Each client is a customer (its token carries its email) with its own carts and \
+         keep-alive connection; it loops: create an order (`Idempotency-Key`), read it, then \
+         one of seven paths, in turn — \
+         **returned** (twice in the turn): paid by card at localstripe as Stripe.js would \
+         (card, confirm) and confirmed by Stripe's webhook, shipped with a Shippo label \
+         (`POST …/shipments`) once fulfillment has reserved the stock, delivered by the \
+         carrier's report (the Shippo stand-in's tracking control, then its `track_updated` \
+         webhook), invoice read, one cable returned (`POST …/returns` by the owner, approved \
+         with a return label by an admin, carried back by the carrier's report, received by \
+         the warehouse with `restock`: refunded 10.00 at Stripe), credit note read; \
+         **paid, cancelled**: paid, then cancelled by an admin, which refunds it in full; \
+         **labelled**: paid, shipped with a label, delivered by the carrier, invoice read as \
+         JSON and as PDF; **partly refunded**: paid, refunded 25.00 by an admin \
+         (`POST …/refunds`), shipped and delivered through the status route, invoice and \
+         credit note read; by bank transfer, **owner cancelled** while pending, \
+         **confirmed, cancelled** (admin, admin), and **delivered** (admin confirms, \
+         fulfillment ships and delivers through the status route), invoice read — then \
+         read its history and list its orders. What is asynchronous (the payment's webhook, \
+         the reservation, the carrier's report reaching the order, an invoice or credit \
+         note being issued) is polled every 0.5 s with a deadline (`wait: …` rows, \
+         `invoice` answered 404 until issued); a payment not confirmed 15 s after the charge \
+         gets Stripe's event again from the driver, and a carrier report not answered 2xx is \
+         sent again, as Stripe and Shippo retry (localstripe and the stand-in send once). A \
+         503 is retried after its `Retry-After`, and a 409 `concurrent_change` (the order \
+         changed between the API's read and its write: \"retry\", says the OpenAPI document) \
+         after 0.5 s, with the same `Idempotency-Key`; a label request answered 409 \
+         `label_in_progress` (another attempt's claim on the purchase) is sent again every \
+         2 s until its step's deadline. Requests \
+         to the stand-ins (`localstripe: …`, `Shippo stand-in: …`) are the clients' too, \
+         and counted in the requests.\n"
     );
 
     let passed = phases
@@ -155,11 +184,12 @@ pub fn render(
     let _ = writeln!(out, "## Throughput\n");
     let _ = writeln!(
         out,
-        "| phase | window s | requests | requests/s | orders | orders/s | 5xx | webhooks delivered/s | webhook lag p50 / p99 / max ms | pipeline caught up after s | CPU % emulator / orders-dev / driver |"
+        "| phase | window s | requests | requests/s | orders | orders/s | 5xx | events/s on the bus | webhooks delivered/s | webhook lag p50 / p99 / max ms | caught up after s (books + pipeline) | CPU % {} |",
+        super::stack::PROCESSES.join(" / ")
     );
     let _ = writeln!(
         out,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
     );
     for phase in phases {
         let t = &phase.traffic;
@@ -167,7 +197,7 @@ pub fn render(
         let lag = sorted(phase.webhook_lag_ms.clone());
         let _ = writeln!(
             out,
-            "| {}{} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {:.0} / {:.0} / {:.0} | {:.1} | {} |",
+            "| {}{} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {:.1} | {:.0} / {:.0} / {:.0} | {:.1} | {} |",
             phase.title,
             if t.capped { " (ran out of carts)" } else { "" },
             seconds,
@@ -176,6 +206,7 @@ pub fn render(
             t.placed.len(),
             t.placed.len() as f64 / seconds,
             t.samples.iter().filter(|s| s.status >= 500).count(),
+            phase.events_per_second,
             phase.webhooks_per_second,
             percentile(&lag, 50.0),
             percentile(&lag, 99.0),
@@ -191,20 +222,28 @@ pub fn render(
     let _ = writeln!(
         out,
         "\nWindow: from the first request to the last answer (each client finishes the order it \
-         is on). Webhooks delivered/s: what the healthy receiver got during the window (any \
-         phase's events). Webhook lag: its arrival time minus the event's `occurred_at`, over \
-         the phase's events. CPU: the share of one CPU each process used \
-         over the window (the emulator is one Python process: near 100 % it is the limit).\n"
+         is on, to its end). Requests: every request of the clients, to the API and to the \
+         stand-ins, polls included. Events/s on the bus: the changes made during the window \
+         (any phase's orders: one event each, every change of an order) that the bus \
+         carried, per second of the window — the pipeline's throughput. Webhooks delivered/s: \
+         what the healthy receiver got during the window (any phase's events). Webhook lag: \
+         its arrival time minus the event's `occurred_at`, over the phase's events (a \
+         payment's change is stamped with its Stripe event's `created`, in whole seconds: up \
+         to 1 s early, so its lag reads up to 1 s long). Caught \
+         up after: from the end of the window until the refunds, credit notes and invoices \
+         were all there, then every change on the bus and at the receiver. CPU: the share \
+         of one CPU each process used over the window (the emulator is one Python process: \
+         near 100 % it is the limit).\n"
     );
+    whole_run_table(&mut out, phases);
 
     for phase in phases {
         let _ = writeln!(out, "## {}\n\n{}\n", capitalised(phase.title), phase.about);
+        let _ = writeln!(out, "- {}", paths_taken(&phase.traffic));
         for note in &phase.notes {
             let _ = writeln!(out, "- {note}");
         }
-        if !phase.notes.is_empty() {
-            let _ = writeln!(out);
-        }
+        let _ = writeln!(out);
         latency_table(&mut out, &phase.traffic.samples);
         emulator_table(&mut out, &phase.emulator);
         let _ = writeln!(out, "Checks:\n");
@@ -233,10 +272,14 @@ pub fn render(
          claim's lease); only what is missing after that is lost, and fails.\n\n\
          It builds `orders-dev` with `cargo build --release -p orders-dev` (the workspace profile, \
          fat LTO: a few minutes the first time) and the driver `load` (bench/src/load/), which \
-         starts its own scripts/emulator.py on a free loopback port (so that it can pause it) \
-         and `orders-dev` on another, seeds carts and stock, subscribes a catch-all queue to the \
-         bus and a webhook receiver of its own, runs the phases above, checks, and overwrites \
-         this file. It exits non-zero if a check fails. Everything is bounded: the carts seeded \
+         starts its own scripts/emulator.py on a free loopback port (so that it can pause it), \
+         localstripe and the Shippo stand-in on others, and `orders-dev` on another with `make \
+         dev`'s settings for them (STRIPE_API_BASE and the local Stripe keys, SHIPPO_API_URL, \
+         SHIPPO_API_TOKEN, SHIPPO_WEBHOOK_TOKEN, SHIPPO_ADDRESS_FROM; mail through SES on the \
+         emulator from local mode's sender), registers localstripe's and the stand-in's \
+         webhooks to it as scripts/dev.sh does, seeds carts and stock, subscribes a catch-all \
+         queue to the bus and a webhook receiver of its own, runs the phases above, checks, \
+         and overwrites this file; every process it started is killed at its end. It exits non-zero if a check fails. Everything is bounded: the carts seeded \
          (`--max-orders`), each phase's window, every wait (a deadline, polling), and the whole \
          run (`--deadline`). The figures depend on the machine and its load: compare phases of \
          one run, not runs."
@@ -281,7 +324,12 @@ fn latency_table(out: &mut String, samples: &[Sample]) {
         "| API endpoint | requests | answers | p50 ms | p99 ms | max ms |"
     );
     let _ = writeln!(out, "| --- | ---: | --- | ---: | ---: | ---: |");
-    for endpoint in ENDPOINT_ORDER {
+    let others = by_endpoint
+        .keys()
+        .filter(|e| !ENDPOINT_ORDER.contains(*e))
+        .copied();
+    let rows: Vec<&str> = ENDPOINT_ORDER.iter().copied().chain(others).collect();
+    for endpoint in rows {
         let Some(samples) = by_endpoint.get(endpoint) else {
             continue;
         };
@@ -309,9 +357,67 @@ fn latency_table(out: &mut String, samples: &[Sample]) {
     let _ = writeln!(out);
 }
 
-const ENDPOINT_ORDER: [&str; 8] = [
-    "create", "get", "confirm", "ship", "deliver", "cancel", "history", "list",
+/// The rows of the latency tables, in the order of an order's life: the API's
+/// endpoints, the clients' waits, then the stand-ins. (Anything else follows.)
+const ENDPOINT_ORDER: [&str; 25] = [
+    "create",
+    "get",
+    "confirm",
+    "ship",
+    "deliver",
+    "cancel",
+    "refund",
+    "ship with label",
+    "return",
+    "approve return",
+    "receive return",
+    "invoice",
+    "invoice pdf",
+    "credit notes",
+    "history",
+    "list",
+    "Stripe webhook (resent)",
+    "wait: paid",
+    "wait: reserved",
+    "wait: delivered",
+    "wait: return delivered",
+    "localstripe: card",
+    "localstripe: confirm",
+    "localstripe: events",
+    "Shippo stand-in: carrier report",
 ];
+
+/// How many orders took each path, and what the driver sent again for them.
+fn paths_taken(traffic: &Traffic) -> String {
+    let mut paths: BTreeMap<String, usize> = BTreeMap::new();
+    for order in &traffic.placed {
+        *paths.entry(format!("{:?}", order.path)).or_default() += 1;
+    }
+    let paths: Vec<String> = paths.iter().map(|(p, n)| format!("{p} ×{n}")).collect();
+    let stripe: u32 = traffic.placed.iter().map(|o| o.stripe_resends).sum();
+    let shippo: u32 = traffic.placed.iter().map(|o| o.shippo_resends).sum();
+    format!(
+        "Orders by path: {}. Stripe events the driver sent again (Stripe's retry): {stripe}; \
+         carrier reports sent again (Shippo's retry): {shippo}.",
+        paths.join(", ")
+    )
+}
+
+/// One latency table over every phase but the one with the emulator stopped: more
+/// requests per endpoint, for steadier percentiles.
+fn whole_run_table(out: &mut String, phases: &[Phase]) {
+    let samples: Vec<Sample> = phases
+        .iter()
+        .filter(|p| p.title != "emulator stopped")
+        .flat_map(|p| p.traffic.samples.iter().cloned())
+        .collect();
+    let _ = writeln!(
+        out,
+        "Every request of the phases without the emulator stopped (steady load, hanging \
+         webhook receiver, poison record), together:\n"
+    );
+    latency_table(out, &samples);
+}
 
 /// Per DynamoDB operation, the emulator's own durations (scripts/emulator_bench.py).
 fn emulator_table(out: &mut String, timings: &Value) {

@@ -1,9 +1,11 @@
 //! The system under load: our own emulator (scripts/emulator.py, so that we can pause
-//! it) and the local stack (`orders-dev`, the process `make dev` runs) as child
-//! processes, plus what the run adds to them: carts, stock, a catch-all queue on the
-//! bus, and SDK clients for the checks.
+//! it), the provider stand-ins `make dev` runs (localstripe for Stripe, the Shippo
+//! stand-in) and the local stack (`orders-dev`, the process `make dev` runs, with
+//! `make dev`'s Stripe and Shippo settings) as child processes, plus what the run adds
+//! to them: carts, stock, the stand-ins' webhooks pointed at orders-dev, a catch-all
+//! queue on the bus, and SDK clients for the checks.
 //!
-//! Both children die with this process: their handles kill them when dropped (end of
+//! Every child dies with this process: their handles kill them when dropped (end of
 //! the run, an error, a panic, Ctrl-C), and the kernel kills them if this process is
 //! killed outright (PR_SET_PDEATHSIG), even while the emulator is stopped.
 
@@ -35,6 +37,11 @@ const CATCH_ALL_QUEUE: &str = "LoadEveryEvent";
 /// The HS256 secret the stack verifies tokens with: the test harness's, which its
 /// `token()` signs with.
 pub const JWT_SECRET: &str = orders_tests::SECRET;
+/// `make dev`'s Shippo settings (scripts/dev.sh): any `shippo_test_` token, the token
+/// Shippo's webhooks carry in their URL, and the warehouse parcels leave from.
+pub const SHIPPO_API_TOKEN: &str = "shippo_test_orders_local_dev";
+pub const SHIPPO_WEBHOOK_TOKEN: &str = "orders-local-shippo-webhook";
+const SHIPPO_ADDRESS_FROM: &str = r#"{"name": "Orders Warehouse", "street1": "215 Clayton St.", "city": "San Francisco", "state": "CA", "zip": "94117", "country": "US"}"#;
 
 /// A child process that is killed (and reaped) when dropped.
 pub struct ChildProcess {
@@ -165,9 +172,81 @@ impl Emulator {
     }
 }
 
+/// A provider stand-in of `make dev` (scripts/stripe_standin.py, scripts/shippo_standin.py),
+/// started as scripts/with-emulator.sh starts them: port 0, the URL it bound written to
+/// a ready file, and `--wait` to know when it answers.
+pub struct StandIn {
+    process: ChildProcess,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl StandIn {
+    /// localstripe, which orders-dev's payments talk to.
+    pub fn stripe(root: &Path, work: &Path) -> Result<StandIn, Error> {
+        StandIn::start("localstripe", "stripe_standin.py", root, work)
+    }
+
+    /// The Shippo stand-in: labels, tracking, and the carrier's reports (its control
+    /// routes).
+    pub fn shippo(root: &Path, work: &Path) -> Result<StandIn, Error> {
+        StandIn::start("the Shippo stand-in", "shippo_standin.py", root, work)
+    }
+
+    fn start(name: &'static str, script: &str, root: &Path, work: &Path) -> Result<StandIn, Error> {
+        let python = root.join(".venv/bin/python");
+        let script = root.join("scripts").join(script);
+        let stem = script
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("standin")
+            .to_string();
+        let ready = work.join(format!("{stem}.url"));
+        let log = work.join(format!("{stem}.log"));
+        let output = std::fs::File::create(&log)?;
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .args(["--port", "0", "--exit-with-parent", "--ready-file"])
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output);
+        let process = ChildProcess::spawn(name, command)?;
+        let waited = Command::new(&python)
+            .arg(&script)
+            .arg("--wait")
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(["--pid", &process.pid().to_string(), "--timeout", "30"])
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !waited.status.success() {
+            return Err(format!("{name} did not start (see {})", log.display()).into());
+        }
+        let url = String::from_utf8(waited.stdout)?.trim().to_string();
+        Ok(StandIn { process, url, log })
+    }
+
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.process.cpu_seconds()
+    }
+}
+
+/// The processes whose CPU the report shows, in this order.
+pub const PROCESSES: [&str; 5] = [
+    "emulator",
+    "orders-dev",
+    "load driver",
+    "localstripe",
+    "Shippo stand-in",
+];
+
 /// The local stack as `make dev` runs it (the orders-dev binary), on a free port.
 pub struct Stack {
     pub emulator: Emulator,
+    pub stripe: StandIn,
+    pub shippo: StandIn,
     dev: ChildProcess,
     pub api: String,
     pub dev_log: PathBuf,
@@ -183,10 +262,13 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts orders-dev against `emulator` and waits until it answers `/health`, which
-    /// it does once its tables, queues, bus and rules exist and its pipeline runs.
+    /// Starts orders-dev against `emulator` and the stand-ins, with the settings `make
+    /// dev` gives it (scripts/dev.sh), and waits until it answers `/health`, which it
+    /// does once its tables, queues, bus and rules exist and its pipeline runs; then
+    /// points the stand-ins' webhooks at it, as `make dev` does.
     pub async fn start(
         emulator: Emulator,
+        (stripe, shippo): (StandIn, StandIn),
         dev_binary: &Path,
         root: &Path,
         work: &Path,
@@ -213,6 +295,26 @@ impl Stack {
             // On, as deployed (every create a transaction), but out of the clients' reach.
             .env("ORDER_CREATE_LIMIT", "1000000/60")
             .env("ORDERS_TEMPLATE", root.join("template.yaml"))
+            // Payments by card at localstripe, with the local keys.
+            .env("STRIPE_API_BASE", &stripe.url)
+            .env(
+                "STRIPE_SECRET_KEY",
+                orders_dev::local::DEV_STRIPE_SECRET_KEY,
+            )
+            .env(
+                "STRIPE_WEBHOOK_SECRET",
+                orders_dev::local::DEV_STRIPE_WEBHOOK_SECRET,
+            )
+            // Labels and tracking at the Shippo stand-in.
+            .env("SHIPPO_API_URL", &shippo.url)
+            .env("SHIPPO_API_TOKEN", SHIPPO_API_TOKEN)
+            .env("SHIPPO_WEBHOOK_TOKEN", SHIPPO_WEBHOOK_TOKEN)
+            .env("SHIPPO_ADDRESS_FROM", SHIPPO_ADDRESS_FROM)
+            // Email through SES on the emulator from the local sender, invoices from the
+            // local seller: local mode's defaults, as in make dev.
+            .env_remove("MAIL_FROM")
+            .env_remove("MAIL_PROVIDER")
+            .env_remove("INVOICE_SELLER")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -240,6 +342,8 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let mut stack = Stack {
             emulator,
+            stripe,
+            shippo,
             dev,
             api,
             dev_log,
@@ -252,6 +356,7 @@ impl Stack {
             operation_timeout,
         };
         stack.wait_until_healthy(Duration::from_secs(60)).await?;
+        stack.register_webhooks().await?;
         stack.publisher_failures = stack.queue_url("PublisherFailures").await?;
         for name in ["FulfillmentDeadLetters", "WebhookDeadLetters"] {
             let url = stack.queue_url(name).await?;
@@ -296,17 +401,62 @@ impl Stack {
         }
     }
 
+    /// As scripts/dev.sh does once the API answers: localstripe signs and sends its
+    /// payment events to orders-dev's Stripe webhook, and the Shippo stand-in its
+    /// `track_updated` to orders-dev's Shippo webhook (the token in the URL).
+    async fn register_webhooks(&self) -> Result<(), Error> {
+        let http = reqwest::Client::new();
+        let form = form(&[
+            ("url", &format!("{}/api/payments/stripe/webhook", self.api)),
+            ("secret", orders_dev::local::DEV_STRIPE_WEBHOOK_SECRET),
+            ("events[]", "payment_intent.succeeded"),
+            ("events[]", "payment_intent.payment_failed"),
+        ])?;
+        let stripe = http
+            .post(format!("{}/_config/webhooks/load", self.stripe.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await?;
+        if !stripe.status().is_success() {
+            return Err(format!("localstripe refused the webhook: {}", stripe.status()).into());
+        }
+        let hook = json!({
+            "id": "load",
+            "url": format!(
+                "{}/api/shipping/shippo/webhook?token={SHIPPO_WEBHOOK_TOKEN}",
+                self.api
+            ),
+        });
+        let shippo = http
+            .post(format!("{}/_control/webhooks", self.shippo.url))
+            .header("content-type", "application/json")
+            .body(hook.to_string())
+            .send()
+            .await?;
+        if !shippo.status().is_success() {
+            return Err(format!(
+                "the Shippo stand-in refused the webhook: {}",
+                shippo.status()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     /// `None` while orders-dev runs; its exit status if it has ended.
     pub fn dev_exited(&mut self) -> Option<std::process::ExitStatus> {
         self.dev.exited()
     }
 
-    /// CPU seconds used so far by the emulator, orders-dev and this process.
-    pub fn cpu_seconds(&self) -> [Option<f64>; 3] {
+    /// CPU seconds used so far by each of [`PROCESSES`].
+    pub fn cpu_seconds(&self) -> [Option<f64>; PROCESSES.len()] {
         [
             self.emulator.cpu_seconds(),
             self.dev.cpu_seconds(),
             cpu_seconds("/proc/self/stat"),
+            self.stripe.cpu_seconds(),
+            self.shippo.cpu_seconds(),
         ]
     }
 
@@ -435,6 +585,13 @@ impl Stack {
             }
         }
     }
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body (Stripe's API takes forms).
+pub fn form(pairs: &[(&str, &str)]) -> Result<String, Error> {
+    let mut url = reqwest::Url::parse("http://form.invalid/")?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Ok(url.query().unwrap_or_default().to_string())
 }
 
 /// CPU time (user + system) of the process whose `stat` file is `path`, in seconds.
