@@ -396,21 +396,10 @@ impl Requests {
     }
 
     async fn all(&self) -> Vec<String> {
-        let url = format!(
-            "{}/_bench/requests",
-            std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (the emulator)")
-        );
-        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-        answer["requests"]
-            .as_array()
-            .unwrap()
+        let tables: Vec<&str> = self.tables.iter().map(String::as_str).collect();
+        requests_naming(&tables)
+            .await
             .iter()
-            .filter(|r| {
-                r["tables"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().any(|t| self.tables.iter().any(|m| t == m)))
-            })
             .map(|r| {
                 let target = r["target"].as_str().unwrap_or_default();
                 let operation = target.rsplit('.').next().unwrap_or(target);
@@ -451,6 +440,29 @@ impl Requests {
     async fn skip(&mut self) {
         self.seen = self.all().await.len();
     }
+}
+
+/// The DynamoDB requests naming any of `tables` that the emulator has counted so far
+/// (scripts/emulator_bench.py, `/_bench/requests`), oldest first, as it recorded them.
+pub async fn requests_naming(tables: &[&str]) -> Vec<serde_json::Value> {
+    let url = format!(
+        "{}/_bench/requests",
+        std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (the emulator)")
+    );
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let mut answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let records = answer["requests"].take();
+    let serde_json::Value::Array(records) = records else {
+        panic!("the emulator's request log is not a list: {text}");
+    };
+    records
+        .into_iter()
+        .filter(|r| {
+            r["tables"]
+                .as_array()
+                .is_some_and(|named| named.iter().any(|t| tables.iter().any(|m| t == m)))
+        })
+        .collect()
 }
 
 /// The rows of docs/cost.md's requests-per-step table: step -> requests.

@@ -860,21 +860,9 @@ async fn the_expiry_sweep_cancels_only_card_orders_left_unpaid_past_the_ttl() {
 /// The DynamoDB requests naming this test's table that the emulator has counted so
 /// far (scripts/emulator_bench.py), by operation, in order.
 async fn requests_on(table: &str) -> Vec<String> {
-    let url = format!(
-        "{}/_bench/requests",
-        std::env::var("AWS_ENDPOINT_URL").unwrap()
-    );
-    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    let answer: Value = serde_json::from_str(&text).unwrap();
-    answer["requests"]
-        .as_array()
-        .unwrap()
+    super::costs::requests_naming(&[table])
+        .await
         .iter()
-        .filter(|r| {
-            r["tables"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == table))
-        })
         .filter_map(|r| r["target"].as_str())
         .map(|t| t.rsplit('.').next().unwrap_or(t).to_string())
         .collect()
